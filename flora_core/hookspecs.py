@@ -1,0 +1,55 @@
+"""Every hook flora offers. Built-in capabilities use these same hooks.
+
+Capability hooks take a ``register`` callable: the plugin calls
+``register(thing, ...)`` and the host validates the thing, rejects duplicates
+and records which plugin supplied it (see ``flora_core.plugins``).
+"""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("flora")
+
+
+@hookspec
+def flora_register_ops(register):
+    """Register ops callable from scripts: ``register(name, async_fn)``; ``async_fn(ctx, args)``."""
+
+
+@hookspec
+def flora_register_js_sources(register):
+    """Register JavaScript loaded into every isolate before the guild's script: ``register(name, source, order=100)``."""
+
+
+@hookspec(firstresult=True)
+def flora_storage_backend(url, config):
+    """Return a ``Database`` for the ``DATABASE_URL`` ``url`` if this plugin serves its scheme, else ``None``."""
+
+
+@hookspec
+def flora_register_event_sources(register):
+    """Register an event source factory: ``register(name, factory)``; ``factory(config)`` returns an object with ``async start(emit)`` and ``async stop()``."""
+
+
+@hookspec
+def flora_register_blueprints(register):
+    """Register Flask blueprints served by the HTTP API: ``register(blueprint)``."""
+
+
+@hookspec
+def flora_register_commands(cli):
+    """Add click commands to the ``flora`` command group ``cli``."""
+
+
+@hookspec
+def flora_startup(runtime):
+    """Called in the supervisor once the runtime is up."""
+
+
+@hookspec
+def flora_shutdown(runtime):
+    """Called in the supervisor before the runtime stops."""
+
+
+@hookspec
+def flora_deployment_changed(guild_id, revision):
+    """Called in the supervisor after a guild's script was (re)deployed; ``revision`` is a dict."""

@@ -1,0 +1,130 @@
+"""Relational storage: deployments and revisions, API tokens, guild logs.
+
+One schema with plain SQL migrations per dialect (``migrations/<dialect>``).
+Which database serves ``DATABASE_URL`` is chosen by the
+``flora_storage_backend`` hook; SQLite is the built-in fallback.
+Queries are written with ``?`` placeholders; backends translate them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from importlib import resources
+from typing import Any, Iterator
+
+log = logging.getLogger("flora.storage")
+
+
+class StorageError(Exception):
+    """The database could not be opened or a migration failed."""
+
+
+def utcnow() -> str:
+    """RFC 3339 timestamp with microseconds; sorts as text."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+class Database:
+    """A small DB-API wrapper; subclasses set ``dialect`` and ``connect()``."""
+
+    dialect = "sqlite"
+
+    def connection(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _sql(self, sql: str) -> str:
+        return sql
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        conn = self.connection()
+        try:
+            cur = conn.cursor()
+            yield _Cursor(cur, self)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            self.release(conn)
+
+    def release(self, conn) -> None:
+        pass
+
+    def execute(self, sql: str, params: tuple = ()) -> int:
+        with self.transaction() as cur:
+            cur.execute(sql, params)
+            return cur.rowcount
+
+    def fetchone(self, sql: str, params: tuple = ()) -> dict | None:
+        with self.transaction() as cur:
+            cur.execute(sql, params)
+            return cur.fetchone()
+
+    def fetchall(self, sql: str, params: tuple = ()) -> list[dict]:
+        with self.transaction() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+    def migrate(self) -> None:
+        with self.transaction() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        done = {r["version"] for r in self.fetchall("SELECT version FROM schema_migrations")}
+        folder = resources.files("flora_core.storage").joinpath("migrations", self.dialect)
+        for item in sorted(folder.iterdir(), key=lambda p: p.name):
+            if not item.name.endswith(".sql") or item.name in done:
+                continue
+            script = item.read_text(encoding="utf-8")
+            try:
+                with self.transaction() as cur:
+                    for statement in (s.strip() for s in script.split(";")):
+                        if statement:
+                            cur.execute(statement)
+                    cur.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (item.name, utcnow()))
+            except Exception as exc:
+                raise StorageError(f"migration {item.name} failed: {exc}") from exc
+            log.info("applied migration %s", item.name)
+
+    def close(self) -> None:
+        pass
+
+
+class _Cursor:
+    """Cursor that takes ``?`` placeholders and returns rows as dicts."""
+
+    def __init__(self, cur, db: Database):
+        self._cur = cur
+        self._db = db
+
+    def execute(self, sql: str, params: tuple = ()) -> None:
+        self._cur.execute(self._db._sql(sql), tuple(params))
+
+    @property
+    def rowcount(self) -> int:
+        return self._cur.rowcount
+
+    def _row(self, row) -> dict | None:
+        if row is None:
+            return None
+        cols = [c[0] for c in self._cur.description]
+        return dict(zip(cols, row))
+
+    def fetchone(self) -> dict | None:
+        return self._row(self._cur.fetchone())
+
+    def fetchall(self) -> list[dict]:
+        cols = [c[0] for c in self._cur.description]
+        return [dict(zip(cols, row)) for row in self._cur.fetchall()]
+
+
+def open_database(config, plugins) -> Database:
+    """Open and migrate the database for ``config.db_url``."""
+    url = config.db_url
+    db = plugins.storage_backend(url, config)
+    if db is None:
+        scheme = url.split(":", 1)[0]
+        raise StorageError(f"no storage backend serves DATABASE_URL scheme {scheme!r} (is the plugin installed?)")
+    db.migrate()
+    return db

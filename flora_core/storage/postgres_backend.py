@@ -1,0 +1,44 @@
+"""PostgreSQL backend (psycopg2) for ``postgres://`` and ``postgresql://`` URLs."""
+
+from __future__ import annotations
+
+import threading
+
+from flora_core import hookimpl
+
+from . import Database, StorageError
+
+
+class PostgresDatabase(Database):
+    dialect = "postgres"
+
+    def __init__(self, url: str, max_connections: int = 5):
+        try:
+            import psycopg2.pool
+        except ImportError:
+            raise StorageError("DATABASE_URL is a PostgreSQL URL but psycopg2 is not installed: pip install 'flora-runtime[postgres]'") from None
+        self._psycopg2 = psycopg2
+        try:
+            self._pool = psycopg2.pool.ThreadedConnectionPool(1, max_connections, url)
+        except psycopg2.Error as exc:
+            raise StorageError(f"cannot connect to PostgreSQL: {str(exc).strip().splitlines()[0]}") from None
+        self._lock = threading.Lock()
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("%", "%%").replace("?", "%s")
+
+    def connection(self):
+        return self._pool.getconn()
+
+    def release(self, conn) -> None:
+        self._pool.putconn(conn)
+
+    def close(self) -> None:
+        self._pool.closeall()
+
+
+@hookimpl
+def flora_storage_backend(url, config):
+    if url.startswith(("postgres://", "postgresql://")):
+        return PostgresDatabase(url, getattr(config, "database_max_connections", 5))
+    return None

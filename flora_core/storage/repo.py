@@ -1,0 +1,182 @@
+"""Queries over the relational schema: deployments, revisions, tokens, logs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import string
+import time
+import uuid
+
+from . import Database, utcnow
+
+DEPLOY_SOURCES = ("cli", "webui", "bootstrap", "api", "unknown")
+LOG_RETENTION_PER_GUILD = 5000
+
+
+# -- deployments ---------------------------------------------------------------
+def _revision_out(row: dict | None) -> dict | None:
+    if row is None:
+        return None
+    out = dict(row)
+    for key in ("files", "source_map", "change_summary"):
+        if out.get(key) is not None:
+            out[key] = json.loads(out[key])
+    return out
+
+
+def record_revision(
+    db: Database,
+    guild_id: str,
+    *,
+    entry: str,
+    status: str,
+    bundle: str | None,
+    deploy_source: str = "unknown",
+    actor_type: str = "system",
+    actor_user_id: str | None = None,
+    actor_username: str | None = None,
+    error_message: str | None = None,
+    files: list | None = None,
+    source_map: dict | None = None,
+    base_revision_id: str | None = None,
+    change_summary: dict | None = None,
+) -> dict:
+    """Insert a revision; a successful one also becomes the guild's deployment (one transaction)."""
+    rev_id = str(uuid.uuid4())
+    now = utcnow()
+    with db.transaction() as cur:
+        cur.execute(
+            "INSERT INTO deployment_revisions (id, guild_id, entry, status, deployed_at, deploy_source, actor_type,"
+            " actor_user_id, actor_username, error_message, base_revision_id, change_summary, files, bundle, source_map)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                rev_id, guild_id, entry, status, now, deploy_source, actor_type, actor_user_id, actor_username,
+                error_message, base_revision_id,
+                json.dumps(change_summary) if change_summary is not None else None,
+                json.dumps(files) if files is not None else None,
+                bundle,
+                json.dumps(source_map) if source_map is not None else None,
+            ),
+        )
+        if status == "success":
+            cur.execute("SELECT created_at FROM deployments WHERE guild_id = ?", (guild_id,))
+            existing = cur.fetchone()
+            if existing:
+                cur.execute(
+                    "UPDATE deployments SET entry = ?, revision_id = ?, updated_at = ? WHERE guild_id = ?",
+                    (entry, rev_id, now, guild_id),
+                )
+            else:
+                cur.execute(
+                    "INSERT INTO deployments (guild_id, entry, revision_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                    (guild_id, entry, rev_id, now, now),
+                )
+    return get_revision(db, guild_id, rev_id)
+
+
+def get_revision(db: Database, guild_id: str, revision_id: str) -> dict | None:
+    return _revision_out(db.fetchone("SELECT * FROM deployment_revisions WHERE guild_id = ? AND id = ?", (guild_id, revision_id)))
+
+
+def latest_success(db: Database, guild_id: str) -> dict | None:
+    return _revision_out(
+        db.fetchone(
+            "SELECT * FROM deployment_revisions WHERE guild_id = ? AND status = 'success' ORDER BY deployed_at DESC, id DESC LIMIT 1",
+            (guild_id,),
+        )
+    )
+
+
+def get_deployment(db: Database, guild_id: str) -> dict | None:
+    return db.fetchone("SELECT * FROM deployments WHERE guild_id = ?", (guild_id,))
+
+
+def list_deployments(db: Database) -> list[dict]:
+    return db.fetchall("SELECT guild_id, entry, created_at, updated_at FROM deployments ORDER BY guild_id")
+
+
+def current_bundles(db: Database) -> dict[str, str]:
+    """Guild id -> bundle of its current deployment (what the runtime loads at start)."""
+    rows = db.fetchall(
+        "SELECT d.guild_id AS guild_id, r.bundle AS bundle FROM deployments d"
+        " JOIN deployment_revisions r ON r.id = d.revision_id"
+    )
+    return {r["guild_id"]: r["bundle"] for r in rows if r["bundle"]}
+
+
+def current_bundle(db: Database, guild_id: str) -> str | None:
+    row = db.fetchone(
+        "SELECT r.bundle AS bundle FROM deployments d JOIN deployment_revisions r ON r.id = d.revision_id WHERE d.guild_id = ?",
+        (guild_id,),
+    )
+    return row["bundle"] if row else None
+
+
+# -- API tokens ----------------------------------------------------------------
+_ALNUM = string.ascii_letters + string.digits
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_token(db: Database, label: str | None = None, user_id: str | None = None) -> tuple[str, dict]:
+    """Create an API token ``<id>.<secret>``; only its SHA-256 is stored. Returns (plaintext, row)."""
+    token_id = "".join(secrets.choice(_ALNUM) for _ in range(12))
+    secret = "".join(secrets.choice(_ALNUM) for _ in range(32))
+    token = f"{token_id}.{secret}"
+    now = utcnow()
+    db.execute(
+        "INSERT INTO api_tokens (token_id, token_hash, label, user_id, created_at) VALUES (?, ?, ?, ?, ?)",
+        (token_id, _hash_token(token), label, user_id, now),
+    )
+    return token, {"token_id": token_id, "label": label, "user_id": user_id, "created_at": now, "last_used_at": None}
+
+
+def verify_token(db: Database, token: str) -> dict | None:
+    """Return the token's row (and touch ``last_used_at``) if ``token`` is valid."""
+    if not token or len(token) < 20 or "." not in token:
+        return None
+    row = db.fetchone("SELECT token_id, label, user_id, created_at, last_used_at FROM api_tokens WHERE token_hash = ?", (_hash_token(token),))
+    if row is None:
+        return None
+    db.execute("UPDATE api_tokens SET last_used_at = ? WHERE token_id = ?", (utcnow(), row["token_id"]))
+    return row
+
+
+def list_tokens(db: Database) -> list[dict]:
+    return db.fetchall("SELECT token_id, label, user_id, created_at, last_used_at FROM api_tokens ORDER BY created_at DESC")
+
+
+def revoke_token(db: Database, token_id: str) -> bool:
+    return db.execute("DELETE FROM api_tokens WHERE token_id = ?", (token_id,)) > 0
+
+
+# -- guild logs ----------------------------------------------------------------
+def append_logs(db: Database, entries: list[dict]) -> None:
+    """Store log entries ``{guild_id, timestamp, level, target, message}``; keep the newest per guild."""
+    if not entries:
+        return
+    with db.transaction() as cur:
+        for e in entries:
+            cur.execute(
+                "INSERT INTO guild_logs (guild_id, timestamp, level, target, message) VALUES (?, ?, ?, ?, ?)",
+                (e.get("guild_id"), int(e.get("timestamp") or time.time() * 1000), e["level"], e["target"], e["message"]),
+            )
+        for guild_id in {e.get("guild_id") for e in entries if e.get("guild_id")}:
+            cur.execute(
+                "DELETE FROM guild_logs WHERE guild_id = ? AND id <= (SELECT id FROM guild_logs WHERE guild_id = ?"
+                " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (guild_id, guild_id, LOG_RETENTION_PER_GUILD),
+            )
+
+
+def recent_logs(db: Database, guild_id: str, limit: int = 100) -> list[dict]:
+    """The newest ``limit`` entries of a guild, oldest first."""
+    rows = db.fetchall(
+        "SELECT timestamp, level, target, guild_id, message FROM guild_logs WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
+        (guild_id, int(limit)),
+    )
+    return list(reversed(rows))
