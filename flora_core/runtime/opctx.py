@@ -1,0 +1,143 @@
+"""What an op sees: the calling guild, Discord REST through disnake, scope checks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import disnake
+from disnake.http import Route
+
+from flora_core.errors import DISCORD_HTTP_ERROR, DISCORD_RATE_LIMITED, OpError, forbidden
+
+log = logging.getLogger("flora.ops")
+
+SCOPE_TTL = 300.0
+SCOPE_CAP = 10_000
+INTERACTION_TTL = 15 * 60.0  # Discord interaction tokens live 15 minutes
+
+
+class ScopeCache:
+    """channel/thread id -> guild id, warmed from events and filled from REST on a miss."""
+
+    def __init__(self):
+        self._channels: dict[str, tuple[str | None, float]] = {}
+
+    def remember(self, channel_id: str | None, guild_id: str | None) -> None:
+        if channel_id:
+            if len(self._channels) >= SCOPE_CAP:
+                now = time.monotonic()
+                for key in [k for k, (_, t) in list(self._channels.items())[:256] if t < now]:
+                    self._channels.pop(key, None)
+                if len(self._channels) >= SCOPE_CAP:
+                    self._channels.pop(next(iter(self._channels)))
+            self._channels[channel_id] = (guild_id, time.monotonic() + SCOPE_TTL)
+
+    def forget(self, channel_id: str) -> None:
+        self._channels.pop(channel_id, None)
+
+    def get(self, channel_id: str) -> tuple[bool, str | None]:
+        hit = self._channels.get(channel_id)
+        if hit is None or hit[1] < time.monotonic():
+            return False, None
+        return True, hit[0]
+
+
+@dataclass
+class WorkerServices:
+    """Shared by every op call in one worker process."""
+
+    config: Any
+    http: disnake.http.HTTPClient
+    application_id: str | None = None
+    scope: ScopeCache = field(default_factory=ScopeCache)
+    # guild id -> {interaction id: (token, expires_at)}
+    interactions: dict[str, dict[str, tuple[str, float]]] = field(default_factory=dict)
+    semaphores: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+    logger: Any = None  # callable(guild_id, level, target, message)
+
+    def remember_interaction(self, guild_id: str, interaction_id: str, token: str) -> None:
+        table = self.interactions.setdefault(guild_id, {})
+        now = time.monotonic()
+        if len(table) > 1000:
+            for key in [k for k, (_, exp) in table.items() if exp < now]:
+                del table[key]
+        table[interaction_id] = (token, now + INTERACTION_TTL)
+
+
+class OpContext:
+    """Passed to every op as ``ctx``; one per call."""
+
+    def __init__(self, guild_id: str, services: WorkerServices):
+        self.guild_id = guild_id
+        self.services = services
+        self.config = services.config
+
+    @property
+    def application_id(self) -> str | None:
+        return self.services.application_id
+
+    def log(self, level: str, message: str, target: str = "flora:js") -> None:
+        if self.services.logger:
+            self.services.logger(self.guild_id, level, target, message)
+
+    # -- scope checks (reference §2.2) -----------------------------------
+    def ensure_guild(self, guild_id: str) -> None:
+        if str(guild_id) != self.guild_id:
+            raise forbidden("guild is outside runtime scope")
+
+    async def ensure_channel(self, channel_id: str, kind: str = "channel") -> None:
+        known, guild = self.services.scope.get(channel_id)
+        if not known:
+            data = await self.rest("GET", "/channels/{channel_id}", channel_id=channel_id)
+            guild = str(data["guild_id"]) if data.get("guild_id") else None
+            self.services.scope.remember(channel_id, guild)
+        if guild is None:
+            raise forbidden(f"{kind} is not a guild {kind}")
+        if guild != self.guild_id:
+            raise forbidden(f"{kind} is outside runtime scope")
+
+    def ensure_interaction(self, interaction_id: str, token: str) -> None:
+        """Only interactions delivered to this guild's script may be answered by it."""
+        entry = self.services.interactions.get(self.guild_id, {}).get(str(interaction_id))
+        if entry is None or entry[0] != token or entry[1] < time.monotonic():
+            raise forbidden("interaction is outside runtime scope")
+
+    def ensure_interaction_token(self, token: str) -> None:
+        table = self.services.interactions.get(self.guild_id, {})
+        now = time.monotonic()
+        if not any(tok == token and exp >= now for tok, exp in table.values()):
+            raise forbidden("interaction is outside runtime scope")
+
+    # -- Discord REST ----------------------------------------------------
+    async def rest(self, method: str, path: str, *, json: Any = None, reason: str | None = None, params: dict | None = None,
+                   **route_params) -> Any:
+        """One Discord REST call through disnake (its buckets and 429 handling), bounded per guild."""
+        sem = self.services.semaphores.get(self.guild_id)
+        if sem is None:
+            sem = self.services.semaphores[self.guild_id] = asyncio.Semaphore(self.config.guild_concurrency)
+        route = Route(method, path, **route_params)
+        kwargs: dict[str, Any] = {}
+        if json is not None:
+            kwargs["json"] = json
+        if reason:
+            kwargs["reason"] = reason
+        if params:
+            kwargs["params"] = params
+        timeout = self.config.rest_timeout_ms / 1000
+        async with sem:
+            try:
+                return await asyncio.wait_for(self.services.http.request(route, **kwargs), timeout)
+            except (asyncio.TimeoutError, TimeoutError):
+                raise OpError(DISCORD_RATE_LIMITED, f"Discord rate limited for {method} {path}",
+                              retry_after_ms=self.config.rest_timeout_ms, **{"global": False}) from None
+            except disnake.HTTPException as exc:
+                message = exc.text or getattr(exc.response, "reason", "") or "error"
+                raise OpError(DISCORD_HTTP_ERROR, f"Discord HTTP error ({exc.status}): {message} (route: {method} {path})",
+                              status=exc.status, discord_code=exc.code) from None
+            except (OSError, disnake.DiscordException) as exc:
+                raise OpError(DISCORD_HTTP_ERROR, f"Discord HTTP error (500): {exc.__class__.__name__} (route: {method} {path})",
+                              status=500, discord_code=0) from None

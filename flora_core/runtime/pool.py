@@ -1,0 +1,181 @@
+"""The worker pool: spawns worker processes, routes guilds to them, restarts the dead.
+
+Guilds are placed on workers by consistent hashing (uhashring), so adding or
+removing a worker moves only its share of guilds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import multiprocessing
+import os
+import signal
+from typing import Awaitable, Callable
+
+from uhashring import HashRing
+
+from . import protocol
+from .worker import worker_main
+
+log = logging.getLogger("flora.pool")
+
+
+class WorkerDied(Exception):
+    """The worker process exited while a request was in flight."""
+
+    def __init__(self, message: str, exitcode: int | None):
+        super().__init__(message)
+        self.exitcode = exitcode
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "exited"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (V8 fatal error, usually out of memory)" if name == "SIGTRAP" else ""
+        return f"was killed by {name}{hint}"
+    if code == 70:
+        return "exceeded RUNTIME_WORKER_MAX_RSS_MB and stopped"
+    return f"exited with code {code}"
+
+
+class WorkerHandle:
+    def __init__(self, worker_id: int):
+        self.worker_id = worker_id
+        self.name = f"worker-{worker_id}"
+        self.process: multiprocessing.process.BaseProcess | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.ready = asyncio.Event()
+        self.pending: dict[int, tuple[asyncio.Future, dict]] = {}
+        self.restarts = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.writer is not None and not self.writer.is_closing()
+
+
+class WorkerPool:
+    def __init__(self, config, socket_path: str, on_message: Callable[[WorkerHandle, dict], None],
+                 on_death: Callable[[WorkerHandle, int | None, list[dict]], Awaitable[None]]):
+        self.config = config
+        self.socket_path = socket_path
+        self.on_message = on_message
+        self.on_death = on_death
+        self.workers = [WorkerHandle(i) for i in range(config.max_workers)]
+        self.ring = HashRing(nodes=[w.name for w in self.workers], hash_fn="ketama")
+        self._by_name = {w.name: w for w in self.workers}
+        self._ids = itertools.count(1)
+        self._server: asyncio.AbstractServer | None = None
+        self._ctx = multiprocessing.get_context("spawn")
+        self.stopping = False
+
+    def worker_for(self, guild_id: str) -> WorkerHandle:
+        return self._by_name[self.ring.get_node(str(guild_id))]
+
+    async def start(self) -> None:
+        os.makedirs(os.path.dirname(self.socket_path), exist_ok=True)
+        if os.path.exists(self.socket_path):
+            os.unlink(self.socket_path)
+        self._server = await asyncio.start_unix_server(self._accept, self.socket_path, limit=protocol.STREAM_LIMIT)
+        os.chmod(self.socket_path, 0o600)
+        for w in self.workers:
+            self._spawn(w)
+        await asyncio.wait_for(asyncio.gather(*(w.ready.wait() for w in self.workers)), 60)
+
+    def _spawn(self, w: WorkerHandle) -> None:
+        w.ready.clear()
+        w.process = self._ctx.Process(target=worker_main, args=(self.config.to_dict(), w.worker_id, self.socket_path),
+                                      name=f"flora-{w.name}", daemon=True)
+        w.process.start()
+        log.info("started %s (pid %s)", w.name, w.process.pid)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hello = await protocol.receive(reader)
+        if not hello or hello.get("t") != "hello":
+            writer.close()
+            return
+        w = self.workers[int(hello["worker"])]
+        w.writer = writer
+        w.ready.set()
+        try:
+            while True:
+                try:
+                    msg = await protocol.receive(reader)
+                except (ConnectionError, ValueError):
+                    msg = None
+                if msg is None:
+                    break
+                if msg.get("t") == "reply":
+                    entry = w.pending.pop(msg["id"], None)
+                    if entry is not None and not entry[0].done():
+                        entry[0].set_result(msg)
+                else:
+                    self.on_message(w, msg)
+        finally:
+            w.writer = None
+            writer.close()
+            await self._handle_death(w)
+
+    async def _handle_death(self, w: WorkerHandle) -> None:
+        exitcode = None
+        if w.process is not None:
+            await asyncio.get_running_loop().run_in_executor(None, w.process.join, 5)
+            exitcode = w.process.exitcode
+        inflight = [req for _, req in w.pending.values()]
+        err = WorkerDied(f"{w.name} {describe_exit(exitcode)}", exitcode)
+        for fut, _ in w.pending.values():
+            if not fut.done():
+                fut.set_exception(err)
+        w.pending.clear()
+        if self.stopping:
+            return
+        log.error("%s %s; restarting it", w.name, describe_exit(exitcode))
+        w.restarts += 1
+        self._spawn(w)
+        try:
+            await asyncio.wait_for(w.ready.wait(), 60)
+        except asyncio.TimeoutError:
+            log.error("%s did not come back within 60 s", w.name)
+            return
+        await self.on_death(w, exitcode, inflight)
+
+    async def request(self, w: WorkerHandle, message: dict, timeout: float | None = None) -> dict:
+        if not w.alive:
+            await asyncio.wait_for(w.ready.wait(), 30)
+        req_id = next(self._ids)
+        message = dict(message, id=req_id)
+        fut = asyncio.get_running_loop().create_future()
+        w.pending[req_id] = (fut, {k: v for k, v in message.items() if k != "bundle" and k != "payload"})
+        protocol.send_nowait(w.writer, message)
+        if timeout:
+            return await asyncio.wait_for(fut, timeout)
+        return await fut
+
+    def inflight(self, w: WorkerHandle) -> int:
+        return len(w.pending)
+
+    async def stop(self) -> None:
+        self.stopping = True
+        for w in self.workers:
+            if w.alive:
+                try:
+                    protocol.send_nowait(w.writer, {"t": "shutdown"})
+                except (ConnectionError, RuntimeError):
+                    pass
+        loop = asyncio.get_running_loop()
+        for w in self.workers:
+            if w.process is not None:
+                await loop.run_in_executor(None, w.process.join, 5)
+                if w.process.is_alive():
+                    w.process.kill()
+                    await loop.run_in_executor(None, w.process.join, 2)
+        if self._server is not None:
+            self._server.close()
+        if os.path.exists(self.socket_path):
+            os.unlink(self.socket_path)

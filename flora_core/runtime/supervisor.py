@@ -1,0 +1,345 @@
+"""The supervisor: one process that owns the Discord gateway, the worker pool,
+the embedded bus (control socket) and, in ``flora serve``, the API process.
+
+It runs no tenant code. Events from event sources are converted to flora's
+payloads and routed to the guild's worker, but only if the guild's script
+subscribed to them; a guild whose script crashed its worker is suspended
+with back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from flora_core.bundler import Bundler, BundleError
+from flora_core.plugins import Plugins
+from flora_core.storage import open_database, repo
+
+from . import payloads
+from .pool import WorkerDied, WorkerHandle, WorkerPool, describe_exit
+
+log = logging.getLogger("flora.runtime")
+
+SUSPEND_BASE_SECS = 5.0
+SUSPEND_MAX_SECS = 600.0
+STRIKE_RESET_SECS = 600.0
+
+
+class Runtime:
+    def __init__(self, config, plugins: Plugins | None = None, *, with_api: bool = False):
+        self.config = config
+        self.plugins = plugins or Plugins()
+        self.with_api = with_api
+        self.db = None
+        self.pool: WorkerPool | None = None
+        self.bundles: dict[str, str] = {}
+        self.subs: dict[str, set[str]] = {}
+        self.suspended: dict[str, float] = {}
+        self.strikes: dict[str, tuple[int, float]] = {}
+        self.sources: list = []
+        self.bundler = Bundler(config.data_path / "cache" / "bundles", config.max_bundle_files, config.max_bundle_total_bytes)
+        self.bot_user: dict | None = None
+        self._log_buffer: list[dict] = []
+        self._tasks: set[asyncio.Task] = set()
+        self._control_runner: web.AppRunner | None = None
+        self._api_proc: subprocess.Popen | None = None
+        self._starter: str | None = None
+        self._bootstrapping: set[str] = set()
+        self.stopped = asyncio.Event()
+
+    # -- logs --------------------------------------------------------------
+    def guild_log(self, guild_id: str | None, level: str, target: str, message: str, ts: int | None = None) -> None:
+        log.log(logging.ERROR if level == "error" else logging.WARNING if level == "warn" else logging.INFO,
+                "[guild %s] %s: %s", guild_id or "-", target, message)
+        self._log_buffer.append({"guild_id": guild_id, "timestamp": ts or int(time.time() * 1000), "level": level,
+                                 "target": target, "message": message})
+
+    async def _flush_logs(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            await self._write_logs()
+
+    async def _write_logs(self) -> None:
+        if not self._log_buffer:
+            return
+        batch, self._log_buffer = self._log_buffer, []
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, repo.append_logs, self.db, batch)
+        except Exception as exc:  # noqa: BLE001
+            log.error("could not store %d log lines: %s", len(batch), exc)
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- lifecycle -------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.config.data_path.mkdir(parents=True, exist_ok=True)
+        self.db = await loop.run_in_executor(None, open_database, self.config, self.plugins)
+        run_dir = self.config.control_socket.parent
+        self.pool = WorkerPool(self.config, str(run_dir / "workers.sock"), self._on_worker_message, self._on_worker_death)
+        await self.pool.start()
+        self._spawn(self._flush_logs())
+        self.bundles = await loop.run_in_executor(None, repo.current_bundles, self.db)
+        results = await asyncio.gather(*(self._load_stored(g) for g in list(self.bundles)))
+        log.info("restored %d of %d deployments", sum(results), len(results))
+        await self._start_control()
+        if self.with_api:
+            self._start_api()
+        for name, factory in self.plugins.event_sources().items():
+            source = factory(self.config)
+            await source.start(self.emit)
+            self.sources.append(source)
+            log.info("event source %s started", name)
+        self.plugins.startup(self)
+
+    async def stop(self) -> None:
+        self.plugins.shutdown(self)
+        for source in self.sources:
+            try:
+                await source.stop()
+            except Exception as exc:  # noqa: BLE001
+                log.error("event source failed to stop: %s", exc)
+        if self._api_proc is not None:
+            self._api_proc.terminate()
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self._api_proc.wait, 10)
+            except subprocess.TimeoutExpired:
+                self._api_proc.kill()
+        if self._control_runner is not None:
+            await self._control_runner.cleanup()
+        if self.pool is not None:
+            await self.pool.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await self._write_logs()
+        if self.db is not None:
+            self.db.close()
+        self.stopped.set()
+
+    def _start_api(self) -> None:
+        self._api_proc = subprocess.Popen([sys.executable, "-m", "flora_http.serve"], env=dict(os.environ))
+        log.info("API process started (pid %s) on %s:%s", self._api_proc.pid, self.config.api_address, self.config.api_port)
+
+    # -- guild scripts ---------------------------------------------------
+    async def load(self, guild_id: str, bundle: str) -> tuple[bool, str | None]:
+        """Load a new script for a guild; on failure the previous one keeps running."""
+        w = self.pool.worker_for(guild_id)
+        try:
+            reply = await self.pool.request(w, {"t": "load", "guild": guild_id, "bundle": bundle})
+        except WorkerDied as exc:
+            msg = f"the script crashed its worker while loading ({describe_exit(exc.exitcode)})"
+            self.guild_log(guild_id, "error", "flora:runtime", f"deploy failed: {msg}")
+            return False, msg
+        if not reply.get("ok"):
+            return False, reply.get("error") or "load failed"
+        self.bundles[guild_id] = bundle
+        self.subs[guild_id] = set(reply.get("subs", []))
+        self.suspended.pop(guild_id, None)
+        self.strikes.pop(guild_id, None)
+        return True, None
+
+    async def _load_stored(self, guild_id: str) -> bool:
+        bundle = self.bundles.get(guild_id)
+        if bundle is None:
+            return False
+        w = self.pool.worker_for(guild_id)
+        try:
+            reply = await self.pool.request(w, {"t": "load", "guild": guild_id, "bundle": bundle})
+        except WorkerDied:
+            return False
+        if reply.get("ok"):
+            self.subs[guild_id] = set(reply.get("subs", []))
+            return True
+        self.guild_log(guild_id, "error", "flora:runtime", f"stored deployment failed to load: {reply.get('error')}")
+        return False
+
+    async def restore(self, guild_id: str) -> None:
+        bundle = await asyncio.get_running_loop().run_in_executor(None, repo.current_bundle, self.db, guild_id)
+        if bundle is None:
+            self.bundles.pop(guild_id, None)
+            self.subs.pop(guild_id, None)
+            await self.pool.request(self.pool.worker_for(guild_id), {"t": "unload", "guild": guild_id})
+        else:
+            self.bundles[guild_id] = bundle
+            await self._load_stored(guild_id)
+
+    def _on_worker_message(self, w: WorkerHandle, msg: dict) -> None:
+        if msg.get("t") == "log":
+            self.guild_log(msg.get("guild"), msg.get("level", "info"), msg.get("target", "flora:js"), str(msg.get("message", "")), msg.get("ts"))
+
+    async def _on_worker_death(self, w: WorkerHandle, exitcode: int | None, inflight: list[dict]) -> None:
+        """Restore the dead worker's guilds; suspend the ones that were running when it died."""
+        suspects = {r["guild"] for r in inflight if r.get("t") == "dispatch"}
+        why = describe_exit(exitcode)
+        now = time.monotonic()
+        for guild_id in suspects:
+            count, last = self.strikes.get(guild_id, (0, now))
+            count = 1 if now - last > STRIKE_RESET_SECS else count + 1
+            self.strikes[guild_id] = (count, now)
+            delay = min(SUSPEND_BASE_SECS * 2 ** (count - 1), SUSPEND_MAX_SECS)
+            self.suspended[guild_id] = now + delay
+            events = ", ".join(sorted({r.get("event", "?") for r in inflight if r.get("guild") == guild_id}))
+            shared = f" (together with {len(suspects) - 1} other guild(s))" if len(suspects) > 1 else ""
+            self.guild_log(guild_id, "error", "flora:runtime",
+                           f"the worker running this guild's script {why} while handling {events}{shared}; "
+                           f"script suspended for {delay:.0f}s")
+            asyncio.get_running_loop().call_later(delay, lambda g=guild_id: self._spawn(self._unsuspend(g)))
+        mine = [g for g in self.bundles if self.pool.worker_for(g) is w and g not in suspects]
+        await asyncio.gather(*(self._load_stored(g) for g in mine))
+        log.info("%s restarted; restored %d guild(s), suspended %d", w.name, len(mine), len(suspects))
+
+    async def _unsuspend(self, guild_id: str) -> None:
+        if guild_id not in self.suspended:
+            return
+        del self.suspended[guild_id]
+        if await self._load_stored(guild_id):
+            self.guild_log(guild_id, "info", "flora:runtime", "script resumed after suspension")
+
+    # -- events ----------------------------------------------------------
+    def emit(self, event_type: str, raw: dict) -> None:
+        """Called by event sources with raw Discord gateway dispatches."""
+        if event_type == "READY":
+            self.bot_user = raw.get("user")
+            self._broadcast("ready", payloads.ready(raw))
+            for g in raw.get("guilds", []):
+                self._spawn(self._bootstrap(str(g["id"])))
+            return
+        if event_type == "GUILD_CREATE":
+            self._spawn(self._bootstrap(str(raw["id"])))
+            return
+        names = payloads.EVENT_NAMES.get(event_type)
+        if names is None:
+            return
+        guild_id = raw.get("guild_id")
+        if not guild_id:
+            return  # DMs and other guild-less events are dropped
+        guild_id = str(guild_id)
+        subs = self.subs.get(guild_id)
+        if not subs or not any(n in subs for n in names) or guild_id in self.suspended:
+            return
+        converted = payloads.convert(event_type, raw)
+        if converted is None or converted[0] not in subs:
+            return
+        self._spawn(self.dispatch(guild_id, converted[0], converted[2]))
+
+    def _broadcast(self, event: str, payload: dict) -> None:
+        for guild_id, subs in self.subs.items():
+            if event in subs and guild_id not in self.suspended:
+                self._spawn(self.dispatch(guild_id, event, payload))
+
+    async def dispatch(self, guild_id: str, event: str, payload: dict) -> dict:
+        w = self.pool.worker_for(guild_id)
+        if self.pool.inflight(w) >= self.config.worker_queue_capacity:
+            if event in ("messageCreate", "messageUpdate"):
+                return {"ok": False, "error": "dropped: worker backlog"}
+            self.guild_log(guild_id, "error", "flora:runtime", f"dispatch failed: worker queue full ({event} dropped)")
+            return {"ok": False, "error": "worker queue full"}
+        try:
+            reply = await self.pool.request(w, {"t": "dispatch", "guild": guild_id, "event": event, "payload": payload})
+        except WorkerDied as exc:
+            return {"ok": False, "error": str(exc)}
+        if "subs" in reply:
+            self.subs[guild_id] = set(reply["subs"])
+        return reply
+
+    # -- starter script for guilds without a deployment ----------------------
+    async def _bootstrap(self, guild_id: str) -> None:
+        if guild_id in self.bundles or guild_id in self._bootstrapping:
+            return
+        self._bootstrapping.add(guild_id)
+        loop = asyncio.get_running_loop()
+        try:
+            if await loop.run_in_executor(None, repo.latest_success, self.db, guild_id):
+                return
+            files = _starter_files()
+            if self._starter is None:
+                self._starter = await loop.run_in_executor(None, self.bundler.bundle, "src/main.ts", files)
+            ok, error = await self.load(guild_id, self._starter)
+            rev = await loop.run_in_executor(None, lambda: repo.record_revision(
+                self.db, guild_id, entry="src/main.ts", status="success" if ok else "failed",
+                bundle=self._starter, deploy_source="bootstrap", actor_type="system", actor_username="system",
+                error_message=error, files=files))
+            if ok:
+                self.guild_log(guild_id, "info", "flora:runtime", "starter script deployed")
+                self.plugins.deployment_changed(guild_id, rev)
+        except (BundleError, OSError) as exc:
+            self.guild_log(guild_id, "error", "flora:runtime", f"starter script could not be deployed: {exc}")
+        finally:
+            self._bootstrapping.discard(guild_id)
+
+    # -- the embedded bus ------------------------------------------------
+    async def _start_control(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/guilds/{guild_id}/load", self._http_load)
+        app.router.add_post("/guilds/{guild_id}/restore", self._http_restore)
+        app.router.add_get("/status", self._http_status)
+        self._control_runner = web.AppRunner(app, access_log=None)
+        await self._control_runner.setup()
+        path = str(self.config.control_socket)
+        if os.path.exists(path):
+            os.unlink(path)
+        await web.UnixSite(self._control_runner, path).start()
+        os.chmod(path, 0o600)
+
+    async def _http_load(self, request: web.Request) -> web.Response:
+        guild_id = request.match_info["guild_id"]
+        body = await request.json()
+        ok, error = await self.load(guild_id, body["bundle"])
+        if ok:
+            rev = {"guild_id": guild_id}
+            self.plugins.deployment_changed(guild_id, rev)
+        return web.json_response({"ok": ok, "error": error})
+
+    async def _http_restore(self, request: web.Request) -> web.Response:
+        await self.restore(request.match_info["guild_id"])
+        return web.json_response({"ok": True})
+
+    async def _http_status(self, request: web.Request) -> web.Response:
+        workers = [{"name": w.name, "alive": w.alive, "pid": w.process.pid if w.process else None, "restarts": w.restarts,
+                    "inflight": len(w.pending)} for w in self.pool.workers]
+        return web.json_response({"workers": workers, "guilds": len(self.bundles), "suspended": sorted(self.suspended),
+                                  "subscriptions": {g: sorted(s) for g, s in self.subs.items()}})
+
+
+def _starter_files() -> list[dict]:
+    from importlib import resources
+
+    root = resources.files("flora_sdk").joinpath("starter")
+    out = []
+    for rel in ("src/main.ts", "src/utils/reply.ts"):
+        out.append({"path": rel, "contents": root.joinpath(rel).read_text(encoding="utf-8")})
+    return out
+
+
+def serve(config, plugins: Plugins | None = None, *, with_api: bool = True) -> None:
+    """Run everything until SIGINT/SIGTERM (``flora serve``)."""
+    level = getattr(logging, str(config.log_level).upper(), logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def main() -> None:
+        runtime = Runtime(config, plugins, with_api=with_api)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await runtime.start()
+        log.info("flora is running with %d worker(s); Ctrl-C stops it", config.max_workers)
+        await stop.wait()
+        log.info("stopping")
+        await runtime.stop()
+
+    asyncio.run(main())

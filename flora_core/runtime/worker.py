@@ -1,0 +1,227 @@
+"""A worker process: hosts the V8 isolates of the guilds routed to it.
+
+Started by the supervisor with the ``spawn`` method, so no isolate is ever
+inherited across ``fork()``. It connects back to the supervisor's Unix socket
+and then serves ``load`` / ``dispatch`` / ``unload`` requests; ops run on
+this process's main asyncio loop, with disnake's HTTP client for Discord REST.
+A fatal V8 error kills only this process; the supervisor restarts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import time
+import traceback
+
+import disnake
+
+from flora_core.config import Config
+from flora_core.errors import INTERNAL, OP_UNAVAILABLE, OpError
+from flora_core.plugins import Plugins
+
+from . import protocol
+from .isolate import GuildIsolate, ScriptError, ScriptOOM, ScriptTimeout
+from .opctx import OpContext, WorkerServices
+
+log = logging.getLogger("flora.worker")
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+class Worker:
+    def __init__(self, config: Config, worker_id: int, socket_path: str):
+        self.config = config
+        self.worker_id = worker_id
+        self.socket_path = socket_path
+        self.plugins = Plugins()
+        self.ops = self.plugins.ops()
+        self.sources = self.plugins.js_sources()
+        self.isolates: dict[str, GuildIsolate] = {}
+        self.bundles: dict[str, str] = {}
+        self.writer: asyncio.StreamWriter | None = None
+        self.services: WorkerServices | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # -- logging back to the supervisor ----------------------------------
+    def guild_log(self, guild_id: str | None, level: str, target: str, message: str) -> None:
+        if self.writer is not None and not self.writer.is_closing():
+            protocol.send_nowait(self.writer, {"t": "log", "guild": guild_id, "level": level, "target": target,
+                                               "message": message, "ts": int(time.time() * 1000)})
+
+    # -- ops -------------------------------------------------------------
+    async def run_op(self, guild_id: str, name: str, args_json: str) -> str:
+        """Run op ``name`` for ``guild_id``; always returns a JSON result, never raises."""
+        fn = self.ops.get(name)
+        try:
+            if fn is None:
+                raise OpError(OP_UNAVAILABLE, f"{name} is not available (is the plugin that provides it installed and enabled?)")
+            try:
+                args = json.loads(args_json)
+            except ValueError:
+                raise OpError("INVALID_INPUT", f"Invalid input for {name}: arguments are not JSON") from None
+            value = await fn(OpContext(guild_id, self.services), args)
+            return json.dumps({"ok": True, "value": value}, separators=(",", ":"))
+        except OpError as exc:
+            return json.dumps({"ok": False, "error": exc.to_json()})
+        except Exception:  # noqa: BLE001 - the script gets a code, the operator the traceback
+            log.error("op %s failed for guild %s:\n%s", name, guild_id, traceback.format_exc())
+            return json.dumps({"ok": False, "error": {"code": INTERNAL, "message": f"{name} failed with an internal error"}})
+
+    # -- isolates --------------------------------------------------------
+    async def _build(self, guild_id: str, bundle: str) -> GuildIsolate:
+        iso = GuildIsolate(guild_id, self.sources, self.run_op, self.loop, self.config.isolate_memory_mb)
+        try:
+            await iso.load(bundle, self.config.load_timeout_secs)
+        except BaseException:
+            await iso.close()
+            raise
+        return iso
+
+    async def load(self, guild_id: str, bundle: str) -> dict:
+        try:
+            iso = await self._build(guild_id, bundle)
+        except ScriptError as exc:
+            self.guild_log(guild_id, "error", "flora:runtime", f"deploy failed: {exc}")
+            return {"ok": False, "error": str(exc)}
+        old = self.isolates.get(guild_id)
+        self.isolates[guild_id] = iso
+        self.bundles[guild_id] = bundle
+        if old is not None:
+            await old.close()
+        return {"ok": True, "subs": sorted(iso.subscriptions)}
+
+    async def _recreate(self, guild_id: str, reason: str) -> None:
+        """Replace a guild's isolate that overran its deadline or memory."""
+        old = self.isolates.pop(guild_id, None)
+        if old is not None:
+            await old.close()
+        bundle = self.bundles.get(guild_id)
+        if bundle is None:
+            return
+        try:
+            self.isolates[guild_id] = await self._build(guild_id, bundle)
+            self.guild_log(guild_id, "warn", "flora:runtime", f"isolate restarted after {reason}")
+        except ScriptError as exc:
+            self.guild_log(guild_id, "error", "flora:runtime", f"isolate could not be restarted: {exc}")
+
+    async def dispatch(self, guild_id: str, event: str, payload: dict) -> dict:
+        iso = self.isolates.get(guild_id)
+        if iso is None:
+            return {"ok": False, "error": "No runtime available for guild"}
+        if self.services is not None and event in ("interactionCreate", "componentInteraction", "modalSubmit"):
+            self.services.remember_interaction(guild_id, payload.get("interactionId"), payload.get("interactionToken"))
+        if self.services is not None and payload.get("channelId") and payload.get("guildId"):
+            self.services.scope.remember(payload["channelId"], payload["guildId"])
+        try:
+            subs = await iso.dispatch(event, json.dumps(payload, separators=(",", ":")), self.config.dispatch_timeout_secs)
+        except ScriptTimeout:
+            msg = f"{event} handler exceeded the {self.config.dispatch_timeout_secs}s dispatch deadline"
+            self.guild_log(guild_id, "error", "flora:runtime", f"dispatch failed: {msg}; isolate restarted")
+            await self._recreate(guild_id, "a dispatch timeout")
+            return {"ok": False, "error": msg, "kind": "timeout"}
+        except ScriptOOM as exc:
+            self.guild_log(guild_id, "error", "flora:runtime", f"dispatch failed: {exc}; isolate restarted")
+            await self._recreate(guild_id, "running out of memory")
+            return {"ok": False, "error": str(exc), "kind": "oom"}
+        except ScriptError as exc:
+            self.guild_log(guild_id, "error", "flora:runtime", f"dispatch failed: {exc}")
+            return {"ok": False, "error": str(exc)}
+        out = {"ok": True}
+        if subs is not None:
+            out["subs"] = sorted(subs)
+        return out
+
+    async def unload(self, guild_id: str) -> dict:
+        iso = self.isolates.pop(guild_id, None)
+        self.bundles.pop(guild_id, None)
+        if iso is not None:
+            await iso.close()
+        return {"ok": True}
+
+    # -- main loop -------------------------------------------------------
+    async def _handle(self, msg: dict) -> None:
+        kind = msg.get("t")
+        try:
+            if kind == "load":
+                reply = await self.load(msg["guild"], msg["bundle"])
+            elif kind == "dispatch":
+                reply = await self.dispatch(msg["guild"], msg["event"], msg["payload"])
+            elif kind == "unload":
+                reply = await self.unload(msg["guild"])
+            else:
+                reply = {"ok": False, "error": f"unknown request {kind!r}"}
+        except Exception as exc:  # noqa: BLE001
+            log.error("worker %s failed on %s:\n%s", self.worker_id, kind, traceback.format_exc())
+            reply = {"ok": False, "error": f"internal error: {exc.__class__.__name__}"}
+        if "id" in msg and self.writer is not None and not self.writer.is_closing():
+            reply["t"] = "reply"
+            reply["id"] = msg["id"]
+            protocol.send_nowait(self.writer, reply)
+
+    async def _watchdog(self) -> None:
+        limit = self.config.worker_max_rss_mb
+        while True:
+            await asyncio.sleep(1.0)
+            rss = _rss_mb()
+            if rss > limit:
+                log.error("worker %s RSS %.0f MB exceeds RUNTIME_WORKER_MAX_RSS_MB=%s; exiting", self.worker_id, rss, limit)
+                os._exit(70)
+
+    async def _idle_gc(self) -> None:
+        while True:
+            await asyncio.sleep(60)
+            for iso in list(self.isolates.values()):
+                iso.memory_notification()
+
+    async def run(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        disnake.http.Route.BASE = self.config.discord_api_base
+        http = disnake.http.HTTPClient(loop=self.loop)
+        self.services = WorkerServices(config=self.config, http=http, logger=self.guild_log)
+        reader, self.writer = await asyncio.open_unix_connection(self.socket_path, limit=protocol.STREAM_LIMIT)
+        await protocol.send(self.writer, {"t": "hello", "worker": self.worker_id, "pid": os.getpid()})
+        if self.config.discord_token:
+            try:
+                await http.static_login(self.config.discord_token)
+                app = await http.application_info()
+                self.services.application_id = str(app["id"])
+            except Exception as exc:  # noqa: BLE001
+                log.error("worker %s could not log in to Discord REST: %s", self.worker_id, exc)
+        tasks = {asyncio.create_task(self._watchdog()), asyncio.create_task(self._idle_gc())}
+        pending: set[asyncio.Task] = set()
+        try:
+            while True:
+                msg = await protocol.receive(reader)
+                if msg is None or msg.get("t") == "shutdown":
+                    break
+                task = asyncio.create_task(self._handle(msg))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+        finally:
+            for t in tasks:
+                t.cancel()
+            for iso in list(self.isolates.values()):
+                await iso.close()
+            await http.close()
+
+
+def worker_main(config_values: dict, worker_id: int, socket_path: str) -> None:
+    """Entry point of a worker process (multiprocessing ``spawn`` target)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
+    level = getattr(logging, str(config_values.get("log_level", "info")).upper(), logging.INFO)
+    logging.basicConfig(level=level, format=f"%(asctime)s worker-{worker_id} %(levelname)s %(name)s: %(message)s")
+    worker = Worker(Config.from_dict(config_values), worker_id, socket_path)
+    try:
+        asyncio.run(worker.run())
+    finally:
+        os._exit(0)  # do not run isolate finalizers at interpreter exit

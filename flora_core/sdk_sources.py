@@ -1,0 +1,36 @@
+"""Built-in plugin: the SDK loaded into every isolate, and the ``op_log`` op."""
+
+from __future__ import annotations
+
+from flora_core import hookimpl
+
+LEVELS = {"info", "warn", "error", "debug", "log"}
+MAX_LOG_LINE = 4000
+
+
+@hookimpl
+def flora_register_js_sources(register):
+    import flora_sdk
+
+    register("flora:prelude", flora_sdk.read("prelude.js"), order=10)
+    register("flora:sdk", flora_sdk.read("flora.js"), order=20)
+
+
+async def op_log(ctx, args):
+    """``console.*`` lines: ``{level, args: [str]}`` -> the guild's log."""
+    if not isinstance(args, dict):
+        return None
+    level = args.get("level") if args.get("level") in LEVELS else "info"
+    parts = args.get("args") or []
+    if not isinstance(parts, list):
+        parts = [parts]
+    line = " ".join(p if isinstance(p, str) else str(p) for p in parts)
+    if len(line) > MAX_LOG_LINE:
+        line = line[:MAX_LOG_LINE] + f"… ({len(line) - MAX_LOG_LINE} more characters)"
+    ctx.log("info" if level == "log" else level, line)
+    return None
+
+
+@hookimpl
+def flora_register_ops(register):
+    register("op_log", op_log)
