@@ -95,6 +95,7 @@ KEYS: list[Key] = [
     Key("show_internal_stack_frames", "runtime.show_internal_stack_frames", "RUNTIME_SHOW_INTERNAL_STACK_FRAMES", _bool, False),
     Key("isolate_memory_mb", "runtime.isolate_memory_mb", "RUNTIME_ISOLATE_MEMORY_MB", _int_range(8, 1024), 64),
     Key("worker_max_rss_mb", "runtime.worker_max_rss_mb", "RUNTIME_WORKER_MAX_RSS_MB", _int_range(64), 2048),
+    Key("suspend_backoff_secs", "runtime.suspend_backoff_secs", "RUNTIME_SUSPEND_BACKOFF_SECS", _int_range(1, 3600), 5),
     Key("api_address", "api.address", "API_ADDRESS", _str, "0.0.0.0"),
     Key("api_port", "api.port", "API_PORT", _int_range(0, 65535), 3000),
     Key("api_secret", "api.secret", "API_SECRET", _str, None),

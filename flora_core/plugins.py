@@ -106,7 +106,7 @@ class Plugins:
         """Call a ``flora_register_*`` hook on each plugin with its own ``register``."""
         out: dict[str, tuple[Any, str]] = {}
         caller = getattr(self.pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):
+        for impl in caller.get_hookimpls():  # registration order: the first plugin wins
             plugin = self._plugin_name(impl)
 
             def register(*args, _plugin=plugin, **kwargs):

@@ -30,7 +30,6 @@ from .pool import WorkerDied, WorkerHandle, WorkerPool, describe_exit
 
 log = logging.getLogger("flora.runtime")
 
-SUSPEND_BASE_SECS = 5.0
 SUSPEND_MAX_SECS = 600.0
 STRIKE_RESET_SECS = 600.0
 
@@ -190,7 +189,7 @@ class Runtime:
             count, last = self.strikes.get(guild_id, (0, now))
             count = 1 if now - last > STRIKE_RESET_SECS else count + 1
             self.strikes[guild_id] = (count, now)
-            delay = min(SUSPEND_BASE_SECS * 2 ** (count - 1), SUSPEND_MAX_SECS)
+            delay = min(self.config.suspend_backoff_secs * 2 ** (count - 1), SUSPEND_MAX_SECS)
             self.suspended[guild_id] = now + delay
             events = ", ".join(sorted({r.get("event", "?") for r in inflight if r.get("guild") == guild_id}))
             shared = f" (together with {len(suspects) - 1} other guild(s))" if len(suspects) > 1 else ""
