@@ -214,3 +214,40 @@ def postgres_url():
     with conn, conn.cursor() as cur:
         cur.execute(f"DROP SCHEMA {schema} CASCADE")
     conn.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """One emulator + one `flora serve` shared by a test module; tests make their own guilds."""
+    from flora_core.emulator import Emulator
+
+    emu = Emulator(token=BOT_TOKEN)
+    emu.start()
+    base = emulator_guild(emu, "Base Guild")
+    server = None
+    try:
+        server = start_flora(emu, tmp_path_factory.mktemp("flora"))
+        server.emu = emu
+        server.base = base
+        yield server
+    finally:
+        if server is not None:
+            stop_flora(server)
+        emu.stop()
+
+
+def emulator_guild(emu, name: str = "Guild") -> dict:
+    g = emu.create_guild(name)
+    ch = emu.create_channel(g["id"], "general")
+    user = emu.create_user(f"user-{g['id'][-5:]}")
+    emu.add_member(g["id"], user["id"])
+    return {"guild": g, "channel": ch, "user": user, "id": g["id"], "channel_id": ch["id"], "user_id": user["id"]}
+
+
+def deploy_files(server, guild_id: str, files: dict[str, str], entry: str = "src/main.ts"):
+    body = {"entry": entry, "files": [{"path": p, "contents": c} for p, c in files.items()]}
+    return http_json("POST", f"{server.api}/deployments/{guild_id}", body, token=server.token)
+
+
+def bot_replies(emu, channel_id: str) -> list[dict]:
+    return [m for m in emu.messages(channel_id) if m["author"].get("bot")]
