@@ -1,0 +1,1231 @@
+// Type declarations for flora scripts.
+//
+// Everything here is a global in the isolate (and a member of `flora`):
+// scripts use `createBot`, `embed`, `kv`, `rest`... without importing them.
+// Reference this file from your tsconfig ("include": ["src", ".../index.d.ts"],
+// or extend the tsconfig.json next to it). `import { ... } from "@uwu/flora-sdk"`
+// is declared too, for editors and type checks.
+//
+// Compatible with the original flora's global-types.d.ts; where the runtime
+// really sends `null` (every optional payload field is present), the types
+// say `| null`.
+
+// ======================================================================
+// JSON
+// ======================================================================
+
+type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue | undefined }
+
+// ======================================================================
+// Event payloads (camelCase keys; snowflakes are strings; timestamps ISO 8601)
+// ======================================================================
+
+interface EventUser {
+  id: string
+  username: string
+  discriminator: number | null
+  bot: boolean
+}
+
+interface EventMember {
+  user: EventUser
+  nick: string | null
+  avatar: string | null
+  roles: string[]
+  joinedAt: string | null
+  premiumSince: string | null
+  deaf: boolean
+  mute: boolean
+  flags: number
+  pending: boolean
+  permissions: string | null
+  communicationDisabledUntil: string | null
+}
+
+/** `messageCreate`; also `old`/`new` of `messageUpdate`. Includes the bot's own messages. */
+interface EventMessage {
+  id: string
+  channelId: string
+  guildId: string
+  content: string
+  author: EventUser
+  member: EventMember | null
+}
+
+interface EventMessageUpdate {
+  id: string
+  channelId: string
+  guildId: string
+  content: string | null
+  author: EventUser | null
+  editedTimestamp: string | null
+  /** The message before the edit, when it was cached. */
+  old: EventMessage | null
+  new: EventMessage | null
+}
+
+interface EventMessageDelete {
+  id: string
+  channelId: string
+  guildId: string
+}
+
+interface EventMessageDeleteBulk {
+  ids: string[]
+  channelId: string
+  guildId: string
+}
+
+interface EventReady {
+  user: EventUser
+  /** Always empty. */
+  guildIds: string[]
+}
+
+/** One entry of Discord's (snake_case) option tree of a slash command. */
+interface InteractionDataOption {
+  name: string
+  /** 1 subcommand, 2 subcommand group, 3 string, 4 integer, 5 boolean, 10 number, ... */
+  type: number
+  value?: string | number | boolean
+  options?: InteractionDataOption[]
+  focused?: boolean
+}
+
+/** Discord's raw command data. */
+interface ApplicationCommandData {
+  id?: string
+  name: string
+  type?: number
+  options?: InteractionDataOption[]
+  [key: string]: unknown
+}
+
+/** Discord's raw component data (snake_case). */
+interface ComponentInteractionData {
+  custom_id: string
+  component_type: number
+  /** Chosen values of a select menu. */
+  values?: string[]
+  [key: string]: unknown
+}
+
+/** Discord's raw modal data (snake_case). */
+interface ModalSubmitData {
+  custom_id: string
+  components: JsonValue[]
+  [key: string]: unknown
+}
+
+interface InteractionPayloadBase {
+  interactionId: string
+  interactionToken: string
+  applicationId: string
+  guildId: string
+  channelId: string
+  user: EventUser
+  member: EventMember | null
+  locale: string
+  guildLocale: string | null
+}
+
+/** `interactionCreate`: a slash command. */
+interface EventInteractionCreate extends InteractionPayloadBase {
+  commandName: string
+  data: ApplicationCommandData
+}
+
+/** `componentInteraction`: a button click or a select-menu choice. */
+interface EventComponentInteraction extends InteractionPayloadBase {
+  /** The message carrying the component. */
+  messageId: string
+  data: ComponentInteractionData
+}
+
+/** `modalSubmit`. */
+interface EventModalSubmit extends InteractionPayloadBase {
+  /** null when the modal was not opened from a message. */
+  messageId: string | null
+  data: ModalSubmitData
+}
+
+/** A custom emoji `{id, name, animated}` or a unicode one `{name}`. */
+interface ReactionEmoji {
+  id?: string | null
+  name: string | null
+  animated?: boolean
+}
+
+/** `reactionAdd`, `reactionRemove`, `reactionRemoveEmoji`. */
+interface EventReaction {
+  userId: string | null
+  channelId: string
+  messageId: string
+  guildId: string
+  emoji: ReactionEmoji
+  burst: boolean
+}
+
+interface EventReactionRemoveAll {
+  messageId: string
+  channelId: string
+  guildId: string
+}
+
+// ======================================================================
+// Replies, edits, embeds
+// ======================================================================
+
+interface RawEmbedMedia {
+  url?: string
+}
+
+interface RawEmbedFooter {
+  text?: string
+  iconUrl?: string
+}
+
+interface RawEmbedAuthor {
+  name?: string
+  url?: string
+  iconUrl?: string
+}
+
+interface RawEmbedField {
+  name: string
+  value: string
+  inline?: boolean
+}
+
+interface RawEmbed {
+  title?: string
+  description?: string
+  url?: string
+  color?: number
+  /** ISO 8601. */
+  timestamp?: string
+  footer?: RawEmbedFooter
+  image?: RawEmbedMedia
+  thumbnail?: RawEmbedMedia
+  author?: RawEmbedAuthor
+  fields?: RawEmbedField[]
+}
+
+type Embed = RawEmbed
+type EmbedField = RawEmbedField
+
+/** A file to upload: fetched from a URL by the server, or given as base64. */
+type RawAttachment =
+  | { Url: { url: string; filename?: string; description?: string } }
+  | { Base64: { data: string; filename: string; description?: string } }
+
+interface RawAllowedMentions {
+  parse?: Array<'everyone' | 'users' | 'roles'>
+  users?: string[]
+  roles?: string[]
+  repliedUser?: boolean
+}
+
+interface MessageReplyOptions {
+  content?: string
+  embeds?: RawEmbed[]
+  attachments?: RawAttachment[]
+  /** Builder `.toJSON()` output or raw component JSON. */
+  components?: JsonValue[]
+  tts?: boolean
+  allowedMentions?: RawAllowedMentions
+  /** Channel messages only: null = no reply reference; an id = reply to that message. */
+  replyTo?: string | null
+  /** Interaction replies only: visible to the user alone. */
+  ephemeral?: boolean
+  /** MessageFlags bits. */
+  flags?: number
+}
+
+interface MessageEditOptions {
+  content?: string
+  embeds?: RawEmbed[]
+  components?: JsonValue[]
+  allowedMentions?: RawAllowedMentions
+  flags?: number
+}
+
+// ======================================================================
+// Handler contexts
+// ======================================================================
+
+interface BaseContext<TPayload> {
+  /** The event payload. */
+  msg: TPayload
+  /**
+   * Interactions: answers the interaction. Anything else: sends a message to
+   * the channel, as a reply to the triggering message unless `replyTo: null`.
+   */
+  reply(content: string | MessageReplyOptions): Promise<void>
+  /** Edits the triggering message (or the one carrying the component); throws without one. */
+  edit(content: string | MessageEditOptions): Promise<void>
+}
+
+type SlashCommandOptions = { [name: string]: string | number | boolean | undefined }
+
+type MessageContext = BaseContext<EventMessage>
+type PrefixCommandContext = MessageContext & { args: string[] }
+type MessageUpdateContext = BaseContext<EventMessageUpdate>
+type MessageDeleteContext = BaseContext<EventMessageDelete>
+type MessageDeleteBulkContext = BaseContext<EventMessageDeleteBulk>
+/** A slash command run by createBot: `options` holds the chosen options by name. */
+type InteractionContext = BaseContext<EventInteractionCreate> & { options: SlashCommandOptions }
+type ComponentInteractionContext = BaseContext<EventComponentInteraction>
+type ModalSubmitContext = BaseContext<EventModalSubmit>
+type ReactionContext = BaseContext<EventReaction>
+type ReactionRemoveAllContext = BaseContext<EventReactionRemoveAll>
+type ReadyContext = BaseContext<EventReady>
+
+interface FloraEventMap {
+  ready: ReadyContext
+  messageCreate: MessageContext
+  messageUpdate: MessageUpdateContext
+  messageDelete: MessageDeleteContext
+  messageDeleteBulk: MessageDeleteBulkContext
+  /** `options` is only filled in for commands routed by createBot. */
+  interactionCreate: InteractionContext
+  componentInteraction: ComponentInteractionContext
+  modalSubmit: ModalSubmitContext
+  reactionAdd: ReactionContext
+  reactionRemove: ReactionContext
+  reactionRemoveEmoji: ReactionContext
+  reactionRemoveAll: ReactionRemoveAllContext
+}
+
+type FloraEventName = keyof FloraEventMap
+type FloraEventHandler<E extends keyof FloraEventMap> = (ctx: FloraEventMap[E]) => void | Promise<void>
+
+/** What a cron handler receives (no reply/edit: there is no message). */
+interface CronContext {
+  name: string
+  /** ISO 8601 time of this run. */
+  scheduledAt: string
+}
+
+interface CronOptions {
+  /** Skip a tick while the previous run is still going. */
+  skipIfRunning?: boolean
+  /** Run once after downtime if a tick was missed (not in the original flora). */
+  catchUp?: boolean
+}
+
+type CronHandler = (ctx: CronContext) => void | Promise<void>
+
+interface Secrets {
+  /**
+   * An opaque placeholder for the secret, replaced by its value only inside
+   * `fetch()` URLs and headers sent to the hosts the secret allows.
+   */
+  get(name: string): string | undefined
+}
+
+interface Console {
+  log(...data: any[]): void
+  info(...data: any[]): void
+  warn(...data: any[]): void
+  error(...data: any[]): void
+  debug(...data: any[]): void
+}
+
+// ======================================================================
+// Runtime globals (the prelude)
+// ======================================================================
+
+/** Run `handler` for every `event` in this guild. Handlers run one after another. */
+declare function on<E extends keyof FloraEventMap>(event: E, handler: FloraEventHandler<E>): void
+
+/**
+ * Run `handler` on a schedule: 5 fields `min hour day month weekday`, UTC.
+ * Throws TypeError for a bad name/expression/handler; the returned promise
+ * rejects if the runtime refuses the job (the error is logged too).
+ */
+declare function cron(name: string, cronExpr: string, handler: CronHandler, options?: CronOptions): Promise<void>
+
+declare var secrets: Secrets
+
+/** Writes to this guild's log (`flora logs`). */
+declare var console: Console
+
+/** Replaces all of this guild's slash commands (createBot does this for you). */
+declare function registerSlashCommands(commands: FlattenedSlashCommand[]): Promise<void> | undefined
+
+declare function __floraDispatch(event: string, payload: unknown): Promise<void>
+declare var __floraHandlers: { [event: string]: Function[] }
+declare var __floraGuildId: string | undefined
+
+// ======================================================================
+// Commands
+// ======================================================================
+
+interface Command {
+  name: string
+  description?: string
+  run: (ctx: PrefixCommandContext) => Promise<void> | void
+}
+
+type SlashCommandOptionType = 'string' | 'integer' | 'number' | 'boolean' | 'subcommand' | 'subcommand_group'
+
+interface SlashCommandOption {
+  name: string
+  description: string
+  /** Defaults to 'string'. */
+  type?: SlashCommandOptionType
+  required?: boolean
+  options?: SlashCommandOption[]
+}
+
+interface SlashSubcommand {
+  name: string
+  description: string
+  type?: 'subcommand'
+  options?: SlashCommandOption[]
+  run: (ctx: InteractionContext) => Promise<void> | void
+}
+
+/** `/command group subcommand` (routing of groups is not in the original flora). */
+interface SlashSubcommandGroup {
+  name: string
+  description: string
+  type: 'subcommand_group'
+  subcommands: SlashSubcommand[]
+}
+
+interface SlashCommand {
+  name: string
+  description: string
+  options?: SlashCommandOption[]
+  /** When present, the command itself is not run: the chosen subcommand is. */
+  subcommands?: Array<SlashSubcommand | SlashSubcommandGroup>
+  run?: (ctx: InteractionContext) => Promise<void> | void
+}
+
+interface CreateOptions {
+  /** Default '!'. Matched exactly (case-sensitive) at the start of the trimmed message. */
+  prefix?: string
+  commands?: Command[]
+  /** Used when `commands` is not given. */
+  prefixCommands?: Command[]
+  slashCommands?: SlashCommand[]
+}
+
+/** A command as registered with Discord. */
+interface FlattenedSlashCommand {
+  name: string
+  description: string
+  options?: SlashCommandOption[]
+}
+
+type SubcommandMap = {
+  [command: string]: {
+    [subcommandOrGroup: string]:
+      | ((ctx: InteractionContext) => Promise<void> | void)
+      | { [subcommand: string]: (ctx: InteractionContext) => Promise<void> | void }
+  }
+}
+
+declare function prefix(command: Command): Command
+declare function slash(command: SlashCommand): SlashCommand
+/** Routes messages and slash commands to `options`' commands and registers the slash commands. Only the first call counts. */
+declare function createBot(options: CreateOptions): void
+declare function flattenCommands(commands: SlashCommand[]): FlattenedSlashCommand[]
+declare function handleSubcommand(ctx: BaseContext<EventInteractionCreate>, command: SlashCommand): Promise<void>
+declare function flattenInteractionOptions(options: InteractionDataOption[]): { [name: string]: any }
+
+// ======================================================================
+// Helpers
+// ======================================================================
+
+declare function hasRole(ctx: { msg: { member?: { roles?: string[] } | null } }, roleId: string): boolean
+/** Name of the chosen subcommand (the group's name when a group was used). */
+declare function getSubcommand(ctx: { msg: { data?: unknown } }): string | undefined
+declare function getSubcommandGroup(ctx: { msg: { data?: unknown } }): string | undefined
+
+// ======================================================================
+// Embeds
+// ======================================================================
+
+declare class EmbedBuilder {
+  constructor(initial?: RawEmbed)
+  setTitle(title: string): this
+  setDescription(description: string): this
+  setUrl(url: string): this
+  setColor(color: number): this
+  setTimestamp(timestamp: string): this
+  setFooter(text: string, iconUrl?: string): this
+  setImage(url: string): this
+  setThumbnail(url: string): this
+  setAuthor(name?: string, options?: { url?: string; iconUrl?: string }): this
+  addField(name: string, value: string, inline?: boolean): this
+  addFields(fields: RawEmbedField[]): this
+  setFields(fields: RawEmbedField[]): this
+  toJSON(): RawEmbed
+}
+
+declare function embed(initial?: RawEmbed): EmbedBuilder
+
+// ======================================================================
+// Components
+// ======================================================================
+
+type ComponentJson = { type: number; [key: string]: JsonValue | undefined }
+type ComponentBuilder = { toJSON(): ComponentJson }
+type ComponentLike = ComponentJson | ComponentBuilder
+/** A unicode emoji, "<:name:id>", or {id, name, animated}. */
+type EmojiLike = JsonValue
+
+interface SelectDefaultValue {
+  id: string
+  type: 'user' | 'role' | 'channel'
+}
+
+interface SelectOption {
+  label: string
+  value: string
+  description?: string
+  emoji?: EmojiLike
+  default?: boolean
+}
+
+interface MediaItemEntry {
+  media: { url: string }
+  description?: string
+  spoiler?: boolean
+}
+
+declare class ActionRowBuilder {
+  addComponents(...components: Array<ComponentLike | ComponentLike[]>): this
+  setComponents(components: ComponentLike[]): this
+  toJSON(): ComponentJson
+}
+
+declare class ButtonBuilder {
+  setStyle(style: number): this
+  setCustomId(customId: string): this
+  /** Makes a link button (style 5). */
+  setUrl(url: string): this
+  /** Makes a premium button (style 6). */
+  setSkuId(skuId: string): this
+  setLabel(label: string): this
+  setEmoji(emoji: EmojiLike): this
+  setDisabled(disabled?: boolean): this
+  toJSON(): ComponentJson
+}
+
+declare class SelectMenuBuilderBase {
+  constructor(type: number, customId: string)
+  data: ComponentJson
+  setCustomId(customId: string): this
+  setPlaceholder(placeholder: string): this
+  setMinValues(min: number): this
+  setMaxValues(max: number): this
+  setRequired(required?: boolean): this
+  setDisabled(disabled?: boolean): this
+  setChannelTypes(types: number[]): this
+  setDefaultValues(values: SelectDefaultValue[]): this
+  setDefaultUsers(ids: string[]): this
+  setDefaultRoles(ids: string[]): this
+  setDefaultChannels(ids: string[]): this
+  addDefaultUser(id: string): this
+  addDefaultRole(id: string): this
+  addDefaultChannel(id: string): this
+  addDefaultValue(id: string, type: 'user' | 'role' | 'channel'): this
+  toJSON(): ComponentJson
+}
+
+declare class StringSelectMenuBuilder extends SelectMenuBuilderBase {
+  constructor(customId: string)
+  setOptions(options: SelectOption[]): this
+  addOptions(...options: Array<SelectOption | SelectOption[]>): this
+}
+
+declare class UserSelectMenuBuilder extends SelectMenuBuilderBase {
+  constructor(customId: string)
+}
+
+declare class RoleSelectMenuBuilder extends SelectMenuBuilderBase {
+  constructor(customId: string)
+}
+
+declare class MentionableSelectMenuBuilder extends SelectMenuBuilderBase {
+  constructor(customId: string)
+}
+
+declare class ChannelSelectMenuBuilder extends SelectMenuBuilderBase {
+  constructor(customId: string)
+}
+
+declare class InputTextBuilder {
+  constructor(customId: string)
+  setCustomId(customId: string): this
+  setStyle(style: number): this
+  setMinLength(min: number): this
+  setMaxLength(max: number): this
+  setRequired(required?: boolean): this
+  setValue(value: string): this
+  setPlaceholder(placeholder: string): this
+  toJSON(): ComponentJson
+}
+
+declare class TextDisplayBuilder {
+  constructor(content: string)
+  setContent(content: string): this
+  toJSON(): ComponentJson
+}
+
+declare class ThumbnailBuilder {
+  constructor(url: string)
+  setUrl(url: string): this
+  setDescription(description: string): this
+  setSpoiler(spoiler?: boolean): this
+  toJSON(): ComponentJson
+}
+
+declare class SectionBuilder {
+  addComponents(...components: Array<ComponentLike | ComponentLike[]>): this
+  setComponents(components: ComponentLike[]): this
+  /** Required by Discord: a button or a thumbnail. */
+  setAccessory(accessory: ComponentLike): this
+  toJSON(): ComponentJson
+}
+
+declare class MediaGalleryBuilder {
+  addItem(url: string, options?: { description?: string; spoiler?: boolean }): this
+  setItems(items: MediaItemEntry[]): this
+  toJSON(): ComponentJson
+}
+
+declare class FileBuilder {
+  constructor(url: string)
+  setUrl(url: string): this
+  setSpoiler(spoiler?: boolean): this
+  toJSON(): ComponentJson
+}
+
+declare class SeparatorBuilder {
+  constructor(divider?: boolean)
+  setDivider(divider?: boolean): this
+  setSpacing(spacing: number | 'small' | 'large'): this
+  toJSON(): ComponentJson
+}
+
+declare class ContainerBuilder {
+  addComponents(...components: Array<ComponentLike | ComponentLike[]>): this
+  setComponents(components: ComponentLike[]): this
+  setAccentColor(color: number): this
+  setSpoiler(spoiler?: boolean): this
+  toJSON(): ComponentJson
+}
+
+declare class LabelBuilder {
+  constructor(label: string)
+  setLabel(label: string): this
+  setDescription(description: string): this
+  /** A select menu, an inputText or a fileUpload. */
+  setComponent(component: ComponentLike): this
+  toJSON(): ComponentJson
+}
+
+declare class FileUploadBuilder {
+  constructor(customId: string)
+  setCustomId(customId: string): this
+  setMinValues(min: number): this
+  setMaxValues(max: number): this
+  setRequired(required?: boolean): this
+  toJSON(): ComponentJson
+}
+
+declare const actionRow: () => ActionRowBuilder
+declare const button: () => ButtonBuilder
+declare const stringSelect: (customId: string) => StringSelectMenuBuilder
+declare const userSelect: (customId: string) => UserSelectMenuBuilder
+declare const roleSelect: (customId: string) => RoleSelectMenuBuilder
+declare const mentionableSelect: (customId: string) => MentionableSelectMenuBuilder
+declare const channelSelect: (customId: string) => ChannelSelectMenuBuilder
+declare const inputText: (customId: string) => InputTextBuilder
+declare const textDisplay: (content: string) => TextDisplayBuilder
+declare const thumbnail: (url: string) => ThumbnailBuilder
+declare const section: () => SectionBuilder
+declare const mediaGallery: () => MediaGalleryBuilder
+declare const file: (url: string) => FileBuilder
+declare const separator: (divider?: boolean) => SeparatorBuilder
+declare const container: () => ContainerBuilder
+declare const label: (labelText: string) => LabelBuilder
+declare const fileUpload: (customId: string) => FileUploadBuilder
+
+// ======================================================================
+// Constants
+// ======================================================================
+
+type ButtonStyle = 1 | 2 | 3 | 4
+declare const ButtonStyle: { readonly Primary: 1; readonly Secondary: 2; readonly Success: 3; readonly Danger: 4 }
+declare const ButtonStyles: typeof ButtonStyle
+
+type ComponentType = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12 | 13 | 14 | 17 | 18 | 19
+declare const ComponentType: {
+  readonly ActionRow: 1
+  readonly Button: 2
+  readonly StringSelect: 3
+  readonly InputText: 4
+  readonly UserSelect: 5
+  readonly RoleSelect: 6
+  readonly MentionableSelect: 7
+  readonly ChannelSelect: 8
+  readonly Section: 9
+  readonly TextDisplay: 10
+  readonly Thumbnail: 11
+  readonly MediaGallery: 12
+  readonly File: 13
+  readonly Separator: 14
+  readonly Container: 17
+  readonly Label: 18
+  readonly FileUpload: 19
+}
+
+type InputTextStyle = 1 | 2
+declare const InputTextStyle: { readonly Short: 1; readonly Paragraph: 2 }
+declare const InputTextStyles: typeof InputTextStyle
+
+type MessageFlags = number
+declare const MessageFlags: {
+  readonly CROSSPOSTED: 1
+  readonly IS_CROSSPOST: 2
+  readonly SUPPRESS_EMBEDS: 4
+  readonly SOURCE_MESSAGE_DELETED: 8
+  readonly URGENT: 16
+  readonly HAS_THREAD: 32
+  readonly EPHEMERAL: 64
+  readonly LOADING: 128
+  readonly FAILED_TO_MENTION_SOME_ROLES_IN_THREAD: 256
+  readonly SUPPRESS_NOTIFICATIONS: 4096
+  readonly IS_VOICE_MESSAGE: 8192
+  readonly IS_COMPONENTS_V2: 32768
+}
+
+// ======================================================================
+// KV
+// ======================================================================
+
+interface RawKvSetOptions {
+  /** Unix time in seconds. */
+  expiration?: number | bigint
+  metadata?: JsonValue
+}
+
+interface RawKvListKeysOptions {
+  prefix?: string
+  /** Default 100, max 1000. */
+  limit?: number | bigint
+  /** The `cursor` of the previous page. */
+  cursor?: string
+}
+
+interface RawKvKeyInfo {
+  name: string
+  expiration?: number
+  metadata?: JsonValue
+}
+
+interface RawKvListKeysResult {
+  keys: RawKvKeyInfo[]
+  listComplete: boolean
+  cursor?: string
+}
+
+interface RawKvGetResult {
+  value: string | null
+  metadata?: Record<string, unknown>
+}
+
+/** A named key-value store of this guild (create it first with the API or CLI). */
+declare class KvStore {
+  constructor(storeName: string)
+  get(key: string): Promise<string | null>
+  getWithMetadata(key: string): Promise<RawKvGetResult>
+  set(key: string, value: string, options?: RawKvSetOptions): Promise<void>
+  updateMetadata(key: string, metadata: JsonValue | undefined): Promise<void>
+  delete(key: string): Promise<void>
+  list(options?: RawKvListKeysOptions): Promise<RawKvListKeysResult>
+  /** Atomically adds `by` (default 1) to an integer value (missing = 0); the new value. Not in the original flora. */
+  incr(key: string, by?: number): Promise<number>
+  /**
+   * Sets `value` only if the current value is `expected` (null = key absent);
+   * true if it was set. Not in the original flora.
+   */
+  compareAndSet(key: string, expected: string | null, value: string, options?: RawKvSetOptions): Promise<boolean>
+}
+
+declare function store(name: string): KvStore
+declare const kv: { store(name: string): KvStore }
+
+// ======================================================================
+// REST (each method is one Discord call; errors carry `code`)
+// ======================================================================
+
+type FloraErrorCode = 'DISCORD_RATE_LIMITED' | 'DISCORD_HTTP_ERROR' | 'SCOPE_FORBIDDEN' | 'INVALID_INPUT' | 'OP_UNAVAILABLE'
+
+/** What rest methods and ctx.reply/edit reject with. */
+interface FloraError extends Error {
+  code?: FloraErrorCode
+}
+
+interface RawMessageBody {
+  content?: string
+  embeds?: RawEmbed[]
+  attachments?: RawAttachment[]
+  components?: JsonValue[]
+  tts?: boolean
+  allowedMentions?: RawAllowedMentions
+  flags?: number
+}
+
+interface RawSendMessage extends RawMessageBody {
+  channelId: string
+  /** Reply to this message. */
+  replyTo?: string
+  /** Deprecated alias of replyTo. */
+  messageId?: string
+}
+
+interface RawEditMessage {
+  channelId: string
+  messageId: string
+  content?: string
+  embeds?: RawEmbed[]
+  components?: JsonValue[]
+  allowedMentions?: RawAllowedMentions
+  flags?: number
+}
+
+interface RawMessageRef {
+  channelId: string
+  messageId: string
+}
+
+type RawDeleteMessage = RawMessageRef
+type RawPinMessage = RawMessageRef
+type RawCrosspostMessage = RawMessageRef
+type RawFetchMessage = RawMessageRef
+
+interface RawBulkDeleteMessages {
+  channelId: string
+  messageIds: string[]
+}
+
+interface RawFetchMessages {
+  channelId: string
+  limit?: number
+  before?: string
+  after?: string
+  around?: string
+}
+
+interface RawReaction extends RawMessageRef {
+  /** A unicode emoji or "name:id". */
+  emoji: string
+  userId?: string
+}
+
+interface RawClearReactions extends RawMessageRef {
+  emoji?: string
+}
+
+interface RawInteractionResponse extends RawMessageBody {
+  interactionId: string
+  token: string
+  ephemeral?: boolean
+}
+
+interface RawDeferInteractionResponse {
+  interactionId: string
+  token: string
+  ephemeral?: boolean
+}
+
+interface RawUpdateInteractionResponse extends RawMessageBody {
+  interactionId: string
+  token: string
+}
+
+interface RawEditInteractionResponse {
+  token: string
+  content?: string
+  embeds?: RawEmbed[]
+  attachments?: RawAttachment[]
+  components?: JsonValue[]
+  allowedMentions?: RawAllowedMentions
+  flags?: number
+}
+
+interface RawDeleteInteractionResponse {
+  token: string
+}
+
+interface RawFollowupMessage extends RawMessageBody {
+  token: string
+  /** Required to edit a followup. */
+  messageId?: string
+}
+
+interface RawDeleteFollowupMessage {
+  token: string
+  messageId: string
+}
+
+interface RawSlashCommand {
+  name: string
+  description?: string
+  options?: SlashCommandOption[]
+}
+
+interface RawGuildId {
+  guildId: string
+}
+
+interface RawUpsertGuildCommands extends RawGuildId {
+  commands: RawSlashCommand[]
+}
+
+interface RawCreateGuildCommand extends RawGuildId {
+  command: RawSlashCommand
+}
+
+interface RawEditGuildCommand extends RawGuildId {
+  commandId: string
+  command: RawSlashCommand
+}
+
+interface RawGetGuildCommand extends RawGuildId {
+  commandId: string
+}
+
+type RawDeleteGuildCommand = RawGetGuildCommand
+
+interface RawCommandPermissions extends RawGuildId {
+  commandId: string
+  permissions: JsonValue
+}
+
+interface RawGuildUser extends RawGuildId {
+  userId: string
+  reason?: string
+}
+
+interface RawBanMember extends RawGuildUser {
+  deleteMessageSeconds?: number
+}
+
+interface RawMemberRole extends RawGuildUser {
+  roleId: string
+}
+
+interface RawEditMember extends RawGuildUser {
+  /** Discord's JSON body (snake_case), e.g. {nick, roles, communication_disabled_until}. */
+  payload: JsonValue
+}
+
+interface RawEditCurrentMember extends RawGuildId {
+  payload: JsonValue
+  reason?: string
+}
+
+interface RawCreateChannel extends RawGuildId {
+  payload: JsonValue
+  reason?: string
+}
+
+interface RawEditChannel {
+  channelId: string
+  payload: JsonValue
+  reason?: string
+}
+
+interface RawDeleteChannel {
+  channelId: string
+  reason?: string
+}
+
+interface RawCreateThread {
+  channelId: string
+  payload: JsonValue
+  reason?: string
+}
+
+interface RawCreateThreadFromMessage extends RawCreateThread {
+  messageId: string
+}
+
+interface RawThreadId {
+  threadId: string
+}
+
+interface RawThreadMember extends RawThreadId {
+  userId: string
+}
+
+interface RawExecuteWebhook extends RawMessageBody {
+  webhookId: string
+  token: string
+  /** Wait for the message and return it. */
+  wait?: boolean
+  threadId?: string
+  withComponents?: boolean
+  username?: string
+  avatarUrl?: string
+  threadName?: string
+}
+
+interface RawEditWebhook {
+  webhookId: string
+  token?: string
+  payload: JsonValue
+  reason?: string
+}
+
+interface RawDeleteWebhook {
+  webhookId: string
+  token?: string
+  reason?: string
+}
+
+interface FloraRest {
+  sendMessage(args: RawSendMessage): Promise<JsonValue>
+  editMessage(args: RawEditMessage): Promise<void>
+  deleteMessage(args: RawDeleteMessage): Promise<void>
+  bulkDeleteMessages(args: RawBulkDeleteMessages): Promise<void>
+  pinMessage(args: RawPinMessage): Promise<void>
+  unpinMessage(args: RawPinMessage): Promise<void>
+  crosspostMessage(args: RawCrosspostMessage): Promise<JsonValue>
+  fetchMessage(args: RawFetchMessage): Promise<JsonValue>
+  fetchMessages(args: RawFetchMessages): Promise<JsonValue[]>
+  addReaction(args: RawReaction): Promise<void>
+  removeReaction(args: RawReaction): Promise<void>
+  clearReactions(args: RawClearReactions): Promise<void>
+
+  sendInteractionResponse(args: RawInteractionResponse): Promise<void>
+  deferInteractionResponse(args: RawDeferInteractionResponse): Promise<void>
+  updateInteractionResponse(args: RawUpdateInteractionResponse): Promise<void>
+  editOriginalInteractionResponse(args: RawEditInteractionResponse): Promise<JsonValue>
+  deleteOriginalInteractionResponse(args: RawDeleteInteractionResponse): Promise<void>
+  createFollowupMessage(args: RawFollowupMessage): Promise<JsonValue>
+  editFollowupMessage(args: RawFollowupMessage): Promise<JsonValue>
+  deleteFollowupMessage(args: RawDeleteFollowupMessage): Promise<void>
+
+  upsertGuildCommands(args: RawUpsertGuildCommands): Promise<void>
+  createGuildCommand(args: RawCreateGuildCommand): Promise<JsonValue>
+  editGuildCommand(args: RawEditGuildCommand): Promise<JsonValue>
+  deleteGuildCommand(args: RawDeleteGuildCommand): Promise<void>
+  getGuildCommands(args: RawGuildId): Promise<JsonValue[]>
+  getGuildCommand(args: RawGetGuildCommand): Promise<JsonValue>
+  editGuildCommandPermissions(args: RawCommandPermissions): Promise<JsonValue>
+  getGuildCommandsPermissions(args: RawGuildId): Promise<JsonValue[]>
+  getGuildCommandPermissions(args: RawGetGuildCommand): Promise<JsonValue>
+
+  kickMember(args: RawGuildUser): Promise<void>
+  banMember(args: RawBanMember): Promise<void>
+  unbanMember(args: RawGuildUser): Promise<void>
+  addMemberRole(args: RawMemberRole): Promise<void>
+  removeMemberRole(args: RawMemberRole): Promise<void>
+  editMember(args: RawEditMember): Promise<JsonValue>
+  editCurrentMember(args: RawEditCurrentMember): Promise<JsonValue>
+
+  createChannel(args: RawCreateChannel): Promise<JsonValue>
+  editChannel(args: RawEditChannel): Promise<JsonValue>
+  deleteChannel(args: RawDeleteChannel): Promise<JsonValue>
+  createThread(args: RawCreateThread): Promise<JsonValue>
+  createThreadFromMessage(args: RawCreateThreadFromMessage): Promise<JsonValue>
+  joinThread(args: RawThreadId): Promise<void>
+  leaveThread(args: RawThreadId): Promise<void>
+  addThreadMember(args: RawThreadMember): Promise<void>
+  removeThreadMember(args: RawThreadMember): Promise<void>
+
+  executeWebhook(args: RawExecuteWebhook): Promise<JsonValue | null>
+  editWebhook(args: RawEditWebhook): Promise<JsonValue>
+  deleteWebhook(args: RawDeleteWebhook): Promise<void>
+}
+
+declare const rest: FloraRest
+
+// ======================================================================
+// The `flora` namespace object (same values as the globals)
+// ======================================================================
+
+interface FloraSdk {
+  prefix: typeof prefix
+  slash: typeof slash
+  createBot: typeof createBot
+  flattenCommands: typeof flattenCommands
+  handleSubcommand: typeof handleSubcommand
+  flattenInteractionOptions: typeof flattenInteractionOptions
+  hasRole: typeof hasRole
+  getSubcommand: typeof getSubcommand
+  getSubcommandGroup: typeof getSubcommandGroup
+  embed: typeof embed
+  EmbedBuilder: typeof EmbedBuilder
+  actionRow: typeof actionRow
+  button: typeof button
+  stringSelect: typeof stringSelect
+  userSelect: typeof userSelect
+  roleSelect: typeof roleSelect
+  mentionableSelect: typeof mentionableSelect
+  channelSelect: typeof channelSelect
+  inputText: typeof inputText
+  textDisplay: typeof textDisplay
+  thumbnail: typeof thumbnail
+  section: typeof section
+  mediaGallery: typeof mediaGallery
+  file: typeof file
+  separator: typeof separator
+  container: typeof container
+  label: typeof label
+  fileUpload: typeof fileUpload
+  ActionRowBuilder: typeof ActionRowBuilder
+  ButtonBuilder: typeof ButtonBuilder
+  SelectMenuBuilderBase: typeof SelectMenuBuilderBase
+  StringSelectMenuBuilder: typeof StringSelectMenuBuilder
+  UserSelectMenuBuilder: typeof UserSelectMenuBuilder
+  RoleSelectMenuBuilder: typeof RoleSelectMenuBuilder
+  MentionableSelectMenuBuilder: typeof MentionableSelectMenuBuilder
+  ChannelSelectMenuBuilder: typeof ChannelSelectMenuBuilder
+  InputTextBuilder: typeof InputTextBuilder
+  TextDisplayBuilder: typeof TextDisplayBuilder
+  ThumbnailBuilder: typeof ThumbnailBuilder
+  SectionBuilder: typeof SectionBuilder
+  MediaGalleryBuilder: typeof MediaGalleryBuilder
+  FileBuilder: typeof FileBuilder
+  SeparatorBuilder: typeof SeparatorBuilder
+  ContainerBuilder: typeof ContainerBuilder
+  LabelBuilder: typeof LabelBuilder
+  FileUploadBuilder: typeof FileUploadBuilder
+  ButtonStyle: typeof ButtonStyle
+  ButtonStyles: typeof ButtonStyles
+  ComponentType: typeof ComponentType
+  InputTextStyle: typeof InputTextStyle
+  InputTextStyles: typeof InputTextStyles
+  MessageFlags: typeof MessageFlags
+  kv: typeof kv
+  store: typeof store
+  KvStore: typeof KvStore
+  rest: typeof rest
+}
+
+declare const flora: FloraSdk
+
+// ======================================================================
+// The same names as a module, for `import { embed } from "@uwu/flora-sdk"`
+// (types only: at run time the SDK is already global).
+// ======================================================================
+
+declare module '@uwu/flora-sdk' {
+  // runtime globals
+  export import on = globalThis.on
+  export import cron = globalThis.cron
+  export import secrets = globalThis.secrets
+  export import registerSlashCommands = globalThis.registerSlashCommands
+  // SDK values
+  export import prefix = globalThis.prefix
+  export import slash = globalThis.slash
+  export import createBot = globalThis.createBot
+  export import flattenCommands = globalThis.flattenCommands
+  export import handleSubcommand = globalThis.handleSubcommand
+  export import flattenInteractionOptions = globalThis.flattenInteractionOptions
+  export import hasRole = globalThis.hasRole
+  export import getSubcommand = globalThis.getSubcommand
+  export import getSubcommandGroup = globalThis.getSubcommandGroup
+  export import embed = globalThis.embed
+  export import EmbedBuilder = globalThis.EmbedBuilder
+  export import actionRow = globalThis.actionRow
+  export import button = globalThis.button
+  export import stringSelect = globalThis.stringSelect
+  export import userSelect = globalThis.userSelect
+  export import roleSelect = globalThis.roleSelect
+  export import mentionableSelect = globalThis.mentionableSelect
+  export import channelSelect = globalThis.channelSelect
+  export import inputText = globalThis.inputText
+  export import textDisplay = globalThis.textDisplay
+  export import thumbnail = globalThis.thumbnail
+  export import section = globalThis.section
+  export import mediaGallery = globalThis.mediaGallery
+  export import file = globalThis.file
+  export import separator = globalThis.separator
+  export import container = globalThis.container
+  export import label = globalThis.label
+  export import fileUpload = globalThis.fileUpload
+  export import ActionRowBuilder = globalThis.ActionRowBuilder
+  export import ButtonBuilder = globalThis.ButtonBuilder
+  export import SelectMenuBuilderBase = globalThis.SelectMenuBuilderBase
+  export import StringSelectMenuBuilder = globalThis.StringSelectMenuBuilder
+  export import UserSelectMenuBuilder = globalThis.UserSelectMenuBuilder
+  export import RoleSelectMenuBuilder = globalThis.RoleSelectMenuBuilder
+  export import MentionableSelectMenuBuilder = globalThis.MentionableSelectMenuBuilder
+  export import ChannelSelectMenuBuilder = globalThis.ChannelSelectMenuBuilder
+  export import InputTextBuilder = globalThis.InputTextBuilder
+  export import TextDisplayBuilder = globalThis.TextDisplayBuilder
+  export import ThumbnailBuilder = globalThis.ThumbnailBuilder
+  export import SectionBuilder = globalThis.SectionBuilder
+  export import MediaGalleryBuilder = globalThis.MediaGalleryBuilder
+  export import FileBuilder = globalThis.FileBuilder
+  export import SeparatorBuilder = globalThis.SeparatorBuilder
+  export import ContainerBuilder = globalThis.ContainerBuilder
+  export import LabelBuilder = globalThis.LabelBuilder
+  export import FileUploadBuilder = globalThis.FileUploadBuilder
+  export import ButtonStyle = globalThis.ButtonStyle
+  export import ButtonStyles = globalThis.ButtonStyles
+  export import ComponentType = globalThis.ComponentType
+  export import InputTextStyle = globalThis.InputTextStyle
+  export import InputTextStyles = globalThis.InputTextStyles
+  export import MessageFlags = globalThis.MessageFlags
+  export import kv = globalThis.kv
+  export import store = globalThis.store
+  export import KvStore = globalThis.KvStore
+  export import rest = globalThis.rest
+  // types
+  export import JsonValue = globalThis.JsonValue
+  export import EventUser = globalThis.EventUser
+  export import EventMember = globalThis.EventMember
+  export import EventMessage = globalThis.EventMessage
+  export import EventMessageUpdate = globalThis.EventMessageUpdate
+  export import EventMessageDelete = globalThis.EventMessageDelete
+  export import EventMessageDeleteBulk = globalThis.EventMessageDeleteBulk
+  export import EventReady = globalThis.EventReady
+  export import EventInteractionCreate = globalThis.EventInteractionCreate
+  export import EventComponentInteraction = globalThis.EventComponentInteraction
+  export import EventModalSubmit = globalThis.EventModalSubmit
+  export import EventReaction = globalThis.EventReaction
+  export import EventReactionRemoveAll = globalThis.EventReactionRemoveAll
+  export import InteractionDataOption = globalThis.InteractionDataOption
+  export import BaseContext = globalThis.BaseContext
+  export import MessageContext = globalThis.MessageContext
+  export import PrefixCommandContext = globalThis.PrefixCommandContext
+  export import MessageUpdateContext = globalThis.MessageUpdateContext
+  export import MessageDeleteContext = globalThis.MessageDeleteContext
+  export import MessageDeleteBulkContext = globalThis.MessageDeleteBulkContext
+  export import InteractionContext = globalThis.InteractionContext
+  export import ComponentInteractionContext = globalThis.ComponentInteractionContext
+  export import ModalSubmitContext = globalThis.ModalSubmitContext
+  export import ReactionContext = globalThis.ReactionContext
+  export import ReactionRemoveAllContext = globalThis.ReactionRemoveAllContext
+  export import FloraEventMap = globalThis.FloraEventMap
+  export import CronContext = globalThis.CronContext
+  export import CronOptions = globalThis.CronOptions
+  export import MessageReplyOptions = globalThis.MessageReplyOptions
+  export import MessageEditOptions = globalThis.MessageEditOptions
+  export import RawEmbed = globalThis.RawEmbed
+  export import Embed = globalThis.Embed
+  export import EmbedField = globalThis.EmbedField
+  export import Command = globalThis.Command
+  export import SlashCommand = globalThis.SlashCommand
+  export import SlashCommandOption = globalThis.SlashCommandOption
+  export import SlashSubcommand = globalThis.SlashSubcommand
+  export import SlashSubcommandGroup = globalThis.SlashSubcommandGroup
+  export import SlashCommandOptions = globalThis.SlashCommandOptions
+  export import CreateOptions = globalThis.CreateOptions
+  export import FlattenedSlashCommand = globalThis.FlattenedSlashCommand
+  export import ComponentJson = globalThis.ComponentJson
+  export import ComponentLike = globalThis.ComponentLike
+  export import FloraError = globalThis.FloraError
+}

@@ -1,0 +1,269 @@
+// flora runtime prelude: the globals every guild script can use before the SDK.
+//
+//   on(event, handler)              subscribe to a Discord event
+//   cron(name, expr, handler, opts) run a handler on a schedule (UTC, 5 fields)
+//   secrets.get(name)               an opaque placeholder, replaced inside fetch()
+//   console.log/info/warn/error/debug(...args)   write to the guild's log
+//   registerSlashCommands(commands) bulk-overwrite the guild's slash commands
+//
+// Loaded after the runtime glue (which defines __floraOp and __floraGuildId)
+// and before flora.js. Every call into the runtime goes through
+//   __floraOp(opName, argsObject) -> Promise
+// There are no synchronous ops.
+(function floraPrelude() {
+  "use strict";
+  const g = globalThis;
+
+  // The runtime's op bridge, looked up at call time.
+  function op(name, args) {
+    return g.__floraOp(name, args);
+  }
+
+  // ---------------------------------------------------------------- handlers
+  // event name -> handlers, in registration order. The runtime reads the keys
+  // (after load, and whenever __floraSubsDirty is set) so that only events a
+  // script listens to ever enter the isolate.
+  g.__floraHandlers = {};
+  g.__floraSubsDirty = true;
+
+  function addHandler(event, handler) {
+    const handlers = g.__floraHandlers;
+    if (!handlers[event] || handlers[event].length === 0) {
+      handlers[event] = [];
+      g.__floraSubsDirty = true;
+    }
+    handlers[event].push(handler);
+  }
+
+  g.on = function on(event, handler) {
+    addHandler(event, handler);
+  };
+
+  // ------------------------------------------------------- reply / edit shapes
+  // ctx.reply(): an interaction is answered through its token; anything else
+  // becomes a channel message that replies to the triggering message unless
+  // `replyTo: null` is given (or `replyTo: "<id>"` points elsewhere).
+  function normalizeReply(message, payload) {
+    if (payload && payload.interactionToken) {
+      return normalizeInteractionReply(message, payload);
+    }
+    const base = { channelId: payload ? payload.channelId : undefined };
+    const replyId = payload ? (payload.id ?? payload.messageId) : undefined;
+
+    if (typeof message === "string") {
+      return { ...base, messageId: replyId, content: message };
+    }
+    if (message && typeof message === "object") {
+      const normalized = { ...base, ...message };
+      const explicitReplyTo = message.replyTo;
+      if (explicitReplyTo === null) {
+        delete normalized.messageId;
+      } else if (explicitReplyTo !== undefined) {
+        normalized.messageId = explicitReplyTo;
+      } else if (replyId) {
+        normalized.messageId = replyId;
+      }
+      delete normalized.replyTo;
+      delete normalized.reply_to;
+      return normalized;
+    }
+    return { ...base, messageId: replyId, content: String(message) };
+  }
+
+  function normalizeInteractionReply(message, payload) {
+    const base = {
+      interactionId: payload.interactionId ?? payload.id,
+      token: payload.interactionToken,
+    };
+    if (typeof message === "string") {
+      return { ...base, content: message };
+    }
+    if (message && typeof message === "object") {
+      return { ...base, ...message };
+    }
+    return { ...base, content: String(message) };
+  }
+
+  // ctx.edit() always edits a channel message: the triggering one, or the
+  // message that carries the clicked component.
+  function normalizeEdit(message, payload) {
+    const messageId = payload ? (payload.id ?? payload.messageId) : undefined;
+    if (!messageId || !payload.channelId) {
+      throw new Error("Message edit requires a message payload");
+    }
+    const base = { channelId: payload.channelId, messageId };
+    if (typeof message === "string") {
+      return { ...base, content: message };
+    }
+    if (message && typeof message === "object") {
+      return { ...base, ...message };
+    }
+    return { ...base, content: String(message) };
+  }
+
+  function makeContext(payload) {
+    return {
+      msg: payload,
+      reply(message) {
+        const options = normalizeReply(message, payload);
+        if (options.interactionId && options.token) {
+          return op("op_send_interaction_response", options);
+        }
+        return op("op_send_message", options);
+      },
+      edit(message) {
+        return op("op_edit_message", normalizeEdit(message, payload));
+      },
+    };
+  }
+
+  // ----------------------------------------------------------------- dispatch
+  const CRON_EVENT_PREFIX = "__cron:";
+
+  function makeCronContext(payload) {
+    const { name, scheduledAt } = payload || {};
+    const ctx = { name, scheduledAt };
+    // The original runtime handed cron handlers `{msg: payload, ...}`; keep
+    // `ctx.msg` working for scripts that relied on it, without showing it.
+    Object.defineProperty(ctx, "msg", { value: payload, enumerable: false });
+    return ctx;
+  }
+
+  // Called by the runtime for every event. Handlers run one after the other;
+  // a throw (or rejection) stops the remaining handlers and rejects the dispatch.
+  g.__floraDispatch = async function __floraDispatch(event, payload) {
+    if (typeof payload === "string") payload = JSON.parse(payload);
+    const handlers = g.__floraHandlers[event] || [];
+    const isCron = typeof event === "string" && event.startsWith(CRON_EVENT_PREFIX);
+    for (const handler of handlers) {
+      await handler(isCron ? makeCronContext(payload) : makeContext(payload));
+    }
+  };
+
+  // ------------------------------------------------------------------ console
+  // Strings as they are; everything else as JSON, never throwing.
+  function formatValue(value) {
+    if (typeof value === "string") return value;
+    if (value === undefined) return "undefined";
+    if (typeof value === "function") return `[Function: ${value.name || "anonymous"}]`;
+    if (typeof value === "symbol" || typeof value === "bigint") return String(value);
+    if (value instanceof Error) return value.stack ? String(value.stack) : `${value.name}: ${value.message}`;
+    try {
+      let text;
+      try {
+        text = JSON.stringify(value, jsonValue);
+      } catch (_) {
+        text = JSON.stringify(value, cycleSafe());
+      }
+      return text === undefined ? String(value) : text;
+    } catch (_) {
+      return "[unprintable]";
+    }
+  }
+
+  // BigInt -> "123n"; functions and symbols by name instead of vanishing.
+  function jsonValue(_key, value) {
+    if (typeof value === "bigint") return `${value}n`;
+    if (typeof value === "function") return `[Function: ${value.name || "anonymous"}]`;
+    if (typeof value === "symbol") return String(value);
+    return value;
+  }
+
+  // Only used once plain JSON failed (a cycle): repeated objects -> "[Circular]".
+  function cycleSafe() {
+    const seen = new WeakSet();
+    return function replacer(key, value) {
+      value = jsonValue(key, value);
+      if (value && typeof value === "object") {
+        if (seen.has(value)) return "[Circular]";
+        seen.add(value);
+      }
+      return value;
+    };
+  }
+
+  function makeLogger(level) {
+    return function log(...args) {
+      try {
+        const promise = op("op_log", { level, args: args.map(formatValue) });
+        if (promise && typeof promise.catch === "function") promise.catch(() => {});
+      } catch (_) {
+        // Logging never breaks a script.
+      }
+    };
+  }
+
+  g.console = {
+    log: makeLogger("info"),
+    info: makeLogger("info"),
+    warn: makeLogger("warn"),
+    error: makeLogger("error"),
+    debug: makeLogger("debug"),
+  };
+
+  // ---------------------------------------------------------- slash commands
+  // Bulk-overwrites the guild's commands; returns undefined outside a guild.
+  g.registerSlashCommands = function registerSlashCommands(commands) {
+    if (!g.__floraGuildId) return undefined;
+    return op("op_upsert_guild_commands", { guildId: g.__floraGuildId, commands });
+  };
+
+  // --------------------------------------------------------------------- cron
+  // Registration is asynchronous here: the returned promise rejects with the
+  // runtime's message (invalid expression, duplicate name, too many jobs), and
+  // the error is also written to the log, so it is seen even when not awaited.
+  g.cron = function cron(name, cronExpr, handler, options) {
+    if (typeof name !== "string" || !name.length) {
+      throw new TypeError("cron name must be a non-empty string");
+    }
+    if (typeof cronExpr !== "string" || !cronExpr.length) {
+      throw new TypeError("cron expression must be a non-empty string");
+    }
+    if (typeof handler !== "function") {
+      throw new TypeError("cron handler must be a function");
+    }
+    const event = CRON_EVENT_PREFIX + name;
+    addHandler(event, handler);
+    let registration;
+    try {
+      registration = Promise.resolve(
+        op("op_register_cron", {
+          name,
+          expr: cronExpr,
+          skipIfRunning: Boolean(options?.skipIfRunning),
+          catchUp: Boolean(options?.catchUp),
+        })
+      );
+    } catch (err) {
+      registration = Promise.reject(err);
+    }
+    registration.catch((err) => {
+      // A job that was not registered never fires: forget its handler.
+      const list = g.__floraHandlers[event];
+      const index = list ? list.lastIndexOf(handler) : -1;
+      if (index >= 0) list.splice(index, 1);
+      if (list && list.length === 0) {
+        delete g.__floraHandlers[event];
+        g.__floraSubsDirty = true;
+      }
+      g.console.error(`cron '${name}' was not registered: ${err && err.message ? err.message : err}`);
+    });
+    return registration;
+  };
+
+  // ------------------------------------------------------------------ secrets
+  // The real value never enters the isolate: get() returns a placeholder that
+  // the runtime replaces in fetch() URLs and headers, for allowed hosts only.
+  // If the runtime publishes the guild's secret names as
+  // `__floraSecretNames` (an array), unknown names give undefined, as in flora.
+  g.secrets = {
+    get(name) {
+      if (typeof name !== "string" || !name.length) {
+        throw new TypeError("secret name must be a non-empty string");
+      }
+      const known = g.__floraSecretNames;
+      if (Array.isArray(known) && !known.includes(name)) return undefined;
+      return `__FLORA_SECRET_${encodeURIComponent(name)}__`;
+    },
+  };
+})();
