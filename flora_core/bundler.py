@@ -13,6 +13,7 @@ import json
 import os
 import posixpath
 import re
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -44,6 +45,18 @@ def normalize_path(path: str) -> str:
     if not parts:
         raise BundleError(f"invalid file path: {path}")
     return "/".join(parts)
+
+
+def deno_dir() -> str:
+    """Where deno keeps esbuild (fetched once from the npm registry) and its caches.
+
+    Shared by every data folder of the user (``DENO_DIR`` wins), so the one-time
+    download happens once per machine, not once per deployment folder.
+    """
+    if os.environ.get("DENO_DIR"):
+        return os.environ["DENO_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "flora", "deno")
 
 
 def _deno_bin() -> str:
@@ -87,27 +100,35 @@ class Bundler:
         if cached.exists():
             return cached.read_text(encoding="utf-8")
 
-        with tempfile.TemporaryDirectory(prefix="flora-bundle-") as tmp:
-            root = Path(tmp) / "project"
-            for path, contents in normalized.items():
-                target = root / path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(contents, encoding="utf-8")
-            out_file = Path(tmp) / "bundle.js"
-            env = dict(os.environ, NO_COLOR="1", DENO_NO_UPDATE_CHECK="1", DENO_DIR=str(self.cache_dir / "deno"))
-            cmd = [
-                _deno_bin(), "bundle", "--quiet", "--format", "iife", "--platform", "browser",
-                "--no-config", "--no-lock", "--no-remote", "--no-npm", "-o", str(out_file), entry_path,
-            ]
-            try:
-                proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=self.timeout)
-            except subprocess.TimeoutExpired:
-                raise BundleError(f"bundling timed out after {self.timeout:.0f}s") from None
-            except OSError as exc:
-                raise BundleError(f"the bundler could not start: {exc}") from None
-            if proc.returncode != 0 or not out_file.exists():
-                raise BundleError(self._error_text(proc.stderr, root))
-            js = out_file.read_text(encoding="utf-8")
+        # A fixed folder per input hash keeps deno's own caches from growing with random paths.
+        work = Path(tempfile.gettempdir()) / "flora-bundle" / f"{key[:24]}-{os.getpid()}"
+        shutil.rmtree(work, ignore_errors=True)
+        try:
+            return self._bundle_in(work, entry_path, normalized, cached)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _bundle_in(self, work: Path, entry_path: str, normalized: dict[str, str], cached: Path) -> str:
+        root = work / "project"
+        for path, contents in normalized.items():
+            target = root / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(contents, encoding="utf-8")
+        out_file = work / "bundle.js"
+        env = dict(os.environ, NO_COLOR="1", DENO_NO_UPDATE_CHECK="1", DENO_DIR=deno_dir())
+        cmd = [
+            _deno_bin(), "bundle", "--quiet", "--format", "iife", "--platform", "browser",
+            "--no-config", "--no-lock", "--no-remote", "--no-npm", "-o", str(out_file), entry_path,
+        ]
+        try:
+            proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            raise BundleError(f"bundling timed out after {self.timeout:.0f}s") from None
+        except OSError as exc:
+            raise BundleError(f"the bundler could not start: {exc}") from None
+        if proc.returncode != 0 or not out_file.exists():
+            raise BundleError(self._error_text(proc.stderr, root))
+        js = out_file.read_text(encoding="utf-8")
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         tmp_cached = cached.with_suffix(f".{os.getpid()}.tmp")
         tmp_cached.write_text(js, encoding="utf-8")

@@ -315,13 +315,9 @@ class Runtime:
 
 
 def _starter_files() -> list[dict]:
-    from importlib import resources
+    import flora_sdk
 
-    root = resources.files("flora_sdk").joinpath("starter")
-    out = []
-    for rel in ("src/main.ts", "src/utils/reply.ts"):
-        out.append({"path": rel, "contents": root.joinpath(rel).read_text(encoding="utf-8")})
-    return out
+    return flora_sdk.starter_files()
 
 
 def serve(config, plugins: Plugins | None = None, *, with_api: bool = True) -> None:

@@ -1,0 +1,283 @@
+"""The ``flora`` command.
+
+Every failure a user can cause (bad config, unreachable database or API, a
+usage mistake) ends as one line on stderr and a non-zero exit code (2 for
+configuration and usage errors), never a traceback. Plugins add commands
+through ``flora_register_commands``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from flora_core import __version__
+from flora_core.config import ConfigError, load_config
+from flora_core.plugins import PluginError, Plugins
+from flora_core.storage import StorageError
+
+SERVE_HINT = "run `flora dev` to try flora offline against the built-in Discord emulator"
+
+
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
+
+
+class CliFailure(click.ClickException):
+    """A command failed; the message is printed as is (it may be a server's multi-line error)."""
+
+    exit_code = 1
+
+
+class FloraGroup(click.Group):
+    """Runs commands without click's standalone handling so every error becomes one line."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(args, prog_name or "flora", complete_var, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except _NO_ARGS_IS_HELP as exc:
+            exc.show()  # a bare `flora` or `flora tokens` prints its help, as click does
+            code = 2
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "flora"
+            _error(f"{exc.format_message()} (see `{where} --help`)")
+            code = 2
+        except click.ClickException as exc:
+            _error(exc.format_message())
+            code = exc.exit_code
+        except ConfigError as exc:
+            _error(str(exc))
+            code = 2
+        except (StorageError, PluginError) as exc:
+            _error(str(exc))
+            code = 1
+        except OSError as exc:  # e.g. a data folder that cannot be created
+            _error(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
+            code = 1
+        except (click.Abort, KeyboardInterrupt):
+            _error("Aborted.")
+            code = 130
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _error(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+
+
+def _config(ctx: click.Context):
+    return load_config((ctx.obj or {}).get("config_path"))
+
+
+def _plugins(ctx: click.Context) -> Plugins:
+    obj = ctx.ensure_object(dict)
+    if obj.get("plugins") is None:
+        obj["plugins"] = Plugins()
+    return obj["plugins"]
+
+
+def _open_db(ctx: click.Context):
+    from flora_core.storage import open_database
+
+    return open_database(_config(ctx), _plugins(ctx))
+
+
+# -- serve ---------------------------------------------------------------------
+@click.command()
+@click.pass_context
+def serve(ctx):
+    """Run flora: HTTP API, Discord gateway and script workers under one supervisor."""
+    config = _config(ctx)
+    config.require("discord_token", hint=SERVE_HINT)
+    config_path = (ctx.obj or {}).get("config_path")
+    if config_path:  # the API and worker processes read the same file
+        os.environ["FLORA_CONFIG"] = str(Path(config_path).resolve())
+    plugins = _plugins(ctx)
+    try:
+        from flora_core.runtime.supervisor import serve as run_supervisor
+    except ImportError as exc:
+        raise CliFailure(f"the runtime supervisor is not available: {exc}") from None
+    run_supervisor(config, plugins)
+
+
+# -- deploy --------------------------------------------------------------------
+def _server_data_dirs(ctx) -> tuple[Path, ...]:
+    """The local server's data folder, never uploaded (``flora serve`` often runs in the project folder)."""
+    try:
+        return (_config(ctx).data_path,)
+    except ConfigError:
+        return (Path("data").resolve(),)
+
+
+def _size(n: int) -> str:
+    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / (1024 * 1024):.1f} MiB"
+
+
+@click.command()
+@click.argument("entry_arg", metavar="[ENTRY]", required=False)
+@click.option("--guild-id", "--guild", "guild_id", metavar="ID", help="Guild to deploy to (or [deploy] guild_id in flora.toml).")
+@click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None, help="Project folder (default: current folder).")
+@click.option("--entry", "entry_opt", metavar="PATH", help="Entry file (default: [deploy] entry in flora.toml, else src/main.ts).")
+@click.option("--api", "-a", "api_url", metavar="URL", help="API base URL including /api (default: $FLORA_API_URL, [deploy] api, http://127.0.0.1:3000/api).")
+@click.option("--token", metavar="TOKEN", help="API token (default: $FLORA_TOKEN).")
+@click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
+@click.pass_context
+def deploy(ctx, entry_arg, guild_id, root, entry_opt, api_url, token, as_json):
+    """Bundle-and-deploy the project's TypeScript/JavaScript files to a guild."""
+    from flora_http.client import DEFAULT_API_URL, ApiClient, ClientError, collect_files, load_project_config, resolve_entry
+    from flora_http.auth import SNOWFLAKE
+
+    if entry_arg and entry_opt and entry_arg != entry_opt:
+        raise click.UsageError("give the entry once, either as ENTRY or with --entry")
+    root = (root or Path(".")).resolve()
+    try:
+        project = load_project_config(root)
+        guild_id = guild_id or project.get("guild_id")
+        if not guild_id:
+            raise click.UsageError("Missing option '--guild-id' (or set guild_id under [deploy] in flora.toml)")
+        if not SNOWFLAKE.match(guild_id):
+            raise click.UsageError(f"invalid guild id {guild_id!r}: expected a Discord snowflake (digits)")
+        api_url = api_url or os.environ.get("FLORA_API_URL") or project.get("api") or DEFAULT_API_URL
+        token = token or os.environ.get("FLORA_TOKEN")
+        if not token:
+            raise CliFailure("Missing API token; pass --token or set FLORA_TOKEN")
+        entry = resolve_entry(entry_arg or entry_opt or project.get("entry") or "src/main.ts", root)
+        files = collect_files(root, exclude=_server_data_dirs(ctx))
+        if entry not in {f["path"] for f in files}:
+            raise CliFailure(f"Entry {entry} is not among the collected files (ignored, or not a script file)")
+        total = sum(len(f["contents"].encode("utf-8")) for f in files)
+        click.echo(f"Collected {len(files)} file{'s' if len(files) != 1 else ''} ({_size(total)}) from {root}", err=True)
+        click.echo(f"Deploying {entry} to guild {guild_id} via {api_url}…", err=True)
+        result = ApiClient(api_url, token).deploy(guild_id, entry, files)
+    except ClientError as exc:
+        raise CliFailure(str(exc)) from None
+    if not isinstance(result, dict):
+        raise CliFailure(f"unexpected answer from {api_url}: {str(result)[:200]}")
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"Deployed guild {result.get('guild_id', guild_id)}")
+    click.echo(f"  entry: {result.get('entry', entry)}")
+    click.echo(f"  updated: {result.get('updated_at', '?')}")
+
+
+# -- tokens --------------------------------------------------------------------
+@click.group()
+def tokens():
+    """Manage API tokens in the server's own database (operator tokens: every guild)."""
+
+
+@tokens.command("create")
+@click.option("--label", help="A note to recognise the token by.")
+@click.pass_context
+def tokens_create(ctx, label):
+    """Create a token; only the token is printed on stdout (it is not stored in clear)."""
+    from flora_core.storage import repo
+
+    db = _open_db(ctx)
+    try:
+        token, row = repo.create_token(db, label=label)
+    finally:
+        db.close()
+    click.echo(token)
+    click.echo(f"Created token {row['token_id']}{f' ({label})' if label else ''}. It is shown only once; "
+               "use it with `flora deploy --token …` or FLORA_TOKEN.", err=True)
+
+
+@tokens.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def tokens_list(ctx, as_json):
+    """List tokens (never their secret)."""
+    from flora_core.storage import repo
+
+    db = _open_db(ctx)
+    try:
+        rows = repo.list_tokens(db)
+    finally:
+        db.close()
+    items = [{"token_id": r["token_id"], "label": r["label"], "created_at": r["created_at"], "last_used_at": r["last_used_at"]} for r in rows]
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    if not items:
+        click.echo("No tokens.")
+        return
+    width = max(len(i["label"] or "-") for i in items)
+    click.echo(f"{'TOKEN ID':<12}  {'LABEL':<{width}}  {'CREATED':<32}  LAST USED")
+    for i in items:
+        click.echo(f"{i['token_id']:<12}  {i['label'] or '-':<{width}}  {i['created_at']:<32}  {i['last_used_at'] or 'never'}")
+
+
+@tokens.command("revoke")
+@click.argument("token_id")
+@click.pass_context
+def tokens_revoke(ctx, token_id):
+    """Delete a token by its id (the part before the dot)."""
+    from flora_core.storage import repo
+
+    db = _open_db(ctx)
+    try:
+        removed = repo.revoke_token(db, token_id.split(".", 1)[0])
+    finally:
+        db.close()
+    if not removed:
+        raise CliFailure(f"Token not found: {token_id}")
+    click.echo(f"Revoked token {token_id}")
+
+
+# -- plugins -------------------------------------------------------------------
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def plugins_command(ctx, as_json):
+    """List loaded plugins, their versions and what each registered."""
+    described = _plugins(ctx).describe()
+    if as_json:
+        click.echo(json.dumps(described, indent=2))
+        return
+    for p in described:
+        click.echo(f"{p['name']} {p['version'] or '-'} ({p['module']})")
+        for kind, names in sorted(p["registered"].items()):
+            click.echo(f"  {kind}: {', '.join(names)}")
+
+
+# -- the group -----------------------------------------------------------------
+def make_cli() -> click.Group:
+    """A fresh ``flora`` group with the built-in commands (plugins add theirs in :func:`main`)."""
+
+    @click.group(cls=FloraGroup, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.version_option(__version__, "--version", "-V", prog_name="flora")
+    @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="FLORA_CONFIG",
+                  help="Server config file (default: ./config.toml; environment variables win).")
+    @click.pass_context
+    def flora(ctx, config_path):
+        """flora: one Discord bot, programmed per guild in TypeScript."""
+        ctx.ensure_object(dict)["config_path"] = config_path
+
+    for command in (serve, deploy, tokens, plugins_command):
+        flora.add_command(command)
+    return flora
+
+
+cli = make_cli()
+
+
+def main(argv=None):
+    group = make_cli()
+    plugins = None
+    try:
+        plugins = Plugins()
+        plugins.register_commands(group)
+    except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the CLI
+        click.echo(f"Warning: plugins could not add their commands: {exc}", err=True)
+    return group.main(args=argv, prog_name="flora", obj={"plugins": plugins})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""gunicorn settings for the API in production:
+
+    gunicorn -c flora_http/gunicorn.conf.py 'flora_http:create_app()'
+
+The gevent worker monkey-patches each worker before it imports the app. The
+bind address comes from flora's config (API_ADDRESS / API_PORT, or
+``[api]`` in config.toml); pass ``-w N`` for more worker processes.
+"""
+
+import sys
+
+from flora_core.config import ConfigError, load_config
+
+try:
+    _config = load_config()
+except ConfigError as _exc:
+    print(f"flora api: {_exc}", file=sys.stderr)
+    sys.exit(2)
+
+_host = f"[{_config.api_address}]" if ":" in _config.api_address else _config.api_address
+
+wsgi_app = "flora_http.app:create_app()"
+worker_class = "gevent"
+bind = [f"{_host}:{_config.api_port}"]
+accesslog = "-"
+
+
+def post_fork(server, worker):
+    """psycopg2 must yield to gevent in each worker when Postgres is in use (needs psycogreen)."""
+    from gevent import monkey
+
+    monkey.patch_all()  # the gevent worker does this too; do it before psycopg2 is imported
+    try:
+        from psycogreen.gevent import patch_psycopg
+    except ImportError:
+        return
+    patch_psycopg()

@@ -1,0 +1,327 @@
+"""The ``flora`` command: one line on stderr for every user error, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import socketserver
+import subprocess
+import sys
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+from werkzeug.serving import make_server
+
+from flora_core import hookimpl
+from flora_core.cli import cli, make_cli
+from flora_core.config import load_config
+from flora_core.control import RuntimeClient
+from flora_core.plugins import Plugins
+from flora_core.storage import open_database, repo
+from flora_http import create_app
+from flora_http.client import collect_files
+
+GUILD = "123456789012345678"
+FLORA_BIN = Path(sys.executable).parent / "flora"
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """A clean folder and environment: data in tmp, no token, no config file."""
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        if key.startswith(("RUNTIME_", "API_", "DATABASE_", "FLORA_", "DISCORD_")):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("FLORA_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def error_lines(result) -> list[str]:
+    """stderr lines written by the CLI itself (plugin loading may log on its own)."""
+    return [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+
+
+def assert_one_line_error(result, code: int, text: str):
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    [line] = error_lines(result)
+    assert text in line, line
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- the command itself ---------------------------------------------------------------
+def test_help_and_version_from_the_console_script():
+    out = subprocess.run([str(FLORA_BIN), "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    for command in ("serve", "deploy", "tokens", "plugins"):
+        assert re.search(rf"^\s+{command}\b", out.stdout, re.M)
+    version = subprocess.run([str(FLORA_BIN), "--version"], capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.strip() == "flora, version 0.1.0"
+
+
+def test_usage_error_is_one_line_exit_2(env, runner):
+    result = runner.invoke(cli, ["deploy", "--bogus"])
+    assert_one_line_error(result, 2, "No such option")
+    assert "flora deploy --help" in result.stderr
+
+
+def test_unknown_command_is_one_line_exit_2(env, runner):
+    assert_one_line_error(runner.invoke(cli, ["nope"]), 2, "No such command")
+
+
+# -- config errors -------------------------------------------------------------------------
+def test_serve_without_discord_token_points_at_flora_dev(env, runner):
+    result = runner.invoke(cli, ["serve"])
+    assert_one_line_error(result, 2, "DISCORD_TOKEN is required")
+    assert "flora dev" in error_lines(result)[0]
+
+
+@pytest.mark.parametrize("args", [["serve"], ["tokens", "list"]])
+def test_invalid_config_value_is_one_line_exit_2(env, runner, monkeypatch, args):
+    monkeypatch.setenv("RUNTIME_MAX_WORKERS", "0")
+    monkeypatch.setenv("DISCORD_TOKEN", "x")
+    result = runner.invoke(cli, args)
+    assert_one_line_error(result, 2, "invalid RUNTIME_MAX_WORKERS: must be between 1 and 64, got 0")
+
+
+def test_invalid_config_file_is_one_line_exit_2(env, runner):
+    (env / "config.toml").write_text("[api\nport = 1\n")
+    assert_one_line_error(runner.invoke(cli, ["tokens", "list"]), 2, "invalid TOML")
+
+
+def test_missing_config_file_given_with_config_is_exit_2(env, runner):
+    assert_one_line_error(runner.invoke(cli, ["--config", "nope.toml", "tokens", "list"]), 2, "does not exist")
+
+
+def test_console_script_config_error_has_no_traceback(env):
+    out = subprocess.run([str(FLORA_BIN), "tokens", "list"], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "RUNTIME_MAX_WORKERS": "0"})
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert "Error: invalid RUNTIME_MAX_WORKERS: must be between 1 and 64, got 0" in out.stderr.splitlines()
+
+
+# -- tokens ------------------------------------------------------------------------------------
+def test_tokens_create_list_revoke_round_trip(env, runner):
+    created = runner.invoke(cli, ["tokens", "create", "--label", "ci"])
+    assert created.exit_code == 0, created.stderr
+    token = created.stdout.strip()
+    assert created.stdout == token + "\n"  # only the token on stdout
+    assert re.fullmatch(r"[A-Za-z0-9]{12}\.[A-Za-z0-9]{32}", token)
+    token_id = token.split(".")[0]
+    assert token_id in created.stderr
+
+    config = load_config()
+    db = open_database(config, Plugins())
+    assert repo.verify_token(db, token)["label"] == "ci"
+
+    listed = runner.invoke(cli, ["tokens", "list", "--json"])
+    assert listed.exit_code == 0
+    [item] = json.loads(listed.stdout)
+    assert item["token_id"] == token_id and item["label"] == "ci" and item["last_used_at"] is not None
+    assert set(item) == {"token_id", "label", "created_at", "last_used_at"}
+    table = runner.invoke(cli, ["tokens", "list"])
+    assert token_id in table.stdout and "ci" in table.stdout and token.split(".")[1] not in table.stdout
+
+    revoked = runner.invoke(cli, ["tokens", "revoke", token_id])
+    assert revoked.exit_code == 0 and token_id in revoked.stdout
+    assert repo.verify_token(db, token) is None
+    assert runner.invoke(cli, ["tokens", "list"]).stdout.strip() == "No tokens."
+    assert_one_line_error(runner.invoke(cli, ["tokens", "revoke", token_id]), 1, f"Token not found: {token_id}")
+
+
+# -- plugins -----------------------------------------------------------------------------------
+def test_plugins_json_lists_built_ins(env, runner):
+    result = runner.invoke(cli, ["plugins", "--json"])
+    assert result.exit_code == 0
+    described = {p["name"]: p for p in json.loads(result.stdout)}
+    assert described["api_core"]["registered"] == {"blueprint": ["flora_api"]}
+    assert described["sqlite_storage"]["module"] == "flora_core.storage.sqlite_backend"
+    assert all("version" in p for p in described.values())
+
+
+def test_plugins_add_commands_and_a_broken_one_does_not_break_the_cli(env, runner, monkeypatch):
+    monkeypatch.delenv("FLORA_STRICT_PLUGINS", raising=False)  # production mode: log and go on
+    class Greeter:
+        @hookimpl
+        def flora_register_commands(self, cli):
+            @cli.command()
+            def hello():
+                click.echo("hello from a plugin")
+
+    class Broken:
+        @hookimpl
+        def flora_register_commands(self, cli):
+            raise RuntimeError("boom")
+
+    plugins = Plugins()
+    plugins.pm.register(Greeter(), name="greeter")
+    plugins.pm.register(Broken(), name="broken")
+    try:
+        group = make_cli()
+        plugins.register_commands(group)
+        result = runner.invoke(group, ["hello"], obj={"plugins": plugins})
+        assert result.exit_code == 0 and result.stdout == "hello from a plugin\n"
+        described = {p["name"]: p for p in json.loads(runner.invoke(group, ["plugins", "--json"], obj={"plugins": plugins}).stdout)}
+        assert described["greeter"]["registered"]["command"] == ["hello"]
+    finally:
+        plugins.pm.unregister(name="greeter")
+        plugins.pm.unregister(name="broken")
+
+
+# -- deploy: local problems ---------------------------------------------------------------------
+def write_project(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_deploy_without_token(env, runner):
+    write_project(env, {"src/main.ts": "console.log(1);\n"})
+    assert_one_line_error(runner.invoke(cli, ["deploy", "--guild-id", GUILD]), 1, "Missing API token; pass --token or set FLORA_TOKEN")
+
+
+def test_deploy_without_entry_file(env, runner, monkeypatch):
+    monkeypatch.setenv("FLORA_TOKEN", "abcdefghijkl.abcdefghijklmnopqrstuvwxyz012345")
+    write_project(env, {"src/other.ts": "console.log(1);\n"})
+    assert_one_line_error(runner.invoke(cli, ["deploy", "--guild-id", GUILD]), 1, "Entry file not found: src/main.ts")
+
+
+def test_deploy_without_guild(env, runner):
+    assert_one_line_error(runner.invoke(cli, ["deploy", "--token", "t"]), 2, "Missing option '--guild-id'")
+
+
+def test_deploy_with_unreachable_api(env, runner):
+    write_project(env, {"src/main.ts": "console.log(1);\n"})
+    api = f"http://127.0.0.1:{free_port()}/api"
+    result = runner.invoke(cli, ["deploy", "--guild-id", GUILD, "--token", "t", "--api", api])
+    assert_one_line_error(result, 1, f"Cannot reach the flora API at {api}: connection refused")
+
+
+def test_collect_files_like_flora(tmp_path):
+    write_project(tmp_path, {
+        "src/main.ts": "import './util';\n",
+        "src/util.mts": "export {};\n",
+        "src/view.tsx": "export {};\n",
+        "src/readme.md": "# not code\n",
+        "src/ignored.ts": "nope\n",
+        "src/generated/x.ts": "nope\n",
+        "scripts/tool.cjs": "module.exports = 1;\n",
+        "package.json": "{}\n",
+        "tsconfig.json": "{}\n",
+        "node_modules/dep/index.js": "nope\n",
+        "dist/bundle.js": "nope\n",
+        ".git/hooks/x.js": "nope\n",
+        "data/cache/bundles/abc.js": "the server's cache\n",
+        ".gitignore": "# comment\nignored.ts\n/src/generated/\n",
+    })
+    paths = [f["path"] for f in collect_files(tmp_path, exclude=(tmp_path / "data",))]
+    assert paths == ["package.json", "scripts/tool.cjs", "src/main.ts", "src/util.mts", "src/view.tsx", "tsconfig.json"]
+
+
+# -- deploy: against a real API ------------------------------------------------------------------
+class RuntimeDouble:
+    """The runtime's control socket: every load succeeds; bundles are kept."""
+
+    def __init__(self):
+        self.bundles: list[str] = []
+        self.dir = tempfile.mkdtemp(prefix="flora-rt-", dir="/tmp")
+        self.path = os.path.join(self.dir, "rt.sock")
+        double = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                double.bundles.append(body.get("bundle"))
+                data = b'{"ok": true}'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+
+        self.server = Server(self.path, Handler)
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        os.unlink(self.path)
+        os.rmdir(self.dir)
+
+
+@pytest.fixture
+def api(env):
+    """A real API (werkzeug server in a thread) on a tmp database, with a token."""
+    config = load_config()
+    plugins = Plugins()
+    db = open_database(config, plugins)
+    runtime = RuntimeDouble()
+    server = make_server("127.0.0.1", 0, create_app(config, plugins, db, RuntimeClient(runtime.path)), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield {"url": f"http://127.0.0.1:{server.server_port}/api", "token": repo.create_token(db)[0], "db": db, "runtime": runtime}
+    finally:
+        server.shutdown()
+        runtime.close()
+
+
+def test_deploy_uploads_the_project_and_prints_the_result(api, env, runner, monkeypatch):
+    monkeypatch.setenv("FLORA_TOKEN", api["token"])
+    monkeypatch.setenv("FLORA_API_URL", api["url"])
+    write_project(env, {
+        "src/main.ts": 'import { n } from "./n";\nconsole.log(n);\n',
+        "src/n.ts": "export const n: number = 41 + 1;\n",
+        "flora.toml": f'[deploy]\nguild_id = "{GUILD}"\n',
+    })
+    result = runner.invoke(cli, ["deploy"])
+    assert result.exit_code == 0, result.stderr
+    assert "Collected 2 files" in result.stderr and "Deploying src/main.ts" in result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"Deployed guild {GUILD}" and lines[1] == "  entry: src/main.ts" and lines[2].startswith("  updated: ")
+    assert "41 + 1" in api["runtime"].bundles[0]
+    rev = repo.latest_success(api["db"], GUILD)
+    assert rev["deploy_source"] == "cli"
+    assert sorted(f["path"] for f in rev["files"]) == ["src/main.ts", "src/n.ts"]
+
+    as_json = runner.invoke(cli, ["deploy", "--json", "src/main.ts"])
+    assert as_json.exit_code == 0
+    assert json.loads(as_json.stdout)["guild_id"] == GUILD
+
+
+def test_deploy_shows_the_servers_typescript_error(api, env, runner):
+    write_project(env, {"src/main.ts": "const ok = 1;\nconst broken: = ;\n"})
+    result = runner.invoke(cli, ["deploy", "--guild-id", GUILD, "--api", api["url"], "--token", api["token"]])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
+    assert re.search(r"^Error: Bad request: invalid deployment files: src/main\.ts:2:\d+: ", result.stderr, re.M)
+
+
+def test_deploy_with_a_bad_token_shows_the_server_message(api, env, runner):
+    write_project(env, {"src/main.ts": "console.log(1);\n"})
+    result = runner.invoke(cli, ["deploy", "--guild-id", GUILD, "--api", api["url"], "--token", "abcdefghijkl.abcdefghijklmnopqrstuvwxyz012345"])
+    assert_one_line_error(result, 1, "Unauthorized: Login required")
