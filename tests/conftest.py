@@ -162,16 +162,20 @@ def stop_flora(server: FloraServer) -> None:
             os.killpg(server.proc.pid, signal.SIGKILL)
             server.proc.wait(timeout=10)
             raise AssertionError(f"flora serve did not stop on SIGTERM:\n{server.logs()}")
-    # nothing of the process group may be left behind
-    try:
-        os.killpg(server.proc.pid, 0)
-        time.sleep(1)
-        os.killpg(server.proc.pid, 0)
-        leftover = subprocess.run(["ps", "-o", "pid,cmd", "-g", str(server.proc.pid)], capture_output=True, text=True).stdout
-        os.killpg(server.proc.pid, signal.SIGKILL)
-        raise AssertionError(f"processes left behind by flora serve:\n{leftover}")
-    except ProcessLookupError:
-        pass
+    # nothing of the process group may be left running (zombies are dead already; PID 1 here may not reap them)
+    deadline = time.monotonic() + 5
+    while True:
+        out = subprocess.run(["ps", "-o", "pid=,stat=,cmd=", "-g", str(server.proc.pid)], capture_output=True, text=True).stdout
+        alive = [line for line in out.splitlines() if line.split() and not line.split()[1].startswith("Z")]
+        if not alive:
+            return
+        if time.monotonic() > deadline:
+            try:
+                os.killpg(server.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            raise AssertionError("processes left behind by flora serve:\n" + "\n".join(alive))
+        time.sleep(0.2)
 
 
 @pytest.fixture

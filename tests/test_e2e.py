@@ -91,7 +91,7 @@ def test_failed_deploys_keep_the_previous_script(stack, tmp_path):
     assert "src/util.ts:1:" in (out.stdout + out.stderr)
 
     status, body = deploy_files(stack, g["id"], {"src/main.ts": "throw new Error('nope at load');"})
-    assert status == 400 and body["message"].startswith("deployment failed: ") and "nope at load" in body["message"]
+    assert status == 400 and body["message"].startswith("Bad request: deployment failed: ") and "nope at load" in body["message"]
 
     emu.user_says(g["channel_id"], g["user_id"], "!ping still")
     reply = wait_for(lambda: bot_replies(emu, g["channel_id"]), message="reply from the previous script")[0]
