@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 MODULE_EXTENSIONS = (".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs")
@@ -45,6 +46,18 @@ def normalize_path(path: str) -> str:
     if not parts:
         raise BundleError(f"invalid file path: {path}")
     return "/".join(parts)
+
+
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _key_lock(key: str) -> threading.Lock:
+    with _locks_guard:
+        if len(_locks) > 1024:
+            for k in [k for k, lock in _locks.items() if not lock.locked()]:
+                del _locks[k]
+        return _locks.setdefault(key, threading.Lock())
 
 
 def deno_dir() -> str:
@@ -97,16 +110,16 @@ class Bundler:
 
         key = hashlib.sha256(json.dumps([entry_path, sorted(normalized.items())]).encode()).hexdigest()
         cached = self.cache_dir / f"{key}.js"
-        if cached.exists():
-            return cached.read_text(encoding="utf-8")
-
-        # A fixed folder per input hash keeps deno's own caches from growing with random paths.
-        work = Path(tempfile.gettempdir()) / "flora-bundle" / f"{key[:24]}-{os.getpid()}"
-        shutil.rmtree(work, ignore_errors=True)
-        try:
-            return self._bundle_in(work, entry_path, normalized, cached)
-        finally:
+        with _key_lock(key):  # the same files bundled by two threads at once: the second reads the cache
+            if cached.exists():
+                return cached.read_text(encoding="utf-8")
+            # A fixed folder per input hash keeps deno's own caches from growing with random paths.
+            work = Path(tempfile.gettempdir()) / "flora-bundle" / f"{key[:24]}-{os.getpid()}"
             shutil.rmtree(work, ignore_errors=True)
+            try:
+                return self._bundle_in(work, entry_path, normalized, cached)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
 
     def _bundle_in(self, work: Path, entry_path: str, normalized: dict[str, str], cached: Path) -> str:
         root = work / "project"

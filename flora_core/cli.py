@@ -102,7 +102,9 @@ def serve(ctx):
         from flora_core.runtime.supervisor import serve as run_supervisor
     except ImportError as exc:
         raise CliFailure(f"the runtime supervisor is not available: {exc}") from None
-    run_supervisor(config, plugins)
+    code = run_supervisor(config, plugins)
+    if code:
+        ctx.exit(code)
 
 
 # -- deploy --------------------------------------------------------------------

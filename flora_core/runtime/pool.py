@@ -117,10 +117,16 @@ class WorkerPool:
                         entry[0].set_result(msg)
                 else:
                     self.on_message(w, msg)
+        except asyncio.CancelledError:
+            return  # shutting down: the loop is cancelling connection handlers
         finally:
             w.writer = None
             writer.close()
-            await self._handle_death(w)
+        if not self.stopping:
+            try:
+                await self._handle_death(w)
+            except asyncio.CancelledError:
+                return
 
     async def _handle_death(self, w: WorkerHandle) -> None:
         exitcode = None

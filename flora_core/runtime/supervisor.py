@@ -55,6 +55,9 @@ class Runtime:
         self._starter: str | None = None
         self._bootstrapping: set[str] = set()
         self.stopped = asyncio.Event()
+        self.stop_requested = asyncio.Event()
+        self.fatal: str | None = None
+        self._api_started = 0.0
 
     # -- logs --------------------------------------------------------------
     def guild_log(self, guild_id: str | None, level: str, target: str, message: str, ts: int | None = None) -> None:
@@ -98,6 +101,7 @@ class Runtime:
         await self._start_control()
         if self.with_api:
             self._start_api()
+            self._spawn(self._watch_api())
         for name, factory in self.plugins.event_sources().items():
             source = factory(self.config)
             await source.start(self.emit)
@@ -107,17 +111,18 @@ class Runtime:
 
     async def stop(self) -> None:
         self.plugins.shutdown(self)
+        proc, self._api_proc = self._api_proc, None
         for source in self.sources:
             try:
                 await source.stop()
             except Exception as exc:  # noqa: BLE001
                 log.error("event source failed to stop: %s", exc)
-        if self._api_proc is not None:
-            self._api_proc.terminate()
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
             try:
-                await asyncio.get_running_loop().run_in_executor(None, self._api_proc.wait, 10)
+                await asyncio.get_running_loop().run_in_executor(None, proc.wait, 10)
             except subprocess.TimeoutExpired:
-                self._api_proc.kill()
+                proc.kill()
         if self._control_runner is not None:
             await self._control_runner.cleanup()
         if self.pool is not None:
@@ -131,7 +136,23 @@ class Runtime:
 
     def _start_api(self) -> None:
         self._api_proc = subprocess.Popen([sys.executable, "-m", "flora_http.serve"], env=dict(os.environ))
+        self._api_started = time.monotonic()
         log.info("API process started (pid %s) on %s:%s", self._api_proc.pid, self.config.api_address, self.config.api_port)
+
+    async def _watch_api(self) -> None:
+        """Restart the API process if it dies; if it dies right at start (e.g. port taken), stop flora."""
+        while True:
+            await asyncio.sleep(0.5)
+            proc = self._api_proc
+            if proc is None or proc.poll() is None:
+                continue
+            if time.monotonic() - self._api_started < 5:
+                self.fatal = f"the API process exited with code {proc.returncode} right after start (see above)"
+                log.error(self.fatal)
+                self.stop_requested.set()
+                return
+            log.error("the API process exited with code %s; restarting it", proc.returncode)
+            self._start_api()
 
     # -- guild scripts ---------------------------------------------------
     async def load(self, guild_id: str, bundle: str) -> tuple[bool, str | None]:
@@ -197,6 +218,14 @@ class Runtime:
                            f"the worker running this guild's script {why} while handling {events}{shared}; "
                            f"script suspended for {delay:.0f}s")
             asyncio.get_running_loop().call_later(delay, lambda g=guild_id: self._spawn(self._unsuspend(g)))
+        try:  # storage is the truth: restore what is deployed there now
+            stored = await asyncio.get_running_loop().run_in_executor(None, repo.current_bundles, self.db)
+        except Exception as exc:  # noqa: BLE001
+            log.error("could not read deployments to restore %s: %s", w.name, exc)
+            stored = {}
+        for guild_id, bundle in stored.items():
+            if self.pool.worker_for(guild_id) is w:
+                self.bundles[guild_id] = bundle
         mine = [g for g in self.bundles if self.pool.worker_for(g) is w and g not in suspects]
         await asyncio.gather(*(self._load_stored(g) for g in mine))
         log.info("%s restarted; restored %d guild(s), suspended %d", w.name, len(mine), len(suspects))
@@ -320,21 +349,23 @@ def _starter_files() -> list[dict]:
     return flora_sdk.starter_files()
 
 
-def serve(config, plugins: Plugins | None = None, *, with_api: bool = True) -> None:
+def serve(config, plugins: Plugins | None = None, *, with_api: bool = True) -> int:
     """Run everything until SIGINT/SIGTERM (``flora serve``)."""
     level = getattr(logging, str(config.log_level).upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    async def main() -> None:
+    async def main() -> int:
         runtime = Runtime(config, plugins, with_api=with_api)
-        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await runtime.start()
-        log.info("flora is running with %d worker(s); Ctrl-C stops it", config.max_workers)
-        await stop.wait()
-        log.info("stopping")
-        await runtime.stop()
+            loop.add_signal_handler(sig, runtime.stop_requested.set)
+        try:
+            await runtime.start()
+            log.info("flora is running with %d worker(s); Ctrl-C stops it", config.max_workers)
+            await runtime.stop_requested.wait()
+        finally:
+            log.info("stopping")
+            await runtime.stop()
+        return 1 if runtime.fatal else 0
 
-    asyncio.run(main())
+    return asyncio.run(main())

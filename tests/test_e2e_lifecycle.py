@@ -1,0 +1,85 @@
+"""flora serve as an operator runs it: restarts, sharding, a taken port, DMs."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conftest import BOT_TOKEN, ROOT, bot_replies, deploy_files, emulator_guild, start_flora, stop_flora, wait_for
+
+
+@pytest.fixture
+def emu():
+    from flora_core.emulator import Emulator
+
+    e = Emulator(token=BOT_TOKEN)
+    e.start()
+    try:
+        yield e
+    finally:
+        e.stop()
+
+
+def test_deployments_survive_a_restart(emu, tmp_path):
+    g = emulator_guild(emu, "Persistent")
+    server = start_flora(emu, tmp_path)
+    try:
+        server.deploy_dir(g["id"], ROOT / "examples" / "basic")
+    finally:
+        stop_flora(server)
+    server = start_flora(emu, tmp_path)
+    try:
+        emu.user_says(g["channel_id"], g["user_id"], "!ping again")
+        reply = wait_for(lambda: bot_replies(emu, g["channel_id"]), message="reply after restart")[0]
+        assert reply["content"] == "pong! args: again"  # examples/basic, not the starter
+    finally:
+        stop_flora(server)
+
+
+def test_shards_from_config(emu, tmp_path):
+    guilds = [emulator_guild(emu, f"Sharded {i}") for i in range(4)]
+    server = start_flora(emu, tmp_path, DISCORD_SHARD_COUNT=2)
+    try:
+        wait_for(lambda: len(emu.connected_sessions) == 2, message="two shard sessions")
+        assert sorted(tuple(s["shard"]) for s in emu.connected_sessions) == [(0, 2), (1, 2)]
+        for g in guilds:
+            wait_for(lambda g=g: any(e["message"] == "starter script deployed" for e in server.guild_logs(g["id"])),
+                     message=f"starter for {g['id']}")
+            emu.user_says(g["channel_id"], g["user_id"], "!ping")
+        for g in guilds:
+            wait_for(lambda g=g: [m for m in bot_replies(emu, g["channel_id"]) if m["content"] == "pong"], message="sharded reply")
+    finally:
+        stop_flora(server)
+
+
+def test_events_without_a_guild_are_dropped(emu, tmp_path):
+    g = emulator_guild(emu, "DM test")
+    server = start_flora(emu, tmp_path)
+    try:
+        script = "on('messageCreate', (ctx) => console.log('seen', ctx.msg.content, ctx.msg.guildId));"
+        assert deploy_files(server, g["id"], {"src/main.ts": script})[0] == 200
+        dm = {"id": "1234567890123", "channel_id": g["channel_id"], "content": "from a DM", "author": g["user"],
+              "timestamp": "2026-01-01T00:00:00+00:00", "type": 0, "attachments": [], "embeds": [], "mentions": [],
+              "mention_roles": [], "pinned": False, "tts": False, "mention_everyone": False}
+        emu.dispatch("MESSAGE_CREATE", dm)
+        emu.user_says(g["channel_id"], g["user_id"], "in the guild")
+        server.wait_log(g["id"], "seen in the guild")
+        assert not any("from a DM" in e["message"] for e in server.guild_logs(g["id"]))
+    finally:
+        stop_flora(server)
+
+
+def test_a_taken_api_port_stops_flora_with_a_clear_error(emu, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        env = {"DISCORD_TOKEN": BOT_TOKEN, "FLORA_DISCORD_API_BASE": emu.api_base, "FLORA_DATA_DIR": str(tmp_path / "d"),
+               "API_PORT": str(port), "API_ADDRESS": "127.0.0.1", "RUNTIME_MAX_WORKERS": "1", "PATH": "/usr/bin:/bin"}
+        out = subprocess.run([sys.executable, "-m", "flora_core.cli", "serve"], env=env, capture_output=True, text=True, timeout=90)
+    assert out.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
+    assert "Traceback" not in out.stderr
