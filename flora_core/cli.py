@@ -20,7 +20,7 @@ from flora_core.config import ConfigError, load_config
 from flora_core.plugins import PluginError, Plugins
 from flora_core.storage import StorageError
 
-SERVE_HINT = "run `flora dev` to try flora offline against the built-in Discord emulator"
+SERVE_HINT = "run `flora serve --emulator` to try flora offline against the built-in Discord emulator"
 
 
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
@@ -89,11 +89,16 @@ def _open_db(ctx: click.Context):
 
 # -- serve ---------------------------------------------------------------------
 @click.command()
+@click.option("--emulator", "use_emulator", is_flag=True,
+              help="Connect to the built-in Discord emulator instead of Discord (no bot token needed).")
+@click.option("--emulator-port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port of the built-in Discord emulator.")
 @click.pass_context
-def serve(ctx):
+def serve(ctx, use_emulator, emulator_port):
     """Run flora: HTTP API, Discord gateway and script workers under one supervisor."""
     config = _config(ctx)
-    config.require("discord_token", hint=SERVE_HINT)
+    if not use_emulator:
+        config.require("discord_token", hint=SERVE_HINT)
     config_path = (ctx.obj or {}).get("config_path")
     if config_path:  # the API and worker processes read the same file
         os.environ["FLORA_CONFIG"] = str(Path(config_path).resolve())
@@ -102,7 +107,7 @@ def serve(ctx):
         from flora_core.runtime.supervisor import serve as run_supervisor
     except ImportError as exc:
         raise CliFailure(f"the runtime supervisor is not available: {exc}") from None
-    code = run_supervisor(config, plugins)
+    code = run_supervisor(config, plugins, emulator_port=emulator_port if use_emulator else None)
     if code:
         ctx.exit(code)
 

@@ -90,7 +90,7 @@ def test_unknown_command_is_one_line_exit_2(env, runner):
 def test_serve_without_discord_token_points_at_flora_dev(env, runner):
     result = runner.invoke(cli, ["serve"])
     assert_one_line_error(result, 2, "DISCORD_TOKEN is required")
-    assert "flora dev" in error_lines(result)[0]
+    assert "flora serve --emulator" in error_lines(result)[0]
 
 
 @pytest.mark.parametrize("args", [["serve"], ["tokens", "list"]])

@@ -349,12 +349,43 @@ def _starter_files() -> list[dict]:
     return flora_sdk.starter_files()
 
 
-def serve(config, plugins: Plugins | None = None, *, with_api: bool = True) -> int:
+EMULATOR_TOKEN = "flora-emulator-token"
+
+
+async def _start_emulator(config, port: int):
+    """``flora serve --emulator``: the project's Discord emulator in this process, seeded, with flora pointed at it."""
+    from flora_core.config import Config
+    from flora_core.emulator import EmulatorServer, seed_dev_world
+
+    emu = EmulatorServer(EMULATOR_TOKEN)
+    await emu.start("127.0.0.1", port)
+    world = seed_dev_world(emu)
+    values = dict(config.to_dict(), discord_api_base=emu.api_base, discord_token=EMULATOR_TOKEN)
+    os.environ["FLORA_DISCORD_API_BASE"] = emu.api_base  # for the API process
+    os.environ["DISCORD_TOKEN"] = EMULATOR_TOKEN
+    ch = world["channels"]["general"]["id"]
+    alice = world["users"]["alice"]["id"]
+    print(f"""
+  Discord emulator: {emu.url}  (no Discord account needed; nothing leaves this machine)
+  guild "flora dev": {world['guild']['id']}   #general: {ch}   alice: {alice}   bob: {world['users']['bob']['id']}
+  say something as alice:
+    curl -s -X POST {emu.url}/_emu/say -H 'Content-Type: application/json' \\
+      -d '{{"channel_id": "{ch}", "user_id": "{alice}", "content": "!ping hello"}}'
+  read the channel:  curl -s {emu.url}/_emu/messages/{ch}
+""", flush=True)
+    return emu, Config.from_dict(values)
+
+
+def serve(config, plugins: Plugins | None = None, *, with_api: bool = True, emulator_port: int | None = None) -> int:
     """Run everything until SIGINT/SIGTERM (``flora serve``)."""
     level = getattr(logging, str(config.log_level).upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def main() -> int:
+        nonlocal config
+        emu = None
+        if emulator_port is not None:
+            emu, config = await _start_emulator(config, emulator_port)
         runtime = Runtime(config, plugins, with_api=with_api)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -366,6 +397,8 @@ def serve(config, plugins: Plugins | None = None, *, with_api: bool = True) -> i
         finally:
             log.info("stopping")
             await runtime.stop()
+            if emu is not None:
+                await emu.stop()
         return 1 if runtime.fatal else 0
 
     return asyncio.run(main())
