@@ -15,9 +15,20 @@ import threading
 from importlib import resources
 from typing import Awaitable, Callable
 
-from py_mini_racer import JSEvalException, JSOOMException, JSPromiseError, mini_racer
+from py_mini_racer import JSEvalException, JSOOMException, JSPromiseError, init_mini_racer, mini_racer
 
 GLUE = resources.files("flora_core.runtime").joinpath("glue.js").read_text(encoding="utf-8")
+
+# V8's process-wide initialisation is not safe to race: two isolates created at once in a
+# fresh process abort it ("Check failed: !IsConfigurablePoolInitialized()"). Initialise once,
+# and create contexts one at a time (a few ms each).
+_create_lock = threading.Lock()
+
+
+def init_v8() -> None:
+    with _create_lock:
+        init_mini_racer(ignore_duplicate_init=True)
+
 
 OpRunner = Callable[[str, str, str], Awaitable[str]]  # (guild_id, op_name, args_json) -> result json
 
@@ -77,8 +88,9 @@ class GuildIsolate:
         return await self._on_loop(self._load(bundle, timeout or None))
 
     async def _load(self, bundle: str, timeout: float | None) -> set[str]:
-        self._cm = mini_racer(event_loop=self.loop)
-        self.mr = self._cm.__enter__()
+        with _create_lock:
+            self._cm = mini_racer(event_loop=self.loop)
+            self.mr = self._cm.__enter__()
         limit = self.memory_mb << 20
         self.mr.set_hard_memory_limit(limit)
         self.mr.set_soft_memory_limit(int(limit * 0.75))

@@ -24,7 +24,7 @@ from flora_core.errors import INTERNAL, OP_UNAVAILABLE, OpError
 from flora_core.plugins import Plugins
 
 from . import protocol
-from .isolate import GuildIsolate, ScriptError, ScriptOOM, ScriptTimeout
+from .isolate import GuildIsolate, ScriptError, ScriptOOM, ScriptTimeout, init_v8
 from .opctx import OpContext, WorkerServices
 
 log = logging.getLogger("flora.worker")
@@ -184,6 +184,7 @@ class Worker:
                 iso.memory_notification()
 
     async def run(self) -> None:
+        init_v8()
         self.loop = asyncio.get_running_loop()
         disnake.http.Route.BASE = self.config.discord_api_base
         http = disnake.http.HTTPClient(loop=self.loop)
