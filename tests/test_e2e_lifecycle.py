@@ -83,3 +83,17 @@ def test_a_taken_api_port_stops_flora_with_a_clear_error(emu, tmp_path):
     assert out.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_postgres_as_the_database(emu, tmp_path, postgres_url):
+    g = emulator_guild(emu, "On Postgres")
+    server = start_flora(emu, tmp_path, DATABASE_URL=postgres_url)
+    try:
+        server.deploy_dir(g["id"], ROOT / "examples" / "basic")
+        emu.user_says(g["channel_id"], g["user_id"], "!ping pg")
+        wait_for(lambda: [m for m in bot_replies(emu, g["channel_id"]) if m["content"] == "pong! args: pg"], message="reply")
+        assert not (server.data_dir / "flora.db").exists()  # nothing went to SQLite
+        entries = server.guild_logs(g["id"])
+        assert any(e["message"] == "starter script deployed" for e in entries)
+    finally:
+        stop_flora(server)
