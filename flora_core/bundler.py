@@ -85,8 +85,18 @@ class Bundler:
         self.max_total_bytes = max_total_bytes
         self.timeout = timeout
 
-    def bundle(self, entry: str, files: list[dict]) -> str:
+    def script_from_bundle(self, bundle: str, max_bytes: int) -> str:
+        """A prebuilt bundle (flora's build service makes ES modules) as a classic script.
+
+        mini-racer evaluates scripts, not modules, so ``export``/``import`` statements of an
+        ESM bundle would be syntax errors; deno turns the module into an IIFE (module
+        semantics kept: strict mode, top-level names stay local).
+        """
+        return self.bundle("bundle.js", [{"path": "bundle.js", "contents": bundle}], max_total_bytes=max_bytes)
+
+    def bundle(self, entry: str, files: list[dict], *, max_total_bytes: int | None = None) -> str:
         """Bundle ``files`` (``[{path, contents}]``) starting at ``entry``; returns JS source."""
+        max_total = max_total_bytes or self.max_total_bytes
         if len(files) > self.max_files:
             raise BundleError(f"too many files (max {self.max_files})")
         normalized: dict[str, str] = {}
@@ -100,8 +110,8 @@ class Bundler:
                 raise BundleError(f"file {path}: contents must be a string")
             total += len(contents.encode("utf-8"))
             normalized[path] = contents
-        if total > self.max_total_bytes:
-            raise BundleError(f"bundle exceeds size limit (max {self.max_total_bytes} bytes)")
+        if total > max_total:
+            raise BundleError(f"bundle exceeds size limit (max {max_total} bytes)")
         entry_path = normalize_path(entry)
         if entry_path not in normalized:
             raise BundleError(f"entry file not found: {entry}")

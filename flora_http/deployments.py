@@ -162,7 +162,14 @@ def revision_as_deployment(rev: dict, include_bundle: bool) -> dict:
 def deploy(st, guild_id: str, req: DeploymentRequest, source: str, identity: Identity) -> dict:
     """Run the deploy sequence; returns the DeploymentResponse or raises :class:`errors.ApiError`."""
     if req.bundle is not None:
-        bundle, source_map = req.bundle, req.source_map
+        source_map = req.source_map
+        if len(req.bundle.encode("utf-8")) > st.config.max_script_bytes:
+            bundle = req.bundle  # recorded below as a failed deploy, as flora does
+        else:
+            try:
+                bundle = st.bundler.script_from_bundle(req.bundle, st.config.max_script_bytes)
+            except BundleError as exc:
+                raise errors.bad_request(f"invalid deployment bundle: {exc}") from None
     else:
         try:
             bundle = st.bundler.bundle(req.entry, req.files)

@@ -142,3 +142,20 @@ def test_only_subscribed_events_enter_the_isolate(stack):
     msg = emu.user_says(g["channel_id"], g["user_id"], "not for the script")
     emu.react(g["channel_id"], msg["id"], g["user_id"], "👍")
     stack.wait_log(g["id"], "reaction 👍")
+
+
+def test_a_prebuilt_esm_bundle_as_flora_cli_uploads_it(stack):
+    """flora's CLI uploads an ES-module bundle from its build service; it must run here too."""
+    emu, g = stack.emu, emulator_guild(stack.emu, "ESM bundle")
+    bundle = """
+const greet = (args) => `esm pong ${args.join(",")}`;
+createBot({ commands: [prefix({ name: "ping", run: (ctx) => ctx.reply(greet(ctx.args)) })] });
+export { greet };
+export default greet;
+"""
+    status, body = http_json("POST", f"{stack.api}/deployments/{g['id']}", {"entry": "src/main.ts", "bundle": bundle},
+                             token=stack.token, headers={"x-flora-deploy-source": "cli"})
+    assert status == 200, body
+    emu.user_says(g["channel_id"], g["user_id"], "!ping 1 2")
+    reply = wait_for(lambda: bot_replies(emu, g["channel_id"]), message="reply from the ESM bundle")[0]
+    assert reply["content"] == "esm pong 1,2"

@@ -374,14 +374,16 @@ def test_redeploy_summarises_changes_against_the_last_success(client, auth, db):
     assert json.loads(revs[2]["change_summary"]) == {"added_files": [], "removed_files": ["src/extra.ts", "src/greet.ts"], "modified_files": ["src/main.ts"]}
 
 
-def test_prebuilt_bundle_is_used_as_is_with_its_source_map(client, auth, runtime, db):
+def test_prebuilt_bundle_becomes_a_script_and_keeps_its_source_map(client, auth, runtime, db):
     source_map = {"path": "bundle.js.map", "contents": '{"version":3}'}
-    body = {"entry": "src/main.ts", "bundle": "console.log('prebuilt')", "source_map": source_map, "files": [{"path": "src/main.ts", "contents": "x"}]}
+    esm = "export const x = 1;\nconsole.log('prebuilt', x)"
+    body = {"entry": "src/main.ts", "bundle": esm, "source_map": source_map, "files": [{"path": "src/main.ts", "contents": "x"}]}
     resp = client.post(f"/api/deployments/{GUILD}", json=body, headers={**auth, "x-flora-deploy-source": "webui"})
     assert resp.status_code == 200
-    assert runtime.calls[0][1]["bundle"] == "console.log('prebuilt')"
+    loaded = runtime.calls[0][1]["bundle"]
+    assert "export" not in loaded and 'console.log("prebuilt", x)' in loaded  # the ES module became a classic script
     got = client.get(f"/api/deployments/{GUILD}?include_bundle=1", headers=auth).get_json()
-    assert got["source_map"] == source_map and got["bundle"] == "console.log('prebuilt')"
+    assert got["source_map"] == source_map and got["bundle"] == loaded
     assert revision_rows(db)[0]["deploy_source"] == "webui"
 
 
