@@ -7,7 +7,9 @@
 Both run as separate processes against the project's Discord emulator, which runs here and
 timestamps every REST request it receives. Latency: one message at a time, time from the
 emulator sending MESSAGE_CREATE to the reply POST arriving. Throughput: a burst spread over
-8 channels, replies per second from the first send to the last reply.
+the channels of ``--guilds`` guilds (one channel each), replies per second from the first send
+to the last reply. (One guild's events all go to that guild's one isolate, so a single guild
+cannot use more than one worker; a real bot serves many guilds.)
 """
 
 from __future__ import annotations
@@ -103,14 +105,18 @@ def main() -> None:
     ap.add_argument("--latency-events", type=int, default=300)
     ap.add_argument("--burst-events", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--guilds", type=int, default=8)
     args = ap.parse_args()
 
     emu = Emulator(token=TOKEN)
     emu.start()
-    guild = emu.create_guild("Bench")
-    channels = [emu.create_channel(guild["id"], f"c{i}")["id"] for i in range(8)]
     user = emu.create_user("bencher")["id"]
-    emu.add_member(guild["id"], user)
+    guilds, channels = [], []
+    for i in range(args.guilds):
+        guild = emu.create_guild(f"Bench {i}")
+        guilds.append(guild["id"])
+        channels.append(emu.create_channel(guild["id"], "general")["id"])
+        emu.add_member(guild["id"], user)
     base_env = dict(os.environ, DISCORD_TOKEN=TOKEN, FLORA_DISCORD_API_BASE=emu.api_base, FLORA_LOG_LEVEL="warning")
     results = {}
     try:
@@ -143,9 +149,10 @@ def main() -> None:
                         break
                     except OSError:
                         time.sleep(0.1)
-                subprocess.run([sys.executable, "-m", "flora_core.cli", "deploy", "--guild-id", guild["id"], "--root",
-                                str(ROOT / "examples" / "basic"), "--api", api, "--token", token], env=env, cwd=tmp,
-                               check=True, capture_output=True)
+                for guild_id in guilds:
+                    subprocess.run([sys.executable, "-m", "flora_core.cli", "deploy", "--guild-id", guild_id, "--root",
+                                    str(ROOT / "examples" / "basic"), "--api", api, "--token", token], env=env, cwd=tmp,
+                                   check=True, capture_output=True)
                 emu.clear_requests()
                 results["flora"] = measure(emu, channels, user, args.latency_events, args.burst_events)
             finally:
@@ -154,7 +161,7 @@ def main() -> None:
         emu.stop()
 
     a, b = results["disnake"], results["flora"]
-    print(f"!ping load: {args.latency_events} sequential events for latency, a burst of {args.burst_events} over 8 channels "
+    print(f"!ping load: {args.latency_events} sequential events for latency, a burst of {args.burst_events} over {args.guilds} guilds "
           f"for throughput; flora with {args.workers} worker(s); one emulator process shares the machine")
     print(f"{'':10} {'p50 ms':>8} {'p99 ms':>8} {'events/s':>9}")
     for name, r in results.items():

@@ -55,6 +55,7 @@ class Runtime:
         self._starter: str | None = None
         self._bootstrapping: set[str] = set()
         self.stopped = asyncio.Event()
+        self._dropped: dict[str, tuple[int, float]] = {}
         self.stop_requested = asyncio.Event()
         self.fatal: str | None = None
         self._api_started = 0.0
@@ -90,6 +91,9 @@ class Runtime:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.config.data_path.mkdir(parents=True, exist_ok=True)
+        if self.config.redis_url:
+            log.warning("REDIS_URL is set, but this version carries its bus and caches in-process on one machine; "
+                        "Redis is not used yet")
         self.db = await loop.run_in_executor(None, open_database, self.config, self.plugins)
         run_dir = self.config.control_socket.parent
         self.pool = WorkerPool(self.config, str(run_dir / "workers.sock"), self._on_worker_message, self._on_worker_death)
@@ -264,6 +268,18 @@ class Runtime:
             return
         self._spawn(self.dispatch(guild_id, converted[0], converted[2]))
 
+    def _note_drop(self, guild_id: str, event: str) -> None:
+        """Events dropped under backlog are counted and reported at most every 10 s per guild."""
+        pending, last_logged = self._dropped.get(guild_id, (0, 0.0))
+        pending += 1
+        now = time.monotonic()
+        if now - last_logged >= 10:
+            self.guild_log(guild_id, "warn", "flora:runtime",
+                           f"{pending} event(s) dropped (latest: {event}): the worker queue is full "
+                           f"(RUNTIME_WORKER_QUEUE_CAPACITY={self.config.worker_queue_capacity})")
+            pending, last_logged = 0, now
+        self._dropped[guild_id] = (pending, last_logged)
+
     def _broadcast(self, event: str, payload: dict) -> None:
         for guild_id, subs in self.subs.items():
             if event in subs and guild_id not in self.suspended:
@@ -272,9 +288,7 @@ class Runtime:
     async def dispatch(self, guild_id: str, event: str, payload: dict) -> dict:
         w = self.pool.worker_for(guild_id)
         if self.pool.inflight(w) >= self.config.worker_queue_capacity:
-            if event in ("messageCreate", "messageUpdate"):
-                return {"ok": False, "error": "dropped: worker backlog"}
-            self.guild_log(guild_id, "error", "flora:runtime", f"dispatch failed: worker queue full ({event} dropped)")
+            self._note_drop(guild_id, event)
             return {"ok": False, "error": "worker queue full"}
         try:
             reply = await self.pool.request(w, {"t": "dispatch", "guild": guild_id, "event": event, "payload": payload})
