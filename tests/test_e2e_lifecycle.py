@@ -97,3 +97,23 @@ def test_postgres_as_the_database(emu, tmp_path, postgres_url):
         assert any(e["message"] == "starter script deployed" for e in entries)
     finally:
         stop_flora(server)
+
+
+def test_backlog_drops_are_reported_in_the_guild_log(emu, tmp_path):
+    g = emulator_guild(emu, "Backlog")
+    server = start_flora(emu, tmp_path, RUNTIME_WORKER_QUEUE_CAPACITY=1, RUNTIME_MAX_WORKERS=1)
+    try:
+        script = """on('messageCreate', async (ctx) => {
+          if (ctx.msg.author.bot) return;
+          const t = Date.now(); while (Date.now() - t < 700) {}
+          await ctx.reply('done ' + ctx.msg.content);
+        });"""
+        assert deploy_files(server, g["id"], {"src/main.ts": script})[0] == 200
+        emu.user_says(g["channel_id"], g["user_id"], "first")
+        emu.user_says(g["channel_id"], g["user_id"], "second")
+        entry = server.wait_log(g["id"], "event(s) dropped")
+        assert entry["level"] == "warn" and "RUNTIME_WORKER_QUEUE_CAPACITY=1" in entry["message"]
+        wait_for(lambda: bot_replies(emu, g["channel_id"]), message="first reply")
+        assert [m["content"] for m in bot_replies(emu, g["channel_id"])] == ["done first"]
+    finally:
+        stop_flora(server)
