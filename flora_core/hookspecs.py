@@ -26,6 +26,11 @@ def flora_storage_backend(url, config):
 
 
 @hookspec
+def flora_register_kv_backends(register):
+    """Register KV storage backends: ``register(name, factory)``; ``factory(config)`` returns a KV backend (``KV_BACKEND`` picks one)."""
+
+
+@hookspec
 def flora_register_event_sources(register):
     """Register an event source factory: ``register(name, factory)``; ``factory(config)`` returns an object with ``async start(emit)`` and ``async stop()``."""
 
@@ -48,6 +53,11 @@ def flora_startup(runtime):
 @hookspec
 def flora_shutdown(runtime):
     """Called in the supervisor before the runtime stops."""
+
+
+@hookspec
+def flora_script_loaded(runtime, guild_id, load_id, ok):
+    """Called in the supervisor after a guild's script was loaded (``ok``) or failed to load; ``load_id`` names that load."""
 
 
 @hookspec

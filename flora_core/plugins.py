@@ -168,6 +168,18 @@ class Plugins:
             self._blueprints = [v[0] for v in self._collect("flora_register_blueprints", validate, "blueprint").values()]
         return self._blueprints
 
+    def kv_backends(self) -> dict[str, Callable]:
+        def validate(name, factory):
+            if not isinstance(name, str) or not name:
+                raise PluginError(f"invalid KV backend name {name!r}")
+            if not callable(factory):
+                raise PluginError(f"KV backend {name!r} is not callable")
+            return name, factory
+
+        if not hasattr(self, "_kv_backends"):
+            self._kv_backends = {k: v[0] for k, v in self._collect("flora_register_kv_backends", validate, "kv_backend").items()}
+        return self._kv_backends
+
     def storage_backend(self, url: str, config):
         return self.pm.hook.flora_storage_backend(url=url, config=config)
 
@@ -190,13 +202,16 @@ class Plugins:
     def shutdown(self, runtime) -> None:
         self.pm.hook.flora_shutdown(runtime=runtime)
 
+    def script_loaded(self, runtime, guild_id: str, load_id: str, ok: bool) -> None:
+        self.pm.hook.flora_script_loaded(runtime=runtime, guild_id=guild_id, load_id=load_id, ok=ok)
+
     def deployment_changed(self, guild_id: str, revision: dict) -> None:
         self.pm.hook.flora_deployment_changed(guild_id=guild_id, revision=revision)
 
     # -- introspection ---------------------------------------------------
     def describe(self) -> list[dict]:
         """Every loaded plugin with its version and what it registered."""
-        self.ops(), self.js_sources(), self.event_sources(), self.blueprints()
+        self.ops(), self.js_sources(), self.event_sources(), self.blueprints(), self.kv_backends()
         return [
             {"name": p.name, "version": p.version, "module": p.module, "registered": {k: sorted(v) for k, v in p.registered.items()}}
             for p in sorted(self.loaded.values(), key=lambda p: p.name)

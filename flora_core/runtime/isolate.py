@@ -30,7 +30,7 @@ def init_v8() -> None:
         init_mini_racer(ignore_duplicate_init=True)
 
 
-OpRunner = Callable[[str, str, str], Awaitable[str]]  # (guild_id, op_name, args_json) -> result json
+OpRunner = Callable[["GuildIsolate", str, str], Awaitable[str]]  # (isolate, op_name, args_json) -> result json
 
 
 class ScriptError(Exception):
@@ -59,8 +59,9 @@ def js_error_text(exc: BaseException) -> str:
 
 class GuildIsolate:
     def __init__(self, guild_id: str, sources: list[tuple[str, str]], run_op: OpRunner, main_loop: asyncio.AbstractEventLoop,
-                 memory_mb: int = 64):
+                 memory_mb: int = 64, load_id: str = ""):
         self.guild_id = guild_id
+        self.load_id = load_id  # names the deploy this isolate runs (e.g. cron jobs registered by it)
         self.sources = sources
         self.run_op = run_op
         self.main_loop = main_loop
@@ -79,7 +80,7 @@ class GuildIsolate:
         return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
     async def _op_bridge(self, name, args_json):
-        fut = asyncio.run_coroutine_threadsafe(self.run_op(self.guild_id, str(name), str(args_json)), self.main_loop)
+        fut = asyncio.run_coroutine_threadsafe(self.run_op(self, str(name), str(args_json)), self.main_loop)
         return await asyncio.wrap_future(fut)
 
     # -- lifecycle -------------------------------------------------------

@@ -58,6 +58,9 @@ class WorkerServices:
     interactions: dict[str, dict[str, tuple[str, float]]] = field(default_factory=dict)
     semaphores: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     logger: Any = None  # callable(guild_id, level, target, message)
+    db: Any = None  # the relational database (flora_core.storage.Database)
+    plugins: Any = None
+    resources: dict = field(default_factory=dict)  # per-process state plugins keep (connections, caches)
 
     def remember_interaction(self, guild_id: str, interaction_id: str, token: str) -> None:
         table = self.interactions.setdefault(guild_id, {})
@@ -71,10 +74,19 @@ class WorkerServices:
 class OpContext:
     """Passed to every op as ``ctx``; one per call."""
 
-    def __init__(self, guild_id: str, services: WorkerServices):
+    def __init__(self, guild_id: str, services: WorkerServices, load_id: str = ""):
         self.guild_id = guild_id
         self.services = services
         self.config = services.config
+        self.load_id = load_id
+
+    @property
+    def db(self):
+        return self.services.db
+
+    async def run_sync(self, fn, *args):
+        """Run blocking work (database, files) off the worker's event loop."""
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     @property
     def application_id(self) -> str | None:

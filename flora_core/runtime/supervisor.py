@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
+import uuid
 
 from aiohttp import web
 
@@ -80,6 +80,10 @@ class Runtime:
             await asyncio.get_running_loop().run_in_executor(None, repo.append_logs, self.db, batch)
         except Exception as exc:  # noqa: BLE001
             log.error("could not store %d log lines: %s", len(batch), exc)
+
+    def spawn(self, coro) -> asyncio.Task:
+        """Run a background task owned by the runtime (cancelled at stop); for plugins too."""
+        return self._spawn(coro)
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.create_task(coro)
@@ -159,11 +163,22 @@ class Runtime:
             self._start_api()
 
     # -- guild scripts ---------------------------------------------------
-    async def load(self, guild_id: str, bundle: str) -> tuple[bool, str | None]:
-        """Load a new script for a guild; on failure the previous one keeps running."""
+    async def _load_request(self, guild_id: str, bundle: str) -> tuple[dict, str]:
+        """Send one load to the guild's worker; tell plugins how it went (e.g. cron keeps the jobs of that load)."""
+        load_id = uuid.uuid4().hex
         w = self.pool.worker_for(guild_id)
         try:
-            reply = await self.pool.request(w, {"t": "load", "guild": guild_id, "bundle": bundle})
+            reply = await self.pool.request(w, {"t": "load", "guild": guild_id, "bundle": bundle, "load_id": load_id})
+        except WorkerDied:
+            self.plugins.script_loaded(self, guild_id, load_id, False)
+            raise
+        self.plugins.script_loaded(self, guild_id, load_id, bool(reply.get("ok")))
+        return reply, load_id
+
+    async def load(self, guild_id: str, bundle: str) -> tuple[bool, str | None]:
+        """Load a new script for a guild; on failure the previous one keeps running."""
+        try:
+            reply, _ = await self._load_request(guild_id, bundle)
         except WorkerDied as exc:
             msg = f"the script crashed its worker while loading ({describe_exit(exc.exitcode)})"
             self.guild_log(guild_id, "error", "flora:runtime", f"deploy failed: {msg}")
@@ -180,9 +195,8 @@ class Runtime:
         bundle = self.bundles.get(guild_id)
         if bundle is None:
             return False
-        w = self.pool.worker_for(guild_id)
         try:
-            reply = await self.pool.request(w, {"t": "load", "guild": guild_id, "bundle": bundle})
+            reply, _ = await self._load_request(guild_id, bundle)
         except WorkerDied:
             return False
         if reply.get("ok"):
@@ -285,13 +299,17 @@ class Runtime:
             if event in subs and guild_id not in self.suspended:
                 self._spawn(self.dispatch(guild_id, event, payload))
 
-    async def dispatch(self, guild_id: str, event: str, payload: dict) -> dict:
+    async def dispatch(self, guild_id: str, event: str, payload: dict, timeout: float | None = None) -> dict:
+        """Deliver one event to the guild's script (plugins use this too, e.g. cron); returns the worker's reply."""
         w = self.pool.worker_for(guild_id)
         if self.pool.inflight(w) >= self.config.worker_queue_capacity:
             self._note_drop(guild_id, event)
             return {"ok": False, "error": "worker queue full"}
         try:
-            reply = await self.pool.request(w, {"t": "dispatch", "guild": guild_id, "event": event, "payload": payload})
+            message = {"t": "dispatch", "guild": guild_id, "event": event, "payload": payload}
+            if timeout is not None:
+                message["timeout"] = timeout
+            reply = await self.pool.request(w, message)
         except WorkerDied as exc:
             return {"ok": False, "error": str(exc)}
         if "subs" in reply:

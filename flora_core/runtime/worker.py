@@ -22,6 +22,7 @@ import disnake
 from flora_core.config import Config
 from flora_core.errors import INTERNAL, OP_UNAVAILABLE, OpError
 from flora_core.plugins import Plugins
+from flora_core.storage import open_database
 
 from . import protocol
 from .isolate import GuildIsolate, ScriptError, ScriptOOM, ScriptTimeout, init_v8
@@ -59,8 +60,9 @@ class Worker:
                                                "message": message, "ts": int(time.time() * 1000)})
 
     # -- ops -------------------------------------------------------------
-    async def run_op(self, guild_id: str, name: str, args_json: str) -> str:
-        """Run op ``name`` for ``guild_id``; always returns a JSON result, never raises."""
+    async def run_op(self, iso: GuildIsolate, name: str, args_json: str) -> str:
+        """Run op ``name`` for the isolate's guild; always returns a JSON result, never raises."""
+        guild_id = iso.guild_id
         fn = self.ops.get(name)
         try:
             if fn is None:
@@ -69,7 +71,7 @@ class Worker:
                 args = json.loads(args_json)
             except ValueError:
                 raise OpError("INVALID_INPUT", f"Invalid input for {name}: arguments are not JSON") from None
-            value = await fn(OpContext(guild_id, self.services), args)
+            value = await fn(OpContext(guild_id, self.services, iso.load_id), args)
             return json.dumps({"ok": True, "value": value}, separators=(",", ":"))
         except OpError as exc:
             return json.dumps({"ok": False, "error": exc.to_json()})
@@ -78,8 +80,8 @@ class Worker:
             return json.dumps({"ok": False, "error": {"code": INTERNAL, "message": f"{name} failed with an internal error"}})
 
     # -- isolates --------------------------------------------------------
-    async def _build(self, guild_id: str, bundle: str) -> GuildIsolate:
-        iso = GuildIsolate(guild_id, self.sources, self.run_op, self.loop, self.config.isolate_memory_mb)
+    async def _build(self, guild_id: str, bundle: str, load_id: str) -> GuildIsolate:
+        iso = GuildIsolate(guild_id, self.sources, self.run_op, self.loop, self.config.isolate_memory_mb, load_id)
         try:
             await iso.load(bundle, self.config.load_timeout_secs)
         except BaseException:
@@ -87,15 +89,15 @@ class Worker:
             raise
         return iso
 
-    async def load(self, guild_id: str, bundle: str) -> dict:
+    async def load(self, guild_id: str, bundle: str, load_id: str = "") -> dict:
         try:
-            iso = await self._build(guild_id, bundle)
+            iso = await self._build(guild_id, bundle, load_id)
         except ScriptError as exc:
             self.guild_log(guild_id, "error", "flora:runtime", f"deploy failed: {exc}")
             return {"ok": False, "error": str(exc)}
         old = self.isolates.get(guild_id)
         self.isolates[guild_id] = iso
-        self.bundles[guild_id] = bundle
+        self.bundles[guild_id] = (bundle, load_id)
         if old is not None:
             await old.close()
         return {"ok": True, "subs": sorted(iso.subscriptions)}
@@ -105,16 +107,16 @@ class Worker:
         old = self.isolates.pop(guild_id, None)
         if old is not None:
             await old.close()
-        bundle = self.bundles.get(guild_id)
-        if bundle is None:
+        stored = self.bundles.get(guild_id)
+        if stored is None:
             return
         try:
-            self.isolates[guild_id] = await self._build(guild_id, bundle)
+            self.isolates[guild_id] = await self._build(guild_id, *stored)
             self.guild_log(guild_id, "warn", "flora:runtime", f"isolate restarted after {reason}")
         except ScriptError as exc:
             self.guild_log(guild_id, "error", "flora:runtime", f"isolate could not be restarted: {exc}")
 
-    async def dispatch(self, guild_id: str, event: str, payload: dict) -> dict:
+    async def dispatch(self, guild_id: str, event: str, payload: dict, timeout: float | None = None) -> dict:
         iso = self.isolates.get(guild_id)
         if iso is None:
             return {"ok": False, "error": "No runtime available for guild"}
@@ -122,10 +124,11 @@ class Worker:
             self.services.remember_interaction(guild_id, payload.get("interactionId"), payload.get("interactionToken"))
         if self.services is not None and payload.get("channelId") and payload.get("guildId"):
             self.services.scope.remember(payload["channelId"], payload["guildId"])
+        deadline = self.config.dispatch_timeout_secs if timeout is None else timeout
         try:
-            subs = await iso.dispatch(event, json.dumps(payload, separators=(",", ":")), self.config.dispatch_timeout_secs)
+            subs = await iso.dispatch(event, json.dumps(payload, separators=(",", ":")), deadline)
         except ScriptTimeout:
-            msg = f"{event} handler exceeded the {self.config.dispatch_timeout_secs}s dispatch deadline"
+            msg = f"{event} handler exceeded the {deadline:g}s dispatch deadline"
             self.guild_log(guild_id, "error", "flora:runtime", f"dispatch failed: {msg}; isolate restarted")
             await self._recreate(guild_id, "a dispatch timeout")
             return {"ok": False, "error": msg, "kind": "timeout"}
@@ -153,9 +156,9 @@ class Worker:
         kind = msg.get("t")
         try:
             if kind == "load":
-                reply = await self.load(msg["guild"], msg["bundle"])
+                reply = await self.load(msg["guild"], msg["bundle"], msg.get("load_id", ""))
             elif kind == "dispatch":
-                reply = await self.dispatch(msg["guild"], msg["event"], msg["payload"])
+                reply = await self.dispatch(msg["guild"], msg["event"], msg["payload"], msg.get("timeout"))
             elif kind == "unload":
                 reply = await self.unload(msg["guild"])
             else:
@@ -188,7 +191,8 @@ class Worker:
         self.loop = asyncio.get_running_loop()
         disnake.http.Route.BASE = self.config.discord_api_base
         http = disnake.http.HTTPClient(loop=self.loop)
-        self.services = WorkerServices(config=self.config, http=http, logger=self.guild_log)
+        db = await self.loop.run_in_executor(None, open_database, self.config, self.plugins)
+        self.services = WorkerServices(config=self.config, http=http, logger=self.guild_log, db=db, plugins=self.plugins)
         reader, self.writer = await asyncio.open_unix_connection(self.socket_path, limit=protocol.STREAM_LIMIT)
         await protocol.send(self.writer, {"t": "hello", "worker": self.worker_id, "pid": os.getpid()})
         if self.config.discord_token:
