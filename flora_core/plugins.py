@@ -180,6 +180,13 @@ class Plugins:
             self._kv_backends = {k: v[0] for k, v in self._collect("flora_register_kv_backends", validate, "kv_backend").items()}
         return self._kv_backends
 
+    def isolate_globals(self, guild_id: str, services) -> dict:
+        out: dict = {}
+        for result in self.pm.hook.flora_isolate_globals(guild_id=guild_id, services=services):
+            if result:
+                out.update(result)
+        return out
+
     def storage_backend(self, url: str, config):
         return self.pm.hook.flora_storage_backend(url=url, config=config)
 

@@ -81,7 +81,16 @@ class Worker:
 
     # -- isolates --------------------------------------------------------
     async def _build(self, guild_id: str, bundle: str, load_id: str) -> GuildIsolate:
-        iso = GuildIsolate(guild_id, self.sources, self.run_op, self.loop, self.config.isolate_memory_mb, load_id)
+        sources = self.sources
+        try:
+            values = await self.loop.run_in_executor(None, self.plugins.isolate_globals, guild_id, self.services)
+        except Exception as exc:  # noqa: BLE001 - a plugin failing here must not block the deploy
+            log.error("isolate globals for guild %s failed: %s", guild_id, exc)
+            values = {}
+        if values:
+            assign = "".join(f"globalThis[{json.dumps(k)}] = {json.dumps(v)};\n" for k, v in values.items())
+            sources = [("flora:globals", assign), *sources]
+        iso = GuildIsolate(guild_id, sources, self.run_op, self.loop, self.config.isolate_memory_mb, load_id)
         try:
             await iso.load(bundle, self.config.load_timeout_secs)
         except BaseException:
