@@ -172,6 +172,89 @@ interface EventReactionRemoveAll {
   guildId: string
 }
 
+// ---- Events flora did not expose (same conventions: camelCase, string ids, null when absent) ----
+
+/** `guildMemberAdd`, `guildMemberUpdate` (needs the GUILD_MEMBERS intent). */
+interface EventGuildMember {
+  guildId: string
+  user: EventUser
+  member: EventMember
+}
+
+/** `guildMemberRemove`. */
+interface EventGuildMemberRemove {
+  guildId: string
+  user: EventUser
+}
+
+/** `channelCreate`, `channelUpdate`, `channelDelete`. */
+interface EventChannel {
+  id: string
+  guildId: string
+  /** Discord channel type (0 text, 2 voice, 4 category, 5 announcement, 13 stage, 15 forum, ...). */
+  type: number
+  name: string | null
+  parentId: string | null
+  position: number | null
+  topic: string | null
+  nsfw: boolean
+  rateLimitPerUser: number | null
+}
+
+/** `threadCreate`, `threadUpdate`, `threadDelete` (a delete carries only id, guildId, parentId, type). */
+interface EventThread {
+  id: string
+  guildId: string
+  parentId: string | null
+  type: number
+  name: string | null
+  ownerId: string | null
+  archived: boolean
+  locked: boolean
+  messageCount: number | null
+  memberCount: number | null
+}
+
+interface EventRoleData {
+  id: string
+  name: string
+  color: number
+  hoist: boolean
+  position: number | null
+  /** Permission bitfield as a decimal string. */
+  permissions: string | null
+  managed: boolean
+  mentionable: boolean
+}
+
+/** `roleCreate`, `roleUpdate`. */
+interface EventRole {
+  guildId: string
+  role: EventRoleData
+}
+
+/** `roleDelete`. */
+interface EventRoleDelete {
+  guildId: string
+  roleId: string
+}
+
+/** `voiceStateUpdate`: `channelId` is null when the user left voice. */
+interface EventVoiceState {
+  guildId: string
+  channelId: string | null
+  userId: string
+  member: EventMember | null
+  sessionId: string | null
+  deaf: boolean
+  mute: boolean
+  selfDeaf: boolean
+  selfMute: boolean
+  selfStream: boolean
+  selfVideo: boolean
+  suppress: boolean
+}
+
 // ======================================================================
 // Replies, edits, embeds
 // ======================================================================
@@ -280,6 +363,13 @@ type ModalSubmitContext = BaseContext<EventModalSubmit>
 type ReactionContext = BaseContext<EventReaction>
 type ReactionRemoveAllContext = BaseContext<EventReactionRemoveAll>
 type ReadyContext = BaseContext<EventReady>
+type GuildMemberContext = BaseContext<EventGuildMember>
+type GuildMemberRemoveContext = BaseContext<EventGuildMemberRemove>
+type ChannelContext = BaseContext<EventChannel>
+type ThreadContext = BaseContext<EventThread>
+type RoleContext = BaseContext<EventRole>
+type RoleDeleteContext = BaseContext<EventRoleDelete>
+type VoiceStateContext = BaseContext<EventVoiceState>
 
 interface FloraEventMap {
   ready: ReadyContext
@@ -295,6 +385,20 @@ interface FloraEventMap {
   reactionRemove: ReactionContext
   reactionRemoveEmoji: ReactionContext
   reactionRemoveAll: ReactionRemoveAllContext
+  // Beyond flora:
+  guildMemberAdd: GuildMemberContext
+  guildMemberUpdate: GuildMemberContext
+  guildMemberRemove: GuildMemberRemoveContext
+  channelCreate: ChannelContext
+  channelUpdate: ChannelContext
+  channelDelete: ChannelContext
+  threadCreate: ThreadContext
+  threadUpdate: ThreadContext
+  threadDelete: ThreadContext
+  roleCreate: RoleContext
+  roleUpdate: RoleContext
+  roleDelete: RoleDeleteContext
+  voiceStateUpdate: VoiceStateContext
 }
 
 type FloraEventName = keyof FloraEventMap
@@ -1197,6 +1301,14 @@ declare module '@uwu/flora-sdk' {
   export import EventModalSubmit = globalThis.EventModalSubmit
   export import EventReaction = globalThis.EventReaction
   export import EventReactionRemoveAll = globalThis.EventReactionRemoveAll
+  export import EventGuildMember = globalThis.EventGuildMember
+  export import EventGuildMemberRemove = globalThis.EventGuildMemberRemove
+  export import EventChannel = globalThis.EventChannel
+  export import EventThread = globalThis.EventThread
+  export import EventRoleData = globalThis.EventRoleData
+  export import EventRole = globalThis.EventRole
+  export import EventRoleDelete = globalThis.EventRoleDelete
+  export import EventVoiceState = globalThis.EventVoiceState
   export import InteractionDataOption = globalThis.InteractionDataOption
   export import BaseContext = globalThis.BaseContext
   export import MessageContext = globalThis.MessageContext

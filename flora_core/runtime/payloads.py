@@ -1,5 +1,8 @@
 """Raw Discord gateway payloads -> flora's event payloads (reference §1.6–1.7).
 
+Beyond flora's twelve events: member join/leave/update, channel, thread and role
+create/update/delete, and voice state updates, in the same conventions.
+
 Keys are camelCase, snowflakes strings, absent optionals ``null``; ``data`` and
 ``emoji`` stay raw (snake_case), as in flora. Each converter returns
 ``(event_name, guild_id, payload)`` or ``None`` when flora drops the event.
@@ -134,7 +137,114 @@ def _reaction_remove_all(raw: dict):
     return "reactionRemoveAll", raw.get("guild_id"), payload
 
 
+# -- events flora did not expose (same conventions: camelCase, string ids, null for absent) --
+def _member_event(name: str):
+    def convert(raw: dict):
+        mem = {k: v for k, v in raw.items() if k != "guild_id"}
+        return name, raw.get("guild_id"), {"guildId": _s(raw.get("guild_id")), "user": user(raw.get("user")), "member": member(mem)}
+
+    return convert
+
+
+def _member_remove(raw: dict):
+    return "guildMemberRemove", raw.get("guild_id"), {"guildId": _s(raw.get("guild_id")), "user": user(raw.get("user"))}
+
+
+def channel(raw: dict) -> dict:
+    return {
+        "id": _s(raw.get("id")),
+        "guildId": _s(raw.get("guild_id")),
+        "type": raw.get("type"),
+        "name": raw.get("name"),
+        "parentId": _s(raw.get("parent_id")),
+        "position": raw.get("position"),
+        "topic": raw.get("topic"),
+        "nsfw": bool(raw.get("nsfw", False)),
+        "rateLimitPerUser": raw.get("rate_limit_per_user"),
+    }
+
+
+def thread(raw: dict) -> dict:
+    meta = raw.get("thread_metadata") or {}
+    return {
+        "id": _s(raw.get("id")),
+        "guildId": _s(raw.get("guild_id")),
+        "parentId": _s(raw.get("parent_id")),
+        "type": raw.get("type"),
+        "name": raw.get("name"),
+        "ownerId": _s(raw.get("owner_id")),
+        "archived": bool(meta.get("archived", False)),
+        "locked": bool(meta.get("locked", False)),
+        "messageCount": raw.get("message_count"),
+        "memberCount": raw.get("member_count"),
+    }
+
+
+def _entity(name: str, shape: Callable[[dict], dict]):
+    def convert(raw: dict):
+        return name, raw.get("guild_id"), shape(raw)
+
+    return convert
+
+
+def role(raw: dict | None) -> dict | None:
+    if not raw:
+        return None
+    return {
+        "id": _s(raw.get("id")),
+        "name": raw.get("name"),
+        "color": raw.get("color", 0),
+        "hoist": bool(raw.get("hoist", False)),
+        "position": raw.get("position"),
+        "permissions": _s(raw.get("permissions")),
+        "managed": bool(raw.get("managed", False)),
+        "mentionable": bool(raw.get("mentionable", False)),
+    }
+
+
+def _role_event(name: str):
+    def convert(raw: dict):
+        return name, raw.get("guild_id"), {"guildId": _s(raw.get("guild_id")), "role": role(raw.get("role"))}
+
+    return convert
+
+
+def _role_delete(raw: dict):
+    return "roleDelete", raw.get("guild_id"), {"guildId": _s(raw.get("guild_id")), "roleId": _s(raw.get("role_id"))}
+
+
+def _voice_state(raw: dict):
+    payload = {
+        "guildId": _s(raw.get("guild_id")),
+        "channelId": _s(raw.get("channel_id")),
+        "userId": _s(raw.get("user_id")),
+        "member": member(raw.get("member")) if raw.get("member") else None,
+        "sessionId": raw.get("session_id"),
+        "deaf": bool(raw.get("deaf", False)),
+        "mute": bool(raw.get("mute", False)),
+        "selfDeaf": bool(raw.get("self_deaf", False)),
+        "selfMute": bool(raw.get("self_mute", False)),
+        "selfStream": bool(raw.get("self_stream", False)),
+        "selfVideo": bool(raw.get("self_video", False)),
+        "suppress": bool(raw.get("suppress", False)),
+    }
+    return "voiceStateUpdate", raw.get("guild_id"), payload
+
+
 CONVERTERS: dict[str, Callable[[dict], Any]] = {
+    "GUILD_MEMBER_ADD": _member_event("guildMemberAdd"),
+    "GUILD_MEMBER_UPDATE": _member_event("guildMemberUpdate"),
+    "GUILD_MEMBER_REMOVE": _member_remove,
+    "CHANNEL_CREATE": _entity("channelCreate", channel),
+    "CHANNEL_UPDATE": _entity("channelUpdate", channel),
+    "CHANNEL_DELETE": _entity("channelDelete", channel),
+    "THREAD_CREATE": _entity("threadCreate", thread),
+    "THREAD_UPDATE": _entity("threadUpdate", thread),
+    "THREAD_DELETE": _entity("threadDelete", thread),
+    "GUILD_ROLE_CREATE": _role_event("roleCreate"),
+    "GUILD_ROLE_UPDATE": _role_event("roleUpdate"),
+    "GUILD_ROLE_DELETE": _role_delete,
+    "VOICE_STATE_UPDATE": _voice_state,
     "MESSAGE_CREATE": _message_create,
     "MESSAGE_UPDATE": _message_update,
     "MESSAGE_DELETE": _message_delete,
@@ -157,6 +267,19 @@ EVENT_NAMES: dict[str, tuple[str, ...]] = {
     "MESSAGE_REACTION_REMOVE": ("reactionRemove",),
     "MESSAGE_REACTION_REMOVE_EMOJI": ("reactionRemoveEmoji",),
     "MESSAGE_REACTION_REMOVE_ALL": ("reactionRemoveAll",),
+    "GUILD_MEMBER_ADD": ("guildMemberAdd",),
+    "GUILD_MEMBER_UPDATE": ("guildMemberUpdate",),
+    "GUILD_MEMBER_REMOVE": ("guildMemberRemove",),
+    "CHANNEL_CREATE": ("channelCreate",),
+    "CHANNEL_UPDATE": ("channelUpdate",),
+    "CHANNEL_DELETE": ("channelDelete",),
+    "THREAD_CREATE": ("threadCreate",),
+    "THREAD_UPDATE": ("threadUpdate",),
+    "THREAD_DELETE": ("threadDelete",),
+    "GUILD_ROLE_CREATE": ("roleCreate",),
+    "GUILD_ROLE_UPDATE": ("roleUpdate",),
+    "GUILD_ROLE_DELETE": ("roleDelete",),
+    "VOICE_STATE_UPDATE": ("voiceStateUpdate",),
 }
 
 

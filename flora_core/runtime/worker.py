@@ -131,8 +131,14 @@ class Worker:
             return {"ok": False, "error": "No runtime available for guild"}
         if self.services is not None and event in ("interactionCreate", "componentInteraction", "modalSubmit"):
             self.services.remember_interaction(guild_id, payload.get("interactionId"), payload.get("interactionToken"))
-        if self.services is not None and payload.get("channelId") and payload.get("guildId"):
-            self.services.scope.remember(payload["channelId"], payload["guildId"])
+        if self.services is not None:
+            scope = self.services.scope
+            if event in ("channelCreate", "channelUpdate", "threadCreate", "threadUpdate"):
+                scope.remember(payload.get("id"), payload.get("guildId"))
+            elif event in ("channelDelete", "threadDelete") and payload.get("id"):
+                scope.forget(payload["id"])
+            elif payload.get("channelId") and payload.get("guildId"):
+                scope.remember(payload["channelId"], payload["guildId"])
         deadline = self.config.dispatch_timeout_secs if timeout is None else timeout
         try:
             subs = await iso.dispatch(event, json.dumps(payload, separators=(",", ":")), deadline)
