@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from flora_core import hookimpl
 
 LEVELS = {"info", "warn", "error", "debug", "log"}
@@ -11,7 +13,9 @@ MAX_LOG_LINE = 4000
 @hookimpl
 def flora_register_js_sources(register):
     import flora_sdk
+    from importlib import resources
 
+    register("flora:web", resources.files("flora_core.runtime").joinpath("web.js").read_text(encoding="utf-8"), order=5)
     register("flora:prelude", flora_sdk.read("prelude.js"), order=10)
     register("flora:sdk", flora_sdk.read("flora.js"), order=20)
 
@@ -31,6 +35,18 @@ async def op_log(ctx, args):
     return None
 
 
+async def op_sleep(ctx, args):
+    """What ``setTimeout`` waits on; never longer than a dispatch may last."""
+    try:
+        ms = float((args or {}).get("ms", 0))
+    except (TypeError, ValueError, AttributeError):
+        ms = 0.0
+    limit = ctx.config.dispatch_timeout_secs * 1000 or 60_000
+    await asyncio.sleep(min(max(ms, 0.0), limit) / 1000)
+    return None
+
+
 @hookimpl
 def flora_register_ops(register):
     register("op_log", op_log)
+    register("op_sleep", op_sleep)

@@ -23,7 +23,7 @@ def test_builtins_load_through_entry_points():
     described = {p["name"]: p for p in plugins.describe()}
     assert "op_send_message" in described["discord_ops"]["registered"]["op"]
     assert described["discord_ops"]["version"] == "0.1.0"
-    assert [n for n, _ in plugins.js_sources()] == ["flora:prelude", "flora:sdk"]
+    assert [n for n, _ in plugins.js_sources()][:3] == ["flora:web", "flora:prelude", "flora:sdk"]
     assert "discord" in plugins.event_sources()
 
 

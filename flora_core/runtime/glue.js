@@ -1,6 +1,6 @@
 // Runtime glue, evaluated first in every guild isolate. It evaluates to a
 // setup function that the worker calls once with the raw op bridge.
-(function setup(rawOp, guildId) {
+(function setup(rawOp, guildId, timerLimitMs) {
   "use strict";
   const g = globalThis;
   const parse = JSON.parse;
@@ -16,10 +16,13 @@
     "Int32Array", "Uint32Array", "Float16Array", "Float32Array", "Float64Array",
     "BigInt64Array", "BigUint64Array", "setTimeout", "clearTimeout", "__TimerManager",
   ]) {
-    try { delete g[name]; } catch (_) { /* not configurable: left alone */ }
+    try { delete g[name]; } catch (_) { /* strict mode throws for non-configurable names */ }
+    if (name in g) g[name] = undefined; // `var` globals cannot be deleted, only emptied
   }
+  if ("__timer_manager" in g) g.__timer_manager = undefined;
 
   define("__floraGuildId", guildId);
+  define("__floraTimerLimitMs", timerLimitMs || 0);
   define("__floraOp", async function __floraOp(name, args) {
     const raw = await rawOp(String(name), stringify(args === undefined ? null : args));
     const res = parse(raw);
@@ -32,8 +35,10 @@
 
   // Called by the worker for each event; reports subscription changes so the
   // runtime can keep unsubscribed events out of V8.
-  define("__floraRun", async function __floraRun(event, payload) {
+  define("__floraRun", async function __floraRun(event, payload, entropy) {
+    if (entropy && g.__floraReseed) g.__floraReseed(entropy);
     await g.__floraDispatch(event, payload);
+    if (g.__floraSettleTimers) await g.__floraSettleTimers(); // a dispatch ends when its timers have run
     return g.__floraTakeSubs();
   });
   define("__floraTakeSubs", function __floraTakeSubs() {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 from importlib import resources
 from typing import Awaitable, Callable
@@ -59,9 +60,10 @@ def js_error_text(exc: BaseException) -> str:
 
 class GuildIsolate:
     def __init__(self, guild_id: str, sources: list[tuple[str, str]], run_op: OpRunner, main_loop: asyncio.AbstractEventLoop,
-                 memory_mb: int = 64, load_id: str = ""):
+                 memory_mb: int = 64, load_id: str = "", timer_limit_ms: int = 0):
         self.guild_id = guild_id
         self.load_id = load_id  # names the deploy this isolate runs (e.g. cron jobs registered by it)
+        self.timer_limit_ms = timer_limit_ms
         self.sources = sources
         self.run_op = run_op
         self.main_loop = main_loop
@@ -98,10 +100,14 @@ class GuildIsolate:
         self._op_cm = self.mr.wrap_py_function(self._op_bridge)
         js_op = await self._op_cm.__aenter__()
         setup = self.mr.eval(GLUE)
-        await setup.cancelable()(js_op, self.guild_id)
+        await setup.cancelable()(js_op, self.guild_id, int(self.timer_limit_ms))
         for name, source in [*self.sources, ("guild script", bundle)]:
             await self._run(source, timeout, stage="module_load" if name == "guild script" else f"loading {name}")
-        subs = await self._run("(globalThis.__floraSubsDirty = true, globalThis.__floraTakeSubs ? __floraTakeSubs() : null)", timeout, "module_load")
+        subs = await self._run(
+            f"(async () => {{ if (globalThis.__floraReseed) __floraReseed({json.dumps(os.urandom(16).hex())});"
+            " if (globalThis.__floraSettleTimers) await __floraSettleTimers();"
+            " globalThis.__floraSubsDirty = true; return globalThis.__floraTakeSubs ? __floraTakeSubs() : null; })()",
+            timeout, "module_load")
         self.subscriptions = set(json.loads(subs)) if isinstance(subs, str) else set()
         return self.subscriptions
 
@@ -122,7 +128,7 @@ class GuildIsolate:
 
     async def dispatch(self, event: str, payload_json: str, timeout: float) -> set[str] | None:
         """Run the script's handlers for ``event``; returns new subscriptions if they changed."""
-        code = f"__floraRun({json.dumps(event)}, {payload_json})"
+        code = f"__floraRun({json.dumps(event)}, {payload_json}, {json.dumps(os.urandom(16).hex())})"
         result = await self._on_loop(self._run(code, timeout or None, "dispatch"))
         if isinstance(result, str):
             self.subscriptions = set(json.loads(result))
