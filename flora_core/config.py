@@ -95,6 +95,7 @@ KEYS: list[Key] = [
     Key("show_internal_stack_frames", "runtime.show_internal_stack_frames", "RUNTIME_SHOW_INTERNAL_STACK_FRAMES", _bool, False),
     Key("isolate_memory_mb", "runtime.isolate_memory_mb", "RUNTIME_ISOLATE_MEMORY_MB", _int_range(8, 1024), 64),
     Key("worker_max_rss_mb", "runtime.worker_max_rss_mb", "RUNTIME_WORKER_MAX_RSS_MB", _int_range(64), 2048),
+    Key("auto_defer_ms", "runtime.auto_defer_ms", "RUNTIME_AUTO_DEFER_MS", _int_range(0, 2900), 2500),
     Key("suspend_backoff_secs", "runtime.suspend_backoff_secs", "RUNTIME_SUSPEND_BACKOFF_SECS", _int_range(1, 3600), 5),
     Key("kv_backend", "kv.backend", "KV_BACKEND", _str, "sqlitedict"),
     Key("kv_url", "kv.url", "KV_URL", _str, None),

@@ -47,6 +47,17 @@ class ScopeCache:
 
 
 @dataclass
+class InteractionState:
+    """What happened to one interaction delivered to a guild's script."""
+
+    token: str
+    expires_at: float
+    acked: bool = False  # a callback (reply, defer, update, modal) was sent
+    auto_deferred: bool = False  # ...by the runtime, because the script had not answered in time
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass
 class WorkerServices:
     """Shared by every op call in one worker process."""
 
@@ -54,21 +65,22 @@ class WorkerServices:
     http: disnake.http.HTTPClient
     application_id: str | None = None
     scope: ScopeCache = field(default_factory=ScopeCache)
-    # guild id -> {interaction id: (token, expires_at)}
-    interactions: dict[str, dict[str, tuple[str, float]]] = field(default_factory=dict)
+    # guild id -> {interaction id: InteractionState}
+    interactions: dict[str, dict[str, InteractionState]] = field(default_factory=dict)
     semaphores: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     logger: Any = None  # callable(guild_id, level, target, message)
     db: Any = None  # the relational database (flora_core.storage.Database)
     plugins: Any = None
     resources: dict = field(default_factory=dict)  # per-process state plugins keep (connections, caches)
 
-    def remember_interaction(self, guild_id: str, interaction_id: str, token: str) -> None:
+    def remember_interaction(self, guild_id: str, interaction_id: str, token: str) -> InteractionState:
         table = self.interactions.setdefault(guild_id, {})
         now = time.monotonic()
         if len(table) > 1000:
-            for key in [k for k, (_, exp) in table.items() if exp < now]:
+            for key in [k for k, st in table.items() if st.expires_at < now]:
                 del table[key]
-        table[interaction_id] = (token, now + INTERACTION_TTL)
+        state = table[interaction_id] = InteractionState(token, now + INTERACTION_TTL)
+        return state
 
 
 class OpContext:
@@ -112,17 +124,20 @@ class OpContext:
         if guild != self.guild_id:
             raise forbidden(f"{kind} is outside runtime scope")
 
-    def ensure_interaction(self, interaction_id: str, token: str) -> None:
+    def ensure_interaction(self, interaction_id: str, token: str) -> InteractionState:
         """Only interactions delivered to this guild's script may be answered by it."""
-        entry = self.services.interactions.get(self.guild_id, {}).get(str(interaction_id))
-        if entry is None or entry[0] != token or entry[1] < time.monotonic():
+        state = self.services.interactions.get(self.guild_id, {}).get(str(interaction_id))
+        if state is None or state.token != token or state.expires_at < time.monotonic():
             raise forbidden("interaction is outside runtime scope")
+        return state
 
-    def ensure_interaction_token(self, token: str) -> None:
+    def ensure_interaction_token(self, token: str) -> InteractionState:
         table = self.services.interactions.get(self.guild_id, {})
         now = time.monotonic()
-        if not any(tok == token and exp >= now for tok, exp in table.values()):
-            raise forbidden("interaction is outside runtime scope")
+        for state in table.values():
+            if state.token == token and state.expires_at >= now:
+                return state
+        raise forbidden("interaction is outside runtime scope")
 
     # -- Discord REST ----------------------------------------------------
     async def rest(self, method: str, path: str, *, json: Any = None, reason: str | None = None, params: dict | None = None,

@@ -52,6 +52,7 @@ class Worker:
         self.writer: asyncio.StreamWriter | None = None
         self.services: WorkerServices | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._background: set[asyncio.Task] = set()
 
     # -- logging back to the supervisor ----------------------------------
     def guild_log(self, guild_id: str | None, level: str, target: str, message: str) -> None:
@@ -131,7 +132,11 @@ class Worker:
         if iso is None:
             return {"ok": False, "error": "No runtime available for guild"}
         if self.services is not None and event in ("interactionCreate", "componentInteraction", "modalSubmit"):
-            self.services.remember_interaction(guild_id, payload.get("interactionId"), payload.get("interactionToken"))
+            state = self.services.remember_interaction(guild_id, payload.get("interactionId"), payload.get("interactionToken"))
+            if self.config.auto_defer_ms:
+                task = asyncio.create_task(self._auto_defer(guild_id, payload.get("interactionId"), state))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
         if self.services is not None:
             scope = self.services.scope
             if event in ("channelCreate", "channelUpdate", "threadCreate", "threadUpdate"):
@@ -159,6 +164,24 @@ class Worker:
         if subs is not None:
             out["subs"] = sorted(subs)
         return out
+
+    async def _auto_defer(self, guild_id: str, interaction_id: str, state) -> None:
+        """Discord drops interactions not answered within 3 s: defer for a script that is still working."""
+        await asyncio.sleep(self.config.auto_defer_ms / 1000)
+        async with state.lock:
+            if state.acked:
+                return
+            ctx = OpContext(guild_id, self.services)
+            try:
+                await ctx.rest("POST", "/interactions/{interaction_id}/{interaction_token}/callback",
+                               interaction_id=interaction_id, interaction_token=state.token, json={"type": 5})
+            except OpError as exc:
+                self.guild_log(guild_id, "warn", "flora:runtime", f"automatic defer of interaction {interaction_id} failed: {exc.message}")
+                return
+            state.acked = state.auto_deferred = True
+            self.guild_log(guild_id, "info", "flora:runtime",
+                           f"interaction {interaction_id} deferred automatically after {self.config.auto_defer_ms} ms; "
+                           "the script's reply will edit the deferred response")
 
     async def unload(self, guild_id: str) -> dict:
         iso = self.isolates.pop(guild_id, None)
