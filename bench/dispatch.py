@@ -135,7 +135,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             port = free_port()
             env = dict(base_env, FLORA_DATA_DIR=tmp, API_PORT=str(port), API_ADDRESS="127.0.0.1",
-                       RUNTIME_MAX_WORKERS=str(args.workers))
+                       RUNTIME_MAX_WORKERS=str(args.workers), RUNTIME_WORKER_QUEUE_CAPACITY="1000000")  # measure, do not shed load
             proc = subprocess.Popen([sys.executable, "-m", "flora_core.cli", "serve"], env=env, start_new_session=True, cwd=tmp,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:

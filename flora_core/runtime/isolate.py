@@ -18,6 +18,8 @@ from typing import Awaitable, Callable
 
 from py_mini_racer import JSEvalException, JSOOMException, JSPromiseError, init_mini_racer, mini_racer
 
+MAX_CONCURRENT_DISPATCHES = 16
+
 GLUE = resources.files("flora_core.runtime").joinpath("glue.js").read_text(encoding="utf-8")
 
 # V8's process-wide initialisation is not safe to race: two isolates created at once in a
@@ -76,6 +78,9 @@ class GuildIsolate:
         self._op_cm = None
         self.closed = False
         self.subscriptions: set[str] = set()
+        # At most this many events run interleaved in the isolate; the rest wait their turn
+        # here, so the dispatch deadline measures a handler's own run, not a queue behind a burst.
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_DISPATCHES)
 
     # -- plumbing --------------------------------------------------------
     def _on_loop(self, coro) -> "asyncio.Future":
@@ -129,7 +134,10 @@ class GuildIsolate:
     async def dispatch(self, event: str, payload_json: str, timeout: float) -> set[str] | None:
         """Run the script's handlers for ``event``; returns new subscriptions if they changed."""
         code = f"__floraRun({json.dumps(event)}, {payload_json}, {json.dumps(os.urandom(16).hex())})"
-        result = await self._on_loop(self._run(code, timeout or None, "dispatch"))
+        async with self._slots:
+            if self.closed:
+                raise ScriptError("the isolate was restarted before this event could run")
+            result = await self._on_loop(self._run(code, timeout or None, "dispatch"))
         if isinstance(result, str):
             self.subscriptions = set(json.loads(result))
             return self.subscriptions
