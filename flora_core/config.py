@@ -188,6 +188,11 @@ def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | Non
         raise ConfigError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT")
     if cfg.shard_ids and cfg.shard_count and any(s < 0 or s >= cfg.shard_count for s in cfg.shard_ids):
         raise ConfigError(f"DISCORD_SHARD_IDS must be between 0 and DISCORD_SHARD_COUNT-1 ({cfg.shard_count - 1})")
+    if cfg.secrets_master_key:
+        key = cfg.secrets_master_key
+        if not (len(key) == 64 and all(c in "0123456789abcdefABCDEF" for c in key)) and len(key.encode()) != 32:
+            raise ConfigError(f"SECRETS_MASTER_KEY must be 32 bytes (got {len(key.encode())}): "
+                              "give 64 hex characters or exactly 32 bytes")
     if not cfg.discord_api_base.startswith(("http://", "https://")):
         raise ConfigError(f"invalid FLORA_DISCORD_API_BASE: expected an http(s) URL, got {cfg.discord_api_base!r}")
     return cfg

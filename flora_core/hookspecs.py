@@ -20,6 +20,11 @@ def flora_register_js_sources(register):
     """Register JavaScript loaded into every isolate before the guild's script: ``register(name, source, order=100)``."""
 
 
+@hookspec
+def flora_isolate_globals(guild_id, services):
+    """Return a dict of JSON values set as globals in a guild's isolate before the SDK runs (called in the worker at each load)."""
+
+
 @hookspec(firstresult=True)
 def flora_storage_backend(url, config):
     """Return a ``Database`` for the ``DATABASE_URL`` ``url`` if this plugin serves its scheme, else ``None``."""

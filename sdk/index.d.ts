@@ -415,7 +415,8 @@ interface CronOptions {
   /** Skip a tick while the previous run is still going. */
   skipIfRunning?: boolean
   /** Run once after downtime if a tick was missed (not in the original flora). */
-  catchUp?: boolean
+  /** After downtime: `'none'` (default) skips missed occurrences, `'latest'` runs the most recent one once. */
+  catchUp?: 'none' | 'latest'
 }
 
 type CronHandler = (ctx: CronContext) => void | Promise<void>

@@ -231,7 +231,7 @@
           name,
           expr: cronExpr,
           skipIfRunning: Boolean(options?.skipIfRunning),
-          catchUp: Boolean(options?.catchUp),
+          catchUp: options?.catchUp ?? "none",
         })
       );
     } catch (err) {

@@ -794,10 +794,10 @@ def test_cron_validation(sb, call, message_):
 def test_cron_registration(sb):
     # flora harness: "records cron registration op"
     sb.run("await cron('daily', '0 0 * * *', () => {})")
-    sb.run("await cron('often', '*/5 * * * *', () => {}, { skipIfRunning: true, catchUp: true })")
+    sb.run("await cron('often', '*/5 * * * *', () => {}, { skipIfRunning: true, catchUp: 'latest' })")
     assert [c["args"] for c in sb.calls("op_register_cron")] == [
-        {"name": "daily", "expr": "0 0 * * *", "skipIfRunning": False, "catchUp": False},
-        {"name": "often", "expr": "*/5 * * * *", "skipIfRunning": True, "catchUp": True},
+        {"name": "daily", "expr": "0 0 * * *", "skipIfRunning": False, "catchUp": "none"},
+        {"name": "often", "expr": "*/5 * * * *", "skipIfRunning": True, "catchUp": "latest"},
     ]
     assert sorted(sb.json("Object.keys(__floraHandlers)")) == ["__cron:daily", "__cron:often"]
 

@@ -24,7 +24,12 @@ def db(request, tmp_path):
 def test_migrations_are_idempotent(db):
     db.migrate()
     db.migrate()
-    assert db.fetchall("SELECT version FROM schema_migrations") == [{"version": "001_init.sql"}]
+    from importlib import resources
+
+    shipped = sorted(p.name for p in resources.files("flora_core.storage").joinpath("migrations", db.dialect).iterdir()
+                     if p.name.endswith(".sql"))
+    assert shipped[0] == "001_init.sql"
+    assert sorted(r["version"] for r in db.fetchall("SELECT version FROM schema_migrations")) == shipped
 
 
 def test_success_revision_becomes_the_deployment(db):

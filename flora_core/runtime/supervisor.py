@@ -54,6 +54,7 @@ class Runtime:
         self._api_proc: subprocess.Popen | None = None
         self._starter: str | None = None
         self._bootstrapping: set[str] = set()
+        self._load_locks: dict[str, asyncio.Lock] = {}
         self.stopped = asyncio.Event()
         self._dropped: dict[str, tuple[int, float]] = {}
         self.stop_requested = asyncio.Event()
@@ -175,8 +176,18 @@ class Runtime:
         self.plugins.script_loaded(self, guild_id, load_id, bool(reply.get("ok")))
         return reply, load_id
 
+    def _guild_lock(self, guild_id: str) -> asyncio.Lock:
+        lock = self._load_locks.get(guild_id)
+        if lock is None:
+            lock = self._load_locks[guild_id] = asyncio.Lock()
+        return lock
+
     async def load(self, guild_id: str, bundle: str) -> tuple[bool, str | None]:
         """Load a new script for a guild; on failure the previous one keeps running."""
+        async with self._guild_lock(guild_id):
+            return await self._load_locked(guild_id, bundle)
+
+    async def _load_locked(self, guild_id: str, bundle: str) -> tuple[bool, str | None]:
         try:
             reply, _ = await self._load_request(guild_id, bundle)
         except WorkerDied as exc:
@@ -328,11 +339,15 @@ class Runtime:
             files = _starter_files()
             if self._starter is None:
                 self._starter = await loop.run_in_executor(None, self.bundler.bundle, "src/main.ts", files)
-            ok, error = await self.load(guild_id, self._starter)
-            rev = await loop.run_in_executor(None, lambda: repo.record_revision(
-                self.db, guild_id, entry="src/main.ts", status="success" if ok else "failed",
-                bundle=self._starter, deploy_source="bootstrap", actor_type="system", actor_username="system",
-                error_message=error, files=files))
+            async with self._guild_lock(guild_id):
+                if guild_id in self.bundles:
+                    return  # a deploy arrived while the starter was being prepared: it wins
+                ok, error = await self._load_locked(guild_id, self._starter)
+                # recorded under the lock, so a deploy that follows is recorded after it
+                rev = await loop.run_in_executor(None, lambda: repo.record_revision(
+                    self.db, guild_id, entry="src/main.ts", status="success" if ok else "failed",
+                    bundle=self._starter, deploy_source="bootstrap", actor_type="system", actor_username="system",
+                    error_message=error, files=files))
             if ok:
                 self.guild_log(guild_id, "info", "flora:runtime", "starter script deployed")
                 self.plugins.deployment_changed(guild_id, rev)
