@@ -166,6 +166,10 @@ class Emulator:
         return self._call(self.server.create_role, guild_id, name, permissions, color=color,
                           hoist=hoist, mentionable=mentionable, role_id=role_id)
 
+    def create_webhook(self, channel_id: str, name: str) -> dict:
+        """An incoming webhook of a guild channel (``id``, ``token``, ``guild_id``, ``channel_id``)."""
+        return self._call(self.server.create_webhook, channel_id, name)
+
     def create_user(self, username: str, bot: bool = False, *, user_id: str | None = None,
                     global_name: str | None = None) -> dict:
         return self._call(self.server.create_user, username, bot, user_id=user_id,

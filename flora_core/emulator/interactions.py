@@ -339,7 +339,7 @@ class InteractionsMixin:
         self.delete_message(msg["channel_id"], msg["id"], msg=msg)
 
     def webhook_execute(self, webhook_id: str, token: str, payload: dict,
-                        files: list | None = None) -> dict:
+                        files: list | None = None, *, thread_id: str | None = None) -> dict:
         rec = self.interaction_by_token(webhook_id, token)
         if rec is None:
             hook = self.get_webhook(webhook_id, token)
@@ -347,8 +347,15 @@ class InteractionsMixin:
                       "avatar": None, "discriminator": "0000", "global_name": None, "bot": True}
             if not has_message_body(payload, files):
                 raise empty_message_error()
+            target = hook["channel_id"]
+            if thread_id:  # ?thread_id=: a thread of the webhook's channel, else Unknown Channel
+                thread = self.channels.get(str(thread_id))
+                if (thread is None or thread["type"] not in (10, 11, 12)
+                        or thread.get("parent_id") != hook["channel_id"]):
+                    raise unknown("Channel")
+                target = thread["id"]
             body = {k: v for k, v in payload.items() if k != "flags"}
-            return self.create_message(hook["channel_id"], hook["id"], body, files,
+            return self.create_message(target, hook["id"], body, files,
                                        author=author, webhook_id=hook["id"])
         if not rec.acknowledged:
             raise unknown("Webhook")

@@ -596,7 +596,7 @@ class RestApi:
     async def webhook_execute(self, request: web.Request) -> web.Response:
         m = request.match_info
         msg = self.st.webhook_execute(m["webhook_id"], m["token"], self._body(request),
-                                      request[FILES_KEY])
+                                      request[FILES_KEY], thread_id=request.query.get("thread_id"))
         return json_response(msg) if _truthy(request.query.get("wait")) else no_content()
 
     async def get_webhook(self, request: web.Request) -> web.Response:

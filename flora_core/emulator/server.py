@@ -149,6 +149,9 @@ class EmulatorServer:
     def create_role(self, guild_id: str, name: str, permissions: str | int = "0", **kw: Any) -> dict:
         return self.state.create_role(guild_id, name, permissions, **kw)
 
+    def create_webhook(self, channel_id: str, name: str) -> dict:
+        return self.state.create_webhook(channel_id, name)
+
     def create_user(self, username: str, bot: bool = False, **kw: Any) -> dict:
         return self.state.create_user(username, bot, **kw)
 
