@@ -1,0 +1,65 @@
+"""Built-in plugin ``kv``: flora's per-guild key-value stores (``kv.store(name)`` in scripts).
+
+Registers:
+
+* ops ``op_kv_get``, ``op_kv_get_with_metadata``, ``op_kv_set``, ``op_kv_update_metadata``,
+  ``op_kv_delete``, ``op_kv_list_keys`` (flora's) and ``op_kv_incr``, ``op_kv_cas`` (ours) — ``ops.py``;
+* the blueprint ``flora_kv``: ``/api/kv/stores…`` and ``/api/kv/{guild}/{store}…`` — ``routes.py``;
+* the command group ``flora kv`` — ``cli.py``;
+* at ``flora serve`` start, one log line naming the KV backend, or saying why it cannot be used.
+
+Where things live: the semantics (registry check, validation, limits, quotas,
+listing) in ``service.py``; flora's limits and messages in ``limits.py``; the
+store registry (table ``kv_stores``, migration ``002_kv.sql``) in
+``registry.py``; the storage interface in ``backend.py``. The storage itself
+is chosen by ``KV_BACKEND`` among the backends plugins register with
+``flora_register_kv_backends``; the built-in ones are separate plugins in
+``backends/``: ``sqlitedict`` (default), ``postgres`` and ``redis``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flora_core import hookimpl
+
+log = logging.getLogger("flora.kv")
+
+
+@hookimpl
+def flora_register_ops(register):
+    from .ops import OPS
+
+    for name, fn in OPS.items():
+        register(name, fn)
+
+
+@hookimpl
+def flora_register_blueprints(register):
+    from .routes import build_blueprint  # only the API process needs Flask
+
+    register(build_blueprint())
+
+
+@hookimpl
+def flora_register_commands(cli):
+    from .cli import kv_group
+
+    cli.add_command(kv_group)
+
+
+@hookimpl
+def flora_startup(runtime):
+    from .backends import open_backend
+    from .errors import KvError
+
+    try:
+        backend = open_backend(runtime.config, runtime.plugins)  # no I/O: servers are reached on first use
+    except KvError as exc:
+        log.error("%s; scripts' KV calls fail with this message until it is fixed", exc.message)
+        return
+    except Exception as exc:  # noqa: BLE001 - a third-party backend's bug must not stop flora serve
+        log.error("KV backend %r could not be built: %s", runtime.config.kv_backend, exc)
+        return
+    log.info("KV backend: %s", backend.name)
+    backend.close()
