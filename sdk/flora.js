@@ -710,6 +710,7 @@
     sendInteractionResponse: "op_send_interaction_response", // {interactionId, token, content?, ..., ephemeral?}
     deferInteractionResponse: "op_defer_interaction_response", // {interactionId, token, ephemeral?}
     updateInteractionResponse: "op_update_interaction_response", // {interactionId, token, content?, ...}
+    showModal: "op_show_modal", // {interactionId, token, customId, title, components} (beyond flora)
     editOriginalInteractionResponse: "op_edit_original_interaction_response", // {token, content?, ...} -> message
     deleteOriginalInteractionResponse: "op_delete_original_interaction_response", // {token}
     createFollowupMessage: "op_create_followup_message", // {token, content?, ...} -> message

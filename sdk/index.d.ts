@@ -357,9 +357,24 @@ type MessageUpdateContext = BaseContext<EventMessageUpdate>
 type MessageDeleteContext = BaseContext<EventMessageDelete>
 type MessageDeleteBulkContext = BaseContext<EventMessageDeleteBulk>
 /** A slash command run by createBot: `options` holds the chosen options by name. */
-type InteractionContext = BaseContext<EventInteractionCreate> & { options: SlashCommandOptions }
-type ComponentInteractionContext = BaseContext<EventComponentInteraction>
-type ModalSubmitContext = BaseContext<EventModalSubmit>
+/** A modal to open: its inputs are `label(...).setComponent(inputText(...))` builders or raw JSON. */
+interface ModalOptions {
+  customId: string
+  title: string
+  components: Array<ComponentLike>
+}
+
+/** Beyond flora: what every interaction context can also do. */
+interface InteractionAnswers {
+  /** Answers with a modal (must be the first answer; not after an automatic defer). */
+  showModal(modal: ModalOptions): Promise<void>
+  /** Answers by updating the message that carries the component (callback type 7). */
+  update(content: string | MessageReplyOptions): Promise<void>
+}
+
+type InteractionContext = BaseContext<EventInteractionCreate> & InteractionAnswers & { options: SlashCommandOptions }
+type ComponentInteractionContext = BaseContext<EventComponentInteraction> & InteractionAnswers
+type ModalSubmitContext = BaseContext<EventModalSubmit> & InteractionAnswers
 type ReactionContext = BaseContext<EventReaction>
 type ReactionRemoveAllContext = BaseContext<EventReactionRemoveAll>
 type ReadyContext = BaseContext<EventReady>
@@ -1114,6 +1129,8 @@ interface FloraRest {
   sendInteractionResponse(args: RawInteractionResponse): Promise<void>
   deferInteractionResponse(args: RawDeferInteractionResponse): Promise<void>
   updateInteractionResponse(args: RawUpdateInteractionResponse): Promise<void>
+  /** Beyond flora: opens a modal (interaction callback type 9). */
+  showModal(args: { interactionId: string; token: string; customId: string; title: string; components: Array<ComponentLike> }): Promise<void>
   editOriginalInteractionResponse(args: RawEditInteractionResponse): Promise<JsonValue>
   deleteOriginalInteractionResponse(args: RawDeleteInteractionResponse): Promise<void>
   createFollowupMessage(args: RawFollowupMessage): Promise<JsonValue>

@@ -102,7 +102,7 @@
   }
 
   function makeContext(payload) {
-    return {
+    const ctx = {
       msg: payload,
       reply(message) {
         const options = normalizeReply(message, payload);
@@ -115,6 +115,21 @@
         return op("op_edit_message", normalizeEdit(message, payload));
       },
     };
+    if (payload && payload.interactionToken) {
+      // Beyond flora: answer an interaction with a modal, or by updating the message
+      // that carries the clicked component (callback type 7).
+      ctx.showModal = (modal) => {
+        const m = modal && typeof modal.toJSON === "function" ? modal.toJSON() : modal || {};
+        return op("op_show_modal", {
+          ...normalizeInteractionReply({}, payload),
+          customId: m.customId ?? m.custom_id,
+          title: m.title,
+          components: (m.components || []).map((c) => (c && typeof c.toJSON === "function" ? c.toJSON() : c)),
+        });
+      };
+      ctx.update = (message) => op("op_update_interaction_response", normalizeInteractionReply(message, payload));
+    }
+    return ctx;
   }
 
   // ----------------------------------------------------------------- dispatch

@@ -76,13 +76,19 @@ async def _after_auto_defer(ctx, tok: str, rtype: int, data: dict | None, files)
                       f"automatically after {after} ms; a modal must be the first answer) "
                       "(route: POST /interactions/{interaction_id}/{interaction_token}/callback)",
                       status=400, discord_code=40060)
+    app = application_id(ctx, "PATCH /webhooks/{app}/{token}/messages/@original")
+    if rtype == 4 and (data or {}).get("flags", 0) & EPHEMERAL:
+        # The defer was public and ephemerality cannot be edited: remove the public "thinking"
+        # message and answer with an ephemeral follow-up, so only the user sees the reply.
+        await call(ctx, "DELETE", ORIGINAL, webhook_id=app, webhook_token=tok)
+        await call(ctx, "POST", WEBHOOK, webhook_id=app, webhook_token=tok, json=dict(data), files=files)
+        return None
     edit = dict(data or {})
     edit.pop("tts", None)
     if "flags" in edit:  # ephemerality is fixed by the defer; only display flags can be edited
         edit["flags"] &= ~EPHEMERAL
         if not edit["flags"]:
             del edit["flags"]
-    app = application_id(ctx, "PATCH /webhooks/{app}/{token}/messages/@original")
     await call(ctx, "PATCH", ORIGINAL, webhook_id=app, webhook_token=tok, json=edit, files=files)
     return None
 
