@@ -48,24 +48,45 @@ class ScriptOOM(ScriptError):
     pass
 
 
-def js_error_text(exc: BaseException) -> str:
-    """A user-facing message for a JS failure (first lines of V8's text, no Python)."""
+INTERNAL_PREFIX = "flora-internal/"
+
+
+def _is_internal_frame(line: str) -> bool:
+    return line.lstrip().startswith("at ") and (INTERNAL_PREFIX in line or "<anonymous>" in line)
+
+
+def js_error_text(exc: BaseException, show_internal: bool = False) -> str:
+    """A user-facing message for a JS failure: V8's text, no Python, and (like flora) without the
+    runtime's own stack frames unless RUNTIME_SHOW_INTERNAL_STACK_FRAMES is set."""
     if isinstance(exc, JSPromiseError):
         reason = getattr(exc, "reason", None)
         text = str(reason) if reason is not None else str(exc)
         text = text.replace("JavaScript rejected promise with reason: ", "")
     else:
         text = str(exc)
+    return user_visible_error(text, show_internal) or exc.__class__.__name__
+
+
+def user_visible_error(text: str, show_internal: bool = False) -> str:
+    head, sep, stack = text.partition("\n\n")
+    if sep and head.startswith(INTERNAL_PREFIX):
+        text = stack  # drop the source excerpt of runtime code; the stack says the same
     lines = [ln for ln in text.splitlines() if ln.strip()]
-    return "\n".join(lines[:12]) or exc.__class__.__name__
+    if not show_internal:
+        hidden = sum(1 for ln in lines if _is_internal_frame(ln))
+        lines = [ln for ln in lines if not _is_internal_frame(ln)]
+        if hidden:
+            lines.append(f"    ... {hidden} internal frame(s) hidden (set RUNTIME_SHOW_INTERNAL_STACK_FRAMES=true to show)")
+    return "\n".join(lines[:16])
 
 
 class GuildIsolate:
     def __init__(self, guild_id: str, sources: list[tuple[str, str]], run_op: OpRunner, main_loop: asyncio.AbstractEventLoop,
-                 memory_mb: int = 64, load_id: str = "", timer_limit_ms: int = 0):
+                 memory_mb: int = 64, load_id: str = "", timer_limit_ms: int = 0, show_internal_frames: bool = False):
         self.guild_id = guild_id
         self.load_id = load_id  # names the deploy this isolate runs (e.g. cron jobs registered by it)
         self.timer_limit_ms = timer_limit_ms
+        self.show_internal_frames = show_internal_frames
         self.sources = sources
         self.run_op = run_op
         self.main_loop = main_loop
@@ -106,8 +127,11 @@ class GuildIsolate:
         js_op = await self._op_cm.__aenter__()
         setup = self.mr.eval(GLUE)
         await setup.cancelable()(js_op, self.guild_id, int(self.timer_limit_ms))
-        for name, source in [*self.sources, ("guild script", bundle)]:
-            await self._run(source, timeout, stage="module_load" if name == "guild script" else f"loading {name}")
+        # sourceURL names every script in stack traces, so the runtime's own frames can be told apart
+        for name, source in self.sources:
+            tag = INTERNAL_PREFIX + name.replace("flora:", "").replace(":", "-") + ".js"
+            await self._run(f"{source}\n//# sourceURL={tag}", timeout, stage=f"loading {name}")
+        await self._run(f"{bundle}\n//# sourceURL=guild/{self.guild_id}/bundle.js", timeout, stage="module_load")
         subs = await self._run(
             f"(async () => {{ if (globalThis.__floraReseed) __floraReseed({json.dumps(os.urandom(16).hex())});"
             " if (globalThis.__floraSettleTimers) await __floraSettleTimers();"
@@ -129,7 +153,7 @@ class GuildIsolate:
         except (JSEvalException, JSPromiseError) as exc:
             if self.mr is not None and self.mr.was_hard_memory_limit_reached():
                 raise ScriptOOM(f"{stage} exceeded the isolate memory limit ({self.memory_mb} MB)") from None
-            raise ScriptError(js_error_text(exc)) from None
+            raise ScriptError(js_error_text(exc, self.show_internal_frames)) from None
 
     async def dispatch(self, event: str, payload_json: str, timeout: float) -> set[str] | None:
         """Run the script's handlers for ``event``; returns new subscriptions if they changed."""

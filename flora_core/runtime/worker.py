@@ -92,7 +92,8 @@ class Worker:
             assign = "".join(f"globalThis[{json.dumps(k)}] = {json.dumps(v)};\n" for k, v in values.items())
             sources = [("flora:globals", assign), *sources]
         iso = GuildIsolate(guild_id, sources, self.run_op, self.loop, self.config.isolate_memory_mb, load_id,
-                           timer_limit_ms=self.config.dispatch_timeout_secs * 1000)
+                           timer_limit_ms=self.config.dispatch_timeout_secs * 1000,
+                           show_internal_frames=self.config.show_internal_stack_frames)
         try:
             await iso.load(bundle, self.config.load_timeout_secs)
         except BaseException:
