@@ -159,3 +159,27 @@ export default greet;
     emu.user_says(g["channel_id"], g["user_id"], "!ping 1 2")
     reply = wait_for(lambda: bot_replies(emu, g["channel_id"]), message="reply from the ESM bundle")[0]
     assert reply["content"] == "esm pong 1,2"
+
+
+def _threads(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("Threads:")).split()[1])
+
+
+def test_ten_redeploys_reuse_nothing_and_leak_nothing(stack):
+    """flora's `stress_redeploys_reuse_isolates_without_crash`: 10 redeploys of one guild each succeed and
+    a dispatch after each works; here also: the worker's thread count does not grow (old isolates are closed)."""
+    from flora_core.control import RuntimeClient
+
+    emu, g = stack.emu, emulator_guild(stack.emu, "Redeploys")
+    control = RuntimeClient(stack.data_dir / "run" / "runtime.sock")
+    counts = []
+    for i in range(10):
+        script = f"on('messageCreate', async (ctx) => {{ if (!ctx.msg.author.bot) await ctx.reply('v{i}'); }});"
+        assert deploy_files(stack, g["id"], {"src/main.ts": script})[0] == 200
+        emu.user_says(g["channel_id"], g["user_id"], f"ping {i}")
+        wait_for(lambda i=i: [m for m in bot_replies(emu, g["channel_id"]) if m["content"] == f"v{i}"], message=f"reply v{i}")
+        pids = [w["pid"] for w in control.status()["workers"]]
+        counts.append(sum(_threads(p) for p in pids))
+    assert [m["content"] for m in bot_replies(emu, g["channel_id"])] == [f"v{i}" for i in range(10)]
+    assert max(counts[3:]) <= counts[2] + 2, counts  # no thread per replaced isolate left behind
