@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -117,3 +118,37 @@ def test_backlog_drops_are_reported_in_the_guild_log(emu, tmp_path):
         assert [m["content"] for m in bot_replies(emu, g["channel_id"])] == ["done first"]
     finally:
         stop_flora(server)
+
+
+def test_redis_holds_the_scope_cache_across_restarts(emu, tmp_path):
+    redis = pytest.importorskip("redis")
+    try:
+        client = redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_timeout=2)
+        client.ping()
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"Redis is required under CI=true but is not reachable: {exc}")
+        pytest.skip(f"Redis not reachable: {exc}")
+    g = emulator_guild(emu, "Scope in Redis")
+    other = emu.create_channel(g["id"], "announcements")
+    key = f"flora:scope:ch:{other['id']}"
+    client.delete(key)
+    script = f"""on('messageCreate', async (ctx) => {{
+      if (ctx.msg.content === 'announce') await __floraOp('op_send_message', {{ channelId: '{other["id"]}', content: 'news' }});
+    }});"""
+    lookups = lambda: emu.find_requests("GET", rf"^/channels/{other['id']}$")  # noqa: E731
+    try:
+        for run in range(2):
+            server = start_flora(emu, tmp_path, REDIS_URL="redis://127.0.0.1:6379/0")
+            try:
+                if run == 0:
+                    assert deploy_files(server, g["id"], {"src/main.ts": script})[0] == 200
+                emu.user_says(g["channel_id"], g["user_id"], "announce")
+                wait_for(lambda run=run: len(bot_replies(emu, other["id"])) == run + 1, message="announcement")
+            finally:
+                stop_flora(server)
+            assert client.get(key) == g["id"].encode()
+            assert client.ttl(key) > 3600
+        assert len(lookups()) == 1  # the second run found the channel's guild in Redis
+    finally:
+        client.delete(key)

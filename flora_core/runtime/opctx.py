@@ -20,11 +20,45 @@ SCOPE_CAP = 10_000
 INTERACTION_TTL = 15 * 60.0  # Discord interaction tokens live 15 minutes
 
 
-class ScopeCache:
-    """channel/thread id -> guild id, warmed from events and filled from REST on a miss."""
+L2_TTL_SECS = 6 * 3600
 
-    def __init__(self):
+
+class ScopeCache:
+    """id (channel, thread, webhook) -> guild id, warmed from events and filled from REST on a miss.
+
+    L1 is this process's dict (TTL 300 s, 10 000 entries); with ``REDIS_URL`` set, L2 is Redis
+    (``flora:scope:<kind>:<id>``, TTL 6 h), shared by every worker and node, as in flora.
+    """
+
+    def __init__(self, kind: str = "ch", redis=None):
+        self.kind = kind
+        self.redis = redis
         self._channels: dict[str, tuple[str | None, float]] = {}
+
+    async def lookup(self, key: str, fetch) -> str | None:
+        """The guild of ``key``: L1, then L2, then ``await fetch()`` (which returns the guild id or None)."""
+        known, guild = self.get(key)
+        if known:
+            return guild
+        if self.redis is not None:
+            try:
+                cached = await self.redis.get(f"flora:scope:{self.kind}:{key}")
+            except Exception as exc:  # noqa: BLE001 - the cache is an optimisation; REST still answers
+                log.warning("scope cache L2 (Redis) read failed: %s", exc)
+                cached = None
+            if cached is not None:
+                guild = cached.decode() if isinstance(cached, bytes) else str(cached)
+                guild = guild or None
+                self.remember(key, guild)
+                return guild
+        guild = await fetch()
+        self.remember(key, guild)
+        if self.redis is not None:
+            try:
+                await self.redis.set(f"flora:scope:{self.kind}:{key}", guild or "", ex=L2_TTL_SECS)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("scope cache L2 (Redis) write failed: %s", exc)
+        return guild
 
     def remember(self, channel_id: str | None, guild_id: str | None) -> None:
         if channel_id:
@@ -114,11 +148,11 @@ class OpContext:
             raise forbidden("guild is outside runtime scope")
 
     async def ensure_channel(self, channel_id: str, kind: str = "channel") -> None:
-        known, guild = self.services.scope.get(channel_id)
-        if not known:
+        async def fetch():
             data = await self.rest("GET", "/channels/{channel_id}", channel_id=channel_id)
-            guild = str(data["guild_id"]) if data.get("guild_id") else None
-            self.services.scope.remember(channel_id, guild)
+            return str(data["guild_id"]) if isinstance(data, dict) and data.get("guild_id") else None
+
+        guild = await self.services.scope.lookup(channel_id, fetch)
         if guild is None:
             raise forbidden(f"{kind} is not a guild {kind}")
         if guild != self.guild_id:

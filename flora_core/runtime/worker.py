@@ -26,7 +26,7 @@ from flora_core.storage import open_database
 
 from . import protocol
 from .isolate import GuildIsolate, ScriptError, ScriptOOM, ScriptTimeout, init_v8
-from .opctx import OpContext, WorkerServices
+from .opctx import OpContext, ScopeCache, WorkerServices
 
 log = logging.getLogger("flora.worker")
 
@@ -37,6 +37,19 @@ def _rss_mb() -> float:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
     except (OSError, ValueError, IndexError):
         return 0.0
+
+
+def _scope_redis(config):
+    """The L2 scope cache when REDIS_URL is set (flora kept it in Valkey too)."""
+    if not config.redis_url:
+        return None
+    try:
+        import redis.asyncio as aioredis
+    except ImportError:
+        log.warning("REDIS_URL is set but redis-py is not installed (pip install 'flora-runtime[redis]'); "
+                    "the scope cache stays in-process")
+        return None
+    return aioredis.from_url(config.redis_url, socket_timeout=2, socket_connect_timeout=2)
 
 
 class Worker:
@@ -232,7 +245,8 @@ class Worker:
         disnake.http.Route.BASE = self.config.discord_api_base
         http = disnake.http.HTTPClient(loop=self.loop)
         db = await self.loop.run_in_executor(None, open_database, self.config, self.plugins)
-        self.services = WorkerServices(config=self.config, http=http, logger=self.guild_log, db=db, plugins=self.plugins)
+        self.services = WorkerServices(config=self.config, http=http, logger=self.guild_log, db=db, plugins=self.plugins,
+                                       scope=ScopeCache("ch", _scope_redis(self.config)))
         reader, self.writer = await asyncio.open_unix_connection(self.socket_path, limit=protocol.STREAM_LIMIT)
         await protocol.send(self.writer, {"t": "hello", "worker": self.worker_id, "pid": os.getpid()})
         if self.config.discord_token:

@@ -12,7 +12,7 @@ _WEBHOOK_CACHE = "discord_ops.webhook_scope"
 def webhook_cache(ctx) -> ScopeCache:
     cache = ctx.services.resources.get(_WEBHOOK_CACHE)
     if cache is None:
-        cache = ctx.services.resources[_WEBHOOK_CACHE] = ScopeCache()
+        cache = ctx.services.resources[_WEBHOOK_CACHE] = ScopeCache("wh", ctx.services.scope.redis)
     return cache
 
 
@@ -27,18 +27,18 @@ async def ensure_webhook(ctx, webhook_id: str, token: str | None) -> None:
             raise forbidden("webhook is not owned by a guild")
         ctx.ensure_interaction_token(token)
         return
-    cache = webhook_cache(ctx)
-    known, guild = cache.get(webhook_id)
-    if not known:
+    async def fetch():
         if token:
             data = await ctx.rest("GET", "/webhooks/{webhook_id}/{webhook_token}", webhook_id=webhook_id,
                                   webhook_token=token)
         else:
             data = await ctx.rest("GET", "/webhooks/{webhook_id}", webhook_id=webhook_id)
-        guild = str(data["guild_id"]) if isinstance(data, dict) and data.get("guild_id") else None
-        cache.remember(webhook_id, guild)
-        if isinstance(data, dict) and data.get("channel_id") and guild:
-            ctx.services.scope.remember(str(data["channel_id"]), guild)
+        found = str(data["guild_id"]) if isinstance(data, dict) and data.get("guild_id") else None
+        if isinstance(data, dict) and data.get("channel_id") and found:
+            ctx.services.scope.remember(str(data["channel_id"]), found)
+        return found
+
+    guild = await webhook_cache(ctx).lookup(webhook_id, fetch)
     if guild is None:
         raise forbidden("webhook is not owned by a guild")
     if guild != ctx.guild_id:
