@@ -112,6 +112,23 @@ def serve(ctx, use_emulator, emulator_port):
         ctx.exit(code)
 
 
+# -- dev -----------------------------------------------------------------------
+@click.command()
+@click.argument("project_dir", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--port", type=click.IntRange(0, 65535), default=8780, show_default=True,
+              help="Port of the web console (0: any free port).")
+@click.option("--emulator-port", type=click.IntRange(0, 65535), default=0,
+              help="Port of the built-in Discord emulator (default: any free port).")
+@click.pass_context
+def dev(ctx, project_dir, port, emulator_port):
+    """Run PROJECT_DIR against the built-in Discord emulator, redeploy on save, open a web console."""
+    from flora_core.devconsole import run_dev
+
+    code = run_dev(project_dir, _config(ctx), _plugins(ctx), port=port, emulator_port=emulator_port)
+    if code:
+        ctx.exit(code)
+
+
 # -- deploy --------------------------------------------------------------------
 def _server_data_dirs(ctx) -> tuple[Path, ...]:
     """The local server's data folder, never uploaded (``flora serve`` often runs in the project folder)."""
@@ -238,6 +255,164 @@ def tokens_revoke(ctx, token_id):
     click.echo(f"Revoked token {token_id}")
 
 
+
+# -- deployments / logs (API clients) -------------------------------------------
+_API_OPTION = click.option("--api", "-a", "api_url", metavar="URL",
+                           help="API base URL including /api (default: $FLORA_API_URL, http://127.0.0.1:3000/api).")
+_TOKEN_OPTION = click.option("--token", metavar="TOKEN", help="API token (default: $FLORA_TOKEN).")
+_JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
+
+
+def _guild_option(required: bool = True):
+    return click.option("--guild-id", "--guild", "guild_id", metavar="ID", required=required, help="The guild.")
+
+
+def _api_client(api_url, token, guild_id=None):
+    from flora_http.auth import SNOWFLAKE
+    from flora_http.client import DEFAULT_API_URL, ApiClient
+
+    if guild_id is not None and not SNOWFLAKE.match(guild_id):
+        raise click.UsageError(f"invalid guild id {guild_id!r}: expected a Discord snowflake (digits)")
+    token = token or os.environ.get("FLORA_TOKEN")
+    if not token:
+        raise CliFailure("Missing API token; pass --token or set FLORA_TOKEN")
+    return ApiClient(api_url or os.environ.get("FLORA_API_URL") or DEFAULT_API_URL, token, timeout=60.0)
+
+
+def _call(fn, *args, **kwargs):
+    from flora_http.client import ClientError
+
+    try:
+        return fn(*args, **kwargs)
+    except ClientError as exc:
+        raise CliFailure(str(exc)) from None
+
+
+def _print_json(value) -> None:
+    click.echo(json.dumps(value, indent=2))
+
+
+@click.group()
+def deployments():
+    """Inspect deployments and their revisions; roll back."""
+
+
+@deployments.command("list")
+@_API_OPTION
+@_TOKEN_OPTION
+@_JSON_OPTION
+def deployments_list(api_url, token, as_json):
+    """Guilds with a deployment (those the token may manage)."""
+    api = _api_client(api_url, token)
+    rows = _call(api.request, "GET", "deployments")
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        click.echo("No deployments found.")
+    for row in rows:
+        click.echo(f"{row['guild_id']}  {row['entry']}  updated {row['updated_at']}")
+
+
+@deployments.command("history")
+@_guild_option()
+@click.option("--limit", "-n", type=click.IntRange(1, 100), default=25, show_default=True, help="Revisions per page.")
+@click.option("--all", "all_pages", is_flag=True, help="Follow the cursor through every page.")
+@_API_OPTION
+@_TOKEN_OPTION
+@_JSON_OPTION
+def deployments_history(guild_id, limit, all_pages, api_url, token, as_json):
+    """A guild's deployment revisions, newest first."""
+    from flora_http.cli_api import format_revision, history
+
+    api = _api_client(api_url, token, guild_id)
+    revs, cursor = [], None
+    while True:
+        page = _call(history, api, guild_id, limit, cursor)
+        revs += page
+        if not all_pages or len(page) < limit:
+            break
+        cursor = (page[-1]["deployed_at"], page[-1]["id"])
+    if as_json:
+        _print_json(revs)
+        return
+    if not revs:
+        click.echo(f"No deployment revisions for guild {guild_id}")
+    for rev in revs:
+        click.echo(format_revision(rev))
+
+
+@deployments.command("show")
+@click.argument("revision_id", required=False)
+@_guild_option()
+@_API_OPTION
+@_TOKEN_OPTION
+@_JSON_OPTION
+def deployments_show(revision_id, guild_id, api_url, token, as_json):
+    """One revision, or the guild's current deployment without REVISION_ID."""
+    from flora_http.cli_api import describe_revision
+
+    api = _api_client(api_url, token, guild_id)
+    if revision_id:
+        rev = _call(api.request, "GET", f"deployments/{guild_id}/revisions/{revision_id}")
+        lines = describe_revision(rev)
+    else:
+        rev = _call(api.request, "GET", f"deployments/{guild_id}")
+        lines = [f"Guild {rev['guild_id']}", f"  entry: {rev['entry']}", f"  created: {rev['created_at']}",
+                 f"  updated: {rev['updated_at']}"]
+        if rev.get("files"):
+            lines.append(f"  files: {', '.join(f['path'] for f in rev['files'])}")
+    if as_json:
+        _print_json(rev)
+        return
+    for line in lines:
+        click.echo(line)
+
+
+@deployments.command("rollback")
+@click.argument("revision_id")
+@_guild_option()
+@_API_OPTION
+@_TOKEN_OPTION
+@_JSON_OPTION
+def deployments_rollback(revision_id, guild_id, api_url, token, as_json):
+    """Redeploy a successful earlier revision (recorded as a new revision)."""
+    api = _api_client(api_url, token, guild_id)
+    rev = _call(api.request, "POST", f"deployments/{guild_id}/rollback/{revision_id}", None, {"x-flora-deploy-source": "cli"})
+    if as_json:
+        _print_json(rev)
+        return
+    click.echo(f"Rolled back guild {guild_id} to {revision_id}")
+    click.echo(f"  new revision: {rev['id']}")
+    click.echo(f"  entry: {rev['entry']}")
+
+
+@click.command("logs")
+@_guild_option()
+@click.option("--limit", "-n", type=click.IntRange(0, 1000), default=100, show_default=True, help="Recent entries to print.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new entries as they are written (Ctrl-C stops).")
+@_API_OPTION
+@_TOKEN_OPTION
+@_JSON_OPTION
+def logs_command(guild_id, limit, follow, api_url, token, as_json):
+    """A guild's recent script and runtime log entries."""
+    from flora_http.cli_api import format_log, stream_logs
+
+    api = _api_client(api_url, token, guild_id)
+    entries = _call(api.request, "GET", f"logs/{guild_id}?limit={limit}") if limit else []
+    show = (lambda e: click.echo(json.dumps(e))) if as_json else (lambda e: click.echo(format_log(e)))
+    if not entries and not follow and not as_json:
+        click.echo("No logs found")
+    for entry in entries:
+        show(entry)
+    if follow:
+        stream = _call(stream_logs, api, guild_id)
+        while True:
+            entry = _call(next, stream, None)
+            if entry is None:
+                raise CliFailure("the server closed the log stream")
+            show(entry)
+
 # -- plugins -------------------------------------------------------------------
 @click.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -267,7 +442,7 @@ def make_cli() -> click.Group:
         """flora: one Discord bot, programmed per guild in TypeScript."""
         ctx.ensure_object(dict)["config_path"] = config_path
 
-    for command in (serve, deploy, tokens, plugins_command):
+    for command in (serve, dev, deploy, deployments, logs_command, tokens, plugins_command):
         flora.add_command(command)
     return flora
 

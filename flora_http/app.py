@@ -60,5 +60,9 @@ def create_app(config: Config | None = None, plugins: Plugins | None = None, db:
 
     for blueprint in plugins.blueprints():
         app.register_blueprint(blueprint)
+
+    from .openapi import build_blueprint as docs_blueprint  # /api-docs: built from the routes registered above
+
+    app.register_blueprint(docs_blueprint())
     return app
 

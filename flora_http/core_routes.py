@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify, request
 from flora_core import hookimpl
 from flora_core.storage import repo
 
-from . import deployments, errors
+from . import deployments, errors, logstream, metrics, revisions
 from .app import state
 from .auth import require_guild_access, require_identity
 
@@ -78,6 +78,21 @@ def build_blueprint() -> Blueprint:
         source = deployments.deploy_source()
         return jsonify(deployments.deploy(state(), guild_id, req, source, identity))
 
+    @bp.get("/deployments/<guild_id>/history")
+    def deployment_history(guild_id: str):
+        require_guild_access(guild_id)
+        return jsonify(revisions.history(state(), guild_id, _bool_arg("include_bundle")))
+
+    @bp.get("/deployments/<guild_id>/revisions/<revision_id>")
+    def deployment_revision(guild_id: str, revision_id: str):
+        require_guild_access(guild_id)
+        return jsonify(revisions.get_revision(state(), guild_id, revision_id, _bool_arg("include_bundle")))
+
+    @bp.post("/deployments/<guild_id>/rollback/<revision_id>")
+    def deployment_rollback(guild_id: str, revision_id: str):
+        identity = require_guild_access(guild_id)
+        return jsonify(revisions.rollback(state(), guild_id, revision_id, identity))
+
     @bp.get("/logs/<guild_id>")
     def guild_logs(guild_id: str):
         require_guild_access(guild_id)
@@ -87,6 +102,21 @@ def build_blueprint() -> Blueprint:
             {"timestamp": int(r["timestamp"]), "level": r["level"], "target": r["target"], "guild_id": r["guild_id"], "message": r["message"]}
             for r in rows
         ])
+
+    @bp.get("/logs/<guild_id>/stream")
+    def guild_log_stream(guild_id: str):
+        require_guild_access(guild_id)
+        return logstream.stream_response(state().db, guild_id)
+
+    @bp.get("/metrics")
+    def metrics_text():
+        metrics.require_operator(state().config)
+        return metrics.prometheus_response(state())
+
+    @bp.get("/metrics/json")
+    def metrics_json():
+        metrics.require_operator(state().config)
+        return metrics.json_response(state())
 
     return bp
 

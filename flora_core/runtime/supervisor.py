@@ -10,6 +10,7 @@ with back-off.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import os
@@ -57,6 +58,8 @@ class Runtime:
         self._load_locks: dict[str, asyncio.Lock] = {}
         self.stopped = asyncio.Event()
         self._dropped: dict[str, tuple[int, float]] = {}
+        self.metrics = {"dispatch_total": 0, "dispatch_errors": 0, "timeout_errors": 0, "oom_errors": 0, "isolate_restarts": 0}
+        self._latencies: collections.deque[int] = collections.deque(maxlen=1000)  # µs, as flora's tracker
         self.stop_requested = asyncio.Event()
         self.fatal: str | None = None
         self._api_started = 0.0
@@ -320,9 +323,23 @@ class Runtime:
             message = {"t": "dispatch", "guild": guild_id, "event": event, "payload": payload}
             if timeout is not None:
                 message["timeout"] = timeout
+            started = time.perf_counter()
             reply = await self.pool.request(w, message)
         except WorkerDied as exc:
+            self.metrics["dispatch_total"] += 1
+            self.metrics["dispatch_errors"] += 1
             return {"ok": False, "error": str(exc)}
+        self._latencies.append(int((time.perf_counter() - started) * 1_000_000))
+        self.metrics["dispatch_total"] += 1
+        if not reply.get("ok"):
+            self.metrics["dispatch_errors"] += 1
+            kind = reply.get("kind")
+            if kind == "timeout":
+                self.metrics["timeout_errors"] += 1
+            if kind == "oom":
+                self.metrics["oom_errors"] += 1
+            if kind in ("timeout", "oom"):
+                self.metrics["isolate_restarts"] += 1
         if "subs" in reply:
             self.subs[guild_id] = set(reply["subs"])
         return reply
@@ -387,7 +404,22 @@ class Runtime:
         workers = [{"name": w.name, "alive": w.alive, "pid": w.process.pid if w.process else None, "restarts": w.restarts,
                     "inflight": len(w.pending)} for w in self.pool.workers]
         return web.json_response({"workers": workers, "guilds": len(self.bundles), "suspended": sorted(self.suspended),
-                                  "subscriptions": {g: sorted(s) for g, s in self.subs.items()}})
+                                  "subscriptions": {g: sorted(s) for g, s in self.subs.items()},
+                                  "metrics": self.metrics_snapshot()})
+
+    def metrics_snapshot(self) -> dict:
+        """Counters since start and dispatch latency over the last 1000 dispatches (nearest rank, as flora)."""
+        out = dict(self.metrics)
+        samples = sorted(self._latencies)
+
+        def rank(p: float) -> int:
+            if not samples:
+                return 0
+            return samples[max(0, min(len(samples) - 1, int(-(-p * len(samples) // 100)) - 1))]
+
+        out["avg_latency_us"] = int(sum(samples) / len(samples)) if samples else 0
+        out["p50_latency_us"], out["p95_latency_us"], out["p99_latency_us"] = rank(50), rank(95), rank(99)
+        return out
 
 
 def _starter_files() -> list[dict]:

@@ -180,3 +180,55 @@ def recent_logs(db: Database, guild_id: str, limit: int = 100) -> list[dict]:
         (guild_id, int(limit)),
     )
     return list(reversed(rows))
+
+
+# -- revision history (flora §6.6) -----------------------------------------------
+def revision_history(
+    db: Database,
+    guild_id: str,
+    limit: int,
+    cursor: tuple[str, str] | None = None,
+) -> list[dict]:
+    """A guild's revisions newest first (``deployed_at DESC, id DESC``), keyset-paged.
+
+    ``cursor`` is ``(deployed_at, id)`` of the last item of the previous page;
+    only rows strictly before it are returned.
+    """
+    sql = "SELECT * FROM deployment_revisions WHERE guild_id = ?"
+    params: list = [guild_id]
+    if cursor is not None:
+        sql += " AND (deployed_at < ? OR (deployed_at = ? AND id < ?))"
+        params += [cursor[0], cursor[0], cursor[1]]
+    sql += " ORDER BY deployed_at DESC, id DESC LIMIT ?"
+    params.append(int(limit))
+    return [_revision_out(r) for r in db.fetchall(sql, tuple(params))]
+
+
+def count_revisions_by_status(db: Database) -> dict[str, int]:
+    """``{status: count}`` over every guild's deployment revisions."""
+    rows = db.fetchall("SELECT status, COUNT(*) AS n FROM deployment_revisions GROUP BY status")
+    return {r["status"]: int(r["n"]) for r in rows}
+
+
+def logs_after(db: Database, guild_id: str, after_id: int, limit: int = 500) -> list[dict]:
+    """Log entries of a guild with ``id > after_id``, oldest first (with their ``id``)."""
+    return db.fetchall(
+        "SELECT id, timestamp, level, target, guild_id, message FROM guild_logs WHERE guild_id = ? AND id > ?"
+        " ORDER BY id LIMIT ?",
+        (guild_id, int(after_id), int(limit)),
+    )
+
+
+def last_log_id(db: Database) -> int:
+    """The highest ``guild_logs.id`` written so far (0 when empty)."""
+    row = db.fetchone("SELECT MAX(id) AS m FROM guild_logs")
+    return int(row["m"] or 0) if row else 0
+
+
+def count_runtime_logs(db: Database, patterns: dict[str, str]) -> dict[str, int]:
+    """``{name: count}`` of ``flora:runtime`` log rows whose message matches each SQL LIKE pattern."""
+    out = {}
+    for name, pattern in patterns.items():
+        row = db.fetchone("SELECT COUNT(*) AS n FROM guild_logs WHERE target = 'flora:runtime' AND message LIKE ?", (pattern,))
+        out[name] = int(row["n"]) if row else 0
+    return out
