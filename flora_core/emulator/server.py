@@ -55,7 +55,9 @@ class EmulatorServer:
                                    max_channel_messages=max_channel_messages)
         self.limits = RateLimiter()
         self.hub = GatewayHub(self)
-        self.state.emit = self.hub.dispatch
+        # listeners(event_type, data, guild_id) see every dispatch after the gateway (e.g. the dev console)
+        self.listeners: list[Callable[[str, Any, str | None], None]] = []
+        self.state.emit = self._emit
         self.app = web.Application(middlewares=[make_middleware(self)],
                                    client_max_size=64 * 1024 * 1024)
         self.app.router.add_get("/gateway", self.hub.handle)
@@ -65,6 +67,14 @@ class EmulatorServer:
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+
+    def _emit(self, event: str, data: Any, guild_id: Any = None, **kw: Any) -> None:
+        self.hub.dispatch(event, data, guild_id, **kw)
+        for listener in list(self.listeners):
+            try:
+                listener(event, data, guild_id)
+            except Exception:  # noqa: BLE001 - a listener must never break the emulator
+                pass
 
     # --- lifecycle ---------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
