@@ -129,6 +129,23 @@ def dev(ctx, project_dir, port, emulator_port):
         ctx.exit(code)
 
 
+# -- api -----------------------------------------------------------------------
+@click.command("api")
+@click.option("--workers", "-w", type=click.IntRange(1, 64), default=2, show_default=True, help="gunicorn worker processes.")
+@click.pass_context
+def api_command(ctx, workers):
+    """Run the HTTP API alone under gunicorn with gevent workers (the runtime runs elsewhere: `flora serve`)."""
+    config = _config(ctx)  # fail here, in one line, rather than in every gunicorn worker
+    config_path = (ctx.obj or {}).get("config_path")
+    if config_path:
+        os.environ["FLORA_CONFIG"] = str(Path(config_path).resolve())
+    from importlib import resources
+
+    conf = str(resources.files("flora_http").joinpath("gunicorn.conf.py"))
+    click.echo(f"flora api on http://{config.api_address}:{config.api_port}/api (gunicorn, {workers} gevent worker(s))", err=True)
+    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "-c", conf, "-w", str(workers)])
+
+
 # -- deploy --------------------------------------------------------------------
 def _server_data_dirs(ctx) -> tuple[Path, ...]:
     """The local server's data folder, never uploaded (``flora serve`` often runs in the project folder)."""
@@ -442,7 +459,7 @@ def make_cli() -> click.Group:
         """flora: one Discord bot, programmed per guild in TypeScript."""
         ctx.ensure_object(dict)["config_path"] = config_path
 
-    for command in (serve, dev, deploy, deployments, logs_command, tokens, plugins_command):
+    for command in (serve, api_command, dev, deploy, deployments, logs_command, tokens, plugins_command):
         flora.add_command(command)
     return flora
 
