@@ -175,8 +175,10 @@ class OpContext:
 
     # -- Discord REST ----------------------------------------------------
     async def rest(self, method: str, path: str, *, json: Any = None, reason: str | None = None, params: dict | None = None,
-                   **route_params) -> Any:
-        """One Discord REST call through disnake (its buckets and 429 handling), bounded per guild."""
+                   files: list | None = None, form: list | None = None, **route_params) -> Any:
+        """One Discord REST call through disnake (its buckets and 429 handling), bounded per guild.
+
+        ``files``/``form`` are disnake's multipart arguments (``disnake.File`` objects and their form parts)."""
         sem = self.services.semaphores.get(self.guild_id)
         if sem is None:
             sem = self.services.semaphores[self.guild_id] = asyncio.Semaphore(self.config.guild_concurrency)
@@ -188,6 +190,10 @@ class OpContext:
             kwargs["reason"] = reason
         if params:
             kwargs["params"] = params
+        if files:
+            kwargs["files"] = files
+            kwargs["form"] = form
+            kwargs.pop("json", None)  # the JSON body travels as the form's payload_json
         timeout = self.config.rest_timeout_ms / 1000
         async with sem:
             try:

@@ -1,8 +1,8 @@
 """Discord REST for the ops: ``ctx.rest`` for JSON calls, a multipart path for uploads, and flora's
 ReadOnly retry policy for the read ops (reference §2.3).
 
-Uploads go through the same disnake ``HTTPClient`` (its buckets, 429 handling), under the same per-guild
-semaphore and ``RUNTIME_REST_TIMEOUT_MS`` as ``ctx.rest``, with the same error mapping.
+Uploads go through ``ctx.rest`` too (disnake's multipart arguments), so they share its buckets, 429
+handling, per-guild semaphore, ``RUNTIME_REST_TIMEOUT_MS`` and error mapping.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ import asyncio
 import random
 from typing import Any
 
-import disnake
-from disnake.http import Route, to_multipart
+from disnake.http import to_multipart
 
-from flora_core.errors import DISCORD_HTTP_ERROR, DISCORD_RATE_LIMITED, OpError
+from flora_core.errors import DISCORD_HTTP_ERROR, OpError
 
 from .attachments import LoadedFile
 
@@ -51,31 +50,10 @@ async def call(ctx, method: str, path: str, *, json: Any = None, reason: str | N
 
 async def _multipart(ctx, method: str, path: str, *, json: Any, reason: str | None, params: dict | None,
                      files: list[LoadedFile], **route_params) -> Any:
-    services = ctx.services
-    sem = services.semaphores.get(ctx.guild_id)
-    if sem is None:
-        sem = services.semaphores[ctx.guild_id] = asyncio.Semaphore(ctx.config.guild_concurrency)
-    route = Route(method, path, **route_params)
     dfiles = [f.to_disnake() for f in files]
-    kwargs: dict[str, Any] = {"files": dfiles, "form": to_multipart(json if json is not None else {}, dfiles)}
-    if reason:
-        kwargs["reason"] = reason
-    if params:
-        kwargs["params"] = params
-    timeout = ctx.config.rest_timeout_ms / 1000
-    async with sem:
-        try:
-            return await asyncio.wait_for(services.http.request(route, **kwargs), timeout)
-        except (asyncio.TimeoutError, TimeoutError):
-            raise OpError(DISCORD_RATE_LIMITED, f"Discord rate limited for {method} {path}",
-                          retry_after_ms=ctx.config.rest_timeout_ms, **{"global": False}) from None
-        except disnake.HTTPException as exc:
-            message = exc.text or getattr(exc.response, "reason", "") or "error"
-            raise OpError(DISCORD_HTTP_ERROR, f"Discord HTTP error ({exc.status}): {message} (route: {method} {path})",
-                          status=exc.status, discord_code=exc.code) from None
-        except (OSError, disnake.DiscordException) as exc:
-            raise OpError(DISCORD_HTTP_ERROR, f"Discord HTTP error (500): {exc.__class__.__name__} (route: {method} {path})",
-                          status=500, discord_code=0) from None
-        finally:
-            for f in dfiles:
-                f.close()
+    try:
+        return await ctx.rest(method, path, reason=reason, params=params, files=dfiles,
+                              form=to_multipart(json if json is not None else {}, dfiles), **route_params)
+    finally:
+        for f in dfiles:
+            f.close()
