@@ -99,8 +99,8 @@ class Runtime:
         loop = asyncio.get_running_loop()
         self.config.data_path.mkdir(parents=True, exist_ok=True)
         if self.config.redis_url:
-            log.info("REDIS_URL is set: the KV plugin can use it (KV_BACKEND=redis); the bus and caches of this "
-                     "version stay in-process on one machine")
+            log.info("REDIS_URL is set: the scope cache keeps a second layer there and KV_BACKEND=redis can use it; "
+                     "the bus of this version stays on one machine")
         self.db = await loop.run_in_executor(None, open_database, self.config, self.plugins)
         run_dir = self.config.control_socket.parent
         self.pool = WorkerPool(self.config, str(run_dir / "workers.sock"), self._on_worker_message, self._on_worker_death)
