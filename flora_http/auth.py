@@ -1,16 +1,30 @@
-"""Who is calling, and may they touch this guild.
+"""Who is calling, and may they touch this guild (flora §3.2).
 
-Identity comes from ``Authorization: Bearer <token_id>.<secret>`` (flora's
-exact ``Bearer `` prefix), checked against the API tokens table. Tokens made by
-the operator with ``flora tokens create`` have no ``user_id``: they are
-operator tokens and may act on every guild. :func:`require_guild_access` is the
-single place where a Discord user's guild-admin check will go.
+Identity, in order:
+
+* a web session (cookie ``flora_session=<sid>.<sig>``, made by Discord login, see
+  :mod:`flora_http.oauth`) — kind ``"session"``;
+* ``Authorization: Bearer <token_id>.<secret>`` (flora's exact ``Bearer `` prefix), checked
+  against the API tokens table — kind ``"token"``.
+
+Guild access (:func:`require_guild_access`), needing ADMINISTRATOR (0x8) or MANAGE_GUILD (0x20):
+
+* session: the user's guild list from ``GET /users/@me/guilds`` with their OAuth token (cached
+  30 s per user) must list the guild with one of those bits (403 ``User is not in guild`` /
+  ``Admin permission required``), and the bot must see it (403 ``Bot not in guild``);
+* a user-owned API token (``user_id`` set, created with ``POST /api/tokens``): the bot fetches
+  the member and computes its permissions from the guild's roles (owner → all);
+* **operator tokens** — made on the server with ``flora tokens create``, ``user_id`` NULL — keep
+  full access to every guild. This is a flora-Python extension (flora has no such tokens): whoever
+  can run the CLI on the server already controls the bot.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 
 from flask import g, request
 
@@ -20,14 +34,24 @@ from . import errors
 from .app import state
 
 SNOWFLAKE = re.compile(r"^[0-9]{1,20}$")
+ADMINISTRATOR = 0x8
+MANAGE_GUILD = 0x20
+ADMIN_BITS = ADMINISTRATOR | MANAGE_GUILD
+ALL_PERMISSIONS = (1 << 53) - 1
+GUILDS_CACHE_TTL = 30.0
+
+_cache_lock = threading.Lock()
+_user_guilds_cache: dict[str, tuple[float, list[dict]]] = {}
+_bot_guild_cache: dict[str, tuple[float, bool]] = {}
 
 
 @dataclass(frozen=True)
 class Identity:
-    kind: str  # "token" (a later milestone adds "session")
+    kind: str  # "token" or "session"
     token_id: str | None = None
     user_id: str | None = None
     label: str | None = None
+    session: dict | None = field(default=None, compare=False, hash=False)
 
     @property
     def is_operator(self) -> bool:
@@ -41,17 +65,44 @@ def _bearer_token() -> str | None:
     return header[len("Bearer "):]
 
 
+def _session_identity() -> Identity | None:
+    from .oauth import load_session
+
+    row = load_session()
+    if row is None:
+        return None
+    return Identity("session", user_id=row["user_id"], session=row)
+
+
 def require_identity() -> Identity:
-    """The caller's identity for this request, or 401 ``Unauthorized: Login required``."""
+    """Session cookie first, then a bearer API token; else 401 ``Unauthorized: Login required``."""
     cached = g.get("flora_identity")
     if cached is not None:
         return cached
-    token = _bearer_token()
-    row = repo.verify_token(state().db, token) if token else None
-    if row is None:
-        # flora answers the same for a missing and an invalid token: no session either.
+    identity = _session_identity()
+    if identity is None:
+        token = _bearer_token()
+        row = repo.verify_token(state().db, token) if token else None
+        if row is None:
+            # flora answers the same for a missing and an invalid token
+            raise errors.unauthorized("Login required")
+        identity = Identity("token", token_id=row["token_id"], user_id=row.get("user_id"), label=row.get("label"))
+    g.flora_identity = identity
+    return identity
+
+
+def require_session() -> Identity:
+    """A web session (``/api/tokens*``): 401 ``Login required`` without cookie, ``Session expired`` otherwise."""
+    cached = g.get("flora_identity")
+    if cached is not None and cached.kind == "session":
+        return cached
+    from .oauth import SESSION_COOKIE
+
+    if not request.cookies.get(SESSION_COOKIE):
         raise errors.unauthorized("Login required")
-    identity = Identity("token", token_id=row["token_id"], user_id=row.get("user_id"), label=row.get("label"))
+    identity = _session_identity()
+    if identity is None:
+        raise errors.unauthorized("Session expired")
     g.flora_identity = identity
     return identity
 
@@ -62,12 +113,102 @@ def validate_guild_id(guild_id: str) -> str:
     return guild_id
 
 
+def _perm_value(entry: dict) -> int:
+    raw = entry.get("permissions_new", entry.get("permissions", 0))
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _user_guilds(identity: Identity) -> list[dict]:
+    from .oauth import discord_call
+
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _user_guilds_cache.get(identity.user_id)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    status, body = discord_call("GET", "/users/@me/guilds", bearer=identity.session["access_token"])
+    if status != 200 or not isinstance(body, list):
+        raise errors.forbidden(f"User guild fetch failed: {status}")
+    with _cache_lock:
+        _user_guilds_cache[identity.user_id] = (now + GUILDS_CACHE_TTL, body)
+    return body
+
+
+def _bot_sees_guild(guild_id: str) -> bool:
+    from .oauth import discord_call
+
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _bot_guild_cache.get(guild_id)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    status, _ = discord_call("GET", f"/guilds/{guild_id}", bot=True)
+    seen = status == 200
+    with _cache_lock:
+        _bot_guild_cache[guild_id] = (now + GUILDS_CACHE_TTL, seen)
+    return seen
+
+
+def _error_text(status: int, body) -> str:
+    if isinstance(body, dict) and body.get("message"):
+        return f"{status} {body['message']}"
+    return f"{status} {body}" if status else str(body)
+
+
+def member_permissions(guild_id: str, user_id: str) -> int:
+    """The bot's view of ``user_id``'s guild-level permissions (owner → all)."""
+    from .oauth import discord_call
+
+    if not SNOWFLAKE.match(user_id or ""):
+        raise errors.bad_request("Invalid user ID")
+    status, member = discord_call("GET", f"/guilds/{guild_id}/members/{user_id}", bot=True)
+    if status != 200 or not isinstance(member, dict):
+        raise errors.forbidden(f"Member fetch failed: {_error_text(status, member)}")
+    if member.get("permissions") is not None:
+        return _perm_value(member)
+    status, guild = discord_call("GET", f"/guilds/{guild_id}", bot=True)
+    if status != 200 or not isinstance(guild, dict):
+        raise errors.forbidden(f"Guild fetch failed: {_error_text(status, guild)}")
+    if str(guild.get("owner_id")) == str(user_id):
+        return ALL_PERMISSIONS
+    roles = {str(r["id"]): r for r in guild.get("roles") or []}
+    perms = _perm_value(roles.get(str(guild_id), {}))
+    for rid in member.get("roles") or []:
+        role = roles.get(str(rid))
+        if role is not None:
+            perms |= _perm_value(role)
+    return ALL_PERMISSIONS if perms & ADMINISTRATOR else perms
+
+
+def user_admin_guilds(identity: Identity) -> list[dict]:
+    """``GET /api/guilds``: the session user's guilds with 0x8|0x20 that the bot can see."""
+    out = []
+    for entry in _user_guilds(identity):
+        perms = _perm_value(entry)
+        gid = str(entry.get("id"))
+        if perms & ADMIN_BITS and SNOWFLAKE.match(gid) and _bot_sees_guild(gid):
+            out.append({"id": gid, "name": entry.get("name"), "icon": entry.get("icon"), "permissions": perms})
+    return out
+
+
 def require_guild_access(guild_id: str) -> Identity:
     """The caller may manage ``guild_id`` (400 for a malformed id, 401/403 otherwise)."""
     identity = require_identity()
     validate_guild_id(guild_id)
     if identity.is_operator:
         return identity
-    # Discord users (token with user_id, or a session) need ADMINISTRATOR or
-    # MANAGE_GUILD in the guild; that check arrives with Discord login.
-    raise errors.forbidden("Admin permission required")
+    if identity.kind == "session":
+        entry = next((e for e in _user_guilds(identity) if str(e.get("id")) == guild_id), None)
+        if entry is None:
+            raise errors.forbidden("User is not in guild")
+        if not _perm_value(entry) & ADMIN_BITS:
+            raise errors.forbidden("Admin permission required")
+        if not _bot_sees_guild(guild_id):
+            raise errors.forbidden("Bot not in guild")
+        return identity
+    if not member_permissions(guild_id, identity.user_id) & ADMIN_BITS:
+        raise errors.forbidden("Admin permission required")
+    return identity

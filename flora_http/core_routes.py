@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify, request
 from flora_core import hookimpl
 from flora_core.storage import repo
 
-from . import deployments, errors, logstream, metrics, revisions
+from . import deployments, errors, logstream, metrics, oauth, revisions
 from .app import state
 from .auth import require_guild_access, require_identity
 
@@ -41,6 +41,8 @@ def build_blueprint() -> Blueprint:
     @bp.get("/health")
     def health():
         return Response("ok", mimetype="text/plain")
+
+    oauth.register_routes(bp)  # /auth/*, /tokens*, /guilds
 
     @bp.get("/plugins")
     def plugins():

@@ -138,6 +138,20 @@ class Emulator:
     def application_id(self) -> str:
         return self.server.application_id
 
+    # --- OAuth2 ------------------------------------------------------------------------
+    def oauth_login_as(self, user_id: str | None) -> None:
+        """The user who approves the next ``GET /oauth2/authorize`` (see emulator/oauth.py)."""
+        self._call(self.server.oauth.login_as, user_id)
+
+    def oauth_set_client_secret(self, secret: str | None) -> None:
+        """The client secret ``/oauth2/token`` requires (None = any)."""
+        self._call(setattr, self.server.oauth, "client_secret", secret)
+
+    @property
+    def oauth_base(self) -> str:
+        """Where ``/oauth2/authorize`` lives (the API base without ``/api/v10``)."""
+        return self.server.url
+
     # --- world -------------------------------------------------------------------------
     def create_guild(self, name: str, guild_id: str | None = None, *, owner_id: str | None = None,
                      shard: tuple[int, int] | None = None) -> dict:

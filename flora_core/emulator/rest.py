@@ -82,6 +82,9 @@ def make_middleware(srv: EmulatorServer):
         path = request.path
         if not path.startswith(API_PREFIX):
             return await handler(request)
+        oauth = getattr(srv, "oauth", None)  # OAuth2 token exchange and Bearer user routes
+        if oauth is not None and (oauth_resp := await oauth.handle_api(request)) is not None:
+            return oauth_resp
         rel = path[len(API_PREFIX):] or "/"
         method = request.method
         record: dict[str, Any] = {"method": method, "path": rel, "query": dict(request.query),

@@ -17,6 +17,7 @@ from aiohttp import web
 from .control import register_control
 from .gateway import GatewayHub
 from .ratelimit import RateLimiter
+from .oauth import OAuthProvider
 from .rest import API_PREFIX, RestApi, make_middleware
 from .state import EmulatorState
 
@@ -41,7 +42,8 @@ class EmulatorServer:
                  application_flags: int = DEFAULT_APPLICATION_FLAGS,
                  interaction_ack_timeout: float | None = 3.0, gateway_compression: bool = True,
                  replay_buffer: int = 10_000, max_recorded_requests: int = 20_000,
-                 max_channel_messages: int | None = 10_000) -> None:
+                 max_channel_messages: int | None = 10_000,
+                 oauth_client_secret: str | None = None) -> None:
         self.heartbeat_interval_ms = int(heartbeat_interval_ms)
         self.recommended_shards = int(recommended_shards)
         self.required_shards = int(required_shards)
@@ -62,6 +64,8 @@ class EmulatorServer:
                                    client_max_size=64 * 1024 * 1024)
         self.app.router.add_get("/gateway", self.hub.handle)
         RestApi(self).register(self.app)
+        self.oauth = OAuthProvider(self, oauth_client_secret)
+        self.oauth.register(self.app)
         register_control(self.app, self)
         self.host = "127.0.0.1"
         self.port: int | None = None

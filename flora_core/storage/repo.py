@@ -154,6 +154,63 @@ def revoke_token(db: Database, token_id: str) -> bool:
     return db.execute("DELETE FROM api_tokens WHERE token_id = ?", (token_id,)) > 0
 
 
+def list_user_tokens(db: Database, user_id: str) -> list[dict]:
+    """The tokens owned by a Discord user, newest first."""
+    return db.fetchall(
+        "SELECT token_id, label, created_at, last_used_at FROM api_tokens WHERE user_id = ? ORDER BY created_at DESC",
+        (user_id,),
+    )
+
+
+def revoke_user_token(db: Database, token_id: str, user_id: str) -> bool:
+    """Delete ``token_id`` only if ``user_id`` owns it."""
+    return db.execute("DELETE FROM api_tokens WHERE token_id = ? AND user_id = ?", (token_id, user_id)) > 0
+
+
+# -- OAuth state and web sessions -----------------------------------------------
+def create_oauth_state(db: Database, state: str, ttl: int = 600) -> None:
+    now = int(time.time())
+    db.execute("DELETE FROM oauth_states WHERE expires_at <= ?", (now,))
+    db.execute("INSERT INTO oauth_states (state, expires_at) VALUES (?, ?)", (state, now + ttl))
+
+
+def consume_oauth_state(db: Database, state: str) -> bool:
+    """One-shot: True if ``state`` was issued and is not expired (it is deleted either way)."""
+    row = db.fetchone("SELECT expires_at FROM oauth_states WHERE state = ?", (state,))
+    if row is None:
+        return False
+    deleted = db.execute("DELETE FROM oauth_states WHERE state = ?", (state,)) > 0
+    return deleted and int(row["expires_at"]) > int(time.time())
+
+
+_SESSION_COLS = "id, user_id, username, global_name, avatar, access_token, refresh_token, expires_at, session_expires_at, created_at"
+
+
+def create_session(db: Database, sid: str, user: dict, access_token: str, refresh_token: str | None,
+                   expires_at: int, session_expires_at: int) -> None:
+    db.execute(
+        f"INSERT INTO sessions ({_SESSION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (sid, str(user["id"]), user.get("username") or "", user.get("global_name"), user.get("avatar"),
+         access_token, refresh_token, int(expires_at), int(session_expires_at), utcnow()),
+    )
+
+
+def get_session(db: Database, sid: str) -> dict | None:
+    return db.fetchone(f"SELECT {_SESSION_COLS} FROM sessions WHERE id = ?", (sid,))
+
+
+def update_session_tokens(db: Database, sid: str, access_token: str, refresh_token: str | None,
+                          expires_at: int, session_expires_at: int) -> None:
+    db.execute(
+        "UPDATE sessions SET access_token = ?, refresh_token = ?, expires_at = ?, session_expires_at = ? WHERE id = ?",
+        (access_token, refresh_token, int(expires_at), int(session_expires_at), sid),
+    )
+
+
+def delete_session(db: Database, sid: str) -> None:
+    db.execute("DELETE FROM sessions WHERE id = ?", (sid,))
+
+
 # -- guild logs ----------------------------------------------------------------
 def append_logs(db: Database, entries: list[dict]) -> None:
     """Store log entries ``{guild_id, timestamp, level, target, message}``; keep the newest per guild."""
