@@ -389,3 +389,47 @@ def test_expired_oauth_token_is_refreshed_and_dead_session_is_dropped(world):
     assert b.request("GET", f"{server.api}/tokens")[:2] == (401, {"message": "Unauthorized: Session expired"})
     with sqlite3.connect(dbfile) as conn:
         assert conn.execute("SELECT COUNT(*) FROM sessions WHERE id = ?", (sid,)).fetchone()[0] == 0
+
+
+# -- the whole operator story of issue 5, in one test ----------------------------------------
+def test_login_token_deploys_history_rollback_and_live_logs(world, alice):
+    """Log in through Discord OAuth (the emulator), make a token, deploy a good and a broken script,
+    read the history, roll back, and watch the rolled-back script's output arrive over SSE."""
+    from test_api_logs_stream import _next_event, _open_stream
+
+    server, emu, a = world["server"], world["emu"], world["A"]
+    channel = emu.create_channel(a, "story")
+    good = "on('messageCreate', (ctx) => { if (!ctx.msg.author.bot) console.log('v1 heard', ctx.msg.content); });"
+    status, body = http_json("POST", f"{server.api}/deployments/{a}",
+                             {"entry": "src/main.ts", "files": [{"path": "src/main.ts", "contents": good}]}, token=alice.token,
+                             headers={"x-flora-deploy-source": "cli"})
+    assert status == 200, body
+    broken = "on('messageCreate', (ctx) => { console.log('v2' ;"
+    status, body = http_json("POST", f"{server.api}/deployments/{a}",
+                             {"entry": "src/main.ts", "files": [{"path": "src/main.ts", "contents": broken}]}, token=alice.token)
+    assert status == 400 and body["message"].startswith("Bad request: invalid deployment files: src/main.ts:1:")
+
+    status, history = http_json("GET", f"{server.api}/deployments/{a}/history?limit=5", token=alice.token)
+    assert status == 200
+    ours = [r for r in history if r["deploy_source"] == "cli" and r["actor"].get("user_id") == world["alice"]["id"]]
+    assert ours and ours[0]["status"] == "success"
+    target = ours[0]["id"]
+
+    status, rolled = http_json("POST", f"{server.api}/deployments/{a}/rollback/{target}", token=alice.token)
+    assert status == 200 and rolled["status"] == "success" and rolled["deploy_source"] == "api"
+    status, history = http_json("GET", f"{server.api}/deployments/{a}/history?limit=1", token=alice.token)
+    assert history[0]["id"] == rolled["id"]
+
+    conn, resp = _open_stream(server.api, a, alice.token)
+    try:
+        assert resp.status == 200
+        emu.user_says(channel["id"], world["alice"]["id"], "after the rollback")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            event = _next_event(resp)
+            if "v1 heard after the rollback" in event:
+                break
+        else:
+            raise AssertionError("the rolled-back script's output never reached the stream")
+    finally:
+        conn.close()
