@@ -102,6 +102,8 @@ KEYS: list[Key] = [
     Key("fetch_timeout_secs", "fetch.timeout_secs", "FETCH_TIMEOUT_SECS", _int_range(1, 120), 10),
     Key("fetch_max_response_bytes", "fetch.max_response_bytes", "FETCH_MAX_RESPONSE_BYTES", _int_range(1024), 5 * 1024 * 1024),
     Key("fetch_allowed_private_hosts", "fetch.allowed_private_hosts", "FETCH_ALLOWED_PRIVATE_HOSTS", _str, ""),
+    Key("log_retention_per_guild", "logs.retention_per_guild", "LOG_RETENTION_PER_GUILD", _int_range(100, 10_000_000), 5000),
+    Key("api_request_timeout_secs", "api.request_timeout_secs", "API_REQUEST_TIMEOUT_SECS", _int_range(0, 3600), 10),
     Key("api_address", "api.address", "API_ADDRESS", _str, "0.0.0.0"),
     Key("api_port", "api.port", "API_PORT", _int_range(0, 65535), 3000),
     Key("api_secret", "api.secret", "API_SECRET", _str, None),

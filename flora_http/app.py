@@ -66,3 +66,41 @@ def create_app(config: Config | None = None, plugins: Plugins | None = None, db:
     app.register_blueprint(docs_blueprint())
     return app
 
+
+
+def with_request_timeout(app, seconds: int):
+    """flora's whole-request timeout (10 s → 408), for the gevent servers; 0 turns it off.
+
+    Log streams (``…/stream``) are long-lived by design and exempt. Needs gevent (the API's servers).
+    """
+    if not seconds:
+        return app
+    import gevent
+
+    def timed(environ, start_response):
+        if environ.get("PATH_INFO", "").endswith("/stream"):
+            return app(environ, start_response)
+        started = []
+
+        def tracking_start_response(status, headers, exc_info=None):
+            started.append(True)
+            return start_response(status, headers, exc_info)
+
+        try:
+            with gevent.Timeout(seconds):
+                return list(app(environ, tracking_start_response))
+        except gevent.Timeout:
+            if started:
+                raise
+            body = b'{"message": "Request timed out"}'
+            start_response("408 Request Timeout", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+
+    return timed
+
+
+def create_served_app():
+    """The app as the gevent servers run it (``flora_http.serve`` and gunicorn): with the request timeout."""
+    app = create_app()
+    config = app.extensions["flora"].config
+    return with_request_timeout(app, config.api_request_timeout_secs)

@@ -1,6 +1,6 @@
 """gunicorn settings for the API in production:
 
-    gunicorn -c flora_http/gunicorn.conf.py 'flora_http:create_app()'
+    gunicorn -c flora_http/gunicorn.conf.py
 
 The gevent worker monkey-patches each worker before it imports the app. The
 bind address comes from flora's config (API_ADDRESS / API_PORT, or
@@ -19,7 +19,7 @@ except ConfigError as _exc:
 
 _host = f"[{_config.api_address}]" if ":" in _config.api_address else _config.api_address
 
-wsgi_app = "flora_http.app:create_app()"
+wsgi_app = "flora_http.app:create_served_app()"
 worker_class = "gevent"
 bind = [f"{_host}:{_config.api_port}"]
 accesslog = "-"

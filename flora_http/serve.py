@@ -46,7 +46,7 @@ def main() -> int:
     if config.database_url and not config.database_url.startswith("sqlite"):
         patch_psycopg()
 
-    from flora_http.app import create_app
+    from flora_http.app import create_app, with_request_timeout
 
     try:
         app = create_app(config)
@@ -56,7 +56,7 @@ def main() -> int:
 
     server = WSGIServer(
         (config.api_address, config.api_port),
-        app,
+        with_request_timeout(app, config.api_request_timeout_secs),
         log=logging.getLogger("flora.api.access"),
         error_log=logging.getLogger("flora.api.errors"),
     )

@@ -80,7 +80,8 @@ class Runtime:
             return
         batch, self._log_buffer = self._log_buffer, []
         try:
-            await asyncio.get_running_loop().run_in_executor(None, repo.append_logs, self.db, batch)
+            await asyncio.get_running_loop().run_in_executor(None, repo.append_logs, self.db, batch,
+                                                             self.config.log_retention_per_guild)
         except Exception as exc:  # noqa: BLE001
             log.error("could not store %d log lines: %s", len(batch), exc)
 

@@ -212,8 +212,9 @@ def delete_session(db: Database, sid: str) -> None:
 
 
 # -- guild logs ----------------------------------------------------------------
-def append_logs(db: Database, entries: list[dict]) -> None:
-    """Store log entries ``{guild_id, timestamp, level, target, message}``; keep the newest per guild."""
+def append_logs(db: Database, entries: list[dict], keep: int | None = None) -> None:
+    """Store log entries ``{guild_id, timestamp, level, target, message}``; keep the newest ``keep`` per guild."""
+    keep = keep or LOG_RETENTION_PER_GUILD
     if not entries:
         return
     with db.transaction() as cur:
@@ -226,7 +227,7 @@ def append_logs(db: Database, entries: list[dict]) -> None:
             cur.execute(
                 "DELETE FROM guild_logs WHERE guild_id = ? AND id <= (SELECT id FROM guild_logs WHERE guild_id = ?"
                 " ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (guild_id, guild_id, LOG_RETENTION_PER_GUILD),
+                (guild_id, guild_id, keep),
             )
 
 
