@@ -129,6 +129,43 @@ def dev(ctx, project_dir, port, emulator_port):
         ctx.exit(code)
 
 
+# -- login ---------------------------------------------------------------------
+@click.command("login")
+@click.argument("token_arg", metavar="[TOKEN]", required=False)
+@click.option("--token", metavar="TOKEN", help="The API token to store (flora's `flora login --token`).")
+@click.option("--api", "-a", "api_url", metavar="URL", help="API base URL including /api, stored with the token.")
+def login_command(token_arg, token, api_url):
+    """Store an API token (and the API URL) for the other commands.
+
+    Without a token: opens the server's Discord login in a browser when a display is available (or prints
+    its address), then asks for a token made there (POST /api/tokens) or with `flora tokens create`.
+    """
+    from flora_http.client import DEFAULT_API_URL
+
+    api_url = (api_url or os.environ.get("FLORA_API_URL") or _stored().get("api") or DEFAULT_API_URL).rstrip("/")
+    token = token or token_arg
+    if not token:
+        login_url = f"{api_url}/auth/login"
+        opened = False
+        if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+            import webbrowser
+
+            opened = webbrowser.open(login_url)
+        click.echo(f"{'Opened' if opened else 'Log in with Discord at'} {login_url}", err=True)
+        if not sys.stdin.isatty():
+            raise CliFailure("missing required value: token (pass it as an argument or with --token)")
+        token = click.prompt("API token", hide_input=True).strip()
+    if len(token) < 20 or "." not in token:
+        raise CliFailure("that does not look like a flora API token (<id>.<secret>)")
+    path = _cli_store_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stored = dict(_stored(), token=token, api=api_url)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(stored, f)
+    click.echo(f"Saved token to {path} (API {api_url})")
+
+
 # -- api -----------------------------------------------------------------------
 @click.command("api")
 @click.option("--workers", "-w", type=click.IntRange(1, 64), default=2, show_default=True, help="gunicorn worker processes.")
@@ -183,10 +220,8 @@ def deploy(ctx, entry_arg, guild_id, root, entry_opt, api_url, token, as_json):
             raise click.UsageError("Missing option '--guild-id' (or set guild_id under [deploy] in flora.toml)")
         if not SNOWFLAKE.match(guild_id):
             raise click.UsageError(f"invalid guild id {guild_id!r}: expected a Discord snowflake (digits)")
-        api_url = api_url or os.environ.get("FLORA_API_URL") or project.get("api") or DEFAULT_API_URL
-        token = token or os.environ.get("FLORA_TOKEN")
-        if not token:
-            raise CliFailure("Missing API token; pass --token or set FLORA_TOKEN")
+        api_url = api_url or os.environ.get("FLORA_API_URL") or project.get("api") or _stored().get("api") or DEFAULT_API_URL
+        token = _token(token)
         entry = resolve_entry(entry_arg or entry_opt or project.get("entry") or "src/main.ts", root)
         files = collect_files(root, exclude=_server_data_dirs(ctx))
         if entry not in {f["path"] for f in files}:
@@ -280,6 +315,26 @@ _TOKEN_OPTION = click.option("--token", metavar="TOKEN", help="API token (defaul
 _JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
 
 
+def _cli_store_path() -> Path:
+    """Where `flora login` keeps the API URL and token (flora kept them in its CLI config too)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "flora" / "cli.json"
+
+
+def _stored() -> dict:
+    try:
+        return json.loads(_cli_store_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _token(token: str | None) -> str:
+    token = token or os.environ.get("FLORA_TOKEN") or _stored().get("token")
+    if not token:
+        raise CliFailure("Missing API token; run `flora login`, pass --token or set FLORA_TOKEN")
+    return token
+
+
 def _guild_option(required: bool = True):
     return click.option("--guild-id", "--guild", "guild_id", metavar="ID", required=required, help="The guild.")
 
@@ -290,10 +345,8 @@ def _api_client(api_url, token, guild_id=None):
 
     if guild_id is not None and not SNOWFLAKE.match(guild_id):
         raise click.UsageError(f"invalid guild id {guild_id!r}: expected a Discord snowflake (digits)")
-    token = token or os.environ.get("FLORA_TOKEN")
-    if not token:
-        raise CliFailure("Missing API token; pass --token or set FLORA_TOKEN")
-    return ApiClient(api_url or os.environ.get("FLORA_API_URL") or DEFAULT_API_URL, token, timeout=60.0)
+    token = _token(token)
+    return ApiClient(api_url or os.environ.get("FLORA_API_URL") or _stored().get("api") or DEFAULT_API_URL, token, timeout=60.0)
 
 
 def _call(fn, *args, **kwargs):
@@ -459,7 +512,7 @@ def make_cli() -> click.Group:
         """flora: one Discord bot, programmed per guild in TypeScript."""
         ctx.ensure_object(dict)["config_path"] = config_path
 
-    for command in (serve, api_command, dev, deploy, deployments, logs_command, tokens, plugins_command):
+    for command in (serve, api_command, dev, login_command, deploy, deployments, logs_command, tokens, plugins_command):
         flora.add_command(command)
     return flora
 

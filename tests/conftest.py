@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +21,8 @@ BOT_TOKEN = "flora-test-bot-token"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 os.environ.setdefault("FLORA_STRICT_PLUGINS", "1")
+# `flora login` stores credentials under the user's config folder: tests get their own, empty one
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="flora-test-config-")
 
 
 def free_port() -> int:

@@ -82,4 +82,4 @@ def test_logs_and_follow(stack):
 
     no_token = subprocess.run([sys.executable, "-m", "flora_core.cli", "logs", "--guild-id", g["id"], "--api", stack.api],
                               env={k: v for k, v in stack.env.items() if k != "FLORA_TOKEN"}, capture_output=True, text=True)
-    assert no_token.returncode == 1 and no_token.stderr.strip() == "Error: Missing API token; pass --token or set FLORA_TOKEN"
+    assert no_token.returncode == 1 and no_token.stderr.strip() == "Error: Missing API token; run `flora login`, pass --token or set FLORA_TOKEN"

@@ -196,7 +196,7 @@ def write_project(root: Path, files: dict[str, str]) -> None:
 
 def test_deploy_without_token(env, runner):
     write_project(env, {"src/main.ts": "console.log(1);\n"})
-    assert_one_line_error(runner.invoke(cli, ["deploy", "--guild-id", GUILD]), 1, "Missing API token; pass --token or set FLORA_TOKEN")
+    assert_one_line_error(runner.invoke(cli, ["deploy", "--guild-id", GUILD]), 1, "Missing API token; run `flora login`, pass --token or set FLORA_TOKEN")
 
 
 def test_deploy_without_entry_file(env, runner, monkeypatch):
@@ -325,3 +325,19 @@ def test_deploy_with_a_bad_token_shows_the_server_message(api, env, runner):
     write_project(env, {"src/main.ts": "console.log(1);\n"})
     result = runner.invoke(cli, ["deploy", "--guild-id", GUILD, "--api", api["url"], "--token", "abcdefghijkl.abcdefghijklmnopqrstuvwxyz012345"])
     assert_one_line_error(result, 1, "Unauthorized: Login required")
+
+
+def test_login_stores_the_token_for_the_other_commands(env, runner, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.delenv("FLORA_TOKEN", raising=False)
+    bad = runner.invoke(cli, ["login", "nonsense"])
+    assert bad.exit_code == 1 and "does not look like a flora API token" in bad.output
+    token = "abcdefghijkl." + "x" * 32
+    result = runner.invoke(cli, ["login", token, "--api", "http://127.0.0.1:9/api"])
+    assert result.exit_code == 0, result.output
+    stored = tmp_path / "cfg" / "flora" / "cli.json"
+    assert json.loads(stored.read_text()) == {"token": token, "api": "http://127.0.0.1:9/api"}
+    assert stored.stat().st_mode & 0o777 == 0o600
+    # the stored token and API are used: the error is now about reaching that API, not a missing token
+    out = runner.invoke(cli, ["deployments", "list"])
+    assert out.exit_code == 1 and "Missing API token" not in out.output and "127.0.0.1:9" in out.output
