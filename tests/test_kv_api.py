@@ -459,3 +459,18 @@ def test_serve_start_names_the_backend_or_why_it_cannot_be_used(env, plugins, ca
         ("ERROR", "KV_BACKEND=redis needs KV_URL (or REDIS_URL) to be a redis:// URL; "
                   "scripts' KV calls fail with this message until it is fixed"),
     ]
+
+
+def test_export_writes_a_backup_and_is_rate_limited(client, auth, tmp_path):
+    from flora_http.app import state  # noqa: F401 - the app's data folder comes from its config
+
+    create_store(client, auth, "backup-me")
+    client.put(f"/api/kv/{GUILD}/backup-me/k1", json={"value": "v1", "metadata": {"m": 1}}, headers=auth)
+    resp = client.post(f"/api/kv/export/{GUILD}", headers=auth)
+    assert resp.status_code == 200, resp.get_json()
+    backup_id = resp.get_json()["backup_id"]
+    data_path = client.application.extensions["flora"].config.data_path
+    saved = json.loads((data_path / "kv-backups" / GUILD / f"{backup_id}.json").read_text())
+    assert saved["stores"]["backup-me"] == [{"key": "k1", "value": "v1", "expiration": None, "metadata": {"m": 1}}]
+    again = client.post(f"/api/kv/export/{GUILD}", headers=auth)
+    assert again.status_code == 429 and again.get_json()["message"].startswith("Too many requests: kv export rate limit exceeded; retry in")

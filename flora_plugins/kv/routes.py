@@ -139,6 +139,15 @@ def build_blueprint() -> Blueprint:
         _service().delete(guild_id, store_name, key)
         return _empty()
 
+    @bp.post("/export/<guild_id>")
+    def export(guild_id: str):
+        identity = require_guild_access(guild_id)
+        from .export import export_guild
+
+        actor = getattr(identity, "user_id", None) or getattr(identity, "token_id", None)
+        backup_id = export_guild(_service(), state().config.data_path, guild_id, actor)
+        return jsonify(backup_id=backup_id)
+
     @bp.get("/<guild_id>/<store_name>")
     def list_keys(guild_id: str, store_name: str):
         require_guild_access(guild_id)
