@@ -213,6 +213,7 @@ def deploy(ctx, entry_arg, guild_id, root, entry_opt, api_url, token, as_json):
     if entry_arg and entry_opt and entry_arg != entry_opt:
         raise click.UsageError("give the entry once, either as ENTRY or with --entry")
     root = (root or Path(".")).resolve()
+    client = None
     try:
         project = load_project_config(root)
         guild_id = guild_id or project.get("guild_id")
@@ -229,8 +230,11 @@ def deploy(ctx, entry_arg, guild_id, root, entry_opt, api_url, token, as_json):
         total = sum(len(f["contents"].encode("utf-8")) for f in files)
         click.echo(f"Collected {len(files)} file{'s' if len(files) != 1 else ''} ({_size(total)}) from {root}", err=True)
         click.echo(f"Deploying {entry} to guild {guild_id} via {api_url}…", err=True)
-        result = ApiClient(api_url, token).deploy(guild_id, entry, files)
+        client = ApiClient(api_url, token)
+        result = client.deploy(guild_id, entry, files)
     except ClientError as exc:
+        if "deployment failed:" in str(exc):  # a failed load is recorded as a revision too
+            _print_latest_revision(client, guild_id)
         raise CliFailure(str(exc)) from None
     if not isinstance(result, dict):
         raise CliFailure(f"unexpected answer from {api_url}: {str(result)[:200]}")
@@ -240,6 +244,19 @@ def deploy(ctx, entry_arg, guild_id, root, entry_opt, api_url, token, as_json):
     click.echo(f"Deployed guild {result.get('guild_id', guild_id)}")
     click.echo(f"  entry: {result.get('entry', entry)}")
     click.echo(f"  updated: {result.get('updated_at', '?')}")
+    _print_latest_revision(client, guild_id)
+
+
+def _print_latest_revision(client, guild_id: str) -> None:
+    """The revision the deploy just recorded (success, or failed with its error), best effort."""
+    if client is None:
+        return
+    try:
+        rows = client.request("GET", f"/deployments/{guild_id}/history?limit=1")
+    except Exception:  # noqa: BLE001 - the deploy's own outcome is what matters
+        return
+    if isinstance(rows, list) and rows:
+        click.echo(f"  revision: {rows[0].get('id')} ({rows[0].get('status')})", err=True)
 
 
 # -- tokens --------------------------------------------------------------------
