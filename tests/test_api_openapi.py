@@ -94,9 +94,10 @@ def test_docs_page_lists_routes_without_network(client):
         assert "http://" not in page and "https://" not in page and "<script" not in page
 
 
-def test_schemathesis_finds_no_server_errors(make_config, plugins, db, runtime, token):
+def test_schemathesis_finds_no_server_errors_and_no_schema_violations(make_config, plugins, db, runtime, token):
     schemathesis = pytest.importorskip("schemathesis")
     from hypothesis import HealthCheck, settings
+    from schemathesis.checks import content_type_conformance, response_schema_conformance
 
     app = create_app(make_config(SECRETS_MASTER_KEY="ab" * 32), plugins, db, runtime.client())
     schema = schemathesis.openapi.from_wsgi("/api-docs/openapi.json", app)
@@ -121,6 +122,11 @@ def test_schemathesis_finds_no_server_errors(make_config, plugins, db, runtime, 
             statuses.append((case.method, response.status_code))
             if response.status_code >= 500:
                 failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:200]}")
+                return
+            try:  # what the document promises for this status must hold
+                case.validate_response(response, checks=[response_schema_conformance, content_type_conformance])
+            except Exception as exc:  # noqa: BLE001 - collected and reported together
+                failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: schema violation: {str(exc)[:300]}")
 
         run()
     assert checked > 50
