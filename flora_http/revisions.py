@@ -23,7 +23,7 @@ from flora_core.storage import repo
 
 from . import errors
 from .auth import Identity
-from .deployments import DEPLOY_SOURCE_HEADER
+from .deployments import change_summary, deploy_source
 
 log = logging.getLogger("flora.api.deployments")
 
@@ -109,20 +109,13 @@ def get_revision(st, guild_id: str, revision_id: str, include_bundle: bool) -> d
 
 
 def rollback_source() -> str:
-    value = request.headers.get(DEPLOY_SOURCE_HEADER)
-    if value is None:
-        return "api"
-    if not value.isascii():
-        raise errors.bad_request(f"`{DEPLOY_SOURCE_HEADER}` must be ASCII")
-    if value not in repo.DEPLOY_SOURCES:
-        raise errors.bad_request(f"`{DEPLOY_SOURCE_HEADER}` must be one of {'|'.join(repo.DEPLOY_SOURCES)}")
+    """The deploy-source header, validated as for a deploy; absent or ``unknown`` means ``api`` (flora)."""
+    value = deploy_source()
     return "api" if value == "unknown" else value
 
 
 def rollback(st, guild_id: str, revision_id: str, identity: Identity) -> dict:
     """Redeploy a successful revision; answers the new revision (without bundle)."""
-    from .deployments import change_summary  # same diff rule as a deploy
-
     rid = parse_uuid(revision_id, "Invalid revision ID")
     source = rollback_source()
     target = repo.get_revision(st.db, guild_id, rid)
