@@ -17,6 +17,7 @@ import click
 
 from flora_core import __version__
 from flora_core.config import ConfigError, load_config
+from flora_core.sandbox import ToolSandbox
 from flora_core.plugins import PluginError, Plugins
 from flora_core.storage import StorageError
 
@@ -102,6 +103,7 @@ def serve(ctx, use_emulator, emulator_port):
     config_path = (ctx.obj or {}).get("config_path")
     if config_path:  # the API and worker processes read the same file
         os.environ["FLORA_CONFIG"] = str(Path(config_path).resolve())
+    ToolSandbox(config.bundler_sandbox).check()
     plugins = _plugins(ctx)
     try:
         from flora_core.runtime.supervisor import serve as run_supervisor
@@ -124,7 +126,9 @@ def dev(ctx, project_dir, port, emulator_port):
     """Run PROJECT_DIR against the built-in Discord emulator, redeploy on save, open a web console."""
     from flora_core.devconsole import run_dev
 
-    code = run_dev(project_dir, _config(ctx), _plugins(ctx), port=port, emulator_port=emulator_port)
+    config = _config(ctx)
+    ToolSandbox(config.bundler_sandbox).check()
+    code = run_dev(project_dir, config, _plugins(ctx), port=port, emulator_port=emulator_port)
     if code:
         ctx.exit(code)
 
@@ -173,6 +177,7 @@ def login_command(token_arg, token, api_url):
 def api_command(ctx, workers):
     """Run the HTTP API alone under gunicorn with gevent workers (the runtime runs elsewhere: `flora serve`)."""
     config = _config(ctx)  # fail here, in one line, rather than in every gunicorn worker
+    ToolSandbox(config.bundler_sandbox).check()  # the API bundles what guilds deploy
     config_path = (ctx.obj or {}).get("config_path")
     if config_path:
         os.environ["FLORA_CONFIG"] = str(Path(config_path).resolve())

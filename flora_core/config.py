@@ -47,6 +47,16 @@ def _str(raw: Any) -> str:
     return str(raw)
 
 
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        value = str(raw).strip().lower()
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}, got {raw!r}")
+        return value
+
+    return parse
+
+
 def _shard_ids(raw: Any) -> list[int] | None:
     if raw in (None, ""):
         return None
@@ -90,6 +100,7 @@ KEYS: list[Key] = [
     Key("max_script_bytes", "runtime.max_script_bytes", "RUNTIME_MAX_SCRIPT_BYTES", _int_range(1024), 8 * 1024 * 1024),
     Key("max_bundle_files", "runtime.max_bundle_files", "RUNTIME_MAX_BUNDLE_FILES", _int_range(1), 200),
     Key("max_bundle_total_bytes", "runtime.max_bundle_total_bytes", "RUNTIME_MAX_BUNDLE_TOTAL_BYTES", _int_range(1), 1024 * 1024),
+    Key("bundler_sandbox", "runtime.bundler_sandbox", "BUNDLER_SANDBOX", _choice("auto", "bwrap", "none"), "auto"),
     Key("max_cron_jobs", "runtime.max_cron_jobs", "RUNTIME_MAX_CRON_JOBS", _int_range(0), 32),
     Key("cron_timeout_secs", "runtime.cron_timeout_secs", "RUNTIME_CRON_TIMEOUT_SECS", _int_range(0), 5),
     Key("show_internal_stack_frames", "runtime.show_internal_stack_frames", "RUNTIME_SHOW_INTERNAL_STACK_FRAMES", _bool, False),

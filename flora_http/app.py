@@ -44,7 +44,7 @@ def create_app(config: Config | None = None, plugins: Plugins | None = None, db:
     plugins = plugins if plugins is not None else Plugins()
     db = db if db is not None else open_database(config, plugins)
     runtime = runtime if runtime is not None else RuntimeClient(config.control_socket)
-    bundler = Bundler(config.data_path / "cache" / "bundles", config.max_bundle_files, config.max_bundle_total_bytes)
+    bundler = Bundler.from_config(config)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from flask import request
 
-from flora_core.bundler import BundleError
+from flora_core.bundler import BUNDLER_VERSION, BundleError
 from flora_core.control import RuntimeUnavailable
 from flora_core.storage import repo
 
@@ -154,17 +154,19 @@ def revision_as_deployment(rev: dict, include_bundle: bool) -> dict:
         out["files"] = rev["files"]
     if rev.get("source_map") is not None:
         out["source_map"] = rev["source_map"]
-    if include_bundle and rev.get("bundle") is not None:
+    if include_bundle and repo.bundle_trusted(rev):  # an older bundler's output may hold files it should not have read
         out["bundle"] = rev["bundle"]
     return out
 
 
 def deploy(st, guild_id: str, req: DeploymentRequest, source: str, identity: Identity) -> dict:
     """Run the deploy sequence; returns the DeploymentResponse or raises :class:`errors.ApiError`."""
+    bundler_version: int | None = BUNDLER_VERSION
     if req.bundle is not None:
         source_map = req.source_map
         if len(req.bundle.encode("utf-8")) > st.config.max_script_bytes:
-            bundle = req.bundle  # recorded below as a failed deploy, as flora does
+            bundle = req.bundle  # recorded below as a failed deploy, as flora does (never bundled: never served)
+            bundler_version = None
         else:
             try:
                 bundle = st.bundler.script_from_bundle(req.bundle, st.config.max_script_bytes)
@@ -188,6 +190,7 @@ def deploy(st, guild_id: str, req: DeploymentRequest, source: str, identity: Ide
         source_map=source_map,
         base_revision_id=previous["id"] if previous else None,
         change_summary=change_summary(req.files, previous.get("files") if previous else None),
+        bundler_version=bundler_version,
     )
 
     limit = st.config.max_script_bytes

@@ -18,6 +18,7 @@ import uuid
 
 from flask import request
 
+from flora_core.bundler import BUNDLER_VERSION, BundleError
 from flora_core.control import RuntimeUnavailable
 from flora_core.storage import repo
 
@@ -48,7 +49,7 @@ def revision_response(rev: dict, include_bundle: bool) -> dict:
         "change_summary": rev.get("change_summary"),
         "files": rev.get("files"),
         "source_map": rev.get("source_map"),
-        "bundle": rev.get("bundle") if include_bundle else None,
+        "bundle": rev["bundle"] if include_bundle and repo.bundle_trusted(rev) else None,
     }
     return {k: v for k, v in out.items() if v is not None}
 
@@ -121,10 +122,15 @@ def rollback(st, guild_id: str, revision_id: str, identity: Identity) -> dict:
     target = repo.get_revision(st.db, guild_id, rid)
     if target is None or target["status"] != "success" or not target.get("bundle"):
         raise errors.bad_request("Rollback target must be a successful revision")
+    try:
+        bundle = repo.verified_bundle(st.db, target, st.bundler.bundle, BUNDLER_VERSION)
+    except (BundleError, repo.LegacyBundle) as exc:
+        raise errors.bad_request(f"Rollback target cannot be rebuilt: {exc}") from None
     previous = repo.latest_success(st.db, guild_id)
     record = dict(
         entry=target["entry"],
-        bundle=target["bundle"],
+        bundle=bundle,
+        bundler_version=BUNDLER_VERSION,
         deploy_source=source,
         actor_type=identity.kind,
         actor_user_id=identity.user_id,
@@ -134,7 +140,7 @@ def rollback(st, guild_id: str, revision_id: str, identity: Identity) -> dict:
         change_summary=change_summary(target.get("files"), previous.get("files") if previous else None),
     )
     try:
-        ok, error = st.runtime.load(guild_id, target["bundle"])
+        ok, error = st.runtime.load(guild_id, bundle)
     except RuntimeUnavailable as exc:
         raise errors.unavailable(f"runtime unavailable: {exc}") from None
     if not ok:

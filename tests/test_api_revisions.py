@@ -138,7 +138,8 @@ def test_rollback_refuses_bad_targets(client, auth, runtime):
 
 def test_rollback_load_failure_is_recorded(client, auth, db):
     _deploy(client, auth, "good")
-    target = repo.record_revision(db, GUILD, entry="m.js", status="success", bundle="FAIL_LOAD()", deploy_source="api")
+    target = repo.record_revision(db, GUILD, entry="m.js", status="success", bundle="FAIL_LOAD()", deploy_source="api",
+                                  bundler_version=repo.TRUSTED_BUNDLER_VERSION)
     _deploy(client, auth, "latest")
     latest = repo.latest_success(db, GUILD)
     resp = client.post(f"/api/deployments/{GUILD}/rollback/{target['id']}", headers=auth)

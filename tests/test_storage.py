@@ -42,6 +42,7 @@ def test_success_revision_becomes_the_deployment(db):
     assert dep["revision_id"] == first["id"]
     assert first["files"] == [{"path": "src/main.ts", "contents": "a()"}]
     second = repo.record_revision(db, "1", entry="src/other.ts", status="success", bundle="b()", base_revision_id=first["id"],
+                                  bundler_version=repo.TRUSTED_BUNDLER_VERSION,
                                   change_summary={"added_files": [], "removed_files": [], "modified_files": ["src/main.ts"]})
     dep2 = repo.get_deployment(db, "1")
     assert dep2["revision_id"] == second["id"] and dep2["created_at"] == dep["created_at"] and dep2["entry"] == "src/other.ts"

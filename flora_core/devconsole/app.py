@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from flora_core.bundler import BundleError
+from flora_core.bundler import BUNDLER_VERSION, BundleError
 from flora_core.emulator import EmulatorServer, seed_dev_world
 from flora_core.emulator.models import EPHEMERAL, ApiError
 from flora_core.runtime.supervisor import Runtime
@@ -138,7 +138,7 @@ class DevSession:
             rev = await loop.run_in_executor(None, lambda: repo.record_revision(
                 rt.db, self.guild_id, entry=entry, status="success" if ok else "failed",
                 bundle=bundle, deploy_source="dev", actor_type="system", actor_username="flora dev",
-                error_message=error, files=files))
+                error_message=error, files=files, bundler_version=BUNDLER_VERSION))
             if ok:
                 rt.plugins.deployment_changed(self.guild_id, rev)
                 await loop.run_in_executor(None, self._create_stores, files)

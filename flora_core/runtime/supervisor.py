@@ -21,7 +21,7 @@ import uuid
 
 from aiohttp import web
 
-from flora_core.bundler import Bundler, BundleError
+from flora_core.bundler import BUNDLER_VERSION, Bundler, BundleError
 from flora_core.plugins import Plugins
 from flora_core.storage import open_database, repo
 
@@ -46,7 +46,7 @@ class Runtime:
         self.suspended: dict[str, float] = {}
         self.strikes: dict[str, tuple[int, float]] = {}
         self.sources: list = []
-        self.bundler = Bundler(config.data_path / "cache" / "bundles", config.max_bundle_files, config.max_bundle_total_bytes)
+        self.bundler = Bundler.from_config(config)
         self.bot_user: dict | None = None
         self._log_buffer: list[dict] = []
         self._tasks: set[asyncio.Task] = set()
@@ -107,6 +107,7 @@ class Runtime:
         self.pool = WorkerPool(self.config, str(run_dir / "workers.sock"), self._on_worker_message, self._on_worker_death)
         await self.pool.start()
         self._spawn(self._flush_logs())
+        await self._rebuild_legacy_bundles()
         self.bundles = await loop.run_in_executor(None, repo.current_bundles, self.db)
         results = await asyncio.gather(*(self._load_stored(g) for g in list(self.bundles)))
         log.info("restored %d of %d deployments", sum(results), len(results))
@@ -120,6 +121,28 @@ class Runtime:
             self.sources.append(source)
             log.info("event source %s started", name)
         self.plugins.startup(self)
+
+    async def _rebuild_legacy_bundles(self) -> None:
+        """Deployments bundled before the bundler checked what it reads are rebuilt from their files
+        (once; stored) before anything loads; a deployment that is refused now, or has no files, stays
+        unloaded and its guild log says why (SECURITY.md)."""
+        loop = asyncio.get_running_loop()
+        legacy = await loop.run_in_executor(None, repo.legacy_current_revisions, self.db)
+        if not legacy:
+            return
+        log.warning("rebuilding %d deployment(s) bundled before flora checked what a bundle may read", len(legacy))
+        gate = asyncio.Semaphore(max(1, min(4, os.cpu_count() or 1)))
+
+        async def rebuild(rev: dict) -> None:
+            async with gate:
+                try:
+                    await loop.run_in_executor(None, repo.verified_bundle, self.db, rev, self.bundler.bundle,
+                                               BUNDLER_VERSION)
+                except (BundleError, repo.LegacyBundle) as exc:
+                    self.guild_log(rev["guild_id"], "error", "flora:runtime",
+                                   f"the stored deployment is not loaded: rebuilding it was refused: {exc}")
+
+        await asyncio.gather(*(rebuild(rev) for rev in legacy))
 
     async def stop(self) -> None:
         self.plugins.shutdown(self)
@@ -364,7 +387,7 @@ class Runtime:
                 rev = await loop.run_in_executor(None, lambda: repo.record_revision(
                     self.db, guild_id, entry="src/main.ts", status="success" if ok else "failed",
                     bundle=self._starter, deploy_source="bootstrap", actor_type="system", actor_username="system",
-                    error_message=error, files=files))
+                    error_message=error, files=files, bundler_version=BUNDLER_VERSION))
             if ok:
                 self.guild_log(guild_id, "info", "flora:runtime", "starter script deployed")
                 self.plugins.deployment_changed(guild_id, rev)

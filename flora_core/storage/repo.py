@@ -8,10 +8,14 @@ import secrets
 import string
 import time
 import uuid
+from typing import Callable
 
 from . import Database, utcnow
 
 DEPLOY_SOURCES = ("cli", "webui", "bootstrap", "api", "unknown")
+# The first bundler version that checks what a bundle reads (flora_core.bundler.BUNDLER_VERSION);
+# a revision's bundle from before it is never loaded or served, only rebuilt from its files.
+TRUSTED_BUNDLER_VERSION = 2
 LOG_RETENTION_PER_GUILD = 5000
 
 
@@ -42,6 +46,7 @@ def record_revision(
     source_map: dict | None = None,
     base_revision_id: str | None = None,
     change_summary: dict | None = None,
+    bundler_version: int | None = None,
 ) -> dict:
     """Insert a revision; a successful one also becomes the guild's deployment (one transaction)."""
     rev_id = str(uuid.uuid4())
@@ -49,8 +54,8 @@ def record_revision(
     with db.transaction() as cur:
         cur.execute(
             "INSERT INTO deployment_revisions (id, guild_id, entry, status, deployed_at, deploy_source, actor_type,"
-            " actor_user_id, actor_username, error_message, base_revision_id, change_summary, files, bundle, source_map)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " actor_user_id, actor_username, error_message, base_revision_id, change_summary, files, bundle, source_map,"
+            " bundler_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 rev_id, guild_id, entry, status, now, deploy_source, actor_type, actor_user_id, actor_username,
                 error_message, base_revision_id,
@@ -58,6 +63,7 @@ def record_revision(
                 json.dumps(files) if files is not None else None,
                 bundle,
                 json.dumps(source_map) if source_map is not None else None,
+                bundler_version,
             ),
         )
         if status == "success":
@@ -98,20 +104,63 @@ def list_deployments(db: Database) -> list[dict]:
 
 
 def current_bundles(db: Database) -> dict[str, str]:
-    """Guild id -> bundle of its current deployment (what the runtime loads at start)."""
+    """Guild id -> bundle of its current deployment (what the runtime loads at start).
+
+    Only bundles made by a bundler that checks what it reads (:data:`TRUSTED_BUNDLER_VERSION`);
+    older ones are first rebuilt by :func:`verified_bundle` or stay unloaded.
+    """
     rows = db.fetchall(
         "SELECT d.guild_id AS guild_id, r.bundle AS bundle FROM deployments d"
-        " JOIN deployment_revisions r ON r.id = d.revision_id"
+        " JOIN deployment_revisions r ON r.id = d.revision_id WHERE r.bundler_version >= ?",
+        (TRUSTED_BUNDLER_VERSION,),
     )
     return {r["guild_id"]: r["bundle"] for r in rows if r["bundle"]}
 
 
 def current_bundle(db: Database, guild_id: str) -> str | None:
     row = db.fetchone(
-        "SELECT r.bundle AS bundle FROM deployments d JOIN deployment_revisions r ON r.id = d.revision_id WHERE d.guild_id = ?",
-        (guild_id,),
+        "SELECT r.bundle AS bundle FROM deployments d JOIN deployment_revisions r ON r.id = d.revision_id"
+        " WHERE d.guild_id = ? AND r.bundler_version >= ?",
+        (guild_id, TRUSTED_BUNDLER_VERSION),
     )
     return row["bundle"] if row else None
+
+
+def bundle_trusted(rev: dict) -> bool:
+    """Whether the revision's bundle may be loaded or served as it is."""
+    return bool(rev.get("bundle")) and (rev.get("bundler_version") or 0) >= TRUSTED_BUNDLER_VERSION
+
+
+def legacy_current_revisions(db: Database) -> list[dict]:
+    """Current deployments whose bundle was made before the bundler checked what it reads."""
+    rows = db.fetchall(
+        "SELECT r.* FROM deployments d JOIN deployment_revisions r ON r.id = d.revision_id"
+        " WHERE r.bundler_version IS NULL OR r.bundler_version < ?",
+        (TRUSTED_BUNDLER_VERSION,),
+    )
+    return [_revision_out(r) for r in rows]
+
+
+class LegacyBundle(Exception):
+    """A revision bundled before the bundler checked what it reads, with no files to rebuild it from."""
+
+
+def verified_bundle(db: Database, rev: dict, rebundle: Callable[[str, list], str], version: int) -> str:
+    """The revision's bundle, rebuilt from its files (and stored) when an older bundler made it.
+
+    ``rebundle(entry, files)`` raises the bundler's error when the files are refused now.
+    """
+    if bundle_trusted(rev):
+        return rev["bundle"]
+    if not rev.get("files"):
+        raise LegacyBundle("it was bundled by a flora that did not yet check what a bundle may read, and it has "
+                           "no source files to rebuild it from; deploy the script again")
+    bundle = rebundle(rev["entry"], rev["files"])
+    with db.transaction() as cur:
+        cur.execute("UPDATE deployment_revisions SET bundle = ?, bundler_version = ? WHERE id = ?",
+                    (bundle, version, rev["id"]))
+    rev.update(bundle=bundle, bundler_version=version)
+    return bundle
 
 
 # -- API tokens ----------------------------------------------------------------
