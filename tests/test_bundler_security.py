@@ -354,3 +354,24 @@ def test_flora_serve_rebuilds_legacy_deployments_at_start_and_leaves_refused_one
             stop_flora(server)
     finally:
         emu.stop()
+
+
+# -- the other places tenant input could reach a host file --------------------------------------
+@pytest.mark.parametrize("url", ["file:///etc/hostname", "file://localhost/proc/self/environ", "/etc/hostname",
+                                 "ftp://example.com/x", "data:text/plain,hi"])
+def test_attachment_urls_never_name_a_host_file(url):
+    from flora_core.errors import OpError
+    from flora_plugins.discord_ops.attachments import parse_attachments
+
+    with pytest.raises(OpError, match="only http and https URLs can be downloaded|invalid URL"):
+        parse_attachments([{"Url": {"url": url}}], cap=1024, allowed=set())
+
+
+@pytest.mark.parametrize("guild_id", ["..", "../..", "1/../../x", ".hidden", "12a"])
+def test_kv_export_builds_no_path_from_a_guild_id_that_is_not_a_snowflake(guild_id, tmp_path):
+    from flora_plugins.kv.errors import KvError
+    from flora_plugins.kv.export import export_guild
+
+    with pytest.raises(KvError, match="guild_id"):
+        export_guild(None, tmp_path, guild_id, None)  # refused before the service is asked anything
+    assert list(tmp_path.rglob("*")) == []

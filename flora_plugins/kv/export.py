@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 from .errors import KV_RATE_LIMITED, KvError
+from .limits import validate_guild_id
 
 EXPORT_INTERVAL_SECS = 60
 BACKUPS_KEPT = 5
@@ -37,6 +38,7 @@ def _check_rate(keys: list[str]) -> None:
 
 def export_guild(service, data_path: Path, guild_id: str, actor: str | None) -> str:
     """Write the backup; returns its id."""
+    validate_guild_id(guild_id)  # it names a folder: a snowflake only, whoever called
     _check_rate([f"guild:{guild_id}", f"actor:{guild_id}:{actor or '-'}"])
     stores = {}
     for store in service.list_stores(guild_id):
