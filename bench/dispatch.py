@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from flora_core.emulator import Emulator  # noqa: E402
+from flora_dev.emulator import Emulator  # noqa: E402
 
 TOKEN = "bench-bot-token"
 REPLY = r"^/channels/\d+/messages$"
@@ -136,11 +136,11 @@ def main() -> None:
             port = free_port()
             env = dict(base_env, FLORA_DATA_DIR=tmp, API_PORT=str(port), API_ADDRESS="127.0.0.1",
                        RUNTIME_MAX_WORKERS=str(args.workers), RUNTIME_WORKER_QUEUE_CAPACITY="1000000")  # measure, do not shed load
-            proc = subprocess.Popen([sys.executable, "-m", "flora_core.cli", "serve"], env=env, start_new_session=True, cwd=tmp,
+            proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "serve"], env=env, start_new_session=True, cwd=tmp,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 wait_connected(emu, proc)
-                token = subprocess.run([sys.executable, "-m", "flora_core.cli", "tokens", "create"], env=env, cwd=tmp,
+                token = subprocess.run([sys.executable, "-m", "flora_cli", "tokens", "create"], env=env, cwd=tmp,
                                        capture_output=True, text=True, check=True).stdout.strip()
                 api = f"http://127.0.0.1:{port}/api"
                 for _ in range(100):
@@ -150,7 +150,7 @@ def main() -> None:
                     except OSError:
                         time.sleep(0.1)
                 for guild_id in guilds:
-                    subprocess.run([sys.executable, "-m", "flora_core.cli", "deploy", "--guild-id", guild_id, "--root",
+                    subprocess.run([sys.executable, "-m", "flora_cli", "deploy", "--guild-id", guild_id, "--root",
                                     str(ROOT / "examples" / "basic"), "--api", api, "--token", token], env=env, cwd=tmp,
                                    check=True, capture_output=True)
                 emu.clear_requests()

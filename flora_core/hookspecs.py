@@ -26,6 +26,12 @@ def flora_isolate_globals(guild_id, services):
 
 
 @hookspec(firstresult=True)
+def flora_starter_files():
+    """Return the files (``[{path, contents}]``, entry ``src/main.ts``) deployed to a guild that has no deployment
+    yet, or ``None``; called in the supervisor. The ``sdk`` plugin returns flora's starter script."""
+
+
+@hookspec(firstresult=True)
 def flora_storage_backend(url, config):
     """Return a ``Database`` for the ``DATABASE_URL`` ``url`` if this plugin serves its scheme, else ``None``."""
 

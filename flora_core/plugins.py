@@ -187,6 +187,9 @@ class Plugins:
                 out.update(result)
         return out
 
+    def starter_files(self) -> list[dict] | None:
+        return self.pm.hook.flora_starter_files()
+
     def storage_backend(self, url: str, config):
         return self.pm.hook.flora_storage_backend(url=url, config=config)
 

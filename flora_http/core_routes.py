@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from flora_core import hookimpl
 from flora_core.storage import repo
 
 from . import deployments, errors, logstream, metrics, oauth, revisions
@@ -121,8 +120,3 @@ def build_blueprint() -> Blueprint:
         return metrics.json_response(state())
 
     return bp
-
-
-@hookimpl
-def flora_register_blueprints(register):
-    register(build_blueprint())

@@ -55,7 +55,7 @@ def http_json(method: str, url: str, body=None, token: str | None = None, header
 
 @pytest.fixture
 def emulator():
-    from flora_core.emulator import Emulator
+    from flora_dev.emulator import Emulator
 
     emu = Emulator(token=BOT_TOKEN)
     emu.start()
@@ -85,7 +85,7 @@ class FloraServer:
         self.token = None
 
     def cli(self, *args: str, check: bool = True, input: str | None = None, cwd: str | None = None) -> subprocess.CompletedProcess:
-        out = subprocess.run([sys.executable, "-m", "flora_core.cli", *args], env=self.env, capture_output=True, text=True,
+        out = subprocess.run([sys.executable, "-m", "flora_cli", *args], env=self.env, capture_output=True, text=True,
                              timeout=120, input=input, cwd=cwd)
         if check and out.returncode != 0:
             raise AssertionError(f"flora {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
@@ -130,7 +130,7 @@ def start_flora(emulator, tmp_path: Path, **env_overrides) -> FloraServer:
     env.update({k: str(v) for k, v in env_overrides.items()})
     log_path = tmp_path / "flora-serve.log"
     log_file = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "flora_core.cli", "serve"], env=env, stdout=log_file, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "serve"], env=env, stdout=log_file, stderr=subprocess.STDOUT,
                             cwd=tmp_path, start_new_session=True)
     server = FloraServer(env, data_dir, f"http://127.0.0.1:{port}/api", proc, log_path)
     deadline = time.monotonic() + 60
@@ -226,7 +226,7 @@ def postgres_url():
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """One emulator + one `flora serve` shared by a test module; tests make their own guilds."""
-    from flora_core.emulator import Emulator
+    from flora_dev.emulator import Emulator
 
     emu = Emulator(token=BOT_TOKEN)
     emu.start()

@@ -138,7 +138,7 @@ def login(server, emu, user_id: str) -> Browser:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from flora_core.emulator import Emulator
+    from flora_dev.emulator import Emulator
 
     emu = Emulator(token=BOT_TOKEN, oauth_client_secret=CLIENT_SECRET)
     emu.start()

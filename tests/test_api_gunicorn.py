@@ -16,7 +16,7 @@ def test_flora_api_serves_the_api_under_gunicorn(emulator, tmp_path):
     server = start_flora(emulator, tmp_path)
     port = free_port()
     env = dict(server.env, API_PORT=str(port))
-    proc = subprocess.Popen([sys.executable, "-m", "flora_core.cli", "api", "--workers", "2"], env=env, cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "api", "--workers", "2"], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     api = f"http://127.0.0.1:{port}/api"
     try:

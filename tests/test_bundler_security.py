@@ -314,7 +314,7 @@ def test_no_bundler_work_folder_is_left_behind(tmp_path, monkeypatch):
 def test_flora_serve_rebuilds_legacy_deployments_at_start_and_leaves_refused_ones_unloaded(tmp_path, secret_files):
     """The upgrade path end to end: two deployments stored by an earlier flora, one clean, one that read a file."""
     from conftest import BOT_TOKEN, bot_replies, deploy_files, emulator_guild, http_json, start_flora, stop_flora, wait_for
-    from flora_core.emulator import Emulator
+    from flora_dev.emulator import Emulator
 
     emu = Emulator(token=BOT_TOKEN)
     emu.start()

@@ -20,13 +20,13 @@ from click.testing import CliRunner
 from werkzeug.serving import make_server
 
 from flora_core import hookimpl
-from flora_core.cli import cli, make_cli
+from flora_cli.main import cli, make_cli
 from flora_core.config import load_config
 from flora_core.control import RuntimeClient
 from flora_core.plugins import Plugins
 from flora_core.storage import open_database, repo
 from flora_http import create_app
-from flora_http.client import collect_files
+from flora_cli.client import collect_files
 
 GUILD = "123456789012345678"
 FLORA_BIN = Path(sys.executable).parent / "flora"
@@ -153,7 +153,7 @@ def test_plugins_json_lists_built_ins(env, runner):
     assert result.exit_code == 0
     described = {p["name"]: p for p in json.loads(result.stdout)}
     assert described["api_core"]["registered"] == {"blueprint": ["flora_api"]}
-    assert described["sqlite_storage"]["module"] == "flora_core.storage.sqlite_backend"
+    assert described["sqlite_storage"]["module"] == "flora_plugins.storage.sqlite"
     assert all("version" in p for p in described.values())
 
 

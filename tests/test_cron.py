@@ -11,8 +11,8 @@ import pytest
 from flora_core.config import KEYS, Config
 from flora_core.errors import OpError
 from flora_core.runtime.opctx import OpContext, WorkerServices
-from flora_core.storage.postgres_backend import PostgresDatabase
-from flora_core.storage.sqlite_backend import SQLiteDatabase
+from flora_plugins.storage.postgres import PostgresDatabase
+from flora_plugins.storage.sqlite import SQLiteDatabase
 from flora_plugins import cron as cron_plugin
 from flora_plugins.cron import schedule, store
 from flora_plugins.cron.ops import op_register_cron

@@ -75,7 +75,7 @@ def runs(server, guild_id: str, prefix: str) -> collections.Counter:
 
 
 def test_cron_runs_skips_and_survives_a_restart_across_occurrences(tmp_path):
-    from flora_core.emulator import Emulator
+    from flora_dev.emulator import Emulator
 
     clock = ClockFile(tmp_path / "clock")
     clock.set(at(0, 30))
@@ -130,7 +130,7 @@ def test_cron_runs_skips_and_survives_a_restart_across_occurrences(tmp_path):
 
 
 def test_a_redeploy_keeps_the_schedule_and_a_failed_one_keeps_the_jobs(tmp_path):
-    from flora_core.emulator import Emulator
+    from flora_dev.emulator import Emulator
 
     clock = ClockFile(tmp_path / "clock")
     clock.set(at(0, 30))

@@ -36,7 +36,7 @@ class DevProcess:
 
     def __init__(self, project: Path):
         env = {k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "DATABASE_URL", "FLORA_DISCORD_API_BASE")}
-        self.proc = subprocess.Popen([sys.executable, "-m", "flora_core.cli", "dev", str(project), "--port", "0"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "dev", str(project), "--port", "0"],
                                      cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      start_new_session=True)
         self.lines: list[str] = []

@@ -41,7 +41,7 @@ LOOKUP = re.compile(r"^/channels/\d+$|^/webhooks/\d+(/[^/]+)?$")
 def stack(tmp_path_factory):
     """One emulator + one `flora serve` for the module; attachment URLs on 127.0.0.1 (the emulator)
     may be downloaded."""
-    from flora_core.emulator import Emulator
+    from flora_dev.emulator import Emulator
 
     emu = Emulator(token="flora-test-bot-token")
     emu.start()

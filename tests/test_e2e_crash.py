@@ -22,7 +22,7 @@ NICE = "on('messageCreate', async (ctx) => { if (!ctx.msg.author.bot && ctx.msg.
 
 @pytest.fixture
 def crash_stack(tmp_path):
-    from flora_core.emulator import Emulator
+    from flora_dev.emulator import Emulator
 
     emu = Emulator(token=BOT_TOKEN)
     emu.start()

@@ -14,7 +14,7 @@ from conftest import BOT_TOKEN, ROOT, bot_replies, deploy_files, emulator_guild,
 
 @pytest.fixture
 def emu():
-    from flora_core.emulator import Emulator
+    from flora_dev.emulator import Emulator
 
     e = Emulator(token=BOT_TOKEN)
     e.start()
@@ -80,7 +80,7 @@ def test_a_taken_api_port_stops_flora_with_a_clear_error(emu, tmp_path):
         port = s.getsockname()[1]
         env = {"DISCORD_TOKEN": BOT_TOKEN, "FLORA_DISCORD_API_BASE": emu.api_base, "FLORA_DATA_DIR": str(tmp_path / "d"),
                "API_PORT": str(port), "API_ADDRESS": "127.0.0.1", "RUNTIME_MAX_WORKERS": "1", "PATH": "/usr/bin:/bin"}
-        out = subprocess.run([sys.executable, "-m", "flora_core.cli", "serve"], env=env, capture_output=True, text=True, timeout=90)
+        out = subprocess.run([sys.executable, "-m", "flora_cli", "serve"], env=env, capture_output=True, text=True, timeout=90)
     assert out.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
     assert "Traceback" not in out.stderr

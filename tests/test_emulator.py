@@ -20,7 +20,7 @@ import disnake
 import pytest
 from disnake.ext import commands
 
-from flora_core.emulator import Emulator, EmulatorServer, shard_for
+from flora_dev.emulator import Emulator, EmulatorServer, shard_for
 
 TOKEN = "emu-token"
 REPO = Path(__file__).resolve().parents[1]
@@ -608,7 +608,7 @@ def test_control_routes_and_async_server():
 
 
 def test_cli_runs_standalone_with_seed():
-    proc = subprocess.Popen([sys.executable, "-m", "flora_core.emulator", "--port", "0", "--seed"],
+    proc = subprocess.Popen([sys.executable, "-m", "flora_dev.emulator", "--port", "0", "--seed"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()

@@ -446,7 +446,7 @@ def test_logs_limit_must_be_a_non_negative_integer(client, auth, limit):
 def test_plugins_lists_the_built_ins(client, auth):
     described = {p["name"]: p for p in client.get("/api/plugins", headers=auth).get_json()}
     assert described["api_core"]["registered"]["blueprint"] == ["flora_api"]
-    assert described["api_core"]["module"] == "flora_http.core_routes"
+    assert described["api_core"]["module"] == "flora_http.plugin"
     assert "sqlite_storage" in described
 
 

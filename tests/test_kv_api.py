@@ -15,7 +15,7 @@ import urllib.parse
 import pytest
 from click.testing import CliRunner
 
-from flora_core.cli import make_cli
+from flora_cli.main import make_cli
 from flora_core.errors import OpError
 from flora_core.runtime.opctx import OpContext, WorkerServices
 from flora_core.config import load_config
@@ -358,7 +358,7 @@ def test_cli_with_an_unknown_backend(kv_cli, monkeypatch):
 
 
 def test_cli_console_script_has_no_traceback(env):
-    out = subprocess.run([sys.executable, "-m", "flora_core.cli", "kv", "get", "--guild-id", GUILD, "--store", "s", "k"],
+    out = subprocess.run([sys.executable, "-m", "flora_cli", "kv", "get", "--guild-id", GUILD, "--store", "s", "k"],
                          capture_output=True, text=True, timeout=60, cwd=env)
     assert out.returncode == 1 and out.stderr.strip().splitlines()[-1] == "Error: store not found (create it with `flora kv create`)"
     assert "Traceback" not in out.stderr

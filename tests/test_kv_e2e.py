@@ -116,7 +116,7 @@ def kv_server_env(request):
 
 
 def test_acked_writes_survive_a_sigkilled_worker(tmp_path, kv_server_env):
-    from flora_core.emulator import Emulator
+    from flora_dev.emulator import Emulator
 
     emu = Emulator(token=BOT_TOKEN)
     emu.start()

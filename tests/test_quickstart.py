@@ -17,7 +17,7 @@ def test_serve_with_the_built_in_emulator(tmp_path):
     emu_port, api_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "DATABASE_URL", "FLORA_DISCORD_API_BASE")}
     env.update(API_PORT=str(api_port), API_ADDRESS="127.0.0.1", RUNTIME_MAX_WORKERS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "flora_core.cli", "serve", "--emulator", "--emulator-port", str(emu_port)],
+    proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "serve", "--emulator", "--emulator-port", str(emu_port)],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     emu = f"http://127.0.0.1:{emu_port}"

@@ -9,8 +9,8 @@ import pytest
 
 from flora_core.config import Config, KEYS
 from flora_core.runtime.opctx import WorkerServices
-from flora_core.storage.postgres_backend import PostgresDatabase
-from flora_core.storage.sqlite_backend import SQLiteDatabase
+from flora_plugins.storage.postgres import PostgresDatabase
+from flora_plugins.storage.sqlite import SQLiteDatabase
 from flora_plugins import secrets as secrets_plugin
 from flora_plugins.secrets import hosts
 from flora_plugins.secrets.store import (

@@ -113,7 +113,7 @@ def echo():
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, echo):
-    from flora_core.emulator import Emulator
+    from flora_dev.emulator import Emulator
 
     emu = Emulator(token=BOT_TOKEN)
     emu.start()
@@ -272,7 +272,7 @@ def test_cli_reads_the_value_from_stdin_never_from_argv(world):
 
 
 def test_without_a_master_key_secrets_are_disabled_but_fetch_works(tmp_path, echo):
-    from flora_core.emulator import Emulator
+    from flora_dev.emulator import Emulator
 
     emu = Emulator(token=BOT_TOKEN)
     emu.start()
@@ -299,7 +299,7 @@ def test_without_a_master_key_secrets_are_disabled_but_fetch_works(tmp_path, ech
 def test_a_malformed_master_key_stops_flora(tmp_path):
     env = dict(os.environ, FLORA_DATA_DIR=str(tmp_path / "data"), API_PORT=str(free_port()), API_ADDRESS="127.0.0.1",
                SECRETS_MASTER_KEY="too-short", RUNTIME_MAX_WORKERS="1")
-    proc = subprocess.run([sys.executable, "-m", "flora_core.cli", "serve", "--emulator", "--emulator-port", str(free_port())],
+    proc = subprocess.run([sys.executable, "-m", "flora_cli", "serve", "--emulator", "--emulator-port", str(free_port())],
                           env=env, capture_output=True, text=True, timeout=60, start_new_session=True)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "SECRETS_MASTER_KEY must be 32 bytes (got 9)" in proc.stdout + proc.stderr

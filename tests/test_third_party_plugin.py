@@ -69,19 +69,19 @@ def _hello_entry(described: list[dict]) -> dict | None:
 def test_flora_plugins_lists_the_installed_package(hello_site):
     assert importlib.util.find_spec("flora_hello") is None  # not in the shared environment
     env = dict(os.environ, PYTHONPATH=_pythonpath(hello_site), FLORA_STRICT_PLUGINS="1")
-    out = subprocess.run([sys.executable, "-m", "flora_core.cli", "plugins", "--json"], env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "flora_cli", "plugins", "--json"], env=env, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert _hello_entry(json.loads(out.stdout)) == {
         "name": "hello", "version": "0.3.0", "module": "flora_hello",
         "registered": {"blueprint": ["flora_hello"], "op": ["op_hello"]},
     }
-    out = subprocess.run([sys.executable, "-m", "flora_core.cli", "plugins"], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-m", "flora_cli", "plugins"], env=env, capture_output=True, text=True, timeout=120)
     assert "hello 0.3.0 (flora_hello)" in out.stdout
 
 
 def test_flora_serves_the_route_and_scripts_call_the_op_until_disabled(hello_site, tmp_path):
-    from flora_core.emulator import Emulator
+    from flora_dev.emulator import Emulator
 
     emu = Emulator(token=BOT_TOKEN)
     emu.start()

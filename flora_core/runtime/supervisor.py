@@ -18,10 +18,12 @@ import subprocess
 import sys
 import time
 import uuid
+from typing import Awaitable, Callable
 
 from aiohttp import web
 
 from flora_core.bundler import BUNDLER_VERSION, Bundler, BundleError
+from flora_core.config import Config
 from flora_core.plugins import Plugins
 from flora_core.storage import open_database, repo
 
@@ -376,7 +378,9 @@ class Runtime:
         try:
             if await loop.run_in_executor(None, repo.latest_success, self.db, guild_id):
                 return
-            files = _starter_files()
+            files = self.plugins.starter_files()
+            if not files:
+                return  # no plugin offers a starter script
             if self._starter is None:
                 self._starter = await loop.run_in_executor(None, self.bundler.bundle, "src/main.ts", files)
             async with self._guild_lock(guild_id):
@@ -445,49 +449,21 @@ class Runtime:
         return out
 
 
-def _starter_files() -> list[dict]:
-    import flora_sdk
-
-    return flora_sdk.starter_files()
-
-
-EMULATOR_TOKEN = "flora-emulator-token"
+# Something to run next to the runtime in the same loop (``flora serve --emulator``'s emulator): called
+# with the configuration, it returns the configuration the runtime uses and a coroutine function to stop it.
+Companion = Callable[[Config], Awaitable[tuple[Config, Callable[[], Awaitable[None]]]]]
 
 
-async def _start_emulator(config, port: int):
-    """``flora serve --emulator``: the project's Discord emulator in this process, seeded, with flora pointed at it."""
-    from flora_core.config import Config
-    from flora_core.emulator import EmulatorServer, seed_dev_world
-
-    emu = EmulatorServer(EMULATOR_TOKEN)
-    await emu.start("127.0.0.1", port)
-    world = seed_dev_world(emu)
-    values = dict(config.to_dict(), discord_api_base=emu.api_base, discord_token=EMULATOR_TOKEN)
-    os.environ["FLORA_DISCORD_API_BASE"] = emu.api_base  # for the API process
-    os.environ["DISCORD_TOKEN"] = EMULATOR_TOKEN
-    ch = world["channels"]["general"]["id"]
-    alice = world["users"]["alice"]["id"]
-    print(f"""
-  Discord emulator: {emu.url}  (no Discord account needed; nothing leaves this machine)
-  guild "flora dev": {world['guild']['id']}   #general: {ch}   alice: {alice}   bob: {world['users']['bob']['id']}
-  say something as alice:
-    curl -s -X POST {emu.url}/_emu/say -H 'Content-Type: application/json' \\
-      -d '{{"channel_id": "{ch}", "user_id": "{alice}", "content": "!ping hello"}}'
-  read the channel:  curl -s {emu.url}/_emu/messages/{ch}
-""", flush=True)
-    return emu, Config.from_dict(values)
-
-
-def serve(config, plugins: Plugins | None = None, *, with_api: bool = True, emulator_port: int | None = None) -> int:
+def serve(config, plugins: Plugins | None = None, *, with_api: bool = True, companion: Companion | None = None) -> int:
     """Run everything until SIGINT/SIGTERM (``flora serve``)."""
     level = getattr(logging, str(config.log_level).upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def main() -> int:
         nonlocal config
-        emu = None
-        if emulator_port is not None:
-            emu, config = await _start_emulator(config, emulator_port)
+        stop_companion = None
+        if companion is not None:
+            config, stop_companion = await companion(config)
         runtime = Runtime(config, plugins, with_api=with_api)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -499,8 +475,8 @@ def serve(config, plugins: Plugins | None = None, *, with_api: bool = True, emul
         finally:
             log.info("stopping")
             await runtime.stop()
-            if emu is not None:
-                await emu.stop()
+            if stop_companion is not None:
+                await stop_companion()
         return 1 if runtime.fatal else 0
 
     return asyncio.run(main())

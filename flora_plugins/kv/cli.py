@@ -15,7 +15,7 @@ from typing import Iterator
 
 import click
 
-from flora_core.cli import CliFailure
+from flora_cli.main import CliFailure
 from flora_core.config import load_config
 from flora_core.storage import open_database
 

@@ -109,7 +109,12 @@ def serve(ctx, use_emulator, emulator_port):
         from flora_core.runtime.supervisor import serve as run_supervisor
     except ImportError as exc:
         raise CliFailure(f"the runtime supervisor is not available: {exc}") from None
-    code = run_supervisor(config, plugins, emulator_port=emulator_port if use_emulator else None)
+    companion = None
+    if use_emulator:
+        from flora_dev.serve_emulator import emulator_companion
+
+        companion = emulator_companion(emulator_port)
+    code = run_supervisor(config, plugins, companion=companion)
     if code:
         ctx.exit(code)
 
@@ -124,7 +129,7 @@ def serve(ctx, use_emulator, emulator_port):
 @click.pass_context
 def dev(ctx, project_dir, port, emulator_port):
     """Run PROJECT_DIR against the built-in Discord emulator, redeploy on save, open a web console."""
-    from flora_core.devconsole import run_dev
+    from flora_dev.console import run_dev
 
     config = _config(ctx)
     ToolSandbox(config.bundler_sandbox).check()
@@ -144,7 +149,7 @@ def login_command(token_arg, token, api_url):
     Without a token: opens the server's Discord login in a browser when a display is available (or prints
     its address), then asks for a token made there (POST /api/tokens) or with `flora tokens create`.
     """
-    from flora_http.client import DEFAULT_API_URL
+    from flora_cli.client import DEFAULT_API_URL
 
     api_url = (api_url or os.environ.get("FLORA_API_URL") or _stored().get("api") or DEFAULT_API_URL).rstrip("/")
     token = token or token_arg
@@ -212,8 +217,9 @@ def _size(n: int) -> str:
 @click.pass_context
 def deploy(ctx, entry_arg, guild_id, root, entry_opt, api_url, token, as_json):
     """Bundle-and-deploy the project's TypeScript/JavaScript files to a guild."""
-    from flora_http.client import DEFAULT_API_URL, ApiClient, ClientError, collect_files, load_project_config, resolve_entry
-    from flora_http.auth import SNOWFLAKE
+    from flora_cli.client import (
+        DEFAULT_API_URL, SNOWFLAKE, ApiClient, ClientError, collect_files, load_project_config, resolve_entry,
+    )
 
     if entry_arg and entry_opt and entry_arg != entry_opt:
         raise click.UsageError("give the entry once, either as ENTRY or with --entry")
@@ -362,8 +368,7 @@ def _guild_option(required: bool = True):
 
 
 def _api_client(api_url, token, guild_id=None):
-    from flora_http.auth import SNOWFLAKE
-    from flora_http.client import DEFAULT_API_URL, ApiClient
+    from flora_cli.client import DEFAULT_API_URL, SNOWFLAKE, ApiClient
 
     if guild_id is not None and not SNOWFLAKE.match(guild_id):
         raise click.UsageError(f"invalid guild id {guild_id!r}: expected a Discord snowflake (digits)")
@@ -372,7 +377,7 @@ def _api_client(api_url, token, guild_id=None):
 
 
 def _call(fn, *args, **kwargs):
-    from flora_http.client import ClientError
+    from flora_cli.client import ClientError
 
     try:
         return fn(*args, **kwargs)
@@ -415,7 +420,7 @@ def deployments_list(api_url, token, as_json):
 @_JSON_OPTION
 def deployments_history(guild_id, limit, all_pages, api_url, token, as_json):
     """A guild's deployment revisions, newest first."""
-    from flora_http.cli_api import format_revision, history
+    from flora_cli.remote import format_revision, history
 
     api = _api_client(api_url, token, guild_id)
     revs, cursor = [], None
@@ -442,7 +447,7 @@ def deployments_history(guild_id, limit, all_pages, api_url, token, as_json):
 @_JSON_OPTION
 def deployments_show(revision_id, guild_id, api_url, token, as_json):
     """One revision, or the guild's current deployment without REVISION_ID."""
-    from flora_http.cli_api import describe_revision
+    from flora_cli.remote import describe_revision
 
     api = _api_client(api_url, token, guild_id)
     if revision_id:
@@ -488,7 +493,7 @@ def deployments_rollback(revision_id, guild_id, api_url, token, as_json):
 @_JSON_OPTION
 def logs_command(guild_id, limit, follow, api_url, token, as_json):
     """A guild's recent script and runtime log entries."""
-    from flora_http.cli_api import format_log, stream_logs
+    from flora_cli.remote import format_log, stream_logs
 
     api = _api_client(api_url, token, guild_id)
     entries = _call(api.request, "GET", f"logs/{guild_id}?limit={limit}") if limit else []

@@ -1,4 +1,4 @@
-"""Built-in plugin: the SDK loaded into every isolate, and the ``op_log`` op."""
+"""Built-in plugin ``sdk``: the SDK and web globals loaded into every isolate, the starter script, ``op_log`` and ``op_sleep``."""
 
 from __future__ import annotations
 
@@ -15,9 +15,16 @@ def flora_register_js_sources(register):
     import flora_sdk
     from importlib import resources
 
-    register("flora:web", resources.files("flora_core.runtime").joinpath("web.js").read_text(encoding="utf-8"), order=5)
+    register("flora:web", resources.files(__name__).joinpath("web.js").read_text(encoding="utf-8"), order=5)
     register("flora:prelude", flora_sdk.read("prelude.js"), order=10)
     register("flora:sdk", flora_sdk.read("flora.js"), order=20)
+
+
+@hookimpl
+def flora_starter_files():
+    import flora_sdk
+
+    return flora_sdk.starter_files()
 
 
 async def op_log(ctx, args):

@@ -1,4 +1,4 @@
-"""``python -m flora_core.emulator --port 8765 [--seed]``: run the emulator standalone."""
+"""``python -m flora_dev.emulator --port 8765 [--seed]``: run the emulator standalone."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .server import EmulatorServer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m flora_core.emulator",
+    p = argparse.ArgumentParser(prog="python -m flora_dev.emulator",
                                 description="Local Discord API v10 + gateway emulator.")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="port (0 = any free port)")

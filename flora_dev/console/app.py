@@ -18,8 +18,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from flora_core.bundler import BUNDLER_VERSION, BundleError
-from flora_core.emulator import EmulatorServer, seed_dev_world
-from flora_core.emulator.models import EPHEMERAL, ApiError
+from flora_dev.emulator import EmulatorServer, seed_dev_world
+from flora_dev.emulator.models import EPHEMERAL, ApiError
 from flora_core.runtime.supervisor import Runtime
 from flora_core.storage import repo
 
@@ -119,7 +119,7 @@ class DevSession:
 
     # -- deploy and watch -------------------------------------------------
     def _project_files(self) -> tuple[str, list[dict]]:
-        from flora_http.client import collect_files, load_project_config, resolve_entry
+        from flora_cli.client import collect_files, load_project_config, resolve_entry
 
         project = load_project_config(self.root)
         entry = resolve_entry(project.get("entry") or "src/main.ts", self.root)

@@ -6,7 +6,7 @@ import threading
 
 from flora_core import hookimpl
 
-from . import Database, StorageError
+from flora_core.storage import Database, StorageError
 
 
 class PostgresDatabase(Database):

@@ -14,7 +14,7 @@ from ``GET /gateway/bot``::
         emu.wait_for(lambda: len(emu.messages(ch["id"])) == 2)
 
 ``EmulatorServer`` is the asyncio-native core (``await server.start()`` inside a running loop;
-its methods must then be called on that loop). ``python -m flora_core.emulator`` runs it
+its methods must then be called on that loop). ``python -m flora_dev.emulator`` runs it
 standalone with ``/_emu/*`` JSON control routes.
 
 Modules: snowflake (ids), models (payload builders, constants, ApiError), state + messages +

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flora_core import hookimpl
 
-from . import Database, StorageError
+from flora_core.storage import Database, StorageError
 
 
 class SQLiteDatabase(Database):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 import socket
 import tomllib
 import urllib.error
@@ -21,6 +22,7 @@ from flora_core import __version__
 from flora_core.bundler import MODULE_EXTENSIONS
 
 DEFAULT_API_URL = "http://127.0.0.1:3000/api"
+SNOWFLAKE = re.compile(r"^[0-9]{1,20}$")  # a Discord id, as the API checks it
 PROJECT_CONFIG = "flora.toml"
 EXTRA_FILE_NAMES = ("package.json", "tsconfig.json")
 SKIP_DIRS = frozenset({

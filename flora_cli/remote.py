@@ -1,6 +1,6 @@
 """Client side of the deployment-history and log commands (``flora deployments …``, ``flora logs``).
 
-Plain ``urllib`` like :mod:`flora_http.client`, whose :class:`ApiClient` does
+Plain ``urllib`` like :mod:`flora_cli.client`, whose :class:`ApiClient` does
 the JSON calls; this adds the log line format (flora's CLI:
 ``<YYYY-MM-DD HH:MM:SS.mmm> <LEVEL> [<guild_id or ->] <target>: <message>``)
 and reading the Server-Sent Events log stream.
