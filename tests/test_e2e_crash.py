@@ -27,7 +27,9 @@ def crash_stack(tmp_path):
     emu = Emulator(token=BOT_TOKEN)
     emu.start()
     a, b = emulator_guild(emu, "Bomber"), emulator_guild(emu, "Bystander")
-    server = start_flora(emu, tmp_path, RUNTIME_MAX_WORKERS=1, RUNTIME_SUSPEND_BACKOFF_SECS=3)
+    # The bomb needs many seconds of CPU to reach V8's fatal OOM (more on a busy machine): the dispatch
+    # deadline must not win that race, or the isolate is restarted instead of the worker dying.
+    server = start_flora(emu, tmp_path, RUNTIME_MAX_WORKERS=1, RUNTIME_SUSPEND_BACKOFF_SECS=3, RUNTIME_DISPATCH_TIMEOUT_SECS=120)
     try:
         yield server, emu, a, b
     finally:
@@ -35,6 +37,7 @@ def crash_stack(tmp_path):
         emu.stop()
 
 
+@pytest.mark.timeout(300)
 def test_fatal_v8_oom_kills_only_the_worker(crash_stack):
     server, emu, a, b = crash_stack
     assert deploy_files(server, a["id"], {"src/main.ts": BOMB})[0] == 200
@@ -42,7 +45,7 @@ def test_fatal_v8_oom_kills_only_the_worker(crash_stack):
     control = RuntimeClient(server.data_dir / "run" / "runtime.sock")
 
     emu.user_says(a["channel_id"], a["user_id"], "!bomb")
-    entry = server.wait_log(a["id"], "suspended for")
+    entry = server.wait_log(a["id"], "suspended for", timeout=150)
     assert "killed by SIGTRAP" in entry["message"] and "while handling messageCreate" in entry["message"]
     assert "script suspended for 3s" in entry["message"]
     status = control.status()
