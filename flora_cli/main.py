@@ -19,6 +19,7 @@ from flora_core import __version__
 from flora_core.config import ConfigError, load_config
 from flora_core.sandbox import ToolSandbox
 from flora_core.plugins import PluginError, Plugins
+from flora_core.errors import RuntimeStartError
 from flora_core.storage import StorageError
 
 SERVE_HINT = "run `flora serve --emulator` to try flora offline against the built-in Discord emulator"
@@ -53,7 +54,10 @@ class FloraGroup(click.Group):
         except ConfigError as exc:
             _error(str(exc))
             code = 2
-        except (StorageError, PluginError) as exc:
+        except PluginError as exc:  # FLORA_STRICT_PLUGINS: a broken plugin is fatal
+            _error(str(exc))
+            code = 2
+        except (StorageError, RuntimeStartError) as exc:
             _error(str(exc))
             code = 1
         except OSError as exc:  # e.g. a data folder that cannot be created
@@ -553,8 +557,9 @@ def main(argv=None):
     try:
         plugins = Plugins()
         plugins.register_commands(group)
-    except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the CLI
-        click.echo(f"Warning: plugins could not add their commands: {exc}", err=True)
+    except PluginError as exc:  # strict mode (FLORA_STRICT_PLUGINS=1): the broken plugin's one line, exit 2
+        _error(str(exc))
+        sys.exit(2)
     return group.main(args=argv, prog_name="flora", obj={"plugins": plugins})
 
 

@@ -18,7 +18,7 @@ class ConfigError(Exception):
     """A configuration value is missing or invalid (one line, for stderr)."""
 
 
-def _bool(raw: Any) -> bool:
+def bool_value(raw: Any) -> bool:
     if isinstance(raw, bool):
         return raw
     text = str(raw).strip().lower()
@@ -29,7 +29,7 @@ def _bool(raw: Any) -> bool:
     raise ValueError(f"expected true or false, got {raw!r}")
 
 
-def _int_range(lo: int, hi: int | None = None) -> Callable[[Any], int]:
+def int_range(lo: int, hi: int | None = None) -> Callable[[Any], int]:
     def parse(raw: Any) -> int:
         try:
             value = int(str(raw).strip())
@@ -43,11 +43,11 @@ def _int_range(lo: int, hi: int | None = None) -> Callable[[Any], int]:
     return parse
 
 
-def _str(raw: Any) -> str:
+def text(raw: Any) -> str:
     return str(raw)
 
 
-def _choice(*allowed: str) -> Callable[[Any], str]:
+def choice(*allowed: str) -> Callable[[Any], str]:
     def parse(raw: Any) -> str:
         value = str(raw).strip().lower()
         if value not in allowed:
@@ -77,50 +77,45 @@ class Key:
 
 
 KEYS: list[Key] = [
-    Key("discord_token", "discord.bot_token", "DISCORD_TOKEN", _str, None),
-    Key("discord_client_id", "discord.client_id", "DISCORD_CLIENT_ID", _str, None),
-    Key("discord_client_secret", "discord.client_secret", "DISCORD_CLIENT_SECRET", _str, None),
-    Key("discord_redirect_uri", "discord.redirect_uri", "DISCORD_REDIRECT_URI", _str, "http://localhost:3000/auth/callback"),
-    Key("discord_api_base", "discord.api_base", "FLORA_DISCORD_API_BASE", _str, "https://discord.com/api/v10"),
+    Key("discord_token", "discord.bot_token", "DISCORD_TOKEN", text, None),
+    Key("discord_client_id", "discord.client_id", "DISCORD_CLIENT_ID", text, None),
+    Key("discord_client_secret", "discord.client_secret", "DISCORD_CLIENT_SECRET", text, None),
+    Key("discord_redirect_uri", "discord.redirect_uri", "DISCORD_REDIRECT_URI", text, "http://localhost:3000/auth/callback"),
+    Key("discord_api_base", "discord.api_base", "FLORA_DISCORD_API_BASE", text, "https://discord.com/api/v10"),
     Key("shard_ids", "discord.shard_ids", "DISCORD_SHARD_IDS", _shard_ids, None),
-    Key("shard_count", "discord.shard_count", "DISCORD_SHARD_COUNT", _int_range(1), None),
-    Key("data_dir", "data_dir", "FLORA_DATA_DIR", _str, "./data"),
-    Key("database_url", "database.url", "DATABASE_URL", _str, None),
-    Key("database_max_connections", "database.max_connections", "DATABASE_MAX_CONNECTIONS", _int_range(1), 5),
-    Key("redis_url", "cache.url", "REDIS_URL", _str, None),
-    Key("secrets_master_key", "secrets.master_key", "SECRETS_MASTER_KEY", _str, None),
-    Key("log_level", "log_level", "FLORA_LOG_LEVEL", _str, "info"),
-    Key("max_workers", "runtime.max_workers", "RUNTIME_MAX_WORKERS", _int_range(1, 64), 4),
-    Key("worker_queue_capacity", "runtime.worker_queue_capacity", "RUNTIME_WORKER_QUEUE_CAPACITY", _int_range(1), 1024),
-    Key("boot_timeout_secs", "runtime.boot_timeout_secs", "RUNTIME_BOOT_TIMEOUT_SECS", _int_range(0), 5),
-    Key("load_timeout_secs", "runtime.load_timeout_secs", "RUNTIME_LOAD_TIMEOUT_SECS", _int_range(0), 30),
-    Key("dispatch_timeout_secs", "runtime.dispatch_timeout_secs", "RUNTIME_DISPATCH_TIMEOUT_SECS", _int_range(0), 3),
-    Key("rest_timeout_ms", "runtime.rest_timeout_ms", "RUNTIME_REST_TIMEOUT_MS", _int_range(1), 8000),
-    Key("guild_concurrency", "runtime.guild_concurrency", "RUNTIME_GUILD_CONCURRENCY", _int_range(1), 4),
-    Key("max_script_bytes", "runtime.max_script_bytes", "RUNTIME_MAX_SCRIPT_BYTES", _int_range(1024), 8 * 1024 * 1024),
-    Key("max_bundle_files", "runtime.max_bundle_files", "RUNTIME_MAX_BUNDLE_FILES", _int_range(1), 200),
-    Key("max_bundle_total_bytes", "runtime.max_bundle_total_bytes", "RUNTIME_MAX_BUNDLE_TOTAL_BYTES", _int_range(1), 1024 * 1024),
-    Key("bundler_sandbox", "runtime.bundler_sandbox", "BUNDLER_SANDBOX", _choice("auto", "bwrap", "none"), "auto"),
-    Key("max_cron_jobs", "runtime.max_cron_jobs", "RUNTIME_MAX_CRON_JOBS", _int_range(0), 32),
-    Key("cron_timeout_secs", "runtime.cron_timeout_secs", "RUNTIME_CRON_TIMEOUT_SECS", _int_range(0), 5),
-    Key("show_internal_stack_frames", "runtime.show_internal_stack_frames", "RUNTIME_SHOW_INTERNAL_STACK_FRAMES", _bool, False),
-    Key("isolate_memory_mb", "runtime.isolate_memory_mb", "RUNTIME_ISOLATE_MEMORY_MB", _int_range(8, 1024), 64),
-    Key("worker_max_rss_mb", "runtime.worker_max_rss_mb", "RUNTIME_WORKER_MAX_RSS_MB", _int_range(64), 2048),
-    Key("auto_defer_ms", "runtime.auto_defer_ms", "RUNTIME_AUTO_DEFER_MS", _int_range(0, 2900), 2500),
-    Key("suspend_backoff_secs", "runtime.suspend_backoff_secs", "RUNTIME_SUSPEND_BACKOFF_SECS", _int_range(1, 3600), 5),
-    Key("kv_backend", "kv.backend", "KV_BACKEND", _str, "sqlitedict"),
-    Key("kv_url", "kv.url", "KV_URL", _str, None),
-    Key("fetch_timeout_secs", "fetch.timeout_secs", "FETCH_TIMEOUT_SECS", _int_range(1, 120), 10),
-    Key("fetch_max_response_bytes", "fetch.max_response_bytes", "FETCH_MAX_RESPONSE_BYTES", _int_range(1024), 5 * 1024 * 1024),
-    Key("fetch_allowed_private_hosts", "fetch.allowed_private_hosts", "FETCH_ALLOWED_PRIVATE_HOSTS", _str, ""),
-    Key("log_retention_per_guild", "logs.retention_per_guild", "LOG_RETENTION_PER_GUILD", _int_range(100, 10_000_000), 5000),
-    Key("api_request_timeout_secs", "api.request_timeout_secs", "API_REQUEST_TIMEOUT_SECS", _int_range(0, 3600), 10),
-    Key("api_address", "api.address", "API_ADDRESS", _str, "0.0.0.0"),
-    Key("api_port", "api.port", "API_PORT", _int_range(0, 65535), 3000),
-    Key("api_secret", "api.secret", "API_SECRET", _str, None),
-    Key("api_cookie_ttl_secs", "api.cookie_ttl_secs", "API_COOKIE_TTL_SECS", _int_range(60), 2592000),
-    Key("api_cookie_secure", "api.cookie_secure", "API_COOKIE_SECURE", _bool, False),
-    Key("api_operator_secret", "api.operator_secret", "API_OPERATOR_SECRET", _str, None),
+    Key("shard_count", "discord.shard_count", "DISCORD_SHARD_COUNT", int_range(1), None),
+    Key("data_dir", "data_dir", "FLORA_DATA_DIR", text, "./data"),
+    Key("database_url", "database.url", "DATABASE_URL", text, None),
+    Key("database_max_connections", "database.max_connections", "DATABASE_MAX_CONNECTIONS", int_range(1), 5),
+    Key("redis_url", "cache.url", "REDIS_URL", text, None),
+    Key("log_level", "log_level", "FLORA_LOG_LEVEL", text, "info"),
+    Key("max_workers", "runtime.max_workers", "RUNTIME_MAX_WORKERS", int_range(1, 64), 4),
+    Key("worker_queue_capacity", "runtime.worker_queue_capacity", "RUNTIME_WORKER_QUEUE_CAPACITY", int_range(1), 1024),
+    Key("boot_timeout_secs", "runtime.boot_timeout_secs", "RUNTIME_BOOT_TIMEOUT_SECS", int_range(0), 5),
+    Key("load_timeout_secs", "runtime.load_timeout_secs", "RUNTIME_LOAD_TIMEOUT_SECS", int_range(0), 30),
+    Key("dispatch_timeout_secs", "runtime.dispatch_timeout_secs", "RUNTIME_DISPATCH_TIMEOUT_SECS", int_range(0), 3),
+    Key("rest_timeout_ms", "runtime.rest_timeout_ms", "RUNTIME_REST_TIMEOUT_MS", int_range(1), 8000),
+    Key("guild_concurrency", "runtime.guild_concurrency", "RUNTIME_GUILD_CONCURRENCY", int_range(1), 4),
+    Key("max_script_bytes", "runtime.max_script_bytes", "RUNTIME_MAX_SCRIPT_BYTES", int_range(1024), 8 * 1024 * 1024),
+    Key("max_bundle_files", "runtime.max_bundle_files", "RUNTIME_MAX_BUNDLE_FILES", int_range(1), 200),
+    Key("max_bundle_total_bytes", "runtime.max_bundle_total_bytes", "RUNTIME_MAX_BUNDLE_TOTAL_BYTES", int_range(1), 1024 * 1024),
+    Key("bundler_sandbox", "runtime.bundler_sandbox", "BUNDLER_SANDBOX", choice("auto", "bwrap", "none"), "auto"),
+    Key("show_internal_stack_frames", "runtime.show_internal_stack_frames", "RUNTIME_SHOW_INTERNAL_STACK_FRAMES", bool_value, False),
+    Key("isolate_memory_mb", "runtime.isolate_memory_mb", "RUNTIME_ISOLATE_MEMORY_MB", int_range(8, 1024), 64),
+    Key("worker_max_rss_mb", "runtime.worker_max_rss_mb", "RUNTIME_WORKER_MAX_RSS_MB", int_range(64), 2048),
+    Key("auto_defer_ms", "runtime.auto_defer_ms", "RUNTIME_AUTO_DEFER_MS", int_range(0, 2900), 2500),
+    Key("suspend_backoff_secs", "runtime.suspend_backoff_secs", "RUNTIME_SUSPEND_BACKOFF_SECS", int_range(1, 3600), 5),
+    Key("fetch_timeout_secs", "fetch.timeout_secs", "FETCH_TIMEOUT_SECS", int_range(1, 120), 10),
+    Key("fetch_max_response_bytes", "fetch.max_response_bytes", "FETCH_MAX_RESPONSE_BYTES", int_range(1024), 5 * 1024 * 1024),
+    Key("fetch_allowed_private_hosts", "fetch.allowed_private_hosts", "FETCH_ALLOWED_PRIVATE_HOSTS", text, ""),
+    Key("log_retention_per_guild", "logs.retention_per_guild", "LOG_RETENTION_PER_GUILD", int_range(100, 10_000_000), 5000),
+    Key("api_request_timeout_secs", "api.request_timeout_secs", "API_REQUEST_TIMEOUT_SECS", int_range(0, 3600), 10),
+    Key("api_address", "api.address", "API_ADDRESS", text, "0.0.0.0"),
+    Key("api_port", "api.port", "API_PORT", int_range(0, 65535), 3000),
+    Key("api_secret", "api.secret", "API_SECRET", text, None),
+    Key("api_cookie_ttl_secs", "api.cookie_ttl_secs", "API_COOKIE_TTL_SECS", int_range(60), 2592000),
+    Key("api_cookie_secure", "api.cookie_secure", "API_COOKIE_SECURE", bool_value, False),
+    Key("api_operator_secret", "api.operator_secret", "API_OPERATOR_SECRET", text, None),
 ]
 
 
@@ -156,7 +151,7 @@ class Config:
     def require(self, *attrs: str, hint: str = "") -> None:
         for attr in attrs:
             if not getattr(self, attr):
-                key = next(k for k in KEYS if k.attr == attr)
+                key = next(k for k in all_keys() if k.attr == attr)
                 msg = f"{key.env} is required (set it in the environment or as {key.toml} in config.toml)"
                 raise ConfigError(msg + (f"; {hint}" if hint else ""))
 
@@ -170,8 +165,24 @@ def _lookup(table: dict, dotted: str) -> Any:
     return node
 
 
-def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> Config:
-    """Read ``config.toml`` (``FLORA_CONFIG`` or ``./config.toml``) and the environment."""
+_plugin_keys: list[Key] | None = None
+
+
+def all_keys(plugins=None) -> list[Key]:
+    """flora's keys and those the enabled plugins register (``flora_register_config_keys``)."""
+    global _plugin_keys
+    if plugins is not None:
+        return KEYS + plugins.config_keys()
+    if _plugin_keys is None:  # once per process: the entry points do not change while it runs
+        from .plugins import Plugins
+
+        _plugin_keys = Plugins().config_keys()
+    return KEYS + _plugin_keys
+
+
+def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | None = None, plugins=None) -> Config:
+    """Read ``config.toml`` (``FLORA_CONFIG`` or ``./config.toml``) and the environment, for flora's keys
+    and the plugins' (those of ``plugins``, else of the plugins this process loads)."""
     env = dict(os.environ if env is None else env)
     toml_path = Path(path or env.get("FLORA_CONFIG") or "config.toml")
     table: dict = {}
@@ -183,7 +194,7 @@ def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | Non
     elif path is not None or "FLORA_CONFIG" in env:
         raise ConfigError(f"config file {toml_path} does not exist")
     values: dict[str, Any] = {}
-    for key in KEYS:
+    for key in all_keys(plugins):
         raw = env.get(key.env)
         source = key.env
         if raw is None or raw == "":
@@ -201,11 +212,6 @@ def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | Non
         raise ConfigError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT")
     if cfg.shard_ids and cfg.shard_count and any(s < 0 or s >= cfg.shard_count for s in cfg.shard_ids):
         raise ConfigError(f"DISCORD_SHARD_IDS must be between 0 and DISCORD_SHARD_COUNT-1 ({cfg.shard_count - 1})")
-    if cfg.secrets_master_key:
-        key = cfg.secrets_master_key
-        if not (len(key) == 64 and all(c in "0123456789abcdefABCDEF" for c in key)) and len(key.encode()) != 32:
-            raise ConfigError(f"SECRETS_MASTER_KEY must be 32 bytes (got {len(key.encode())}): "
-                              "give 64 hex characters or exactly 32 bytes")
     if not cfg.discord_api_base.startswith(("http://", "https://")):
         raise ConfigError(f"invalid FLORA_DISCORD_API_BASE: expected an http(s) URL, got {cfg.discord_api_base!r}")
     return cfg

@@ -32,3 +32,7 @@ def invalid(field: str, reason: str) -> OpError:
 
 def forbidden(reason: str) -> OpError:
     return OpError(SCOPE_FORBIDDEN, f"Forbidden: {reason}")
+
+
+class RuntimeStartError(Exception):
+    """The runtime could not start (a worker died or never connected); the message says what did not happen."""

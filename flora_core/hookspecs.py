@@ -1,76 +1,122 @@
-"""Every hook flora offers. Built-in capabilities use these same hooks.
+"""Every hook flora offers. Built-in capabilities use these same hooks (docs/plugins.md explains each).
 
-Capability hooks take a ``register`` callable: the plugin calls
-``register(thing, ...)`` and the host validates the thing, rejects duplicates
-and records which plugin supplied it (see ``flora_core.plugins``).
+Capability hooks (``flora_register_*``) take a ``register`` callable: the plugin calls
+``register(thing, ...)`` and the host validates the thing, refuses a name another plugin already
+registered (the plugin loaded later is disabled) and records which plugin supplied it.
+
+Each docstring says in which process the hook runs and when: the **supervisor** (``flora serve``:
+gateway, routing, the embedded bus), a **worker** (V8 isolates and ops), the **API** (Flask), the
+**CLI** (any ``flora`` command). A hook may run in several; plugins must not assume they share memory.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from .config import Config
+    from .host import Register, RuntimeAPI
+    from .storage import Database
 
 hookspec = pluggy.HookspecMarker("flora")
 
 
 @hookspec
-def flora_register_ops(register):
-    """Register ops callable from scripts: ``register(name, async_fn)``; ``async_fn(ctx, args)``."""
+def flora_register_ops(register: Register) -> None:
+    """Register ops callable from scripts: ``register(name, async_fn)``, ``name`` like ``op_hello``,
+    ``async_fn(ctx: OpContext, args) -> JSON value``. Collected in every process at start (so a clash
+    is found the same way everywhere); ops run in workers, on the worker's main asyncio loop."""
 
 
 @hookspec
-def flora_register_js_sources(register):
-    """Register JavaScript loaded into every isolate before the guild's script: ``register(name, source, order=100)``."""
+def flora_register_js_sources(register: Register) -> None:
+    """Register JavaScript evaluated in every isolate before the guild's script:
+    ``register(name, source, order=100)`` (lower ``order`` runs first; the SDK uses 5–30).
+    Collected at start in every process; evaluated in workers at each isolate build."""
 
 
 @hookspec
-def flora_isolate_globals(guild_id, services):
-    """Return a dict of JSON values set as globals in a guild's isolate before the SDK runs (called in the worker at each load)."""
+def flora_isolate_globals(guild_id: str, services: Any) -> dict | None:
+    """Return JSON values to set as globals in ``guild_id``'s isolate before the JS sources run.
+    Called in the worker at every isolate build (a deploy, a restart after a deadline, a restore);
+    ``services`` is the worker's shared state (config, database, HTTP session, plugin ``resources``)."""
 
 
 @hookspec(firstresult=True)
-def flora_starter_files():
-    """Return the files (``[{path, contents}]``, entry ``src/main.ts``) deployed to a guild that has no deployment
-    yet, or ``None``; called in the supervisor. The ``sdk`` plugin returns flora's starter script."""
+def flora_starter_files() -> list[dict] | None:
+    """Return the files (``[{path, contents}]``, entry ``src/main.ts``) deployed to a guild that has no
+    deployment yet, or ``None``; the first plugin that answers wins. Called in the supervisor when a
+    guild without a deployment gets its first event. The ``sdk`` plugin returns flora's starter script."""
 
 
 @hookspec(firstresult=True)
-def flora_storage_backend(url, config):
-    """Return a ``Database`` for the ``DATABASE_URL`` ``url`` if this plugin serves its scheme, else ``None``."""
+def flora_storage_backend(url: str, config: Config) -> Database | None:
+    """Return a ``Database`` for the ``DATABASE_URL`` ``url`` if this plugin serves its scheme, else
+    ``None``; the first plugin that answers wins. Called in every process that opens the database."""
 
 
 @hookspec
-def flora_register_kv_backends(register):
-    """Register KV storage backends: ``register(name, factory)``; ``factory(config)`` returns a KV backend (``KV_BACKEND`` picks one)."""
+def flora_register_migrations(register: Register) -> None:
+    """Register the plugin's SQL migrations: ``register(folder)``, a folder (an ``importlib.resources``
+    path) holding ``sqlite/`` and ``postgres/`` with ``NNN_name.sql`` files, applied in name order after
+    the core's, once each, in every process that opens the database. Statements are split on ``;``.
+    Use ``CREATE TABLE IF NOT EXISTS`` for tables an older flora may have created already."""
 
 
 @hookspec
-def flora_register_event_sources(register):
-    """Register an event source factory: ``register(name, factory)``; ``factory(config)`` returns an object with ``async start(emit)`` and ``async stop()``."""
+def flora_register_config_keys(register: Register) -> None:
+    """Register the plugin's configuration keys: ``register(Key(attr, toml, env, parse, default))``
+    (``flora_core.config.Key``). They are read, validated and reported like the core's (one line,
+    exit 2) and become attributes of ``Config``. Collected in every process, before the config is read."""
 
 
 @hookspec
-def flora_register_blueprints(register):
-    """Register Flask blueprints served by the HTTP API: ``register(blueprint)``."""
+def flora_register_kv_backends(register: Register) -> None:
+    """Register KV storage backends: ``register(name, factory)``; ``factory(config)`` returns a
+    ``flora_plugins.kv.backend.KvBackend`` (``KV_BACKEND`` picks one). Collected at start in every process."""
 
 
 @hookspec
-def flora_register_commands(cli):
-    """Add click commands to the ``flora`` command group ``cli``."""
+def flora_register_event_sources(register: Register) -> None:
+    """Register an event source: ``register(name, factory)``; ``factory(config)`` returns an
+    ``EventSource`` (``async start(emit)``, ``async stop()``). Started by the supervisor after the
+    workers are ready; ``emit(event, guild_id, payload)`` routes an event to the guild's script."""
 
 
 @hookspec
-def flora_startup(runtime):
-    """Called in the supervisor once the runtime is up."""
+def flora_register_blueprints(register: Register) -> None:
+    """Register Flask blueprints served by the HTTP API: ``register(blueprint)``. Called in the API
+    process when the app is built; import Flask inside the hook, not at module level."""
 
 
 @hookspec
-def flora_shutdown(runtime):
-    """Called in the supervisor before the runtime stops."""
+def flora_register_commands(cli: click.Group) -> None:
+    """Add click commands to the ``flora`` command group ``cli``. Called in the CLI before the
+    command line is parsed; a command whose name is taken disables the plugin."""
 
 
 @hookspec
-def flora_script_loaded(runtime, guild_id, load_id, ok):
-    """Called in the supervisor after a guild's script was loaded (``ok``) or failed to load; ``load_id`` names that load."""
+def flora_startup(runtime: RuntimeAPI) -> None:
+    """Called in the supervisor once the runtime is up (workers ready, deployments restored, event
+    sources started). ``runtime`` is the host API: spawn tasks, log to guilds, dispatch, fail."""
 
 
 @hookspec
-def flora_deployment_changed(guild_id, revision):
-    """Called in the supervisor after a guild's script was (re)deployed; ``revision`` is a dict."""
+def flora_shutdown(runtime: RuntimeAPI) -> None:
+    """Called in the supervisor when the runtime begins to stop, before event sources and workers."""
+
+
+@hookspec
+def flora_script_loaded(runtime: RuntimeAPI, guild_id: str, load_id: str, ok: bool) -> None:
+    """Called in the supervisor after a guild's script was loaded (``ok``) or failed to load;
+    ``load_id`` names that load (cron uses it to know which registrations are current)."""
+
+
+@hookspec
+def flora_deployment_changed(guild_id: str, revision: dict) -> None:
+    """Called in the supervisor after a guild's script was (re)deployed; ``revision`` is a dict with at
+    least ``guild_id`` (the stored revision's fields when it is known)."""

@@ -1,18 +1,30 @@
 """The plugin manager and a typed facade over it.
 
-Built-in capabilities and third-party packages are both found through the
-``flora`` entry-point group and loaded the same way. The rest of flora talks to
-plugins only through :class:`Plugins`, never through ``pm.hook`` directly.
+Built-in capabilities and third-party packages are both found through the ``flora`` entry-point
+group and loaded the same way (built-ins, the entry points of the ``flora-runtime`` distribution,
+first; then the others by name). The rest of flora talks to plugins only through :class:`Plugins`,
+which calls every hook through pluggy (``pm.hook.<name>(...)``), so ``tryfirst``/``trylast``,
+wrappers and pluggy's call tracing work (``FLORA_TRACE_PLUGINS=1`` prints every hook call).
+
+A broken plugin never takes the host down: an import error, an exception inside one of its hooks,
+or a clash (an op, JS source, event source or KV backend name another plugin already registered)
+disables that plugin with one line naming it and what went wrong, and the host goes on without it.
+On a clash the plugin loaded later loses, so a built-in always keeps its names. With
+``FLORA_STRICT_PLUGINS=1`` (the tests) the same line is fatal instead (:class:`PluginError`, exit 2).
 """
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import importlib.metadata
 import logging
 import os
 import re
+import sys
+import types
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pluggy
 
@@ -21,11 +33,15 @@ from . import hookspecs
 log = logging.getLogger("flora.plugins")
 
 ENTRY_POINT_GROUP = "flora"
+DISTRIBUTION = "flora-runtime"  # whose entry points are the built-ins
+REPORTED_ENV = "FLORA_PLUGIN_PROBLEMS_REPORTED"
 OP_NAME = re.compile(r"^op_[a-z][a-z0-9_]*$")
+_said: set[str] = set()  # problem lines this process has logged (several Plugins() may meet the same one)
+_current: contextvars.ContextVar[str | None] = contextvars.ContextVar("flora_plugin", default=None)
 
 
 class PluginError(Exception):
-    """A plugin could not be loaded or registered something invalid."""
+    """A plugin could not be loaded or registered something invalid (one line, names the plugin)."""
 
 
 @dataclass
@@ -33,6 +49,7 @@ class LoadedPlugin:
     name: str
     version: str | None
     module: str
+    builtin: bool = False
     registered: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -41,92 +58,161 @@ def _disabled() -> set[str]:
     return {p.strip() for p in raw.split(",") if p.strip()}
 
 
-def _strict() -> bool:
+def strict() -> bool:
     return os.environ.get("FLORA_STRICT_PLUGINS", "").lower() in ("1", "true", "yes")
 
 
-def build_plugin_manager(load_entry_points: bool = True) -> tuple[pluggy.PluginManager, dict[str, LoadedPlugin]]:
-    """Create the manager and load every entry point of the ``flora`` group, one at a time.
-
-    A plugin that fails to import is logged and skipped (unless
-    ``FLORA_STRICT_PLUGINS`` is set, as in the tests), so one broken
-    third-party package cannot take the runtime down.
-    """
-    pm = pluggy.PluginManager("flora")
-    pm.add_hookspecs(hookspecs)
-    loaded: dict[str, LoadedPlugin] = {}
-    if not load_entry_points:
-        return pm, loaded
-    disabled = _disabled()
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    """The ``flora`` entry points, built-ins first, then by name; the first of a duplicated name wins."""
     seen: set[str] = set()
-    for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        if ep.name in seen:
-            continue
-        seen.add(ep.name)
-        if ep.name in disabled:
-            log.info("plugin %s disabled by FLORA_DISABLE_PLUGINS", ep.name)
-            continue
-        try:
-            module = ep.load()
-            pm.register(module, name=ep.name)
-        except Exception as exc:  # noqa: BLE001 - isolate broken plugins
-            if _strict():
-                raise PluginError(f"plugin {ep.name!r} failed to load: {exc}") from exc
-            log.error("plugin %s failed to load and was skipped: %s", ep.name, exc)
-            continue
-        version = ep.dist.version if ep.dist is not None else None
-        loaded[ep.name] = LoadedPlugin(ep.name, version, ep.value)
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(str(exc)) from exc
-    return pm, loaded
+    found = []
+    for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP),
+                     key=lambda e: (not _is_builtin(e), e.name)):
+        if ep.name not in seen:
+            seen.add(ep.name)
+            found.append(ep)
+    return found
+
+
+def _is_builtin(ep: importlib.metadata.EntryPoint) -> bool:
+    return ep.dist is not None and ep.dist.name == DISTRIBUTION
+
+
+class _Disable(Exception):
+    """Raised inside a collection to disable the plugin named and start over."""
+
+    def __init__(self, plugin: str, reason: str):
+        super().__init__(reason)
+        self.plugin = plugin
+        self.reason = reason
 
 
 class Plugins:
-    """Typed access to what plugins registered."""
+    """Typed access to what plugins registered, and the one caller of hooks."""
 
-    def __init__(self, pm: pluggy.PluginManager | None = None, loaded: dict[str, LoadedPlugin] | None = None):
-        if pm is None:
-            pm, loaded = build_plugin_manager()
-        self.pm = pm
-        self.loaded = loaded or {}
+    def __init__(self, *, entry_points: bool = True):
+        self.pm = pluggy.PluginManager("flora")
+        self.pm.add_hookspecs(hookspecs)
+        self.loaded: dict[str, LoadedPlugin] = {}
+        self.failed: dict[str, str] = {}  # plugin -> the line that disabled it
+        self._order: dict[str, int] = {}
+        self._cache: dict[str, Any] = {}
+        if os.environ.get("FLORA_TRACE_PLUGINS", "").lower() in ("1", "true", "yes"):
+            self.pm.trace.root.setwriter(lambda text: sys.stderr.write(f"flora plugins: {text}"))
+            self.pm.enable_tracing()
+        if entry_points:
+            self._load_entry_points()
+        self._check_pending()
+        self._settle()
+        os.environ.setdefault(REPORTED_ENV, str(os.getpid()))
 
-    # -- helpers ---------------------------------------------------------
-    def _plugin_name(self, impl) -> str:
-        return self.pm.get_name(impl.plugin) or repr(impl.plugin)
+    # -- loading -------------------------------------------------------------------------------
+    def _load_entry_points(self) -> None:
+        disabled = _disabled()
+        for ep in _entry_points():
+            if ep.name in disabled:
+                log.info("plugin %s disabled by FLORA_DISABLE_PLUGINS", ep.name)
+                continue
+            try:
+                module = ep.load()
+            except Exception as exc:  # noqa: BLE001 - isolate broken plugins
+                self._fail(ep.name, f"plugin {ep.name} failed to load and was skipped: {exc}", loaded=False)
+                continue
+            version = ep.dist.version if ep.dist is not None else None
+            self.add(module, ep.name, version=version, module=ep.value, builtin=_is_builtin(ep))
+
+    def add(self, plugin: object, name: str, *, version: str | None = None, module: str | None = None,
+            builtin: bool = False) -> None:
+        """Register ``plugin`` (a module or an object with hook implementations) under ``name``."""
+        try:
+            self.pm.register(_guarded(self, name, plugin), name=name)
+        except (pluggy.PluginValidationError, ValueError) as exc:
+            self._fail(name, f"plugin {name} was not loaded: {exc}", loaded=False)
+            return
+        self._order[name] = len(self._order)
+        self.loaded[name] = LoadedPlugin(name, version, module or getattr(plugin, "__name__", type(plugin).__name__),
+                                         builtin)
+        self._cache.clear()
+
+    def remove(self, name: str) -> None:
+        if self.pm.get_plugin(name) is not None:
+            self.pm.unregister(name=name)
+        self.loaded.pop(name, None)
+        self._cache.clear()
+
+    def _check_pending(self) -> None:
+        """A hook implementation with no spec (a misspelled hook name) disables its plugin."""
+        for _ in range(len(self.loaded) + 1):
+            try:
+                self.pm.check_pending()
+                return
+            except pluggy.PluginValidationError as exc:
+                offender = (self.pm.get_name(exc.plugin) if exc.plugin is not None else None) or "?"
+                self._fail(offender, f"plugin {offender}: {exc}")
+
+    def _fail(self, plugin: str, line: str, *, loaded: bool = True) -> None:
+        """Disable ``plugin`` with ``line`` (fatal when strict)."""
+        if strict():
+            raise PluginError(line)
+        # said once per process tree: the processes a reporting one starts (workers, the API) stay quiet
+        reported = os.environ.get(REPORTED_ENV, str(os.getpid())) != str(os.getpid()) or line in _said
+        _said.add(line)
+        log.log(logging.DEBUG if reported else logging.ERROR, "%s", line)
+        self.failed[plugin] = line
+        if loaded:
+            self.remove(plugin)
+
+    # -- registration hooks --------------------------------------------------------------------
+    def _settle(self) -> None:
+        """Collect every process-independent registration once, so that a clash disables the same
+        plugin in every process (supervisor, workers, API, CLI) before anything uses it."""
+        for _ in range(len(self.loaded) + 1):
+            try:
+                self.ops(), self.js_sources(), self.event_sources(), self.kv_backends()
+                self.config_keys(), self.migrations()
+                return
+            except _Disable as exc:
+                self._fail(exc.plugin, exc.reason)
+
+    def _collect(self, hook_name: str, validate: Callable[..., tuple[str, Any]], kind: str) -> dict[str, tuple[Any, str]]:
+        """Call a ``flora_register_*`` hook through pluggy; ``register`` records who registered what."""
+        if hook_name in self._cache:
+            return self._cache[hook_name]
+        out: dict[str, tuple[Any, str]] = {}
+        records: list[tuple[str, str]] = []
+
+        def register(*args, **kwargs):
+            plugin = _current.get() or "?"
+            try:
+                key, value = validate(*args, **kwargs)
+            except PluginError as exc:
+                raise _Disable(plugin, f"plugin {plugin}: {exc}") from None
+            if key in out:
+                owner = out[key][1]
+                # the plugin loaded later loses (pluggy calls the latest first, so it may be either)
+                loser, winner = (plugin, owner) if self._rank(plugin) > self._rank(owner) else (owner, plugin)
+                raise _Disable(loser, f"plugin {loser} was disabled: its {kind} {key!r} is already registered by {winner}")
+            out[key] = (value, plugin)
+            records.append((plugin, key))
+
+        self._call(hook_name, register=register)
+        for plugin, key in records:
+            self._record(plugin, kind, key)
+        self._cache[hook_name] = out
+        return out
+
+    def _rank(self, plugin: str) -> int:
+        return self._order.get(plugin, len(self._order))
+
+    def _call(self, hook_name: str, **kwargs):
+        return getattr(self.pm.hook, hook_name)(**kwargs)
 
     def _record(self, plugin: str, kind: str, what: str) -> None:
         entry = self.loaded.get(plugin)
-        if entry is None:
-            entry = self.loaded[plugin] = LoadedPlugin(plugin, None, plugin)
-        entry.registered.setdefault(kind, []).append(what)
+        if entry is not None and what not in entry.registered.setdefault(kind, []):
+            entry.registered[kind].append(what)
 
-    def _collect(self, hook_name: str, validate: Callable[..., tuple[str, Any]], kind: str) -> dict[str, tuple[Any, str]]:
-        """Call a ``flora_register_*`` hook on each plugin with its own ``register``."""
-        out: dict[str, tuple[Any, str]] = {}
-        caller = getattr(self.pm.hook, hook_name)
-        for impl in caller.get_hookimpls():  # registration order: the first plugin wins
-            plugin = self._plugin_name(impl)
-
-            def register(*args, _plugin=plugin, **kwargs):
-                key, value = validate(*args, **kwargs)
-                if key in out:
-                    raise PluginError(f"{kind} {key!r} from plugin {_plugin!r} is already registered by {out[key][1]!r}")
-                out[key] = (value, _plugin)
-                self._record(_plugin, kind, key)
-
-            try:
-                impl.function(register=register)
-            except PluginError:
-                raise
-            except Exception as exc:  # noqa: BLE001
-                if _strict():
-                    raise PluginError(f"plugin {plugin!r} failed in {hook_name}: {exc}") from exc
-                log.error("plugin %s failed in %s: %s", plugin, hook_name, exc)
-        return out
-
-    # -- capabilities ----------------------------------------------------
+    # -- capabilities --------------------------------------------------------------------------
     def ops(self) -> dict[str, Callable]:
         def validate(name, fn):
             if not isinstance(name, str) or not OP_NAME.match(name):
@@ -135,9 +221,7 @@ class Plugins:
                 raise PluginError(f"op {name!r} is not callable")
             return name, fn
 
-        if not hasattr(self, "_ops"):
-            self._ops = {k: v[0] for k, v in self._collect("flora_register_ops", validate, "op").items()}
-        return self._ops
+        return {k: v[0] for k, v in self._collect("flora_register_ops", validate, "op").items()}
 
     def js_sources(self) -> list[tuple[str, str]]:
         def validate(name, source, order=100):
@@ -145,10 +229,8 @@ class Plugins:
                 raise PluginError(f"js source {name!r} must be a string")
             return name, (order, source)
 
-        if not hasattr(self, "_js"):
-            found = self._collect("flora_register_js_sources", validate, "js_source")
-            self._js = [(name, src) for name, ((order, src), _) in sorted(found.items(), key=lambda kv: (kv[1][0][0], kv[0]))]
-        return self._js
+        found = self._collect("flora_register_js_sources", validate, "js_source")
+        return [(name, src) for name, ((order, src), _) in sorted(found.items(), key=lambda kv: (kv[1][0][0], kv[0]))]
 
     def event_sources(self) -> dict[str, Callable]:
         def validate(name, factory):
@@ -156,17 +238,7 @@ class Plugins:
                 raise PluginError(f"event source {name!r} is not callable")
             return name, factory
 
-        if not hasattr(self, "_sources"):
-            self._sources = {k: v[0] for k, v in self._collect("flora_register_event_sources", validate, "event_source").items()}
-        return self._sources
-
-    def blueprints(self) -> list:
-        def validate(blueprint):
-            return blueprint.name, blueprint
-
-        if not hasattr(self, "_blueprints"):
-            self._blueprints = [v[0] for v in self._collect("flora_register_blueprints", validate, "blueprint").values()]
-        return self._blueprints
+        return {k: v[0] for k, v in self._collect("flora_register_event_sources", validate, "event_source").items()}
 
     def kv_backends(self) -> dict[str, Callable]:
         def validate(name, factory):
@@ -176,53 +248,163 @@ class Plugins:
                 raise PluginError(f"KV backend {name!r} is not callable")
             return name, factory
 
-        if not hasattr(self, "_kv_backends"):
-            self._kv_backends = {k: v[0] for k, v in self._collect("flora_register_kv_backends", validate, "kv_backend").items()}
-        return self._kv_backends
+        return {k: v[0] for k, v in self._collect("flora_register_kv_backends", validate, "kv_backend").items()}
+
+    def config_keys(self) -> list:
+        """Keys plugins add to the configuration; one that reuses a core key's name disables its plugin."""
+        from .config import KEYS, Key
+
+        def validate(key):
+            if not isinstance(key, Key):
+                raise PluginError(f"config key {key!r} is not a flora_core.config.Key")
+            for core in KEYS:
+                if key.attr == core.attr or key.env == core.env or key.toml == core.toml:
+                    raise PluginError(f"config key {key.env} clashes with flora's own {core.env}")
+            return key.env, key
+
+        return [v[0] for v in self._collect("flora_register_config_keys", validate, "config_key").values()]
+
+    def migrations(self) -> list[tuple[str, Any]]:
+        """``[(plugin, folder)]`` in load order (built-ins first)."""
+        def validate(folder):
+            if not hasattr(folder, "joinpath"):
+                raise PluginError(f"migrations folder {folder!r} must be a path")
+            return _current.get() or "?", folder
+
+        found = self._collect("flora_register_migrations", validate, "migrations")
+        return sorted(((plugin, folder) for plugin, (folder, _) in found.items()), key=lambda pf: self._rank(pf[0]))
+
+    def blueprints(self) -> list:
+        """The API's blueprints; a plugin whose blueprint name clashes is disabled (in the API process)."""
+        def validate(blueprint):
+            return blueprint.name, blueprint
+
+        for _ in range(len(self.loaded) + 1):
+            try:
+                return [v[0] for v in self._collect("flora_register_blueprints", validate, "blueprint").values()]
+            except _Disable as exc:
+                self._fail(exc.plugin, exc.reason)
+        return []
 
     def isolate_globals(self, guild_id: str, services) -> dict:
         out: dict = {}
-        for result in self.pm.hook.flora_isolate_globals(guild_id=guild_id, services=services):
+        for result in self._call("flora_isolate_globals", guild_id=guild_id, services=services):
             if result:
                 out.update(result)
         return out
 
-    def starter_files(self) -> list[dict] | None:
-        return self.pm.hook.flora_starter_files()
-
     def storage_backend(self, url: str, config):
-        return self.pm.hook.flora_storage_backend(url=url, config=config)
+        return self._call("flora_storage_backend", url=url, config=config)
+
+    def starter_files(self) -> list[dict] | None:
+        return self._call("flora_starter_files")
 
     def register_commands(self, cli) -> None:
-        for impl in self.pm.hook.flora_register_commands.get_hookimpls():
-            before = set(cli.commands)
-            try:
-                impl.function(cli=cli)
-            except Exception as exc:  # noqa: BLE001
-                if _strict():
-                    raise
-                log.error("plugin %s failed to add CLI commands: %s", self._plugin_name(impl), exc)
-            for name in sorted(set(cli.commands) - before):
-                self._record(self._plugin_name(impl), "command", name)
+        """Let plugins add CLI commands to the ``flora`` group ``cli``; a plugin that fails, or adds a
+        command whose name is taken, is disabled (its commands are taken back)."""
+        self._call("flora_register_commands", cli=cli)
 
-    # -- lifecycle -------------------------------------------------------
+    # -- lifecycle -------------------------------------------------------------------------------
     def startup(self, runtime) -> None:
-        self.pm.hook.flora_startup(runtime=runtime)
+        self._call("flora_startup", runtime=runtime)
 
     def shutdown(self, runtime) -> None:
-        self.pm.hook.flora_shutdown(runtime=runtime)
+        self._call("flora_shutdown", runtime=runtime)
 
     def script_loaded(self, runtime, guild_id: str, load_id: str, ok: bool) -> None:
-        self.pm.hook.flora_script_loaded(runtime=runtime, guild_id=guild_id, load_id=load_id, ok=ok)
+        self._call("flora_script_loaded", runtime=runtime, guild_id=guild_id, load_id=load_id, ok=ok)
 
     def deployment_changed(self, guild_id: str, revision: dict) -> None:
-        self.pm.hook.flora_deployment_changed(guild_id=guild_id, revision=revision)
+        self._call("flora_deployment_changed", guild_id=guild_id, revision=revision)
 
-    # -- introspection ---------------------------------------------------
+    # -- introspection ---------------------------------------------------------------------------
     def describe(self) -> list[dict]:
         """Every loaded plugin with its version and what it registered."""
-        self.ops(), self.js_sources(), self.event_sources(), self.blueprints(), self.kv_backends()
+        self.blueprints()
         return [
-            {"name": p.name, "version": p.version, "module": p.module, "registered": {k: sorted(v) for k, v in p.registered.items()}}
+            {"name": p.name, "version": p.version, "module": p.module, "builtin": p.builtin,
+             "registered": {k: sorted(v) for k, v in p.registered.items() if v}}
             for p in sorted(self.loaded.values(), key=lambda p: p.name)
         ]
+
+    def names(self) -> Iterator[str]:
+        return iter(self.loaded)
+
+
+def _guarded(host: Plugins, name: str, plugin: object) -> object:
+    """``plugin`` with each hook implementation wrapped: it runs with its plugin's name known (for
+    ``register``), and an exception inside it disables the plugin instead of breaking the hook call.
+    Wrappers (``wrapper=True``/``hookwrapper=True``) are left as they are: they wrap the call itself."""
+    proxy = types.SimpleNamespace(__name__=getattr(plugin, "__name__", type(plugin).__name__))
+    for attr in dir(plugin):
+        if attr.startswith("__"):
+            continue
+        try:
+            fn = getattr(plugin, attr)
+        except Exception:  # noqa: BLE001 - an odd attribute is not a hook
+            continue
+        opts = getattr(fn, "flora_impl", None)
+        if not callable(fn) or not isinstance(opts, dict):
+            continue
+        if opts.get("wrapper") or opts.get("hookwrapper"):
+            setattr(proxy, attr, fn)
+        else:
+            setattr(proxy, attr, _guard(host, name, attr, fn))
+    return proxy
+
+
+def _guard(host: Plugins, plugin: str, hook: str, fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        token = _current.set(plugin)
+        commands = _commands_of(hook, args, kwargs)
+        before = dict(commands) if commands is not None else None
+        try:
+            result = fn(*args, **kwargs)
+        except (_Disable, PluginError):
+            raise
+        except _host_errors():  # flora's own errors (a database that cannot be reached…) are for the caller
+            raise
+        except Exception as exc:  # noqa: BLE001 - one plugin's bug is not the host's
+            if commands is not None:
+                commands.clear()
+                commands.update(before or {})
+                host._fail(plugin, f"plugin {plugin} was disabled: it failed in {hook}: {exc}")
+                return None
+            if strict():
+                raise PluginError(f"plugin {plugin} failed in {hook}: {exc}") from exc
+            if hook.startswith("flora_register_"):
+                raise _Disable(plugin, f"plugin {plugin} was disabled: it failed in {hook}: {exc}") from None
+            log.error("plugin %s failed in %s: %s", plugin, hook, exc)
+            return None
+        finally:
+            _current.reset(token)
+        if commands is not None and before is not None:
+            taken = sorted(n for n in before if commands.get(n) is not before[n])
+            added = sorted(n for n in commands if n not in before)
+            if taken:
+                commands.clear()
+                commands.update(before)
+                host._fail(plugin, f"plugin {plugin} was disabled: its CLI command {taken[0]!r} already exists")
+                return None
+            for name in added:
+                host._record(plugin, "command", name)
+        return result
+
+    return call
+
+
+def _host_errors() -> tuple[type[BaseException], ...]:
+    from .config import ConfigError
+    from .storage import StorageError
+
+    return (ConfigError, StorageError)
+
+
+def _commands_of(hook: str, args: tuple, kwargs: dict) -> dict | None:
+    """The click group's command table, for the hook that adds CLI commands."""
+    if hook != "flora_register_commands":
+        return None
+    cli = kwargs.get("cli", args[0] if args else None)
+    commands = getattr(cli, "commands", None)
+    return commands if isinstance(commands, dict) else None

@@ -76,7 +76,7 @@ def test_plugin_routes_get_generic_or_declared_entries(config, db):
             register(bp)
 
     plugins = Plugins()
-    plugins.pm.register(HelloPlugin(), name="hello-test")
+    plugins.add(HelloPlugin(), "hello-test")
     app = create_app(config, plugins, db, runtime=object())
     spec = app.test_client().get("/api-docs/openapi.json").get_json()
     generic = spec["paths"]["/hello/{name}"]

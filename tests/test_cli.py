@@ -172,8 +172,8 @@ def test_plugins_add_commands_and_a_broken_one_does_not_break_the_cli(env, runne
             raise RuntimeError("boom")
 
     plugins = Plugins()
-    plugins.pm.register(Greeter(), name="greeter")
-    plugins.pm.register(Broken(), name="broken")
+    plugins.add(Greeter(), "greeter")
+    plugins.add(Broken(), "broken")
     try:
         group = make_cli()
         plugins.register_commands(group)
@@ -182,8 +182,8 @@ def test_plugins_add_commands_and_a_broken_one_does_not_break_the_cli(env, runne
         described = {p["name"]: p for p in json.loads(runner.invoke(group, ["plugins", "--json"], obj={"plugins": plugins}).stdout)}
         assert described["greeter"]["registered"]["command"] == ["hello"]
     finally:
-        plugins.pm.unregister(name="greeter")
-        plugins.pm.unregister(name="broken")
+        plugins.remove("greeter")
+        plugins.remove("broken")
 
 
 # -- deploy: local problems ---------------------------------------------------------------------

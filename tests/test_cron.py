@@ -8,7 +8,8 @@ import datetime as dt
 
 import pytest
 
-from flora_core.config import KEYS, Config
+from flora_core.config import Config, all_keys
+from flora_core.plugins import Plugins
 from flora_core.errors import OpError
 from flora_core.runtime.opctx import OpContext, WorkerServices
 from flora_plugins.storage.postgres import PostgresDatabase
@@ -29,7 +30,7 @@ def minute(n: int) -> str:
 
 
 def config(**values) -> Config:
-    base = {k.attr: k.default for k in KEYS}
+    base = {k.attr: k.default for k in all_keys()}
     base.update(values)
     return Config(base)
 
@@ -40,7 +41,7 @@ def db(request, tmp_path):
         database = SQLiteDatabase(str(tmp_path / "flora.db"))
     else:
         database = PostgresDatabase(request.getfixturevalue("postgres_url"))
-    database.migrate()
+    database.migrate(Plugins().migrations())
     yield database
     database.close()
 
@@ -48,7 +49,7 @@ def db(request, tmp_path):
 @pytest.fixture
 def sqlite_db(tmp_path):
     database = SQLiteDatabase(str(tmp_path / "flora.db"))
-    database.migrate()
+    database.migrate(Plugins().migrations())
     yield database
     database.close()
 

@@ -471,7 +471,7 @@ def test_a_plugin_blueprint_is_served_with_the_same_global_behaviour(config, db,
             register(bp)
 
     plugins = Plugins()
-    plugins.pm.register(Hello(), name="hello")
+    plugins.add(Hello(), "hello")
     try:
         client = create_app(config, plugins, db, runtime.client()).test_client()
         resp = client.get("/api/hello")
@@ -481,7 +481,7 @@ def test_a_plugin_blueprint_is_served_with_the_same_global_behaviour(config, db,
         assert client.get("/api/health").get_data(as_text=True) == "ok"
         assert {p["name"]: p for p in plugins.describe()}["hello"]["registered"] == {"blueprint": ["hello"]}
     finally:
-        plugins.pm.unregister(name="hello")
+        plugins.remove("hello")
 
 
 def test_the_api_process_never_imports_v8(tmp_path):

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from flora_core import hookimpl
-from flora_core.plugins import PluginError, Plugins, build_plugin_manager
+from flora_core.plugins import PluginError, Plugins
 
 BUILTINS = {"sqlite_storage", "postgres_storage", "discord_gateway", "sdk", "discord_ops", "api_core"}
 
@@ -56,15 +56,15 @@ def fake_dist(tmp_path, monkeypatch):
 def test_broken_plugin_is_skipped_unless_strict(fake_dist, monkeypatch, caplog):
     fake_dist("fake_broken", "raise RuntimeError('kaboom')\n")
     monkeypatch.setenv("FLORA_STRICT_PLUGINS", "0")
-    pm, loaded = build_plugin_manager()
-    assert "fake_broken" not in loaded and "discord_ops" in loaded
+    plugins = Plugins()
+    assert "fake_broken" not in plugins.loaded and "discord_ops" in plugins.loaded
     assert "plugin fake_broken failed to load and was skipped: kaboom" in caplog.text
     monkeypatch.setenv("FLORA_STRICT_PLUGINS", "1")
     with pytest.raises(PluginError, match="fake_broken"):
-        build_plugin_manager()
+        Plugins()
 
 
-def test_misspelled_hook_fails_loudly(fake_dist):
+def test_misspelled_hook_disables_the_plugin_or_is_fatal_when_strict(fake_dist, monkeypatch, caplog):
     fake_dist("fake_typo", """
         from flora_core import hookimpl
         @hookimpl
@@ -72,7 +72,11 @@ def test_misspelled_hook_fails_loudly(fake_dist):
             pass
     """)
     with pytest.raises(PluginError, match="flora_register_opz"):
-        build_plugin_manager()
+        Plugins()
+    monkeypatch.setenv("FLORA_STRICT_PLUGINS", "0")
+    plugins = Plugins()
+    assert "fake_typo" not in plugins.loaded and "flora_register_opz" in plugins.failed["fake_typo"]
+    assert "op_send_message" in plugins.ops()
 
 
 def test_third_party_op_is_recorded_with_its_version(fake_dist):
@@ -87,16 +91,34 @@ def test_third_party_op_is_recorded_with_its_version(fake_dist):
     plugins = Plugins()
     assert "op_hello" in plugins.ops()
     entry = {p["name"]: p for p in plugins.describe()}["fake_hello"]
-    assert entry["version"] == "1.2.3" and entry["registered"] == {"op": ["op_hello"]}
+    assert entry["version"] == "1.2.3" and entry["registered"] == {"op": ["op_hello"]} and entry["builtin"] is False
+    assert {p["name"]: p for p in plugins.describe()}["discord_ops"]["builtin"] is True
 
 
-class Duplicate:
+DUPLICATE = """
+    from flora_core import hookimpl
+    async def op_send_message(ctx, args):
+        return None
+    async def op_fake_extra(ctx, args):
+        return None
     @hookimpl
-    def flora_register_ops(self, register):
-        async def op_send_message(ctx, args):
-            return None
-
+    def flora_register_ops(register):
+        register("op_fake_extra", op_fake_extra)
         register("op_send_message", op_send_message)
+"""
+
+
+def test_a_duplicate_op_disables_the_third_party_plugin_and_the_built_in_keeps_it(fake_dist, monkeypatch, caplog):
+    fake_dist("fake_aaa_dup", DUPLICATE)  # sorts before every built-in: load order, not names, decides
+    monkeypatch.setenv("FLORA_STRICT_PLUGINS", "0")
+    plugins = Plugins()
+    line = "plugin fake_aaa_dup was disabled: its op 'op_send_message' is already registered by discord_ops"
+    assert plugins.failed == {"fake_aaa_dup": line} and line in caplog.text
+    assert "fake_aaa_dup" not in plugins.loaded and "op_fake_extra" not in plugins.ops()
+    assert plugins.ops()["op_send_message"].__module__.startswith("flora_plugins.discord_ops")
+    monkeypatch.setenv("FLORA_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match=line):
+        Plugins()
 
 
 class BadName:
@@ -105,15 +127,67 @@ class BadName:
         register("sendMessage", lambda ctx, args: None)
 
 
+class Raises:
+    @hookimpl
+    def flora_register_js_sources(self, register):
+        raise RuntimeError("no JS today")
+
+
 @pytest.mark.parametrize("plugin,message", [
-    (Duplicate(), "op 'op_send_message' from plugin 'dup' is already registered by 'discord_ops'"),
-    (BadName(), "invalid op name 'sendMessage'"),
+    (BadName(), "plugin bad: invalid op name 'sendMessage'"),
+    (Raises(), "plugin bad was disabled: it failed in flora_register_js_sources: no JS today"),
 ])
-def test_bad_registrations_are_rejected(plugin, message):
-    pm, loaded = build_plugin_manager()
-    pm.register(plugin, name="dup")
-    try:
-        with pytest.raises(PluginError, match=message.replace("(", r"\(").replace(")", r"\)")):
-            Plugins(pm, loaded).ops()
-    finally:
-        pm.unregister(plugin)
+def test_bad_registrations_disable_the_plugin(plugin, message, monkeypatch):
+    monkeypatch.setenv("FLORA_STRICT_PLUGINS", "0")
+    plugins = Plugins()
+    plugins.add(plugin, "bad")
+    plugins._settle()
+    assert plugins.failed["bad"].startswith(message) and "bad" not in plugins.loaded
+    assert "op_send_message" in plugins.ops() and plugins.js_sources()
+
+
+def test_hooks_go_through_pluggy_tryfirst_and_wrappers_work():
+    """The facade calls pm.hook: a tryfirst implementation runs first even when registered first
+    (pluggy otherwise calls the latest first), and a wrapper sees every result."""
+    import flora_plugins.cron as cron
+    from types import SimpleNamespace
+
+    calls: list = []
+
+    class Early:
+        @hookimpl(tryfirst=True)
+        def flora_isolate_globals(self, guild_id, services):
+            calls.append("early")
+            return {"early": 1}
+
+    class Plain:
+        @hookimpl
+        def flora_isolate_globals(self, guild_id, services):
+            calls.append("plain")
+            return {"plain": 2}
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def flora_isolate_globals(self, guild_id, services):
+            calls.append("wrapper-before")
+            results = yield
+            calls.append(("wrapper-after", results))
+            return results
+
+    plugins = Plugins(entry_points=False)
+    plugins.add(Early(), "early")
+    plugins.add(Plain(), "plain-first")
+    plugins.add(cron, "cron")
+    plugins.add(Wrapper(), "wrapper")
+    merged = plugins.isolate_globals("1", SimpleNamespace(resources={}))
+    # "early" was registered first: only tryfirst puts it before the others (pluggy calls the latest
+    # first), here before the built-in cron's implementation, which counts the build
+    assert calls == ["wrapper-before", "early", "plain", ("wrapper-after", [{"early": 1}, {}, {"plain": 2}])]
+    assert merged == {"early": 1, "plain": 2}
+
+
+def test_trace_prints_every_hook_call(monkeypatch, capsys):
+    monkeypatch.setenv("FLORA_TRACE_PLUGINS", "1")
+    plugins = Plugins()
+    plugins.starter_files()
+    assert "flora_starter_files" in capsys.readouterr().err

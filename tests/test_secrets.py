@@ -7,7 +7,8 @@ import sqlite3
 
 import pytest
 
-from flora_core.config import Config, KEYS
+from flora_core.config import Config, all_keys
+from flora_core.plugins import Plugins
 from flora_core.runtime.opctx import WorkerServices
 from flora_plugins.storage.postgres import PostgresDatabase
 from flora_plugins.storage.sqlite import SQLiteDatabase
@@ -24,7 +25,7 @@ GUILD = "123456789012345678"
 
 
 def config(**values) -> Config:
-    base = {k.attr: k.default for k in KEYS}
+    base = {k.attr: k.default for k in all_keys()}
     base.update(values)
     return Config(base)
 
@@ -32,7 +33,7 @@ def config(**values) -> Config:
 @pytest.fixture
 def sqlite_db(tmp_path):
     db = SQLiteDatabase(str(tmp_path / "flora.db"))
-    db.migrate()
+    db.migrate(Plugins().migrations())
     yield db
     db.close()
 
@@ -40,7 +41,7 @@ def sqlite_db(tmp_path):
 @pytest.fixture
 def postgres_db(postgres_url):
     db = PostgresDatabase(postgres_url)
-    db.migrate()
+    db.migrate(Plugins().migrations())
     yield db
     db.close()
 

@@ -22,14 +22,67 @@ def db(request, tmp_path):
 
 
 def test_migrations_are_idempotent(db):
-    db.migrate()
-    db.migrate()
+    plugin_migrations = Plugins().migrations()
+    db.migrate(plugin_migrations)
+    db.migrate(plugin_migrations)
     from importlib import resources
 
     shipped = sorted(p.name for p in resources.files("flora_core.storage").joinpath("migrations", db.dialect).iterdir()
                      if p.name.endswith(".sql"))
     assert shipped[0] == "001_init.sql"
-    assert sorted(r["version"] for r in db.fetchall("SELECT version FROM schema_migrations")) == shipped
+    plugins = sorted(f"{owner}/{p.name}" for owner, folder in plugin_migrations for p in folder.joinpath(db.dialect).iterdir())
+    assert {"cron/001_cron_jobs.sql", "kv/001_kv_stores.sql", "secrets/001_guild_secrets.sql"} <= set(plugins)
+    assert sorted(r["version"] for r in db.fetchall("SELECT version FROM schema_migrations")) == sorted(shipped + plugins)
+
+
+def _tables(db) -> set[str]:
+    if db.dialect == "sqlite":
+        rows = db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")
+    else:
+        rows = db.fetchall("SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()")
+    return {r["name"] for r in rows}
+
+
+PLUGIN_TABLES = {"kv_stores", "guild_secrets", "cron_jobs", "cron_loads"}
+
+
+def test_a_disabled_plugins_tables_do_not_exist_until_it_is_enabled(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    config = load_config(env={"DATABASE_URL": url, "FLORA_DATA_DIR": str(tmp_path)})
+    monkeypatch.setenv("FLORA_DISABLE_PLUGINS", "kv,secrets,cron")
+    bare = open_database(config, Plugins())
+    assert not _tables(bare) & PLUGIN_TABLES and "deployments" in _tables(bare)
+    monkeypatch.delenv("FLORA_DISABLE_PLUGINS")
+    enabled = open_database(config, Plugins())
+    assert PLUGIN_TABLES <= _tables(enabled)
+
+
+def test_a_database_made_by_the_earlier_layout_upgrades_without_losing_data(tmp_path):
+    """Before, the core created kv/secrets/cron tables (migrations 002 and 003); the plugins' own
+    migrations find them there and keep every row."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE schema_migrations (version TEXT PRIMARY KEY, applied_at TEXT NOT NULL);"
+        "INSERT INTO schema_migrations VALUES ('002_kv.sql', 'x'), ('003_secrets_cron.sql', 'x');"
+        "CREATE TABLE kv_stores (id TEXT PRIMARY KEY, guild_id TEXT NOT NULL, store_name TEXT NOT NULL,"
+        " created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE (guild_id, store_name));"
+        "INSERT INTO kv_stores VALUES ('s1', '1', 'scores', 't', 't');"
+        "CREATE TABLE guild_secrets (guild_id TEXT NOT NULL, name TEXT NOT NULL, nonce TEXT NOT NULL,"
+        " ciphertext TEXT NOT NULL, allowed_hosts TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL,"
+        " updated_at TEXT NOT NULL, PRIMARY KEY (guild_id, name));"
+        "INSERT INTO guild_secrets VALUES ('1', 'TOKEN', 'n', 'c', '[]', 't', 't');"
+    )
+    conn.commit()
+    conn.close()
+    config = load_config(env={"DATABASE_URL": f"sqlite:///{path}", "FLORA_DATA_DIR": str(tmp_path)})
+    db = open_database(config, Plugins())
+    assert db.fetchall("SELECT store_name FROM kv_stores") == [{"store_name": "scores"}]
+    assert db.fetchall("SELECT name FROM guild_secrets") == [{"name": "TOKEN"}]
+    versions = {r["version"] for r in db.fetchall("SELECT version FROM schema_migrations")}
+    assert {"kv/001_kv_stores.sql", "secrets/001_guild_secrets.sql", "cron/001_cron_jobs.sql"} <= versions
 
 
 def test_success_revision_becomes_the_deployment(db):

@@ -73,7 +73,7 @@ def test_flora_plugins_lists_the_installed_package(hello_site):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert _hello_entry(json.loads(out.stdout)) == {
-        "name": "hello", "version": "0.3.0", "module": "flora_hello",
+        "name": "hello", "version": "0.3.0", "module": "flora_hello", "builtin": False,
         "registered": {"blueprint": ["flora_hello"], "op": ["op_hello"]},
     }
     out = subprocess.run([sys.executable, "-m", "flora_cli", "plugins"], env=env, capture_output=True, text=True, timeout=120)

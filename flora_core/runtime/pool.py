@@ -16,10 +16,15 @@ from typing import Awaitable, Callable
 
 from uhashring import HashRing
 
+from flora_core.errors import RuntimeStartError
+
 from . import protocol
 from .worker import worker_main
 
 log = logging.getLogger("flora.pool")
+
+
+READY_TIMEOUT_SECS = 60
 
 
 class WorkerDied(Exception):
@@ -86,7 +91,21 @@ class WorkerPool:
         os.chmod(self.socket_path, 0o600)
         for w in self.workers:
             self._spawn(w)
-        await asyncio.wait_for(asyncio.gather(*(w.ready.wait() for w in self.workers)), 60)
+        await self._wait_ready(READY_TIMEOUT_SECS)
+
+    async def _wait_ready(self, timeout: float) -> None:
+        """Every worker said hello; a worker that exits first, or never connects, is one clear error."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not all(w.ready.is_set() for w in self.workers):
+            for w in self.workers:
+                if not w.ready.is_set() and w.process is not None and w.process.exitcode is not None:
+                    raise RuntimeStartError(f"{w.name} {describe_exit(w.process.exitcode)} before it was ready "
+                                            "(its error is logged above)")
+            if loop.time() > deadline:
+                late = ", ".join(w.name for w in self.workers if not w.ready.is_set())
+                raise RuntimeStartError(f"{late} did not connect to the supervisor within {timeout:.0f} s")
+            await asyncio.sleep(0.05)
 
     def _spawn(self, w: WorkerHandle) -> None:
         w.ready.clear()

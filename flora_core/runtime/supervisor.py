@@ -87,6 +87,20 @@ class Runtime:
         except Exception as exc:  # noqa: BLE001
             log.error("could not store %d log lines: %s", len(batch), exc)
 
+    def fail(self, message: str) -> None:
+        """Stop the runtime because of ``message`` (``flora serve`` exits 1); for plugins too."""
+        self.fatal = message
+        log.error("%s", message)
+        self.stop_requested.set()
+
+    def skip_reason(self, guild_id: str) -> str | None:
+        """Why events for ``guild_id`` would not run now, or ``None`` (host API for plugins)."""
+        if guild_id in self.suspended:
+            return "the guild's script is suspended (it crashed its worker)"
+        if guild_id not in self.bundles:
+            return "the guild has no script deployed"
+        return None
+
     def spawn(self, coro) -> asyncio.Task:
         """Run a background task owned by the runtime (cancelled at stop); for plugins too."""
         return self._spawn(coro)
@@ -184,9 +198,7 @@ class Runtime:
             if proc is None or proc.poll() is None:
                 continue
             if time.monotonic() - self._api_started < 5:
-                self.fatal = f"the API process exited with code {proc.returncode} right after start (see above)"
-                log.error(self.fatal)
-                self.stop_requested.set()
+                self.fail(f"the API process exited with code {proc.returncode} right after start (see above)")
                 return
             log.error("the API process exited with code %s; restarting it", proc.returncode)
             self._start_api()

@@ -1,6 +1,8 @@
 """Relational storage: deployments and revisions, API tokens, guild logs.
 
-One schema with plain SQL migrations per dialect (``migrations/<dialect>``).
+The core's schema (deployments, revisions, tokens, logs, sessions) with plain SQL migrations per
+dialect (``migrations/<dialect>``); plugins add their own tables the same way
+(``flora_register_migrations``).
 Which database serves ``DATABASE_URL`` is chosen by the
 ``flora_storage_backend`` hook; SQLite is the built-in fallback.
 Queries are written with ``?`` placeholders; backends translate them.
@@ -68,24 +70,36 @@ class Database:
             cur.execute(sql, params)
             return cur.fetchall()
 
-    def migrate(self) -> None:
+    def migrate(self, plugin_migrations: list[tuple[str, Any]] = ()) -> None:
+        """Apply the core's migrations, then each plugin's (``[(plugin, folder)]``, a folder holding
+        ``<dialect>/NNN_name.sql``), each once; a plugin's are recorded as ``<plugin>/NNN_name.sql``, so
+        its tables exist only once it is enabled, and enabling it later creates them."""
         with self.transaction() as cur:
             cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
         done = {r["version"] for r in self.fetchall("SELECT version FROM schema_migrations")}
-        folder = resources.files("flora_core.storage").joinpath("migrations", self.dialect)
-        for item in sorted(folder.iterdir(), key=lambda p: p.name):
-            if not item.name.endswith(".sql") or item.name in done:
+        folders = [("", resources.files("flora_core.storage").joinpath("migrations")), *plugin_migrations]
+        for owner, folder in folders:
+            dialect = folder.joinpath(self.dialect)
+            if not dialect.is_dir():
+                if owner:
+                    raise StorageError(f"plugin {owner} has no migrations for {self.dialect}")
                 continue
-            script = item.read_text(encoding="utf-8")
-            try:
-                with self.transaction() as cur:
-                    for statement in (s.strip() for s in script.split(";")):
-                        if statement:
-                            cur.execute(statement)
-                    cur.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (item.name, utcnow()))
-            except Exception as exc:
-                raise StorageError(f"migration {item.name} failed: {exc}") from exc
-            log.info("applied migration %s", item.name)
+            for item in sorted(dialect.iterdir(), key=lambda p: p.name):
+                version = f"{owner}/{item.name}" if owner else item.name
+                if not item.name.endswith(".sql") or version in done:
+                    continue
+                self._apply(version, item.read_text(encoding="utf-8"))
+
+    def _apply(self, version: str, script: str) -> None:
+        try:
+            with self.transaction() as cur:
+                for statement in (s.strip() for s in script.split(";")):
+                    if statement:
+                        cur.execute(statement)
+                cur.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (version, utcnow()))
+        except Exception as exc:
+            raise StorageError(f"migration {version} failed: {exc}") from exc
+        log.info("applied migration %s", version)
 
     def close(self) -> None:
         pass
@@ -126,5 +140,5 @@ def open_database(config, plugins) -> Database:
     if db is None:
         scheme = url.split(":", 1)[0]
         raise StorageError(f"no storage backend serves DATABASE_URL scheme {scheme!r} (is the plugin installed?)")
-    db.migrate()
+    db.migrate(plugins.migrations())
     return db

@@ -32,17 +32,25 @@ _schedulers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 def scheduler_for(runtime) -> Scheduler:
     scheduler = _schedulers.get(runtime)
     if scheduler is None:
-        def skip_reason(guild_id: str) -> str | None:
-            if guild_id in runtime.suspended:
-                return "the guild's script is suspended (it crashed its worker)"
-            if guild_id not in runtime.bundles:
-                return "the guild has no script deployed"
-            return None
-
-        scheduler = Scheduler(runtime.db, dispatch=runtime.dispatch, guild_log=runtime.guild_log, skip_reason=skip_reason,
+        scheduler = Scheduler(runtime.db, dispatch=runtime.dispatch, guild_log=runtime.guild_log, skip_reason=runtime.skip_reason,
                               spawn=runtime.spawn, timeout=runtime.config.cron_timeout_secs)
         _schedulers[runtime] = scheduler
     return scheduler
+
+
+@hookimpl
+def flora_register_config_keys(register):
+    from flora_core.config import Key, int_range
+
+    register(Key("max_cron_jobs", "runtime.max_cron_jobs", "RUNTIME_MAX_CRON_JOBS", int_range(0), 32))
+    register(Key("cron_timeout_secs", "runtime.cron_timeout_secs", "RUNTIME_CRON_TIMEOUT_SECS", int_range(0), 5))
+
+
+@hookimpl
+def flora_register_migrations(register):
+    from importlib import resources
+
+    register(resources.files(__name__).joinpath("migrations"))  # tables cron_jobs, cron_loads
 
 
 @hookimpl

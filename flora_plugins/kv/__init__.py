@@ -10,7 +10,7 @@ Registers:
 
 Where things live: the semantics (registry check, validation, limits, quotas,
 listing) in ``service.py``; flora's limits and messages in ``limits.py``; the
-store registry (table ``kv_stores``, migration ``002_kv.sql``) in
+store registry (table ``kv_stores``, ``migrations/``) in
 ``registry.py``; the storage interface in ``backend.py``. The storage itself
 is chosen by ``KV_BACKEND`` among the backends plugins register with
 ``flora_register_kv_backends``; the built-in ones are separate plugins in
@@ -24,6 +24,21 @@ import logging
 from flora_core import hookimpl
 
 log = logging.getLogger("flora.kv")
+
+
+@hookimpl
+def flora_register_config_keys(register):
+    from flora_core.config import Key, text
+
+    register(Key("kv_backend", "kv.backend", "KV_BACKEND", text, "sqlitedict"))
+    register(Key("kv_url", "kv.url", "KV_URL", text, None))
+
+
+@hookimpl
+def flora_register_migrations(register):
+    from importlib import resources
+
+    register(resources.files(__name__).joinpath("migrations"))  # table kv_stores
 
 
 @hookimpl

@@ -25,6 +25,27 @@ from .store import SecretsError, box_from_config, load_secrets, parse_master_key
 log = logging.getLogger("flora.secrets")
 
 
+def _master_key(raw) -> str:
+    """SECRETS_MASTER_KEY as given, once it is known to parse (64 hex characters or 32 bytes)."""
+    try:
+        parse_master_key(str(raw))
+    except SecretsError as exc:
+        raise ValueError(f"{exc}: give 64 hex characters or exactly 32 bytes") from None
+    return str(raw)
+
+
+@hookimpl
+def flora_register_config_keys(register):
+    from flora_core.config import Key
+
+    register(Key("secrets_master_key", "secrets.master_key", "SECRETS_MASTER_KEY", _master_key, None))
+
+
+@hookimpl
+def flora_register_migrations(register):
+    register(resources.files(__name__).joinpath("migrations"))  # table guild_secrets
+
+
 @hookimpl
 def flora_register_ops(register):
     from .fetch import op_fetch
@@ -73,6 +94,4 @@ def flora_startup(runtime):
     try:
         parse_master_key(runtime.config.secrets_master_key)
     except SecretsError as exc:
-        runtime.fatal = str(exc)
-        log.error("%s", exc)
-        runtime.stop_requested.set()
+        runtime.fail(str(exc))

@@ -1,16 +1,5 @@
--- Guild secrets: values encrypted with SECRETS_MASTER_KEY (AEAD, random nonce, guild id + name as associated data), base64 text
-CREATE TABLE guild_secrets (
-    guild_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    nonce TEXT NOT NULL,
-    ciphertext TEXT NOT NULL,
-    allowed_hosts TEXT NOT NULL DEFAULT '[]',
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    PRIMARY KEY (guild_id, name)
-);
 -- Cron jobs, one row per job and per script load that registered it. Times are UNIX seconds (UTC), created_at is milliseconds
-CREATE TABLE cron_jobs (
+CREATE TABLE IF NOT EXISTS cron_jobs (
     guild_id TEXT NOT NULL,
     name TEXT NOT NULL,
     load_id TEXT NOT NULL,
@@ -22,9 +11,9 @@ CREATE TABLE cron_jobs (
     created_at BIGINT NOT NULL,
     PRIMARY KEY (guild_id, load_id, name)
 );
-CREATE INDEX cron_jobs_due ON cron_jobs (next_run);
+CREATE INDEX IF NOT EXISTS cron_jobs_due ON cron_jobs (next_run);
 -- The load whose jobs run, per guild, and the one before it (kept as the source of last_run/next_run for late registrations)
-CREATE TABLE cron_loads (
+CREATE TABLE IF NOT EXISTS cron_loads (
     guild_id TEXT PRIMARY KEY,
     load_id TEXT NOT NULL,
     previous_load_id TEXT,

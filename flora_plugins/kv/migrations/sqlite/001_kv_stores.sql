@@ -1,7 +1,7 @@
-CREATE TABLE kv_stores (
+CREATE TABLE IF NOT EXISTS kv_stores (
     id TEXT PRIMARY KEY,
     guild_id TEXT NOT NULL,
-    store_name TEXT COLLATE "C" NOT NULL,
+    store_name TEXT NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     UNIQUE (guild_id, store_name)
