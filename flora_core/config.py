@@ -215,3 +215,23 @@ def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | Non
     if not cfg.discord_api_base.startswith(("http://", "https://")):
         raise ConfigError(f"invalid FLORA_DISCORD_API_BASE: expected an http(s) URL, got {cfg.discord_api_base!r}")
     return cfg
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if value != "" else '""'
+
+
+def reference_table(keys: list[Key]) -> str:
+    """The Markdown table of ``docs/configuration.md`` (``python -m flora_core.config`` prints it)."""
+    rows = ["| environment | `config.toml` | default |", "|---|---|---|"]
+    for key in sorted(keys, key=lambda k: k.env):
+        rows.append(f"| `{key.env}` | `{key.toml}` | `{_shown(key.default)}` |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(reference_table(all_keys()))

@@ -84,7 +84,8 @@ def flora_register_kv_backends(register: Register) -> None:
 def flora_register_event_sources(register: Register) -> None:
     """Register an event source: ``register(name, factory)``; ``factory(config)`` returns an
     ``EventSource`` (``async start(emit)``, ``async stop()``). Started by the supervisor after the
-    workers are ready; ``emit(event, guild_id, payload)`` routes an event to the guild's script."""
+    workers are ready; ``emit(event, payload)`` routes an event to the guild's script (``payload`` holds
+    ``guild_id``; Discord dispatches keep their gateway type and raw payload)."""
 
 
 @hookspec

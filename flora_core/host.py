@@ -8,15 +8,16 @@ write the runtime's own state. The runtime (``flora_core/runtime/supervisor.py``
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Protocol
 
 if TYPE_CHECKING:
     from .config import Config
     from .plugins import Plugins
     from .storage import Database
 
-# ``emit(event_name, guild_id, payload)`` — what an event source calls for each event it produces.
-Emit = Callable[[str, "str | None", dict], Awaitable[None]]
+# ``emit(event, payload)`` — what an event source calls for each event: a raw Discord gateway dispatch
+# (``"MESSAGE_CREATE"``, its ``d``), or an event of its own (``"webhook"``) whose payload holds ``guild_id``.
+Emit = Callable[[str, dict], None]
 # The ``register`` callable a ``flora_register_*`` hook receives.
 Register = Callable[..., None]
 

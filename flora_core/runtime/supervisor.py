@@ -307,8 +307,17 @@ class Runtime:
             self.guild_log(guild_id, "info", "flora:runtime", "script resumed after suspension")
 
     # -- events ----------------------------------------------------------
+    def _emit_own(self, event: str, payload: dict) -> None:
+        """An event of a plugin's own source (``webhook``…): to the guild in ``payload["guild_id"]``, if
+        its script listens."""
+        guild_id = str(payload.get("guild_id") or "")
+        if not guild_id or event not in self.subs.get(guild_id, ()) or guild_id in self.suspended:
+            return
+        self._spawn(self.dispatch(guild_id, event, payload))
+
     def emit(self, event_type: str, raw: dict) -> None:
-        """Called by event sources with raw Discord gateway dispatches."""
+        """Called by event sources: a raw Discord gateway dispatch (``MESSAGE_CREATE``…), or an event of
+        the source's own (any other name) whose payload holds ``guild_id``."""
         if event_type == "READY":
             self.bot_user = raw.get("user")
             self._broadcast("ready", payloads.ready(raw))
@@ -320,6 +329,7 @@ class Runtime:
             return
         names = payloads.EVENT_NAMES.get(event_type)
         if names is None:
+            self._emit_own(event_type, raw)
             return
         guild_id = raw.get("guild_id")
         if not guild_id:

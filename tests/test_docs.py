@@ -1,0 +1,61 @@
+"""The documentation keeps up with the code: every hook in docs/plugins.md with its exact signature
+and a test that uses it, every configuration key in docs/configuration.md (as datasette checks its
+plugin hooks and settings)."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from flora_core import hookspecs
+from flora_core.config import all_keys, reference_table
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGINS_MD = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+HOOKS = sorted(name for name, fn in vars(hookspecs).items()
+               if name.startswith("flora_") and callable(fn) and hasattr(fn, "flora_spec"))
+
+
+def signature(name: str) -> str:
+    fn = getattr(hookspecs, name)
+    params = ", ".join(f"{p}: {a}" for p, a in fn.__annotations__.items() if p != "return")
+    return f"{name}({params}) -> {fn.__annotations__['return']}"
+
+
+def test_there_are_hooks_to_check():
+    assert len(HOOKS) >= 14 and "flora_register_ops" in HOOKS
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_is_documented_with_its_exact_signature(hook):
+    assert f"### `{signature(hook)}`" in PLUGINS_MD, f"docs/plugins.md has no heading for {signature(hook)}"
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_has_a_docstring_saying_where_it_runs(hook):
+    doc = inspect.getdoc(getattr(hookspecs, hook)) or ""
+    assert re.search(r"supervisor|worker|API|CLI|every process", doc), hook
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_is_used_by_a_test(hook):
+    """A test (other than this file) implements or calls it, or a plugin it exercises does."""
+    tests = [p for p in (ROOT / "tests").rglob("*.py") if p.name != "test_docs.py"]
+    users = [p for p in tests if hook in p.read_text(encoding="utf-8")]
+    implemented_by = [p for p in (ROOT / "flora_plugins").rglob("*.py") if f"def {hook}(" in p.read_text(encoding="utf-8")]
+    assert users or implemented_by, f"no test uses {hook} and no built-in plugin implements it"
+
+
+def test_no_documented_hook_is_missing_from_the_code():
+    documented = set(re.findall(r"^### `(flora_\w+)\(", PLUGINS_MD, re.M))
+    assert documented == set(HOOKS)
+
+
+def test_the_configuration_reference_matches_the_code():
+    doc = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert reference_table(all_keys()) in doc, "regenerate the table: python -m flora_core.config"
+    for key in all_keys():
+        assert f"`{key.env}`" in doc
