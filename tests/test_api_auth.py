@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-import conftest
 from conftest import BOT_TOKEN, free_port, http_json, start_flora, stop_flora
 
 CLIENT_ID = "123456789012345678"
@@ -152,14 +151,10 @@ def world(tmp_path_factory):
         emu.add_member(b["id"], alice["id"])
         emu.add_member(b["id"], bob["id"])
         emu.add_member(c["id"], bob["id"])
-        port = free_port()
-        conftest.free_port = lambda: port  # start_flora picks the API port; the redirect URI must name it
-        try:
-            server = start_flora(emu, tmp_path_factory.mktemp("auth"), DISCORD_CLIENT_ID=CLIENT_ID,
-                                 DISCORD_CLIENT_SECRET=CLIENT_SECRET, API_SECRET=API_SECRET, SECRETS_MASTER_KEY=MASTER_KEY,
-                                 DISCORD_REDIRECT_URI=f"http://127.0.0.1:{port}/api/auth/callback")
-        finally:
-            conftest.free_port = free_port
+        port = free_port()  # the redirect URI must name the API's port
+        server = start_flora(emu, tmp_path_factory.mktemp("auth"), API_PORT=port, DISCORD_CLIENT_ID=CLIENT_ID,
+                             DISCORD_CLIENT_SECRET=CLIENT_SECRET, API_SECRET=API_SECRET, SECRETS_MASTER_KEY=MASTER_KEY,
+                             DISCORD_REDIRECT_URI=f"http://127.0.0.1:{port}/api/auth/callback")
         yield {"emu": emu, "server": server, "alice": alice, "bob": bob, "A": a["id"], "B": b["id"], "C": c["id"]}
     finally:
         if server is not None:
