@@ -123,8 +123,10 @@ def address_problem(address: Any) -> str | None:
     is ignored), or ``None`` if it may: only public unicast addresses pass."""
     ip = _ip(address)
     if ip.version == 6:
-        if ip in _IPV6_RULES[0][0] or ip in _IPV6_RULES[1][0]:  # :: and ::1 sit inside ::/96
-            return _IPV6_RULES[0][1] if int(ip) == 0 else _IPV6_RULES[1][1]
+        if int(ip) == 0:  # :: and ::1 sit inside the IPv4-compatible ::/96
+            return "an unspecified address"
+        if int(ip) == 1:
+            return "a loopback address"
         embedded = _embedded_ipv4(ip)
         if embedded is not None:
             inner, form, own = embedded
