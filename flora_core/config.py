@@ -67,6 +67,15 @@ def _shard_ids(raw: Any) -> list[int] | None:
         raise ValueError(f"expected a comma-separated list of shard numbers, got {raw!r}") from None
 
 
+def _private_hosts(raw: Any) -> str:
+    """``FETCH_ALLOWED_PRIVATE_HOSTS``: validated here (at start), kept as text (workers parse it again)."""
+    from .netguard import parse_allowlist
+
+    text = ",".join(str(x) for x in raw) if isinstance(raw, list) else str(raw)
+    parse_allowlist(text)  # an invalid entry raises ValueError (InvalidAllowList) with a one-line message
+    return text
+
+
 @dataclass(frozen=True)
 class Key:
     attr: str
@@ -107,7 +116,7 @@ KEYS: list[Key] = [
     Key("suspend_backoff_secs", "runtime.suspend_backoff_secs", "RUNTIME_SUSPEND_BACKOFF_SECS", int_range(1, 3600), 5),
     Key("fetch_timeout_secs", "fetch.timeout_secs", "FETCH_TIMEOUT_SECS", int_range(1, 120), 10),
     Key("fetch_max_response_bytes", "fetch.max_response_bytes", "FETCH_MAX_RESPONSE_BYTES", int_range(1024), 5 * 1024 * 1024),
-    Key("fetch_allowed_private_hosts", "fetch.allowed_private_hosts", "FETCH_ALLOWED_PRIVATE_HOSTS", text, ""),
+    Key("fetch_allowed_private_hosts", "fetch.allowed_private_hosts", "FETCH_ALLOWED_PRIVATE_HOSTS", _private_hosts, ""),
     Key("log_retention_per_guild", "logs.retention_per_guild", "LOG_RETENTION_PER_GUILD", int_range(100, 10_000_000), 5000),
     Key("api_request_timeout_secs", "api.request_timeout_secs", "API_REQUEST_TIMEOUT_SECS", int_range(0, 3600), 10),
     Key("api_address", "api.address", "API_ADDRESS", text, "0.0.0.0"),

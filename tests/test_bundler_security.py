@@ -361,10 +361,11 @@ def test_flora_serve_rebuilds_legacy_deployments_at_start_and_leaves_refused_one
                                  "ftp://example.com/x", "data:text/plain,hi"])
 def test_attachment_urls_never_name_a_host_file(url):
     from flora_core.errors import OpError
+    from flora_core.netguard import Guard
     from flora_plugins.discord_ops.attachments import parse_attachments
 
     with pytest.raises(OpError, match="only http and https URLs can be downloaded|invalid URL"):
-        parse_attachments([{"Url": {"url": url}}], cap=1024, allowed=set())
+        parse_attachments([{"Url": {"url": url}}], cap=1024, guard=Guard())
 
 
 @pytest.mark.parametrize("guild_id", ["..", "../..", "1/../../x", ".hidden", "12a"])

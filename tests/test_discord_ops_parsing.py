@@ -10,10 +10,11 @@ from types import SimpleNamespace
 import pytest
 from aiohttp import web
 
+from flora_core import netguard
 from flora_core.errors import OpError
 from flora_plugins.discord_ops.attachments import default_filename, load_attachments, parse_attachments
 from flora_plugins.discord_ops.components import build_components, build_modal_components, parse_emoji
-from flora_plugins.discord_ops.download import DownloadError, check_url, download, host_allowed, public_address
+from flora_plugins.discord_ops.download import DownloadError, check_url, download
 from flora_plugins.discord_ops.messages import (
     EMPTY_MESSAGE, allowed_mentions, build_embed, edited_message, flags, new_message,
 )
@@ -229,7 +230,7 @@ def test_read_retry_backoff_is_bounded_as_floras():
 # -- attachments ---------------------------------------------------------------------------
 
 def parse(raw, allowed=frozenset()):
-    return parse_attachments(raw, cap=CAP, allowed=set(allowed))
+    return parse_attachments(raw, cap=CAP, guard=netguard.Guard(",".join(allowed)))
 
 
 def test_attachment_variants_in_both_casings():
@@ -267,12 +268,11 @@ def test_attachment_errors(raw, message):
 
 def test_private_hosts_can_be_allow_listed():
     assert parse([{"Url": {"url": "http://127.0.0.1:8080/x"}}], {"127.0.0.1"})[0].url == "http://127.0.0.1:8080/x"
-    assert host_allowed("files.corp.internal", {"*.corp.internal"}) and host_allowed("corp.internal", {"*.corp.internal"})
-    assert not host_allowed("evilcorp.internal", {"*.corp.internal"})
-    assert not public_address("10.1.2.3") and not public_address("::1") and not public_address("100.64.0.1")
-    assert not public_address("224.0.0.1") and not public_address("0.0.0.0") and public_address("93.184.216.34")
+    allow = netguard.parse_allowlist("*.corp.internal")
+    assert allow.allows("files.corp.internal") and allow.allows("corp.internal")
+    assert not allow.allows("evilcorp.internal")
     with pytest.raises(DownloadError):
-        check_url("http://[fe80::1]/x", set())
+        check_url("http://[fe80::1]/x", netguard.Guard())
 
 
 @pytest.fixture
@@ -310,7 +310,7 @@ def file_server():
 
 
 def run_download(loop, url, allowed, cap=CAP):
-    return loop.run_until_complete(download(url, cap=cap, timeout=5, allowed=set(allowed)))
+    return loop.run_until_complete(download(url, cap=cap, timeout=5, guard=netguard.Guard(",".join(allowed))))
 
 
 def test_download_respects_allow_list_cap_and_redirects(file_server):
@@ -338,6 +338,6 @@ def test_load_attachments_downloads_after_parsing(file_server):
     loop, base, _ = file_server
     config = SimpleNamespace(fetch_max_response_bytes=CAP, fetch_allowed_private_hosts="127.0.0.1", fetch_timeout_secs=5)
     specs = parse_attachments([{"Url": {"url": f"{base}/file", "description": "d"}},
-                               {"Base64": {"data": "aGk=", "filename": "hi.txt"}}], cap=CAP, allowed={"127.0.0.1"})
+                               {"Base64": {"data": "aGk=", "filename": "hi.txt"}}], cap=CAP, guard=netguard.Guard("127.0.0.1"))
     files = loop.run_until_complete(load_attachments(SimpleNamespace(config=config), specs))
     assert [(f.filename, f.description, len(f.data)) for f in files] == [("file", "d", 100), ("hi.txt", None, 2)]

@@ -13,6 +13,7 @@ from flora_core.runtime.opctx import WorkerServices
 from flora_plugins.storage.postgres import PostgresDatabase
 from flora_plugins.storage.sqlite import SQLiteDatabase
 from flora_plugins import secrets as secrets_plugin
+from flora_core import netguard
 from flora_plugins.secrets import hosts
 from flora_plugins.secrets.store import (
     SecretBox, SecretsDisabled, SecretsError, box_from_config, delete_secret, list_secrets, load_secrets,
@@ -140,13 +141,13 @@ def test_empty_allow_list_allows_any_host():
     ("8.8.8.8", None), ("2606:4700:4700::1111", None), ("93.184.216.34", None),
 ])
 def test_ssrf_address_rules(address, problem):
-    found = hosts.address_problem(address)
+    found = netguard.address_problem(address)
     assert (found is None) if problem is None else (problem in found), (address, found)
 
 
 def test_private_allowlist():
-    allow = hosts.parse_private_allowlist(" 127.0.0.1:8080, internal.svc ,[::1]:9000,")
-    assert hosts.private_allowed("127.0.0.1", 8080, allow)
-    assert not hosts.private_allowed("127.0.0.1", 8081, allow)
-    assert hosts.private_allowed("INTERNAL.svc", 1234, allow)
-    assert hosts.private_allowed("[::1]", 9000, allow) and not hosts.private_allowed("::1", 80, allow)
+    allow = netguard.parse_allowlist(" 127.0.0.1:8080, internal.svc ,[::1]:9000,")
+    assert allow.allows("127.0.0.1", 8080)
+    assert not allow.allows("127.0.0.1", 8081)
+    assert allow.allows("INTERNAL.svc", 1234)
+    assert allow.allows("[::1]", 9000) and not allow.allows("::1", 80)

@@ -12,7 +12,7 @@ with flora's codes. One module per family:
 * ``ops_webhooks``      webhooks                                           (webhook scope, + thread)
 
 Input parsing lives in ``messages`` (bodies, embeds, mentions), ``components`` and ``attachments``;
-``transport`` sends (JSON, multipart, read retries); ``download`` fetches attachment URLs.
+``transport`` sends (JSON, multipart, read retries); ``download`` fetches attachment URLs (behind ``flora_core.netguard``, the guard ``fetch`` uses).
 """
 
 from __future__ import annotations

@@ -17,9 +17,10 @@ from urllib.parse import unquote, urlsplit
 
 import disnake
 
+from flora_core import netguard
 from flora_core.errors import invalid
 
-from .download import DownloadError, allowed_hosts, check_url, download
+from .download import DownloadError, check_url, download
 
 MAX_ATTACHMENTS = 10  # Discord's limit per message
 DEFAULT_CAP = 8 * 1024 * 1024
@@ -80,7 +81,12 @@ def _filename(value: str | None, field: str) -> str | None:
     return name
 
 
-def parse_attachments(raw: Any, *, cap: int, allowed: set[str]) -> list[AttachmentSpec]:
+def url_guard(config) -> netguard.Guard:
+    """The SSRF guard for attachment URLs (``FETCH_ALLOWED_PRIVATE_HOSTS``, as for ``fetch``)."""
+    return netguard.Guard.from_config(config)
+
+
+def parse_attachments(raw: Any, *, cap: int, guard: netguard.Guard) -> list[AttachmentSpec]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -112,7 +118,7 @@ def parse_attachments(raw: Any, *, cap: int, allowed: set[str]) -> list[Attachme
             if not isinstance(url, str) or not url:
                 raise invalid("attachments[].url", "expected a URL")
             try:
-                check_url(url, allowed)
+                check_url(url, guard)
             except DownloadError as exc:
                 raise invalid("attachments[].url", str(exc)) from None
             specs.append(AttachmentSpec(filename, description, url=url))
@@ -131,7 +137,7 @@ async def load_attachments(ctx, specs: list[AttachmentSpec]) -> list[LoadedFile]
         return []
     cfg = ctx.config
     cap = size_cap(cfg)
-    allowed = allowed_hosts(cfg)
+    guard = url_guard(cfg)
     timeout = float(getattr(cfg, "fetch_timeout_secs", 10) or 10)
     files = []
     total = 0
@@ -141,7 +147,7 @@ async def load_attachments(ctx, specs: list[AttachmentSpec]) -> list[LoadedFile]
             name = spec.filename or "attachment"
         else:
             try:
-                data, _final = await download(spec.url, cap=cap, timeout=timeout, allowed=allowed)
+                data, _final = await download(spec.url, cap=cap, timeout=timeout, guard=guard)
             except DownloadError as exc:
                 raise invalid("attachments[].url", str(exc)) from None
             name = spec.filename or default_filename(spec.url)

@@ -8,7 +8,7 @@ from typing import Any
 
 from flora_core.errors import OpError, invalid
 
-from .attachments import AttachmentSpec, allowed_hosts, parse_attachments, size_cap
+from .attachments import AttachmentSpec, parse_attachments, size_cap, url_guard
 from .common import SNOWFLAKE, require_dict, snake, snowflake  # noqa: F401 - re-exported for older imports
 from .components import build_components
 
@@ -152,7 +152,7 @@ def message_fields(args: dict, config=None, *, tts: bool = True, attachments: bo
         body["components"] = build_components(args["components"])
     specs: list[AttachmentSpec] = []
     if attachments and args.get("attachments") is not None:
-        specs = parse_attachments(args["attachments"], cap=size_cap(config), allowed=allowed_hosts(config))
+        specs = parse_attachments(args["attachments"], cap=size_cap(config), guard=url_guard(config))
     if tts and args.get("tts") is not None:
         body["tts"] = bool(args["tts"])
     mentions = allowed_mentions(args.get("allowedMentions"))

@@ -5,7 +5,7 @@
   secret answer ``secrets are disabled: set SECRETS_MASTER_KEY``.
 * Scripts never see a value: ``secrets.get(name)`` gives a placeholder that
   ``op_fetch`` (``fetch.py``, ``fetch.js``) replaces in URLs and header values
-  for the hosts the secret allows, behind an SSRF guard (``hosts.py``).
+  for the hosts the secret allows, behind the core's SSRF guard (``flora_core.netguard``).
 * ``__floraSecretNames`` is set at each load so that ``secrets.get`` returns
   ``undefined`` for unknown names, as in flora. Values and allowed hosts are
   read at every fetch, so changing them needs no redeploy; a *new* name is

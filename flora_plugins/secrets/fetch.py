@@ -1,4 +1,4 @@
-"""``op_fetch``: outbound HTTP for scripts, with secrets substituted and the SSRF guard.
+"""``op_fetch``: outbound HTTP for scripts, with secrets substituted, behind the core's SSRF guard.
 
 Runs in the worker, on aiohttp. The order of one request:
 
@@ -6,13 +6,14 @@ Runs in the worker, on aiohttp. The order of one request:
    values, read from the database at each call (so a changed value or
    allow-list applies to the next fetch, without a redeploy). Bodies are never
    touched. A placeholder for a secret that does not exist is left as it is.
-2. Every hop (the first request and each redirect, followed here by hand, at
-   most 5) is checked: http/https only; the host must match the
-   ``allowed_hosts`` of every secret still in the request (else ``secret not
-   allowed for request host``); and every address the host resolves to must
-   be public, unless ``FETCH_ALLOWED_PRIVATE_HOSTS`` lists it. aiohttp then
-   connects to exactly the addresses that were checked (the resolver below
-   does both), so a second DNS answer cannot slip in a private address.
+2. Every hop (the first request and each redirect, followed by
+   ``flora_core.netguard``, at most 5) is checked: http/https only; the host
+   must match the ``allowed_hosts`` of every secret still in the request (else
+   ``secret not allowed for request host``); and the host must be, or resolve
+   only to, public addresses, unless ``FETCH_ALLOWED_PRIVATE_HOSTS`` lists it
+   (the guard's rules, the same as for attachment downloads). aiohttp connects
+   to exactly the addresses that were checked, so a second DNS answer cannot
+   slip in a private address.
 3. A redirect to another origin drops the headers that carried secrets, and
    ``Authorization``/``Cookie``.
 4. The whole fetch is bounded by ``FETCH_TIMEOUT_SECS`` and the response body
@@ -22,16 +23,13 @@ Runs in the worker, on aiohttp. The order of one request:
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
-import socket
 from urllib.parse import quote, quote_plus
 
 import aiohttp
 import yarl
-from aiohttp.abc import AbstractResolver
-from aiohttp.resolver import ThreadedResolver
 
+from flora_core import netguard
 from flora_core.errors import INVALID_INPUT, OpError
 
 from . import hosts
@@ -43,8 +41,7 @@ FETCH_TIMEOUT = "FETCH_TIMEOUT"
 FETCH_TOO_LARGE = "FETCH_TOO_LARGE"
 SECRETS_DISABLED = "SECRETS_DISABLED"
 
-MAX_REDIRECTS = 5
-REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+MAX_REDIRECTS = netguard.MAX_REDIRECTS
 USER_AGENT = "flora-runtime (guild script fetch)"
 TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # Set by the runtime, never by a script (the fetch standard's forbidden request headers, in short).
@@ -52,35 +49,6 @@ DROPPED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "con
                              "trailer", "proxy-authorization", "proxy-connection", "expect"})
 CROSS_ORIGIN_DROPPED = frozenset({"authorization", "cookie", "proxy-authorization"})
 RESOURCE_KEY = "flora_secrets.fetch_session"
-
-
-class Blocked(OSError):
-    """A host resolved to an address scripts may not reach (raised inside aiohttp's connector)."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-
-class GuardedResolver(AbstractResolver):
-    """Resolves like aiohttp's default resolver, then refuses non-public addresses."""
-
-    def __init__(self, allowlist: frozenset[str]):
-        self._inner = ThreadedResolver()
-        self._allowlist = allowlist
-
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET):
-        infos = await self._inner.resolve(host, port, family)
-        if hosts.private_allowed(host, port, self._allowlist):
-            return infos
-        for info in infos:
-            problem = hosts.address_problem(info["host"])
-            if problem:
-                raise Blocked(f"fetch refused: {host} resolves to {info['host']}, {problem}")
-        return infos
-
-    async def close(self) -> None:
-        await self._inner.close()
 
 
 class Redactor:
@@ -108,16 +76,14 @@ class Redactor:
         return text
 
 
-def _session(ctx) -> aiohttp.ClientSession:
-    """One session per worker process; no cookie jar (cookies would leak between guilds)."""
-    session = ctx.services.resources.get(RESOURCE_KEY)
-    if session is None or session.closed:
-        allowlist = hosts.parse_private_allowlist(ctx.config.fetch_allowed_private_hosts)
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(allowlist), use_dns_cache=False, limit=256)
-        session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
-                                        headers={"User-Agent": USER_AGENT})
-        ctx.services.resources[RESOURCE_KEY] = session
-    return session
+def _client(ctx) -> tuple[netguard.Guard, aiohttp.ClientSession]:
+    """One guard and session per worker process (the guard's: no cookie jar, no proxy from the environment)."""
+    found = ctx.services.resources.get(RESOURCE_KEY)
+    if found is None or found[1].closed:
+        guard = netguard.Guard.from_config(ctx.config)
+        session = guard.session(connector_options={"limit": 256}, headers={"User-Agent": USER_AGENT})
+        found = ctx.services.resources[RESOURCE_KEY] = (guard, session)
+    return found
 
 
 def _invalid(message: str) -> OpError:
@@ -186,27 +152,14 @@ async def _substitute(ctx, url: str, headers: list[tuple[str, str]], redact: Red
     return url, out, used, carriers
 
 
-def _check_url(url: yarl.URL, used: dict, allowlist: frozenset[str]) -> None:
-    if url.scheme not in ("http", "https"):
-        raise _invalid(f"unsupported URL scheme '{url.scheme}:' (only http and https)")
-    host = url.raw_host
-    if not host:
-        raise _invalid(f"URL has no host: {url.human_repr()}")
-    for secret in used.values():
-        if not hosts.host_allowed(host, secret.allowed_hosts):
+def _check_secret_hosts(hop: netguard.Hop) -> None:
+    for secret in hop.extra["used"].values():
+        if not hosts.host_allowed(hop.url.raw_host or "", secret.allowed_hosts):
             raise OpError(FETCH_BLOCKED, "secret not allowed for request host")
-    try:
-        literal = ipaddress.ip_address(hosts.normalize_host(host).split("%", 1)[0])
-    except ValueError:
-        return  # a name: checked by GuardedResolver when aiohttp resolves it
-    if not hosts.private_allowed(host, url.port or 0, allowlist):
-        problem = hosts.address_problem(literal)
-        if problem:
-            raise OpError(FETCH_BLOCKED, f"fetch refused: {hosts.normalize_host(host)} is {problem}")
 
 
 def _origin(url: yarl.URL) -> tuple:
-    return (url.scheme, hosts.normalize_host(url.raw_host or ""), url.port)
+    return (url.scheme, netguard.normalize_host(url.raw_host or ""), url.port)
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
@@ -230,21 +183,57 @@ def _decode(resp: aiohttp.ClientResponse, data: bytes) -> str:
         return data.decode("utf-8", errors="replace")
 
 
-async def _send(session: aiohttp.ClientSession, method: str, url: yarl.URL, headers, body) -> aiohttp.ClientResponse:
-    """One request, no redirects followed; connection failures become op errors."""
+def _follow(redirect: str):
+    """What a redirect does, by the script's ``redirect`` mode (see ``netguard.Guard.request``)."""
+
+    def follow(resp: aiohttp.ClientResponse, hop: netguard.Hop) -> netguard.Hop | None:
+        location = resp.headers.get("Location")
+        if location is None or redirect == "manual":
+            return None
+        if redirect == "error":
+            raise OpError(FETCH_ERROR, f"fetch failed: redirected to {location} (redirect: 'error')")
+        try:
+            target = hop.url.join(yarl.URL(location))
+        except (ValueError, TypeError):
+            raise OpError(FETCH_ERROR, f"fetch failed: invalid redirect location {location!r}") from None
+        method, headers, data = hop.method, hop.headers, hop.data
+        used, carriers = hop.extra["used"], hop.extra["carriers"]
+        if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
+            if method != "HEAD":
+                method = "GET"
+            data = None
+            headers = [(k, v) for k, v in headers if k.lower() not in ("content-type", "content-encoding", "content-language")]
+        if _origin(target) != _origin(hop.url):
+            # Secrets are never sent to a host the redirect chose.
+            headers = [(k, v) for k, v in headers if k.lower() not in carriers | CROSS_ORIGIN_DROPPED]
+            used, carriers = {}, set()
+        return netguard.Hop(method, target, headers, data, {"used": used, "carriers": carriers})
+
+    return follow
+
+
+async def _send(ctx, hop: netguard.Hop, redirect: str) -> tuple[aiohttp.ClientResponse, int]:
+    """The request and its redirects through the guard; refusals and connection failures become op errors."""
+    guard, session = _client(ctx)
     try:
-        return await session.request(method, url, headers=headers, data=body.encode("utf-8") if body is not None else None,
-                                     allow_redirects=False)
+        return await guard.request(session, hop, follow=_follow(redirect), check=_check_secret_hosts)
+    except netguard.Refused as exc:
+        raise OpError(FETCH_BLOCKED, f"fetch refused: {exc}") from None
+    except netguard.BadURL as exc:
+        if exc.why == "scheme":
+            raise _invalid(f"unsupported URL scheme '{exc.scheme}:' (only http and https)") from None
+        if exc.why == "host":
+            raise _invalid(f"URL has no host: {exc.url}") from None
+        raise _invalid(f"invalid URL {exc.url!r}") from None
+    except netguard.TooManyRedirects:
+        raise OpError(FETCH_ERROR, f"fetch failed: too many redirects (more than {MAX_REDIRECTS})") from None
     except aiohttp.ClientConnectorDNSError as exc:
-        cause = exc.__cause__ or exc.os_error
-        if isinstance(cause, Blocked):
-            raise OpError(FETCH_BLOCKED, cause.message) from None
-        raise OpError(FETCH_ERROR, f"fetch failed: cannot resolve {url.raw_host}") from None
+        raise OpError(FETCH_ERROR, f"fetch failed: cannot resolve {exc.host}") from None
     except aiohttp.ClientConnectorError as exc:
         reason = exc.os_error.strerror or exc.os_error.__class__.__name__
-        raise OpError(FETCH_ERROR, f"fetch failed: cannot connect to {url.raw_host}:{url.port}: {reason}") from None
-    except aiohttp.InvalidURL:
-        raise _invalid(f"invalid URL {url.human_repr()!r}") from None
+        raise OpError(FETCH_ERROR, f"fetch failed: cannot connect to {exc.host}:{exc.port}: {reason}") from None
+    except aiohttp.InvalidURL as exc:
+        raise _invalid(f"invalid URL {str(exc.url)!r}") from None
     except (aiohttp.ClientError, ValueError) as exc:
         raise OpError(FETCH_ERROR, f"fetch failed: {exc.__class__.__name__}: {exc}") from None
 
@@ -255,44 +244,18 @@ async def _fetch(ctx, url_text: str, method: str, headers, body, redirect: str, 
         url = yarl.URL(url_text)
     except (ValueError, TypeError):
         raise _invalid(f"invalid URL {url_text!r}") from None
-    allowlist = hosts.parse_private_allowlist(ctx.config.fetch_allowed_private_hosts)
-    session = _session(ctx)
-    cap = ctx.config.fetch_max_response_bytes
-    for hop in range(MAX_REDIRECTS + 1):
-        _check_url(url, used, allowlist)
-        resp = await _send(session, method, url, headers, body)
-        async with resp:
-            location = resp.headers.get("Location")
-            if resp.status in REDIRECT_STATUSES and location is not None and redirect != "manual":
-                if redirect == "error":
-                    raise OpError(FETCH_ERROR, f"fetch failed: redirected to {location} (redirect: 'error')")
-                if hop == MAX_REDIRECTS:
-                    break
-                try:
-                    target = url.join(yarl.URL(location))
-                except (ValueError, TypeError):
-                    raise OpError(FETCH_ERROR, f"fetch failed: invalid redirect location {location!r}") from None
-                if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
-                    if method != "HEAD":
-                        method = "GET"
-                    body = None
-                    headers = [(k, v) for k, v in headers if k.lower() not in ("content-type", "content-encoding", "content-language")]
-                if _origin(target) != _origin(url):
-                    # Secrets are never sent to a host the redirect chose.
-                    headers = [(k, v) for k, v in headers if k.lower() not in carriers | CROSS_ORIGIN_DROPPED]
-                    used, carriers = {}, set()
-                url = target
-                continue
-            data = await _read_capped(resp, cap)
-            return {
-                "status": resp.status,
-                "statusText": resp.reason or "",
-                "url": redact(str(resp.url)),
-                "redirected": hop > 0,
-                "headers": [[k.lower(), v] for k, v in resp.headers.items()],
-                "body": _decode(resp, data),
-            }
-    raise OpError(FETCH_ERROR, f"fetch failed: too many redirects (more than {MAX_REDIRECTS})")
+    data = body.encode("utf-8") if body is not None else None
+    resp, hops = await _send(ctx, netguard.Hop(method, url, headers, data, {"used": used, "carriers": carriers}), redirect)
+    async with resp:
+        data = await _read_capped(resp, ctx.config.fetch_max_response_bytes)
+        return {
+            "status": resp.status,
+            "statusText": resp.reason or "",
+            "url": redact(str(resp.url)),
+            "redirected": hops > 0,
+            "headers": [[k.lower(), v] for k, v in resp.headers.items()],
+            "body": _decode(resp, data),
+        }
 
 
 async def op_fetch(ctx, args):
