@@ -410,7 +410,7 @@ def test_config_toml_may_give_a_list(tmp_path, monkeypatch):
 def test_flora_serve_stops_on_an_invalid_entry(tmp_path):
     env = dict(os.environ, FLORA_DATA_DIR=str(tmp_path / "data"), API_PORT=str(free_port()), API_ADDRESS="127.0.0.1",
                FETCH_ALLOWED_PRIVATE_HOSTS="127.0.0.1, http://corp.internal", RUNTIME_MAX_WORKERS="1")
-    proc = subprocess.run([sys.executable, "-m", "flora_core.cli", "serve", "--emulator", "--emulator-port", str(free_port())],
+    proc = subprocess.run([sys.executable, "-m", "flora_cli", "serve", "--emulator", "--emulator-port", str(free_port())],
                           env=env, capture_output=True, text=True, timeout=60, start_new_session=True, cwd=tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if "FETCH_ALLOWED_PRIVATE_HOSTS" in line]
@@ -539,7 +539,7 @@ on('messageCreate', async (ctx) => {
 
 @pytest.fixture(scope="module")
 def flora_world(tmp_path_factory, web, other_web):
-    from flora_core.emulator import Emulator
+    from flora_dev.emulator import Emulator
 
     emu = Emulator(token=BOT_TOKEN)
     emu.start()
