@@ -65,7 +65,7 @@ class IgnoreRules:
         self.patterns = patterns  # (glob, anchored, dir_only)
 
     @classmethod
-    def from_root(cls, root: Path) -> "IgnoreRules":
+    def from_root(cls, root: Path) -> IgnoreRules:
         patterns = []
         for name in (".gitignore", ".ignore"):
             path = root / name
@@ -171,7 +171,7 @@ class ApiClient:
             raise ApiRequestError(exc.code, _error_message(exc)) from None
         except urllib.error.URLError as exc:
             raise ClientError(f"Cannot reach the flora API at {self.base_url}: {_reason(exc.reason)}") from None
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise ClientError(f"The flora API at {self.base_url} did not answer within {self.timeout:.0f}s") from None
         except (ConnectionError, OSError) as exc:
             raise ClientError(f"Cannot reach the flora API at {self.base_url}: {_reason(exc)}") from None

@@ -17,9 +17,9 @@ import click
 
 from flora_core import __version__
 from flora_core.config import ConfigError, load_config
-from flora_core.sandbox import ToolSandbox
-from flora_core.plugins import PluginError, Plugins
 from flora_core.errors import RuntimeStartError
+from flora_core.plugins import PluginError, Plugins
+from flora_core.sandbox import ToolSandbox
 from flora_core.storage import StorageError
 
 SERVE_HINT = "run `flora serve --emulator` to try flora offline against the built-in Discord emulator"
@@ -222,7 +222,13 @@ def _size(n: int) -> str:
 def deploy(ctx, entry_arg, guild_id, root, entry_opt, api_url, token, as_json):
     """Bundle-and-deploy the project's TypeScript/JavaScript files to a guild."""
     from flora_cli.client import (
-        DEFAULT_API_URL, SNOWFLAKE, ApiClient, ClientError, collect_files, load_project_config, resolve_entry,
+        DEFAULT_API_URL,
+        SNOWFLAKE,
+        ApiClient,
+        ClientError,
+        collect_files,
+        load_project_config,
+        resolve_entry,
     )
 
     if entry_arg and entry_opt and entry_arg != entry_opt:

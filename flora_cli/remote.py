@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
 import urllib.error
 import urllib.request
-from typing import Iterator
+from collections.abc import Iterator
 from urllib.parse import urlencode
 
 from flora_core import __version__
@@ -24,7 +23,7 @@ STREAM_READ_TIMEOUT = 60.0  # the server sends a keep-alive every 15 s
 
 
 def format_log(entry: dict) -> str:
-    ts = dt.datetime.fromtimestamp(int(entry.get("timestamp") or 0) / 1000, dt.timezone.utc)
+    ts = dt.datetime.fromtimestamp(int(entry.get("timestamp") or 0) / 1000, dt.UTC)
     when = ts.strftime("%Y-%m-%d %H:%M:%S.") + f"{ts.microsecond // 1000:03d}"
     level = str(entry.get("level", "")).upper()
     return f"{when} {level:<5} [{entry.get('guild_id') or '-'}] {entry.get('target', '')}: {entry.get('message', '')}"
@@ -83,7 +82,7 @@ def stream_logs(api: ApiClient, guild_id: str) -> Iterator[dict]:
         while True:
             try:
                 raw = resp.readline()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 raise ClientError(f"The log stream from {api.base_url} went silent for {STREAM_READ_TIMEOUT:.0f}s") from None
             except OSError as exc:
                 raise ClientError(f"The log stream from {api.base_url} broke: {_reason(exc)}") from None

@@ -134,7 +134,7 @@ class Bundler:
         self._purged = False
 
     @classmethod
-    def from_config(cls, config) -> "Bundler":
+    def from_config(cls, config) -> Bundler:
         """The bundler of a server: cache in the data folder, limits and sandbox from the config."""
         return cls(config.data_path / "cache" / "bundles", config.max_bundle_files, config.max_bundle_total_bytes,
                    sandbox=config.bundler_sandbox)

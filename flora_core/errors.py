@@ -20,7 +20,7 @@ class OpError(Exception):
         self.extra = extra
 
     def to_json(self) -> dict:
-        out = {"code": self.code, "message": self.message}
+        out: dict[str, object] = {"code": self.code, "message": self.message}
         if self.extra:
             out["extra"] = self.extra
         return out

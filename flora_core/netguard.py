@@ -27,12 +27,13 @@ import ipaddress
 import re
 import socket
 import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import aiohttp
 import yarl
-from aiohttp.abc import AbstractResolver
+from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
 MAX_REDIRECTS = 5
@@ -103,9 +104,9 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, st
         return low32, "NAT64", None
     if ip in _NAT64_LOCAL:
         return low32, "local-use NAT64", "a non-public address (local-use NAT64)"
-    if ip in _SIXTOFOUR:
+    if ip in _SIXTOFOUR and ip.sixtofour is not None:
         return ip.sixtofour, "6to4", None
-    if ip in _TEREDO:
+    if ip in _TEREDO and ip.teredo is not None:
         return ip.teredo[1], "Teredo", "a non-public address (Teredo)"
     return None
 
@@ -174,8 +175,9 @@ def parse_ipv4(host: str) -> ipaddress.IPv4Address | None:
     last = parts[-1]
     if not (last.isascii() and last.isdigit()) and not _V4_HEX.fullmatch(last):
         return None
-    numbers = [_ipv4_number(p) for p in parts]
-    if len(parts) > 4 or any(n is None for n in numbers) or any(n > 255 for n in numbers[:-1]) \
+    maybe = [_ipv4_number(p) for p in parts]
+    numbers = [n for n in maybe if n is not None]
+    if len(parts) > 4 or len(numbers) != len(maybe) or any(n > 255 for n in numbers[:-1]) \
             or numbers[-1] >= 256 ** (5 - len(parts)):
         raise ValueError(f"{host!r} is not a valid IPv4 address")
     value = numbers[-1]
@@ -397,7 +399,7 @@ class GuardedResolver(AbstractResolver):
         self._allowlist = allowlist
         self._inner = inner or system_resolver()
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[dict]:
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         infos = await self._inner.resolve(host, port, family)
         if self._allowlist.allows(host, port):
             return infos
@@ -430,7 +432,7 @@ class Guard:
         self._sessions: weakref.WeakSet = weakref.WeakSet()
 
     @classmethod
-    def from_config(cls, config) -> "Guard":
+    def from_config(cls, config) -> Guard:
         return cls(getattr(config, "fetch_allowed_private_hosts", "") or "")
 
     # checks ----------------------------------------------------------------------------------

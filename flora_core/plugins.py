@@ -23,8 +23,9 @@ import os
 import re
 import sys
 import types
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pluggy
 
@@ -130,8 +131,8 @@ class Plugins:
             self._fail(name, f"plugin {name} was not loaded: {exc}", loaded=False)
             return
         self._order[name] = len(self._order)
-        self.loaded[name] = LoadedPlugin(name, version, module or getattr(plugin, "__name__", type(plugin).__name__),
-                                         builtin)
+        shown = module or str(getattr(plugin, "__name__", type(plugin).__name__))
+        self.loaded[name] = LoadedPlugin(name, version, shown, builtin)
         self._cache.clear()
 
     def remove(self, name: str) -> None:

@@ -110,7 +110,7 @@ class ToolSandbox:
         from .config import ConfigError
 
         try:
-            self.kind
+            _ = self.kind  # raises when a required sandbox cannot run
         except SandboxUnavailable as exc:
             raise ConfigError(str(exc)) from None
 

@@ -18,7 +18,17 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from .testing import BOT_TOKEN, FloraServer, bot_replies, deploy_files, emulator_guild, http_json, start_flora, stop_flora, wait_for
+from .testing import (
+    BOT_TOKEN,
+    FloraServer,
+    bot_replies,
+    deploy_files,
+    emulator_guild,
+    http_json,
+    start_flora,
+    stop_flora,
+    wait_for,
+)
 
 
 @dataclass

@@ -103,7 +103,7 @@ def start_flora(emulator, tmp_path: Path, **env_overrides) -> FloraServer:
     env.pop("DATABASE_URL", None)
     env.update({k: str(v) for k, v in env_overrides.items()})
     log_path = tmp_path / "flora-serve.log"
-    log_file = open(log_path, "w")
+    log_file = open(log_path, "w")  # noqa: SIM115 - the server writes to it for its whole life
     proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "serve"], env=env, stdout=log_file, stderr=subprocess.STDOUT,
                             cwd=tmp_path, start_new_session=True)
     server = FloraServer(env, data_dir, f"http://127.0.0.1:{port}/api", proc, log_path)
@@ -138,7 +138,7 @@ def stop_flora(server: FloraServer) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(server.proc.pid, signal.SIGKILL)
             server.proc.wait(timeout=10)
-            raise AssertionError(f"flora serve did not stop on SIGTERM:\n{server.logs()}")
+            raise AssertionError(f"flora serve did not stop on SIGTERM:\n{server.logs()}") from None
     # nothing of the process group may be left running (zombies are dead already; PID 1 here may not reap them)
     deadline = time.monotonic() + 5
     while True:

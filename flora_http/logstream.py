@@ -12,9 +12,9 @@ next write.
 
 from __future__ import annotations
 
+import _socket
 import json
 import logging
-import _socket
 import select
 import socket
 import time

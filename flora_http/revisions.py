@@ -81,7 +81,7 @@ def _cursor_timestamp(raw: str) -> str:
             continue
         if parsed.tzinfo is None:
             break
-        return parsed.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+        return parsed.astimezone(dt.UTC).isoformat(timespec="microseconds")
     raise errors.bad_request("Invalid cursor_deployed_at: expected an RFC 3339 timestamp")
 
 

@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 from flora_dev.testing import (  # noqa: F401 - the test modules import these from here
-    BOT_TOKEN, FloraServer, bot_replies, deploy_files, emulator_guild, free_port, http_json, start_flora, stop_flora, wait_for,
+    BOT_TOKEN,
+    FloraServer,
+    bot_replies,
+    deploy_files,
+    emulator_guild,
+    free_port,
+    http_json,
+    start_flora,
+    stop_flora,
+    wait_for,
 )
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import BOT_TOKEN, free_port, http_json, start_flora, stop_flora
 
 CLIENT_ID = "123456789012345678"

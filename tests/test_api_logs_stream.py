@@ -13,11 +13,21 @@ import time
 from urllib.parse import urlparse
 
 from conftest import deploy_files, emulator_guild, wait_for
+from test_http_api import (  # noqa: F401 - fixtures
+    GUILD,
+    auth,
+    client,
+    config,
+    db,
+    make_config,
+    plugins,
+    runtime,
+    shared_data_dir,
+    token,
+)
+
 from flora_core.storage import repo
 from flora_http import logstream
-from test_http_api import (  # noqa: F401 - fixtures
-    GUILD, auth, client, config, db, make_config, plugins, runtime, shared_data_dir, token,
-)
 
 LOGGER = """
 on('messageCreate', (ctx) => {

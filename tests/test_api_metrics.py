@@ -6,14 +6,13 @@ the real stack: a script that throws and one that overruns its deadline.
 
 from __future__ import annotations
 
-import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from conftest import deploy_files, emulator_guild, http_json, start_flora, stop_flora, wait_for
+from prometheus_client.parser import text_string_to_metric_families
+from test_http_api import GUILD, config, db, make_config, plugins, shared_data_dir, token  # noqa: F401 - fixtures
+
 from flora_core.storage import repo
 from flora_http import create_app
 from flora_http.metrics import SNAPSHOT_FIELDS
-from test_http_api import GUILD, config, db, make_config, plugins, shared_data_dir, token  # noqa: F401 - fixtures
 
 SECRET = "operator-secret-0123456789"
 

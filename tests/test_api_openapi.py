@@ -11,13 +11,22 @@ import re
 
 import pytest
 from flask import Blueprint
+from test_http_api import (  # noqa: F401 - fixtures
+    GUILD,
+    auth,
+    client,
+    config,
+    db,
+    make_config,
+    plugins,
+    runtime,
+    shared_data_dir,
+    token,
+)
 
 from flora_core.plugins import Plugins
 from flora_http import create_app
 from flora_http.openapi import doc
-from test_http_api import (  # noqa: F401 - fixtures
-    GUILD, auth, client, config, db, make_config, plugins, runtime, shared_data_dir, token,
-)
 
 
 def _rules(app):

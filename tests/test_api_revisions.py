@@ -8,10 +8,20 @@ from __future__ import annotations
 import uuid
 from urllib.parse import quote
 
-from flora_core.storage import repo
 from test_http_api import (  # noqa: F401 - fixtures
-    GUILD, auth, client, config, db, make_config, plugins, runtime, shared_data_dir, token,
+    GUILD,
+    auth,
+    client,
+    config,
+    db,
+    make_config,
+    plugins,
+    runtime,
+    shared_data_dir,
+    token,
 )
+
+from flora_core.storage import repo
 
 OTHER = "223456789012345678"
 

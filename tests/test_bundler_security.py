@@ -18,13 +18,13 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from conftest import IN_CI
-from flora_core.bundler import BUNDLER_VERSION, Bundler, BundleError
+from test_http_api import GUILD, RuntimeDouble  # noqa: F401 - the API fixtures below reuse its double
+
+from flora_core.bundler import BUNDLER_VERSION, BundleError, Bundler
 from flora_core.config import ConfigError, load_config
 from flora_core.sandbox import ToolSandbox
 from flora_core.storage import repo
-from test_http_api import GUILD, RuntimeDouble  # noqa: F401 - the API fixtures below reuse its double
 
 MARKER = "FLORA-SECRET-MARKER-7f3a"
 SECRETS = ("DISCORD_TOKEN", "SECRETS_MASTER_KEY", "API_SECRET", "API_OPERATOR_SECRET", "DATABASE_URL", "REDIS_URL")
@@ -314,6 +314,7 @@ def test_no_bundler_work_folder_is_left_behind(tmp_path, monkeypatch):
 def test_flora_serve_rebuilds_legacy_deployments_at_start_and_leaves_refused_ones_unloaded(tmp_path, secret_files):
     """The upgrade path end to end: two deployments stored by an earlier flora, one clean, one that read a file."""
     from conftest import BOT_TOKEN, bot_replies, deploy_files, emulator_guild, http_json, start_flora, stop_flora, wait_for
+
     from flora_dev.emulator import Emulator
 
     emu = Emulator(token=BOT_TOKEN)

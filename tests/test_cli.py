@@ -19,14 +19,14 @@ import pytest
 from click.testing import CliRunner
 from werkzeug.serving import make_server
 
-from flora_core import hookimpl
+from flora_cli.client import collect_files
 from flora_cli.main import cli, make_cli
+from flora_core import hookimpl
 from flora_core.config import load_config
 from flora_core.control import RuntimeClient
 from flora_core.plugins import Plugins
 from flora_core.storage import open_database, repo
 from flora_http import create_app
-from flora_cli.client import collect_files
 
 GUILD = "123456789012345678"
 FLORA_BIN = Path(sys.executable).parent / "flora"

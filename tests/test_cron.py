@@ -9,18 +9,18 @@ import datetime as dt
 import pytest
 
 from flora_core.config import Config, all_keys
-from flora_core.plugins import Plugins
 from flora_core.errors import OpError
+from flora_core.plugins import Plugins
 from flora_core.runtime.opctx import OpContext, WorkerServices
-from flora_plugins.storage.postgres import PostgresDatabase
-from flora_plugins.storage.sqlite import SQLiteDatabase
 from flora_plugins import cron as cron_plugin
 from flora_plugins.cron import schedule, store
 from flora_plugins.cron.ops import op_register_cron
 from flora_plugins.cron.scheduler import Scheduler
+from flora_plugins.storage.postgres import PostgresDatabase
+from flora_plugins.storage.sqlite import SQLiteDatabase
 
 G = "111111111111111111"
-T0 = dt.datetime(2030, 1, 1, 12, 0, 30, tzinfo=dt.timezone.utc).timestamp()  # 30 s before an every-minute occurrence
+T0 = dt.datetime(2030, 1, 1, 12, 0, 30, tzinfo=dt.UTC).timestamp()  # 30 s before an every-minute occurrence
 MIN = 60
 
 
@@ -74,7 +74,7 @@ def test_expressions_follow_flora():
     with pytest.raises(schedule.CronError, match="^cron schedule has no future occurrences: "):
         schedule.next_after("0 0 30 2 *", T0)
     assert schedule.next_after("* * * * *", T0) == T0 + 30
-    assert schedule.next_after("0 0 * * 7", T0) == dt.datetime(2030, 1, 6, tzinfo=dt.timezone.utc).timestamp()  # 7 = Sunday
+    assert schedule.next_after("0 0 * * 7", T0) == dt.datetime(2030, 1, 6, tzinfo=dt.UTC).timestamp()  # 7 = Sunday
     assert schedule.latest_at_or_before("* * * * *", T0 + 30) == T0 + 30  # an occurrence is due at its own second
     assert schedule.latest_at_or_before("* * * * *", T0 + 89) == T0 + 30
     assert schedule.count_between("* * * * *", int(T0 + 30), int(T0 + 30 + 4 * MIN)) == 5

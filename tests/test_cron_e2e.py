@@ -11,7 +11,7 @@ import time
 
 from conftest import BOT_TOKEN, deploy_files, emulator_guild, start_flora, stop_flora, wait_for
 
-T0 = dt.datetime(2030, 1, 1, 12, 0, 30, tzinfo=dt.timezone.utc).timestamp()
+T0 = dt.datetime(2030, 1, 1, 12, 0, 30, tzinfo=dt.UTC).timestamp()
 
 TICKS = """
 cron('tick-latest', '* * * * *', (ctx) => { console.log(`RUN tick-latest ${ctx.scheduledAt}`); }, { catchUp: 'latest' });
@@ -34,7 +34,7 @@ def at(minute: int, second: int = 0) -> float:
 
 
 def iso(minute: int) -> str:
-    return dt.datetime.fromtimestamp(at(minute), dt.timezone.utc).isoformat()
+    return dt.datetime.fromtimestamp(at(minute), dt.UTC).isoformat()
 
 
 class ClockFile:

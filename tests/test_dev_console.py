@@ -22,7 +22,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-
 from conftest import IN_CI, ROOT
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")

@@ -14,7 +14,6 @@ import re
 import time
 
 import pytest
-
 from conftest import bot_replies, deploy_files, emulator_guild, start_flora, stop_flora, wait_for
 
 # Every test script starts with this: step() runs one op and logs its outcome as one line.

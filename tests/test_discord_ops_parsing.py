@@ -16,7 +16,12 @@ from flora_plugins.discord_ops.attachments import default_filename, load_attachm
 from flora_plugins.discord_ops.components import build_components, build_modal_components, parse_emoji
 from flora_plugins.discord_ops.download import DownloadError, check_url, download
 from flora_plugins.discord_ops.messages import (
-    EMPTY_MESSAGE, allowed_mentions, build_embed, edited_message, flags, new_message,
+    EMPTY_MESSAGE,
+    allowed_mentions,
+    build_embed,
+    edited_message,
+    flags,
+    new_message,
 )
 from flora_plugins.discord_ops.ops_messages import reaction_emoji
 from flora_plugins.discord_ops.transport import backoff

@@ -3,7 +3,6 @@ isolate -> ops -> disnake -> the Discord emulator. Nothing of ours is mocked."""
 
 from __future__ import annotations
 
-import json
 import time
 
 from conftest import ROOT, bot_replies, deploy_files, emulator_guild, http_json, wait_for

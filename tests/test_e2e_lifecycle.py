@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import BOT_TOKEN, ROOT, bot_replies, deploy_files, emulator_guild, start_flora, stop_flora, wait_for
 
 

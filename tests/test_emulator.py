@@ -12,8 +12,9 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import aiohttp
 import disnake
@@ -218,16 +219,15 @@ def test_bad_token_raises_login_failure(emu, world):
 
 def test_gateway_rejects_bad_token_and_bad_shard(emu):
     async def attempt(identify: dict) -> int | None:
-        async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(emu.ws_url + "?v=10&encoding=json") as ws:
-                hello = await ws.receive_json()
-                assert hello["op"] == 10 and hello["d"]["heartbeat_interval"] == 41250
-                await ws.send_json({"op": 1, "d": None})
-                assert (await ws.receive_json())["op"] == 11
-                await ws.send_json({"op": 2, "d": identify})
-                msg = await ws.receive()
-                assert msg.type == aiohttp.WSMsgType.CLOSE
-                return ws.close_code
+        async with aiohttp.ClientSession() as session, session.ws_connect(emu.ws_url + "?v=10&encoding=json") as ws:
+            hello = await ws.receive_json()
+            assert hello["op"] == 10 and hello["d"]["heartbeat_interval"] == 41250
+            await ws.send_json({"op": 1, "d": None})
+            assert (await ws.receive_json())["op"] == 11
+            await ws.send_json({"op": 2, "d": identify})
+            msg = await ws.receive()
+            assert msg.type == aiohttp.WSMsgType.CLOSE
+            return ws.close_code
 
     assert asyncio.run(attempt({"token": "nope", "intents": 513})) == 4004
     assert asyncio.run(attempt({"token": TOKEN, "intents": 513, "shard": [2, 2]})) == 4010
@@ -574,35 +574,34 @@ def test_rest_errors_headers_and_history(emu, world):
 
 def test_control_routes_and_async_server():
     async def main():
-        async with EmulatorServer(TOKEN) as server:
-            async with aiohttp.ClientSession() as session:
-                async def call(method, path, body=None):
-                    async with session.request(method, server.url + path, json=body) as resp:
-                        return resp.status, await resp.json()
+        async with EmulatorServer(TOKEN) as server, aiohttp.ClientSession() as session:
+            async def call(method, path, body=None):
+                async with session.request(method, server.url + path, json=body) as resp:
+                    return resp.status, await resp.json()
 
-                _, guild = await call("POST", "/_emu/guilds", {"name": "ctl"})
-                _, chan = await call("POST", "/_emu/channels",
-                                     {"guild_id": guild["id"], "name": "general"})
-                _, user = await call("POST", "/_emu/users", {"username": "dave"})
-                await call("POST", "/_emu/members", {"guild_id": guild["id"], "user_id": user["id"]})
-                status, msg = await call("POST", "/_emu/say", {"channel_id": chan["id"],
-                                                               "user_id": user["id"],
-                                                               "content": "hi"})
-                assert status == 201 and msg["content"] == "hi"
-                _, msgs = await call("GET", f"/_emu/messages/{chan['id']}")
-                assert [m["id"] for m in msgs] == [msg["id"]]
-                status, err = await call("POST", "/_emu/slash", {
-                    "guild_id": guild["id"], "channel_id": chan["id"], "user_id": user["id"],
-                    "name": "missing"})
-                assert status == 404 and "missing" in err["error"]
-                _, state = await call("GET", "/_emu/state")
-                assert state["guilds"][0]["name"] == "ctl" and state["api_base"] == server.api_base
-                async with session.get(server.api_base + "/users/@me",
-                                       headers={"Authorization": f"Bot {TOKEN}"}) as resp:
-                    assert resp.headers["Content-Type"] == "application/json"
-                _, reqs = await call("GET", "/_emu/requests?method=GET&path=users")
-                assert [r["path"] for r in reqs] == ["/users/@me"]
-                await server.wait_for_request("GET", "^/users/@me$", timeout=1)
+            _, guild = await call("POST", "/_emu/guilds", {"name": "ctl"})
+            _, chan = await call("POST", "/_emu/channels",
+                                 {"guild_id": guild["id"], "name": "general"})
+            _, user = await call("POST", "/_emu/users", {"username": "dave"})
+            await call("POST", "/_emu/members", {"guild_id": guild["id"], "user_id": user["id"]})
+            status, msg = await call("POST", "/_emu/say", {"channel_id": chan["id"],
+                                                           "user_id": user["id"],
+                                                           "content": "hi"})
+            assert status == 201 and msg["content"] == "hi"
+            _, msgs = await call("GET", f"/_emu/messages/{chan['id']}")
+            assert [m["id"] for m in msgs] == [msg["id"]]
+            status, err = await call("POST", "/_emu/slash", {
+                "guild_id": guild["id"], "channel_id": chan["id"], "user_id": user["id"],
+                "name": "missing"})
+            assert status == 404 and "missing" in err["error"]
+            _, state = await call("GET", "/_emu/state")
+            assert state["guilds"][0]["name"] == "ctl" and state["api_base"] == server.api_base
+            async with session.get(server.api_base + "/users/@me",
+                                   headers={"Authorization": f"Bot {TOKEN}"}) as resp:
+                assert resp.headers["Content-Type"] == "application/json"
+            _, reqs = await call("GET", "/_emu/requests?method=GET&path=users")
+            assert [r["path"] for r in reqs] == ["/users/@me"]
+            await server.wait_for_request("GET", "^/users/@me$", timeout=1)
 
     asyncio.run(main())
 

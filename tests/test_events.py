@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import deploy_files, emulator_guild, wait_for
 
 STR, NUM, BOOL, OBJ, LIST = str, (int, float), bool, dict, list

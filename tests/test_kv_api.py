@@ -14,19 +14,19 @@ import urllib.parse
 
 import pytest
 from click.testing import CliRunner
+from test_kv_conformance import redis_url  # noqa: F401 - the fixture
 
 from flora_cli.main import make_cli
-from flora_core.errors import OpError
-from flora_core.runtime.opctx import OpContext, WorkerServices
 from flora_core.config import load_config
+from flora_core.errors import OpError
 from flora_core.plugins import Plugins
+from flora_core.runtime.opctx import OpContext, WorkerServices
 from flora_core.storage import open_database, repo
 from flora_http import create_app
 from flora_plugins.kv.backends import open_backend
 from flora_plugins.kv.limits import Limits
 from flora_plugins.kv.ops import OPS
 from flora_plugins.kv.service import KvService
-from test_kv_conformance import redis_url  # noqa: F401 - the fixture
 
 GUILD = "123456789012345678"
 OTHER = "876543210987654321"

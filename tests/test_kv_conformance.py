@@ -16,8 +16,8 @@ import threading
 import uuid
 
 import pytest
-
 from conftest import IN_CI
+
 from flora_core.config import load_config
 from flora_core.plugins import Plugins
 from flora_core.storage import open_database

@@ -11,10 +11,10 @@ import signal
 import time
 
 import pytest
-
 from conftest import BOT_TOKEN, bot_replies, deploy_files, emulator_guild, http_json, start_flora, stop_flora, wait_for
-from flora_core.control import RuntimeClient
 from test_kv_conformance import redis_url  # noqa: F401 - the fixture
+
+from flora_core.control import RuntimeClient
 
 COUNTERS = """
 const counters = kv.store('counters');

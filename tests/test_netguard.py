@@ -26,8 +26,8 @@ import pytest
 import yarl
 from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import ThreadedResolver
-
 from conftest import BOT_TOKEN, deploy_files, emulator_guild, free_port, start_flora, stop_flora
+
 from flora_core import netguard
 from flora_core.config import ConfigError, load_config
 from flora_core.errors import OpError

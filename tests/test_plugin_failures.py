@@ -10,7 +10,6 @@ import time
 import urllib.request
 
 import pytest
-
 from conftest import free_port
 
 DUPLICATE = '''
@@ -85,6 +84,7 @@ def test_flora_runs_scripts_with_kv_secrets_and_cron_disabled_and_has_none_of_th
     import sqlite3
 
     from conftest import BOT_TOKEN, bot_replies, deploy_files, emulator_guild, start_flora, stop_flora, wait_for
+
     from flora_dev.emulator import Emulator
 
     emu = Emulator(token=BOT_TOKEN)

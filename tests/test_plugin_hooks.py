@@ -8,8 +8,8 @@ import os
 import sqlite3
 
 import pytest
-
 from conftest import BOT_TOKEN, bot_replies, deploy_files, emulator_guild, start_flora, stop_flora, wait_for
+
 from flora_core import hookimpl
 from flora_core.config import load_config
 from flora_core.plugins import Plugins

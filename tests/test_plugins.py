@@ -15,7 +15,7 @@ BUILTINS = {"sqlite_storage", "postgres_storage", "discord_gateway", "sdk", "dis
 
 def test_builtins_load_through_entry_points():
     plugins = Plugins()
-    assert BUILTINS <= set(plugins.loaded)
+    assert set(plugins.loaded) >= BUILTINS
     ops = plugins.ops()
     for name in ("op_log", "op_send_message", "op_edit_message", "op_delete_message", "op_add_reaction",
                  "op_send_interaction_response", "op_defer_interaction_response", "op_upsert_guild_commands"):
@@ -149,8 +149,9 @@ def test_bad_registrations_disable_the_plugin(plugin, message, monkeypatch):
 def test_hooks_go_through_pluggy_tryfirst_and_wrappers_work():
     """The facade calls pm.hook: a tryfirst implementation runs first even when registered first
     (pluggy otherwise calls the latest first), and a wrapper sees every result."""
-    import flora_plugins.cron as cron
     from types import SimpleNamespace
+
+    import flora_plugins.cron as cron
 
     calls: list = []
 

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 
-
 def test_a_generated_plugin_installs_and_its_own_tests_pass(tmp_path):
     out = subprocess.run([sys.executable, "-m", "flora_cli", "plugins", "new", "acme", "--dir", str(tmp_path)],
                          capture_output=True, text=True, timeout=60)

@@ -7,18 +7,25 @@ import sqlite3
 
 import pytest
 
+from flora_core import netguard
 from flora_core.config import Config, all_keys
 from flora_core.plugins import Plugins
 from flora_core.runtime.opctx import WorkerServices
-from flora_plugins.storage.postgres import PostgresDatabase
-from flora_plugins.storage.sqlite import SQLiteDatabase
 from flora_plugins import secrets as secrets_plugin
-from flora_core import netguard
 from flora_plugins.secrets import hosts
 from flora_plugins.secrets.store import (
-    SecretBox, SecretsDisabled, SecretsError, box_from_config, delete_secret, list_secrets, load_secrets,
-    parse_master_key, put_secret,
+    SecretBox,
+    SecretsDisabled,
+    SecretsError,
+    box_from_config,
+    delete_secret,
+    list_secrets,
+    load_secrets,
+    parse_master_key,
+    put_secret,
 )
+from flora_plugins.storage.postgres import PostgresDatabase
+from flora_plugins.storage.sqlite import SQLiteDatabase
 
 KEY_A = "11" * 32
 KEY_B = "22" * 32

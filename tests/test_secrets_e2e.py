@@ -7,17 +7,14 @@ import http.server
 import itertools
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
-
-from conftest import BOT_TOKEN, deploy_files, emulator_guild, free_port, http_json, start_flora, stop_flora, wait_for
+from conftest import BOT_TOKEN, deploy_files, emulator_guild, free_port, http_json, start_flora, stop_flora
 
 MASTER_KEY = "5e" * 32
 SECRET_VALUE = "s3cr3t-Value_42"

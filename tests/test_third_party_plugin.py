@@ -13,8 +13,18 @@ import subprocess
 import sys
 
 import pytest
-
-from conftest import BOT_TOKEN, IN_CI, ROOT, bot_replies, deploy_files, emulator_guild, http_json, start_flora, stop_flora, wait_for
+from conftest import (
+    BOT_TOKEN,
+    IN_CI,
+    ROOT,
+    bot_replies,
+    deploy_files,
+    emulator_guild,
+    http_json,
+    start_flora,
+    stop_flora,
+    wait_for,
+)
 
 EXAMPLE = ROOT / "examples" / "plugins" / "flora-hello"
 

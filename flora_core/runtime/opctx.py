@@ -198,7 +198,7 @@ class OpContext:
         async with sem:
             try:
                 return await asyncio.wait_for(self.services.http.request(route, **kwargs), timeout)
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 raise OpError(DISCORD_RATE_LIMITED, f"Discord rate limited for {method} {path}",
                               retry_after_ms=self.config.rest_timeout_ms, **{"global": False}) from None
             except disnake.HTTPException as exc:

@@ -10,7 +10,8 @@ Keys are camelCase, snowflakes strings, absent optionals ``null``; ``data`` and
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def _s(value: Any) -> str | None:

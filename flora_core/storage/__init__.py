@@ -13,8 +13,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+from collections.abc import Iterator, Sequence
 from importlib import resources
-from typing import Any, Iterator
+from typing import Any
 
 log = logging.getLogger("flora.storage")
 
@@ -25,7 +26,7 @@ class StorageError(Exception):
 
 def utcnow() -> str:
     """RFC 3339 timestamp with microseconds; sorts as text."""
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
 class Database:
@@ -70,7 +71,7 @@ class Database:
             cur.execute(sql, params)
             return cur.fetchall()
 
-    def migrate(self, plugin_migrations: list[tuple[str, Any]] = ()) -> None:
+    def migrate(self, plugin_migrations: Sequence[tuple[str, Any]] = ()) -> None:
         """Apply the core's migrations, then each plugin's (``[(plugin, folder)]``, a folder holding
         ``<dialect>/NNN_name.sql``), each once; a plugin's are recorded as ``<plugin>/NNN_name.sql``, so
         its tables exist only once it is enabled, and enabling it later creates them."""
@@ -123,14 +124,14 @@ class _Cursor:
         if row is None:
             return None
         cols = [c[0] for c in self._cur.description]
-        return dict(zip(cols, row))
+        return dict(zip(cols, row, strict=True))
 
     def fetchone(self) -> dict | None:
         return self._row(self._cur.fetchone())
 
     def fetchall(self) -> list[dict]:
         cols = [c[0] for c in self._cur.description]
-        return [dict(zip(cols, row)) for row in self._cur.fetchall()]
+        return [dict(zip(cols, row, strict=True)) for row in self._cur.fetchall()]
 
 
 def open_database(config, plugins) -> Database:

@@ -8,7 +8,7 @@ import secrets
 import string
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 from . import Database, utcnow
 
@@ -79,7 +79,9 @@ def record_revision(
                     "INSERT INTO deployments (guild_id, entry, revision_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
                     (guild_id, entry, rev_id, now, now),
                 )
-    return get_revision(db, guild_id, rev_id)
+    rev = get_revision(db, guild_id, rev_id)
+    assert rev is not None  # written in the transaction above
+    return rev
 
 
 def get_revision(db: Database, guild_id: str, revision_id: str) -> dict | None:
@@ -138,7 +140,7 @@ def legacy_current_revisions(db: Database) -> list[dict]:
         " WHERE r.bundler_version IS NULL OR r.bundler_version < ?",
         (TRUSTED_BUNDLER_VERSION,),
     )
-    return [_revision_out(r) for r in rows]
+    return [_revision_out(r) or {} for r in rows]
 
 
 class LegacyBundle(Exception):
@@ -308,7 +310,7 @@ def revision_history(
         params += [cursor[0], cursor[0], cursor[1]]
     sql += " ORDER BY deployed_at DESC, id DESC LIMIT ?"
     params.append(int(limit))
-    return [_revision_out(r) for r in db.fetchall(sql, tuple(params))]
+    return [_revision_out(r) or {} for r in db.fetchall(sql, tuple(params))]
 
 
 def count_revisions_by_status(db: Database) -> dict[str, int]:

@@ -18,10 +18,10 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from flora_core.bundler import BUNDLER_VERSION, BundleError
-from flora_dev.emulator import EmulatorServer, seed_dev_world
-from flora_dev.emulator.models import EPHEMERAL, ApiError
 from flora_core.runtime.supervisor import Runtime
 from flora_core.storage import repo
+from flora_dev.emulator import EmulatorServer, seed_dev_world
+from flora_dev.emulator.models import EPHEMERAL, ApiError
 
 STATIC = Path(__file__).resolve().parent / "static"
 EMULATOR_TOKEN = "flora-dev-token"

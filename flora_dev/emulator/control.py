@@ -4,7 +4,8 @@ driving the emulator from another process. No auth; the server only listens on l
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 

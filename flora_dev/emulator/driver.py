@@ -7,7 +7,8 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from .server import EmulatorServer, _describe, _request_timeout_message
 
@@ -40,7 +41,7 @@ class Emulator:
             asyncio.set_event_loop(loop)
             try:
                 loop.run_until_complete(self.server.start(host, port))
-            except BaseException as exc:  # report bind errors etc. to start()
+            except BaseException as exc:  # noqa: BLE001 - bind errors and the like go to start()
                 started.set_exception(exc)
                 loop.close()
                 return
@@ -102,7 +103,7 @@ class Emulator:
         def run() -> None:
             try:
                 fut.set_result(fn(*args, **kwargs))
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - whatever fn raised is the caller's
                 fut.set_exception(exc)
 
         loop.call_soon_threadsafe(run)

@@ -45,7 +45,7 @@ class Session:
 
     def push(self, event: str, data_json: str) -> None:
         self.seq = seq = self.seq + 1
-        frame = '{"op":0,"t":"%s","s":%d,"d":%s}' % (event, seq, data_json)
+        frame = f'{{"op":0,"t":"{event}","s":{seq},"d":{data_json}}}'
         self.buffer.append((seq, frame))
         conn = self.conn
         if conn is not None:
@@ -244,7 +244,7 @@ class GatewayHub:
                 try:
                     if conn.queue and not ws.closed:  # let a queued close frame go out
                         await asyncio.wait_for(asyncio.shield(task), 2.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 finally:
                     task.cancel()

@@ -8,8 +8,14 @@ import time
 from typing import Any
 
 from .models import (
-    ATTACHMENT_SIZE_LIMIT, EPHEMERAL, LOADING, ApiError, empty_message_error, has_message_body,
-    invalid_form, unknown,
+    ATTACHMENT_SIZE_LIMIT,
+    EPHEMERAL,
+    LOADING,
+    ApiError,
+    empty_message_error,
+    has_message_body,
+    invalid_form,
+    unknown,
 )
 
 TOKEN_LIFETIME = 15 * 60.0

@@ -5,8 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from .models import (
-    EPHEMERAL, LOADING, MENTION_ROLE, MENTION_USER, ApiError, emoji_key, empty_message_error,
-    has_message_body, invalid_form, iso_now, parse_emoji, unknown,
+    EPHEMERAL,
+    LOADING,
+    MENTION_ROLE,
+    MENTION_USER,
+    ApiError,
+    emoji_key,
+    empty_message_error,
+    has_message_body,
+    invalid_form,
+    iso_now,
+    parse_emoji,
+    unknown,
 )
 
 # a file uploaded with a request: (form field name, filename, content_type, bytes)
@@ -223,8 +233,7 @@ class MessagesMixin:
                      files: list[UploadedFile] | None = None, *, editor_id: str | None = None,
                      msg: dict | None = None) -> dict:
         msg = msg or self.get_message(channel_id, message_id)
-        if editor_id is not None and msg["author"]["id"] != str(editor_id):
-            if set(payload) - {"flags"}:
+        if editor_id is not None and msg["author"]["id"] != str(editor_id) and set(payload) - {"flags"}:
                 raise ApiError(403, 50005, "Cannot edit a message authored by another user")
         new = dict(msg)
         if "content" in payload:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 # --- gateway intents -------------------------------------------------------
@@ -69,7 +69,7 @@ ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
 
 
 def iso_now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 class ApiError(Exception):

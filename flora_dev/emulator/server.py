@@ -10,14 +10,15 @@ import asyncio
 import re
 import socket
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
 from .control import register_control
 from .gateway import GatewayHub
-from .ratelimit import RateLimiter
 from .oauth import OAuthProvider
+from .ratelimit import RateLimiter
 from .rest import API_PREFIX, RestApi, make_middleware
 from .state import EmulatorState
 

@@ -11,14 +11,22 @@ import copy
 import secrets
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .commands import CommandsMixin
 from .interactions import InteractionsMixin
 from .messages import MessagesMixin
 from .models import (
-    ADMINISTRATOR, ALL_PERMISSIONS, DEFAULT_EVERYONE_PERMISSIONS, ApiError, channel_obj,
-    iso_now, role_obj, unknown, user_obj,
+    ADMINISTRATOR,
+    ALL_PERMISSIONS,
+    DEFAULT_EVERYONE_PERMISSIONS,
+    ApiError,
+    channel_obj,
+    iso_now,
+    role_obj,
+    unknown,
+    user_obj,
 )
 from .snowflake import SnowflakeGenerator
 

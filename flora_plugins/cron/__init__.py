@@ -26,7 +26,7 @@ from .scheduler import Scheduler
 log = logging.getLogger("flora.cron")
 
 # One scheduler per supervisor Runtime (keyed weakly: a Runtime never carries plugin state itself).
-_schedulers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_schedulers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def scheduler_for(runtime) -> Scheduler:

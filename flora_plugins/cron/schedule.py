@@ -72,7 +72,7 @@ def count_between(expr: str, first: int, last: int, cap: int = 1000) -> int:
 
 def rfc3339(t: float) -> str:
     """``2026-11-25T12:01:00+00:00``, the shape of flora's ``to_rfc3339`` (UTC)."""
-    return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat()
+    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat()
 
 
 def now() -> float:

@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from . import schedule, store
 from .schedule import CronError, rfc3339
@@ -87,7 +87,7 @@ class Scheduler:
                 log.exception("cron tick failed")
             try:
                 await asyncio.wait_for(self._wake.wait(), self.tick_seconds)
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 pass
             self._wake.clear()
 

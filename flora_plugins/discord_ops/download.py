@@ -94,7 +94,7 @@ async def download(url: str, *, cap: int, timeout: float, guard: netguard.Guard)
         raise DownloadError("invalid URL" if exc.why == "invalid" else "only http and https URLs can be downloaded") from None
     except netguard.TooManyRedirects:
         raise DownloadError(f"more than {MAX_REDIRECTS} redirects") from None
-    except (TimeoutError, asyncio.TimeoutError):
+    except TimeoutError:
         raise DownloadError(f"download timed out after {timeout:g}s") from None
     except aiohttp.ClientConnectorError as exc:
         raise DownloadError(f"could not connect to {exc.host}") from None

@@ -17,7 +17,12 @@ from .attachments import attachment_refs, load_attachments
 from .common import application_id, require_dict, snowflake, string, token
 from .components import build_modal_components
 from .messages import (
-    EMPTY_EDIT_RESPONSE, EMPTY_FOLLOWUP, EMPTY_RESPONSE, EPHEMERAL, edited_message, new_message,
+    EMPTY_EDIT_RESPONSE,
+    EMPTY_FOLLOWUP,
+    EMPTY_RESPONSE,
+    EPHEMERAL,
+    edited_message,
+    new_message,
 )
 from .transport import call
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 import json
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .errors import KV_NOT_AN_INTEGER, KvError
 from .limits import MAX_SAFE_INTEGER
@@ -95,7 +96,7 @@ class KvBackend(ABC):
     def drop_store(self, guild_id: str, store: str) -> None:
         """Destroy every entry of the store."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: a backend without resources has nothing to release
         """Release connections and files."""
 
 

@@ -6,8 +6,9 @@ import collections
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .errors import KV_RATE_LIMITED, KvError, invalid
 

@@ -15,7 +15,7 @@ COLUMNS = "id, guild_id, store_name, created_at, updated_at"
 
 def _now() -> str:
     """RFC 3339 in UTC with a ``Z``, like flora's chrono timestamps."""
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def exists(db, guild_id: str, store_name: str) -> bool:

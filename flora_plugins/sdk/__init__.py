@@ -12,8 +12,9 @@ MAX_LOG_LINE = 4000
 
 @hookimpl
 def flora_register_js_sources(register):
-    import flora_sdk
     from importlib import resources
+
+    import flora_sdk
 
     register("flora:web", resources.files(__name__).joinpath("web.js").read_text(encoding="utf-8"), order=5)
     register("flora:prelude", flora_sdk.read("prelude.js"), order=10)

@@ -265,7 +265,7 @@ async def op_fetch(ctx, args):
     redact = Redactor()
     try:
         return await asyncio.wait_for(_fetch(ctx, url, method, headers, body, redirect, redact), timeout)
-    except (asyncio.TimeoutError, TimeoutError):
+    except TimeoutError:
         raise OpError(FETCH_TIMEOUT, f"fetch timed out after {timeout}s (FETCH_TIMEOUT_SECS)") from None
     except OpError as exc:
         exc.message = redact(exc.message)

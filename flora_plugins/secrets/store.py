@@ -49,7 +49,7 @@ def parse_master_key(raw: str | bytes | None) -> bytes | None:
     return data
 
 
-def box_from_config(config) -> "SecretBox":
+def box_from_config(config) -> SecretBox:
     """The cipher for ``config.secrets_master_key``; :class:`SecretsDisabled` without one."""
     key = parse_master_key(getattr(config, "secrets_master_key", None))
     if key is None:
@@ -63,7 +63,7 @@ class SecretBox:
 
     @staticmethod
     def _ad(guild_id: str, name: str) -> bytes:
-        return f"{guild_id}\x00{name}".encode("utf-8")
+        return f"{guild_id}\x00{name}".encode()
 
     def seal(self, guild_id: str, name: str, value: str) -> tuple[str, str]:
         nonce = os.urandom(NONCE_BYTES)

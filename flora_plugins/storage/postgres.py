@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 from flora_core import hookimpl
-
 from flora_core.storage import Database, StorageError
 
 

@@ -7,7 +7,6 @@ import threading
 from pathlib import Path
 
 from flora_core import hookimpl
-
 from flora_core.storage import Database, StorageError
 
 

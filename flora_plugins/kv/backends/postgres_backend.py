@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from json import loads
 import threading
-from typing import Iterator
+from collections.abc import Iterator
+from json import loads
 
 from flora_core import hookimpl
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Iterator
+from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flora_core import hookimpl
@@ -228,7 +228,7 @@ class RedisBackend(KvBackend):
         def fetch(lower, end, want):
             flat = self._run("range", guild_id, store, lower[0] if lower else "", lower[1] if lower else "", end, want)
             rows = []
-            for key, record in zip(flat[::2], flat[1::2]):
+            for key, record in zip(flat[::2], flat[1::2], strict=True):
                 rows.append((key, _record(record)[0], record) if record else (key, None, None))
             return rows
 
