@@ -1,5 +1,5 @@
 """KV at its boundaries: the routes (flora §3.3 rows 20–26) with Flask's test client, ``flora kv``
-with CliRunner, the ops as a worker calls them, and the sqlitedict backend in a gevent-patched
+with CliRunner, the ops as a worker calls them, and the sqlite backend in a gevent-patched
 API process. Real SQLite files throughout."""
 
 from __future__ import annotations
@@ -234,7 +234,7 @@ def test_unknown_backend_is_503_with_the_reason(env, monkeypatch, plugins, auth,
     resp = client.post("/api/kv/stores", json={"guild_id": GUILD, "store_name": "s"}, headers=auth)
     assert resp.status_code == 503
     assert resp.get_json() == {"message": "Service unavailable: KV_BACKEND='nope' is not an installed KV backend "
-                                          "(installed: postgres, redis, sqlitedict)"}
+                                          "(installed: postgres, redis, sqlite)"}
 
 
 # -- gevent ------------------------------------------------------------------------------------
@@ -279,7 +279,7 @@ print(json.dumps({"keys": len(listed["keys"]), "complete": listed["listComplete"
 """
 
 
-@pytest.mark.parametrize("backend", ["sqlitedict", "postgres", "redis"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgres", "redis"])
 def test_backends_serve_the_api_under_gevent(env, request, backend):
     """The API process is gevent-patched; a backend must neither deadlock nor starve the hub."""
     extra = {}
@@ -354,7 +354,7 @@ def test_cli_errors_are_one_line(kv_cli):
 def test_cli_with_an_unknown_backend(kv_cli, monkeypatch):
     monkeypatch.setenv("KV_BACKEND", "nope")
     line = one_error_line(kv_cli("kv", "stores", "--guild-id", GUILD), 1)
-    assert line == "Error: KV_BACKEND='nope' is not an installed KV backend (installed: postgres, redis, sqlitedict)"
+    assert line == "Error: KV_BACKEND='nope' is not an installed KV backend (installed: postgres, redis, sqlite)"
 
 
 def test_cli_console_script_has_no_traceback(env):
@@ -455,7 +455,7 @@ def test_serve_start_names_the_backend_or_why_it_cannot_be_used(env, plugins, ca
     monkeypatch.setenv("KV_BACKEND", "redis")
     kv_plugin.flora_startup(SimpleNamespace(config=load_config(), plugins=plugins))
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
-        ("INFO", "KV backend: sqlitedict"),
+        ("INFO", "KV backend: sqlite"),
         ("ERROR", "KV_BACKEND=redis needs KV_URL (or REDIS_URL) to be a redis:// URL; "
                   "scripts' KV calls fail with this message until it is fixed"),
     ]

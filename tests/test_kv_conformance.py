@@ -1,4 +1,4 @@
-"""One KV suite, three backends: sqlitedict (real files), PostgreSQL and Redis (real servers).
+"""One KV suite, three backends: sqlite (real files), PostgreSQL and Redis (real servers).
 
 Everything goes through ``KvService`` (what ops, routes and the CLI use) over
 the backend that ``KV_BACKEND`` selects, with a fake clock where time matters
@@ -39,7 +39,7 @@ GUILD = "111111111111111111"
 OTHER = "222222222222222222"
 T0 = 1_700_000_000
 NO_RATE_LIMIT = Limits(writes_per_window=10**9)
-BACKENDS = ["sqlitedict", "postgres", "redis"]
+BACKENDS = ["sqlite", "postgres", "redis"]
 
 
 class Clock:
@@ -588,7 +588,7 @@ def test_unknown_backend_lists_the_installed_ones(tmp_path, plugins):
     config = load_config(env={"FLORA_DATA_DIR": str(tmp_path), "KV_BACKEND": "rocksdb"})
     exc = error(open_backend, config, plugins)
     assert exc.code == KV_UNAVAILABLE
-    assert exc.message == "KV_BACKEND='rocksdb' is not an installed KV backend (installed: postgres, redis, sqlitedict)"
+    assert exc.message == "KV_BACKEND='rocksdb' is not an installed KV backend (installed: postgres, redis, sqlite)"
 
 
 @pytest.mark.parametrize("env, message", [
@@ -631,11 +631,11 @@ def test_registry_on_postgres(postgres_url, plugins, tmp_path):
         db.close()
 
 
-def test_sqlitedict_files_are_per_guild_and_store_and_readable_with_sqlitedict(tmp_path, plugins):
+def test_sqlite_files_are_per_guild_and_store_and_readable_with_sqlitedict(tmp_path, plugins):
     from sqlitedict import SqliteDict
 
     config = load_config(env={"FLORA_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": f"sqlite:///{tmp_path / 'flora.db'}"})
-    assert config.kv_backend == "sqlitedict"  # the default
+    assert config.kv_backend == "sqlite"  # the default
     db = open_database(config, plugins)
     kv = KvService(db, open_backend(config, plugins))
     try:
@@ -683,3 +683,15 @@ def test_a_set_that_returned_survives_sigkill(kv, kv_env):
         last = int(line)
     missing = [i for i in range(last + 1) if kv.get(GUILD, "s", f"k{i}") != f"v{i}"]
     assert not missing, missing[:10]
+
+
+def test_the_earlier_backend_name_sqlitedict_still_opens_the_same_files(tmp_path, plugins):
+    env = {"FLORA_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": f"sqlite:///{tmp_path / 'flora.db'}"}
+    db = open_database(load_config(env=env), plugins)
+    try:
+        KvService(db, open_backend(load_config(env=env), plugins)).create_store(GUILD, "s")
+        KvService(db, open_backend(load_config(env=env), plugins)).set(GUILD, "s", "k", "v")
+        old = KvService(db, open_backend(load_config(env={**env, "KV_BACKEND": "sqlitedict"}), plugins))
+        assert old.backend.name == "sqlite" and old.get(GUILD, "s", "k") == "v"
+    finally:
+        db.close()

@@ -105,7 +105,7 @@ on('messageCreate', async (ctx) => {
 """
 
 
-@pytest.fixture(params=["sqlitedict", "postgres", "redis"])
+@pytest.fixture(params=["sqlite", "postgres", "redis"])
 def kv_server_env(request):
     """What selects the backend of a `flora serve` (Postgres and Redis at the test servers, cleaned afterwards)."""
     if request.param == "postgres":

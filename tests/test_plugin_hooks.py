@@ -134,9 +134,9 @@ def test_a_plugins_config_key_is_validated_like_flora_s_own(audit_site, tmp_path
 class MemoryKv:
     @hookimpl
     def flora_register_kv_backends(self, register):
-        from flora_plugins.kv.backends.sqlitedict_backend import SqliteDictBackend
+        from flora_plugins.kv.backends.sqlite_backend import SqliteBackend
 
-        register("acme_files", lambda config: SqliteDictBackend(config.data_path / "acme-kv"))
+        register("acme_files", lambda config: SqliteBackend(config.data_path / "acme-kv"))
 
 
 def test_a_kv_backend_from_a_plugin_is_selected_by_kv_backend(tmp_path):
@@ -146,7 +146,7 @@ def test_a_kv_backend_from_a_plugin_is_selected_by_kv_backend(tmp_path):
     plugins.add(MemoryKv(), "acme_kv")
     config = load_config(env={"KV_BACKEND": "acme_files", "FLORA_DATA_DIR": str(tmp_path)}, plugins=plugins)
     backend = open_backend(config, plugins)
-    assert "acme_files" in plugins.kv_backends() and type(backend).__name__ == "SqliteDictBackend"
+    assert "acme_files" in plugins.kv_backends() and type(backend).__name__ == "SqliteBackend"
     assert {p["name"]: p for p in plugins.describe()}["acme_kv"]["registered"] == {"kv_backend": ["acme_files"]}
 
 

@@ -14,7 +14,7 @@ store registry (table ``kv_stores``, ``migrations/``) in
 ``registry.py``; the storage interface in ``backend.py``. The storage itself
 is chosen by ``KV_BACKEND`` among the backends plugins register with
 ``flora_register_kv_backends``; the built-in ones are separate plugins in
-``backends/``: ``sqlitedict`` (default), ``postgres`` and ``redis``.
+``backends/``: ``sqlite`` (default; ``sqlitedict`` is its earlier name), ``postgres`` and ``redis``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ log = logging.getLogger("flora.kv")
 def flora_register_config_keys(register):
     from flora_core.config import Key, text
 
-    register(Key("kv_backend", "kv.backend", "KV_BACKEND", text, "sqlitedict"))
+    register(Key("kv_backend", "kv.backend", "KV_BACKEND", text, "sqlite"))
     register(Key("kv_url", "kv.url", "KV_URL", text, None))
 
 

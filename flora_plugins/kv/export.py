@@ -2,7 +2,7 @@
 
 flora took a RocksDB checkpoint; here every store of the guild is read through the configured
 backend and written as one JSON file, ``$FLORA_DATA_DIR/kv-backups/<guild>/<backup_id>.json``,
-so it works the same on sqlitedict, PostgreSQL and Redis. flora's limits: one export per 60 s per
+so it works the same on SQLite, PostgreSQL and Redis. flora's limits: one export per 60 s per
 guild (and per actor), the newest 5 backups kept. Nothing is downloadable, as in flora.
 """
 

@@ -6,10 +6,16 @@ from ..backend import KvBackend
 from ..errors import unavailable
 
 
+# earlier names still accepted in KV_BACKEND: the default was called sqlitedict, but it never used
+# sqlitedict to write (see sqlite_backend.py); its files are the same
+ALIASES = {"sqlitedict": "sqlite"}
+
+
 def open_backend(config, plugins) -> KvBackend:
     """The backend ``KV_BACKEND`` names, built by the plugin that registered it."""
     backends = plugins.kv_backends()
-    factory = backends.get(config.kv_backend)
+    name = ALIASES.get(config.kv_backend, config.kv_backend) if config.kv_backend not in backends else config.kv_backend
+    factory = backends.get(name)
     if factory is None:
         installed = ", ".join(sorted(backends)) or "none"
         raise unavailable(f"KV_BACKEND={config.kv_backend!r} is not an installed KV backend (installed: {installed})")

@@ -1,4 +1,5 @@
-"""KV backend ``sqlitedict`` (the default): one SQLite file per guild and store, nothing to run.
+"""KV backend ``sqlite`` (the default; ``sqlitedict``, its earlier name, is accepted too): one SQLite file per
+guild and store, nothing to run.
 
 Files live at ``$FLORA_DATA_DIR/kv/<guild_id>/<store>.sqlite`` (flora had one
 RocksDB per guild and store under ``./data/kv/<guild_id>/<store>/``). The table
@@ -62,8 +63,8 @@ def _meta(text: str | None):
     return None if text is None else json.loads(text)
 
 
-class SqliteDictBackend(KvBackend):
-    name = "sqlitedict"
+class SqliteBackend(KvBackend):
+    name = "sqlite"
 
     def __init__(self, root: Path, max_files: int = 64, per_file: int = 4):
         self.root = Path(root)
@@ -76,7 +77,7 @@ class SqliteDictBackend(KvBackend):
     def path(self, guild_id: str, store: str) -> Path:
         """The store's file; names that could leave the data folder are refused (they never pass validation)."""
         if not SAFE_PART.match(guild_id) or not SAFE_PART.match(store):
-            raise unavailable(f"kv backend sqlitedict: unsafe store path {guild_id!r}/{store!r}")
+            raise unavailable(f"kv backend sqlite: unsafe store path {guild_id!r}/{store!r}")
         return self.root / guild_id / f"{store}.sqlite"
 
     def _open(self, path: Path) -> sqlite3.Connection:
@@ -104,9 +105,9 @@ class SqliteDictBackend(KvBackend):
             if db is not None:
                 db.close()
                 db = None
-            raise unavailable(f"kv backend sqlitedict failed on {guild_id}/{store}: {exc}") from None
+            raise unavailable(f"kv backend sqlite failed on {guild_id}/{store}: {exc}") from None
         except OSError as exc:
-            raise unavailable(f"kv backend sqlitedict cannot open {path}: {exc.strerror or exc}") from None
+            raise unavailable(f"kv backend sqlite cannot open {path}: {exc.strerror or exc}") from None
         finally:
             if db is not None:
                 self._give_back(path, db)
@@ -274,10 +275,10 @@ def _write(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("COMMIT")
 
 
-def factory(config) -> SqliteDictBackend:
-    return SqliteDictBackend(config.data_path / "kv")
+def factory(config) -> SqliteBackend:
+    return SqliteBackend(config.data_path / "kv")
 
 
 @hookimpl
 def flora_register_kv_backends(register):
-    register("sqlitedict", factory)
+    register("sqlite", factory)
