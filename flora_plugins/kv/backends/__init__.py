@@ -5,7 +5,6 @@ from __future__ import annotations
 from ..backend import KvBackend
 from ..errors import unavailable
 
-
 # earlier names still accepted in KV_BACKEND: the default was called sqlitedict, but it never used
 # sqlitedict to write (see sqlite_backend.py); its files are the same
 ALIASES = {"sqlitedict": "sqlite"}
