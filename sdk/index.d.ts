@@ -1,3 +1,4 @@
+/// <reference path="./web.d.ts" />
 // Type declarations for flora scripts.
 //
 // Everything here is a global in the isolate (and a member of `flora`):
@@ -886,7 +887,12 @@ declare const kv: { store(name: string): KvStore }
 // REST (each method is one Discord call; errors carry `code`)
 // ======================================================================
 
-type FloraErrorCode = 'DISCORD_RATE_LIMITED' | 'DISCORD_HTTP_ERROR' | 'SCOPE_FORBIDDEN' | 'INVALID_INPUT' | 'OP_UNAVAILABLE'
+/** Every code the runtime's ops reject with (a test keeps this list equal to the Python side's). */
+type FloraErrorCode =
+  | 'DISCORD_RATE_LIMITED' | 'DISCORD_HTTP_ERROR' | 'SCOPE_FORBIDDEN' | 'INVALID_INPUT' | 'OP_UNAVAILABLE' | 'INTERNAL'
+  | 'LIMIT_EXCEEDED' | 'ALREADY_EXISTS'
+  | 'KV_NOT_FOUND' | 'KV_STORE_EXISTS' | 'KV_QUOTA_EXCEEDED' | 'KV_RATE_LIMITED' | 'KV_NOT_AN_INTEGER' | 'KV_UNAVAILABLE'
+  | 'FETCH_ERROR' | 'FETCH_BLOCKED' | 'FETCH_TIMEOUT' | 'FETCH_TOO_LARGE' | 'SECRETS_DISABLED'
 
 /** What rest methods and ctx.reply/edit reject with. */
 interface FloraError extends Error {
