@@ -129,12 +129,57 @@ KEYS: list[Key] = [
 
 
 class Config:
-    """Resolved configuration. Attribute names are listed in :data:`KEYS`."""
+    """Resolved configuration: flora's keys (:data:`KEYS`) as the typed attributes below, plugins' keys
+    (``flora_register_config_keys``) as further attributes. A test keeps the annotations and KEYS equal."""
+
+    discord_token: str | None
+    discord_client_id: str | None
+    discord_client_secret: str | None
+    discord_redirect_uri: str
+    discord_api_base: str
+    shard_ids: list[int] | None
+    shard_count: int | None
+    data_dir: str
+    database_url: str | None
+    database_max_connections: int
+    redis_url: str | None
+    log_level: str
+    max_workers: int
+    worker_queue_capacity: int
+    boot_timeout_secs: int
+    load_timeout_secs: int
+    dispatch_timeout_secs: int
+    rest_timeout_ms: int
+    guild_concurrency: int
+    max_script_bytes: int
+    max_bundle_files: int
+    max_bundle_total_bytes: int
+    bundler_sandbox: str
+    show_internal_stack_frames: bool
+    isolate_memory_mb: int
+    worker_max_rss_mb: int
+    auto_defer_ms: int
+    suspend_backoff_secs: int
+    fetch_timeout_secs: int
+    fetch_max_response_bytes: int
+    fetch_allowed_private_hosts: str
+    log_retention_per_guild: int
+    api_request_timeout_secs: int
+    api_address: str
+    api_port: int
+    api_secret: str | None
+    api_cookie_ttl_secs: int
+    api_cookie_secure: bool
+    api_operator_secret: str | None
 
     def __init__(self, values: dict[str, Any]):
         self._values = dict(values)
         for key, value in values.items():
             setattr(self, key, value)
+
+    def __getattr__(self, name: str) -> Any:
+        """A plugin's key (only reached for names that are not set: those raise as usual)."""
+        raise AttributeError(f"no configuration key {name!r} (is the plugin that defines it enabled?)")
 
     # Derived paths -----------------------------------------------------
     @property

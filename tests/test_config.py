@@ -121,3 +121,17 @@ def test_require_names_the_variable_the_toml_key_and_the_hint():
 def test_relative_data_dir_is_resolved_against_the_current_folder(tmp_path):
     config = load_config(env={"FLORA_DATA_DIR": "state"})
     assert config.data_path == Path(tmp_path / "state")
+
+
+def test_config_annotations_and_keys_agree():
+    """Every core key is a typed attribute of Config, and nothing else is."""
+    from flora_core.config import KEYS, Config
+
+    assert set(Config.__annotations__) == {k.attr for k in KEYS}
+
+
+def test_a_missing_plugin_key_says_which_plugin_to_enable(monkeypatch):
+    from flora_core.config import Config
+
+    with pytest.raises(AttributeError, match="is the plugin that defines it enabled"):
+        Config({}).kv_backend  # noqa: B018 - the attribute access is the test
