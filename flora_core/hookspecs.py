@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 hookspec = pluggy.HookspecMarker("flora")
 
 
+@hookspec(historic=True)
+def flora_add_hookspecs(pm: pluggy.PluginManager) -> None:
+    """Declare hooks of your own, for other plugins to implement: call ``pm.add_hookspecs(module)`` with a
+    module of functions marked ``pluggy.HookspecMarker("flora")`` (as pytest's ``pytest_addhooks``).
+    Called in every process when the plugin is registered, before any other hook; call them through
+    ``Plugins.hook.<name>(...)``."""
+
+
 @hookspec
 def flora_register_ops(register: Register) -> None:
     """Register ops callable from scripts: ``register(name, async_fn)``, ``name`` like ``op_hello``,

@@ -101,6 +101,8 @@ class Plugins:
         if os.environ.get("FLORA_TRACE_PLUGINS", "").lower() in ("1", "true", "yes"):
             self.pm.trace.root.setwriter(lambda text: sys.stderr.write(f"flora plugins: {text}"))
             self.pm.enable_tracing()
+        # historic: every plugin registered from now on gets it at registration, before its other hooks
+        self.pm.hook.flora_add_hookspecs.call_historic(kwargs={"pm": self.pm})
         if entry_points:
             self._load_entry_points()
         self._check_pending()
@@ -204,6 +206,11 @@ class Plugins:
 
     def _rank(self, plugin: str) -> int:
         return self._order.get(plugin, len(self._order))
+
+    @property
+    def hook(self):
+        """pluggy's hook relay, for the hooks plugins declare themselves (``flora_add_hookspecs``)."""
+        return self.pm.hook
 
     def _call(self, hook_name: str, **kwargs):
         return getattr(self.pm.hook, hook_name)(**kwargs)

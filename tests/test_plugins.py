@@ -192,3 +192,35 @@ def test_trace_prints_every_hook_call(monkeypatch, capsys):
     plugins = Plugins()
     plugins.starter_files()
     assert "flora_starter_files" in capsys.readouterr().err
+
+
+def test_a_plugin_declares_a_hook_that_another_implements():
+    """flora_add_hookspecs, as pytest's pytest_addhooks: order of registration does not matter."""
+    import types
+
+    import pluggy
+
+    spec = pluggy.HookspecMarker("flora")
+    specs = types.ModuleType("acme_specs")
+
+    @spec
+    def flora_acme_greeting(name: str) -> str:
+        """Return a greeting for ``name``."""
+
+    specs.flora_acme_greeting = flora_acme_greeting
+
+    class Implementer:
+        @hookimpl
+        def flora_acme_greeting(self, name):
+            return f"hi {name}"
+
+    class Declarer:
+        @hookimpl
+        def flora_add_hookspecs(self, pm):
+            pm.add_hookspecs(specs)
+
+    plugins = Plugins()
+    plugins.add(Implementer(), "implementer")  # before the spec exists: pending until check
+    plugins.add(Declarer(), "declarer")
+    plugins._check_pending()
+    assert plugins.failed == {} and plugins.hook.flora_acme_greeting(name="x") == ["hi x"]
