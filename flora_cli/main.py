@@ -513,7 +513,10 @@ def logs_command(guild_id, limit, follow, api_url, token, as_json):
     for entry in entries:
         show(entry)
     if follow:
-        stream = _call(stream_logs, api, guild_id)
+        def opened():
+            click.echo(f"Following the log of guild {guild_id} (Ctrl-C stops)", err=True)
+
+        stream = _call(stream_logs, api, guild_id, opened)
         while True:
             entry = _call(next, stream, None)
             if entry is None:

@@ -62,8 +62,9 @@ def history(api: ApiClient, guild_id: str, limit: int, cursor: tuple[str, str] |
     return api.request("GET", f"deployments/{guild_id}/history?{urlencode(query)}")
 
 
-def stream_logs(api: ApiClient, guild_id: str) -> Iterator[dict]:
-    """Yield LogEntry objects from ``GET /logs/<guild>/stream`` until the server ends the stream."""
+def stream_logs(api: ApiClient, guild_id: str, on_open=None) -> Iterator[dict]:
+    """Yield LogEntry objects from ``GET /logs/<guild>/stream`` until the server ends the stream;
+    ``on_open()`` is called once the server answered (from then on no new entry is missed)."""
     url = f"{api.base_url}/logs/{guild_id}/stream"
     req = urllib.request.Request(url, method="GET")
     req.add_header("Authorization", f"Bearer {api.token}")
@@ -77,6 +78,8 @@ def stream_logs(api: ApiClient, guild_id: str) -> Iterator[dict]:
         raise ClientError(f"Cannot reach the flora API at {api.base_url}: {_reason(exc.reason)}") from None
     except OSError as exc:
         raise ClientError(f"Cannot reach the flora API at {api.base_url}: {_reason(exc)}") from None
+    if on_open is not None:
+        on_open()
     with resp:
         data: list[str] = []
         while True:

@@ -67,7 +67,10 @@ def test_logs_and_follow(stack):
                              "--api", stack.api, "--token", stack.token], env=stack.env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(1.5)  # the CLI has started and opened the stream
+        opened = selectors.DefaultSelector()
+        opened.register(proc.stderr, selectors.EVENT_READ)
+        assert opened.select(timeout=30), "the CLI did not open the stream within 30 s"
+        assert proc.stderr.readline().startswith(f"Following the log of guild {g['id']}")  # the stream is open
         emu.user_says(g["channel_id"], g["user_id"], "followed")
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout, selectors.EVENT_READ)
