@@ -1,0 +1,138 @@
+"""What every ``flora`` command shares: the group that turns every failure into one line, the
+configuration, the plugins, the database, and the API client options."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from flora_core.config import ConfigError, load_config
+from flora_core.errors import RuntimeStartError
+from flora_core.plugins import PluginError, Plugins
+from flora_core.storage import StorageError
+
+SERVE_HINT = "run `flora serve --emulator` to try flora offline against the built-in Discord emulator"
+
+
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
+
+
+class CliFailure(click.ClickException):
+    """A command failed; the message is printed as is (it may be a server's multi-line error)."""
+
+    exit_code = 1
+
+
+class FloraGroup(click.Group):
+    """Runs commands without click's standalone handling so every error becomes one line."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(args, prog_name or "flora", complete_var, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except _NO_ARGS_IS_HELP as exc:
+            exc.show()  # a bare `flora` or `flora tokens` prints its help, as click does
+            code = 2
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "flora"
+            _error(f"{exc.format_message()} (see `{where} --help`)")
+            code = 2
+        except click.ClickException as exc:
+            _error(exc.format_message())
+            code = exc.exit_code
+        except ConfigError as exc:
+            _error(str(exc))
+            code = 2
+        except PluginError as exc:  # FLORA_STRICT_PLUGINS: a broken plugin is fatal
+            _error(str(exc))
+            code = 2
+        except (StorageError, RuntimeStartError) as exc:
+            _error(str(exc))
+            code = 1
+        except OSError as exc:  # e.g. a data folder that cannot be created
+            _error(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
+            code = 1
+        except (click.Abort, KeyboardInterrupt):
+            _error("Aborted.")
+            code = 130
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _error(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+
+
+def _config(ctx: click.Context):
+    return load_config((ctx.obj or {}).get("config_path"))
+
+
+def _plugins(ctx: click.Context) -> Plugins:
+    obj = ctx.ensure_object(dict)
+    if obj.get("plugins") is None:
+        obj["plugins"] = Plugins()
+    return obj["plugins"]
+
+
+def _open_db(ctx: click.Context):
+    from flora_core.storage import open_database
+
+    return open_database(_config(ctx), _plugins(ctx))
+
+
+# -- deployments / logs (API clients) -------------------------------------------
+_API_OPTION = click.option("--api", "-a", "api_url", metavar="URL",
+                           help="API base URL including /api (default: $FLORA_API_URL, http://127.0.0.1:3000/api).")
+_TOKEN_OPTION = click.option("--token", metavar="TOKEN", help="API token (default: $FLORA_TOKEN).")
+_JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
+
+
+def _cli_store_path() -> Path:
+    """Where `flora login` keeps the API URL and token (flora kept them in its CLI config too)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "flora" / "cli.json"
+
+
+def _stored() -> dict:
+    try:
+        return json.loads(_cli_store_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _token(token: str | None) -> str:
+    token = token or os.environ.get("FLORA_TOKEN") or _stored().get("token")
+    if not token:
+        raise CliFailure("Missing API token; run `flora login`, pass --token or set FLORA_TOKEN")
+    return token
+
+
+def _guild_option(required: bool = True):
+    return click.option("--guild-id", "--guild", "guild_id", metavar="ID", required=required, help="The guild.")
+
+
+def _api_client(api_url, token, guild_id=None):
+    from flora_cli.client import DEFAULT_API_URL, SNOWFLAKE, ApiClient
+
+    if guild_id is not None and not SNOWFLAKE.match(guild_id):
+        raise click.UsageError(f"invalid guild id {guild_id!r}: expected a Discord snowflake (digits)")
+    token = _token(token)
+    return ApiClient(api_url or os.environ.get("FLORA_API_URL") or _stored().get("api") or DEFAULT_API_URL, token, timeout=60.0)
+
+
+def _call(fn, *args, **kwargs):
+    from flora_cli.client import ClientError
+
+    try:
+        return fn(*args, **kwargs)
+    except ClientError as exc:
+        raise CliFailure(str(exc)) from None
+
+
+def _print_json(value) -> None:
+    click.echo(json.dumps(value, indent=2))

@@ -1,0 +1,1 @@
+"""One module per built-in ``flora`` command (plugins add theirs with ``flora_register_commands``)."""

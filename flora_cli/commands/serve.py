@@ -1,0 +1,62 @@
+"""``flora serve``: the runtime (supervisor, workers, gateway, API); ``flora api``: the API alone under gunicorn."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from flora_core.sandbox import ToolSandbox
+
+from ..base import SERVE_HINT, CliFailure, _config, _plugins
+
+
+# -- serve ---------------------------------------------------------------------
+@click.command()
+@click.option("--emulator", "use_emulator", is_flag=True,
+              help="Connect to the built-in Discord emulator instead of Discord (no bot token needed).")
+@click.option("--emulator-port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port of the built-in Discord emulator.")
+@click.pass_context
+def serve(ctx, use_emulator, emulator_port):
+    """Run flora: HTTP API, Discord gateway and script workers under one supervisor."""
+    config = _config(ctx)
+    if not use_emulator:
+        config.require("discord_token", hint=SERVE_HINT)
+    config_path = (ctx.obj or {}).get("config_path")
+    if config_path:  # the API and worker processes read the same file
+        os.environ["FLORA_CONFIG"] = str(Path(config_path).resolve())
+    ToolSandbox(config.bundler_sandbox).check()
+    plugins = _plugins(ctx)
+    try:
+        from flora_core.runtime.supervisor import serve as run_supervisor
+    except ImportError as exc:
+        raise CliFailure(f"the runtime supervisor is not available: {exc}") from None
+    companion = None
+    if use_emulator:
+        from flora_dev.serve_emulator import emulator_companion
+
+        companion = emulator_companion(emulator_port)
+    code = run_supervisor(config, plugins, companion=companion)
+    if code:
+        ctx.exit(code)
+
+
+# -- api -----------------------------------------------------------------------
+@click.command("api")
+@click.option("--workers", "-w", type=click.IntRange(1, 64), default=2, show_default=True, help="gunicorn worker processes.")
+@click.pass_context
+def api_command(ctx, workers):
+    """Run the HTTP API alone under gunicorn with gevent workers (the runtime runs elsewhere: `flora serve`)."""
+    config = _config(ctx)  # fail here, in one line, rather than in every gunicorn worker
+    ToolSandbox(config.bundler_sandbox).check()  # the API bundles what guilds deploy
+    config_path = (ctx.obj or {}).get("config_path")
+    if config_path:
+        os.environ["FLORA_CONFIG"] = str(Path(config_path).resolve())
+    from importlib import resources
+
+    conf = str(resources.files("flora_http").joinpath("gunicorn.conf.py"))
+    click.echo(f"flora api on http://{config.api_address}:{config.api_port}/api (gunicorn, {workers} gevent worker(s))", err=True)
+    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "-c", conf, "-w", str(workers)])
