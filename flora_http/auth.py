@@ -32,6 +32,8 @@ from flora_core.storage import repo
 
 from . import errors
 from .app import state
+from .discord_api import discord_call
+from .sessions import SESSION_COOKIE, load_session
 
 SNOWFLAKE = re.compile(r"^[0-9]{1,20}$")
 ADMINISTRATOR = 0x8
@@ -66,7 +68,6 @@ def _bearer_token() -> str | None:
 
 
 def _session_identity() -> Identity | None:
-    from .oauth import load_session
 
     row = load_session()
     if row is None:
@@ -96,7 +97,6 @@ def require_session() -> Identity:
     cached = g.get("flora_identity")
     if cached is not None and cached.kind == "session":
         return cached
-    from .oauth import SESSION_COOKIE
 
     if not request.cookies.get(SESSION_COOKIE):
         raise errors.unauthorized("Login required")
@@ -122,7 +122,6 @@ def _perm_value(entry: dict) -> int:
 
 
 def _user_guilds(identity: Identity) -> list[dict]:
-    from .oauth import discord_call
 
     now = time.monotonic()
     with _cache_lock:
@@ -138,7 +137,6 @@ def _user_guilds(identity: Identity) -> list[dict]:
 
 
 def _bot_sees_guild(guild_id: str) -> bool:
-    from .oauth import discord_call
 
     now = time.monotonic()
     with _cache_lock:
@@ -160,7 +158,6 @@ def _error_text(status: int, body) -> str:
 
 def member_permissions(guild_id: str, user_id: str) -> int:
     """The bot's view of ``user_id``'s guild-level permissions (owner → all)."""
-    from .oauth import discord_call
 
     if not SNOWFLAKE.match(user_id or ""):
         raise errors.bad_request("Invalid user ID")
