@@ -1,14 +1,19 @@
 """One guild's V8 isolate, on its own event-loop thread (the "bridge" pattern).
 
-Scripts run on the isolate's loop thread; ops are forwarded to the worker's
-main loop, where Discord REST lives. A busy or runaway script therefore stalls
-only its own thread. Every load and dispatch is bounded twice: by a wall-clock
-deadline on the isolate's loop (it works while that loop is free, and ends
-waits that burn no CPU, e.g. an op that never answers) and by a CPU budget
-that the worker's watchdog thread (``watchdog.py``) checks from outside,
-because the loop thread itself blocks behind running JavaScript. A script
-that overruns is not trusted again: the isolate is closed (the only cure for
-loops in promise callbacks) and the worker builds a fresh one.
+Scripts run on mini-racer's thread for the context; the isolate's asyncio loop
+thread drives it and forwards ops to the worker's main loop, where Discord REST
+lives. A busy or runaway script therefore stalls only its own isolate. Once
+the guild's code has run, that loop makes no blocking call into V8 (the outbox
+bridge below, and glue.js): a blocking call waits behind running JavaScript,
+and while one is in flight even closing the context does not stop the script.
+
+Every load and dispatch is bounded twice: by a wall-clock deadline on the
+isolate's loop (it also ends waits that burn no CPU, e.g. an op that never
+answers) and by a CPU budget that the worker's watchdog thread (watchdog.py)
+checks from outside, whatever the isolate's threads are doing, and also while
+no event runs. A script that overruns is not trusted again: the isolate is
+closed (the only cure for loops in promise callbacks) and the worker builds a
+fresh one.
 """
 
 from __future__ import annotations
@@ -25,9 +30,15 @@ from importlib import resources
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 from py_mini_racer import JSEvalException, JSOOMException, JSPromiseError, init_mini_racer, mini_racer
+from py_mini_racer._context import Context as _MiniRacerContext
 
 if TYPE_CHECKING:
     from .watchdog import CpuWatchdog
+
+# The outbox bridge uses mini-racer's one-way JS -> Python notification, the one its own JSPromise awaiting
+# uses; it is not public API, hence the pin (mini-racer==0.14.1) and this check.
+if not hasattr(_MiniRacerContext, "_register_js_notification"):
+    raise ImportError("flora needs mini-racer 0.14.1 (py_mini_racer._context.Context._register_js_notification)")
 
 log = logging.getLogger("flora.isolate")
 
@@ -158,13 +169,15 @@ class _Activity:
 
 
 # -- CPU clocks of threads -------------------------------------------------------------------------------
-# Which thread burns the CPU (measured with /proc/self/task/<tid>/stat utime+stime over 1 s, while a script
-# spun in a microtask and in a plain handler): mini-racer's own C++ message-pump thread of the context
-# (created by mr_init_context; one per context, the only thread that ever runs the isolate's JS) used
-# 0.71-0.86 s per second, the isolate's asyncio loop thread 0.00 s (it was blocked in a call into V8) and the
-# worker's main thread 0.00 s. The pump thread has no Python handle; it is found by the thread it adds to
-# /proc/self/task while the context is created, and by its name, inherited from the loop thread that created
-# it. The watchdog measures both (an op storm also costs the loop thread some CPU).
+# Which thread burns the CPU: measured with /proc/self/task/<tid>/stat (utime+stime) over 1 s while a
+# script spun, on this machine (2 cores, shared with other work): mini-racer's own C++ message-pump thread
+# of the context (created by mr_init_context, one per context, the only thread that runs the isolate's JS)
+# used 0.92 cores for a plain loop in a handler, 0.96 for a loop in a microtask, 0.76 after an op call,
+# 0.78 while an op was pending, 0.91 in the .then of an op after the handler returned and 0.98 in an
+# overridden Object.keys; the isolate's asyncio loop thread and the worker's main thread 0.00 in every
+# case. The pump thread has no Python handle; it is the thread that appears in /proc/self/task while the
+# context is created, with the name it inherits from the loop thread that created it. The watchdog
+# measures it and the loop thread (which does the Python half of the ops).
 
 
 def _thread_cpu_clock(tid: int) -> int:
@@ -252,6 +265,7 @@ class GuildIsolate:
         self._draining = False
         self._settled: list[list] = []
         self._flushing = False
+        self._tasks: set[asyncio.Task] = set()
         self.subscriptions: set[str] = set()
         # At most this many events run interleaved in the isolate; the rest wait their turn
         # here, so the dispatch deadline measures a handler's own run, not a queue behind a burst.
@@ -309,11 +323,16 @@ class GuildIsolate:
     # after 4 ms and the microtask loop went on at 0.99 s of CPU per second). Only cancelable evals are
     # used (their wait is an asyncio future), plus a notification (`bell`) that JS calls when its outbox
     # has something: op requests and the end of runs.
+    def _spawn(self, coro) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)  # the loop keeps only weak references to its tasks
+        task.add_done_callback(self._tasks.discard)
+
     def _on_bell(self, _args) -> None:
         self._bell_rung = True  # _args (the call's arguments) is dropped unread: reading it would block
         if not self._draining:
             self._draining = True
-            self.loop.create_task(self._drain())
+            self._spawn(self._drain())
 
     async def _drain(self) -> None:
         try:
@@ -322,7 +341,7 @@ class GuildIsolate:
                 raw = await self.mr.eval_cancelable("__floraTakeOutbox()")
                 for record in json.loads(raw) if isinstance(raw, str) else ():
                     if record[0] == "op":
-                        self.loop.create_task(self._op(record[1], str(record[2]), str(record[3])))
+                        self._spawn(self._op(record[1], str(record[2]), str(record[3])))
                     elif record[0] == "done":
                         fut = self._runs.pop(record[1], None)
                         if fut is not None and not fut.done():
@@ -340,7 +359,7 @@ class GuildIsolate:
         self._settled.append([op_id, result])
         if not self._flushing:
             self._flushing = True
-            self.loop.create_task(self._flush())
+            self._spawn(self._flush())
 
     async def _flush(self) -> None:
         try:
@@ -662,7 +681,7 @@ class GuildIsolate:
         if self.mr is None or self.stopping is not None:
             return
         try:
-            self.loop.call_soon_threadsafe(lambda: self.loop.create_task(self._low_memory()))
+            self.loop.call_soon_threadsafe(lambda: self._spawn(self._low_memory()))
         except RuntimeError:
             pass
 

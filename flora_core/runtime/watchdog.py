@@ -11,8 +11,15 @@ Every ``TICK_SECS`` it asks each registered isolate how much CPU it used (the
 isolate reads its threads' CPU clocks: see ``GuildIsolate.cpu_seconds``) and
 stops those over budget. Stopping closes the isolate (``GuildIsolate.stop``,
 on a short-lived thread, because closing waits for V8). If that does not
-return within ``CLOSE_GRACE_SECS`` the isolate's threads are given up and
-the worker is told to have itself replaced (``on_stuck``).
+return within the grace (RUNTIME_CLOSE_GRACE_SECS) the isolate's threads are
+given up and the worker is told to have itself replaced (``on_stuck``).
+
+Why closing and not V8's TerminateExecution: mini-racer 0.14.1 only reaches
+it through mr_cancel_task(task id) of a task that is running (the id stays
+inside its _run_cancelable_mr_task; the isolate's loop uses it when its
+wall-clock deadline cancels an eval) and through closing the context. A loop
+in a microtask runs in no task, so only closing stops it; and an isolate that
+overran is rebuilt anyway.
 """
 
 from __future__ import annotations
@@ -28,8 +35,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("flora.watchdog")
 
 TICK_SECS = 0.1
-# Closing an isolate normally takes milliseconds, also while its JS spins (measured 2.4-9.6 ms for loops
-# in handlers and microtasks, 19-34 ms in a busy JSON.stringify/join). It waits for the V8 builtin that is
+# Closing an isolate normally takes milliseconds, also while its JS spins (measured 0.6-4.0 ms for loops
+# in handlers, microtasks, .then callbacks, after and during ops; 19-34 ms in a busy JSON.stringify or
+# Array.join), provided no thread is inside a blocking mini-racer call (see the bridge in isolate.py:
+# then mr_free_context returns but the script goes on). It waits for the V8 builtin that is
 # running to return, though, and some builtins never check for termination: a sort of 3 million numbers
 # delayed close() by 1.7 s, and `a.length = 2**32-2; a.unshift(1)` kept V8 busy for minutes (close()
 # did not return). Past the grace (RUNTIME_CLOSE_GRACE_SECS) the isolate's threads are given up and the
