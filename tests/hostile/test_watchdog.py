@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from flora_core.runtime.isolate import GuildIsolate, IsolateStopped, StopInfo, init_v8
+from flora_core.runtime.isolate import GuildIsolate, IsolateStopped, ScriptError, StopInfo, init_v8
 from flora_core.runtime.watchdog import CpuWatchdog
 
 # enough of the runtime for __floraRun (glue.js): one handler per event name, nothing subscribed
@@ -111,5 +111,32 @@ def test_short_bursts_of_an_idle_isolate_do_not_add_up_but_a_detached_loop_is_st
         finally:
             await iso.close(StopInfo("closed", "test over"))
             watchdog.halt()
+
+    asyncio.run(main())
+
+
+def test_a_load_that_spins_in_a_microtask_fails_and_stops():
+    async def main():
+        _, watchdog = _stuck_report()
+        init_v8()
+        iso = GuildIsolate("1", [], _no_ops, asyncio.get_running_loop(), watchdog=watchdog)
+        iso.on_stopped = lambda iso, info: None
+        started = time.monotonic()
+        with pytest.raises(ScriptError) as failed:
+            await iso.load("Promise.resolve().then(() => { for (;;) {} });", 1)
+        # the wall-clock deadline of the load's last step, or the watchdog (both within about 1 s)
+        assert str(failed.value) in ("module_load timed out",) or str(failed.value).startswith("spent 1."), failed.value
+        if isinstance(failed.value, IsolateStopped):
+            assert str(failed.value).endswith(
+                " s of CPU in a microtask loop while loading the script (more than the 1s load deadline); isolate stopped")
+        took = time.monotonic() - started
+        print(f"\nload failed after {took:.2f} s: {failed.value}")
+        assert took < 5
+        await iso.close(StopInfo("closed", "the load failed"))
+        await asyncio.wait_for(asyncio.shield(iso.finished), 10)
+        cpu = time.process_time()
+        await asyncio.sleep(0.5)
+        assert time.process_time() - cpu < 0.25
+        watchdog.halt()
 
     asyncio.run(main())
