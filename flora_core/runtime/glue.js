@@ -16,6 +16,11 @@
   const P = Promise;
   const then = Promise.prototype.then;
   const StringOf = String;
+  // The status word: the id of the run whose synchronous code is executing, 0 when none is. Python reads
+  // this memory directly (the buffer goes back to it from setup) to tell a handler's own code from a
+  // promise callback while a script spins, without calling into V8.
+  const statusBuffer = new ArrayBuffer(8);
+  const status = new Int32Array(statusBuffer);
   const define = (name, value) =>
     Object.defineProperty(g, name, { value, writable: false, configurable: false, enumerable: false });
 
@@ -75,8 +80,13 @@
       return "a value that cannot be printed was thrown";
     }
   }
-  // A run (a dispatch, the end of a load) reports how it ended through the outbox.
+  // A run (a dispatch, the end of a load) reports how it ended through the outbox. __floraBegin(id)
+  // comes first, in the same eval; tracking ends its synchronous part.
+  define("__floraBegin", function __floraBegin(runId) {
+    status[0] = runId;
+  });
   function track(runId, promise) {
+    status[0] = 0;
     then.call(promise,
       (value) => post(["done", runId, true, value === undefined ? null : value]),
       (err) => post(["done", runId, false, errorText(err)]));
@@ -98,6 +108,7 @@
   // Called by the worker for each event; reports subscription changes so the
   // runtime can keep unsubscribed events out of V8.
   define("__floraRun", function __floraRun(runId, event, payload, entropy) {
+    status[0] = runId;
     track(runId, (async () => {
       if (entropy && g.__floraReseed) g.__floraReseed(entropy);
       await g.__floraDispatch(event, payload);
@@ -111,4 +122,5 @@
     const handlers = g.__floraHandlers || {};
     return stringify(Object.keys(handlers).filter((k) => handlers[k] && handlers[k].length));
   });
+  return statusBuffer;
 })

@@ -109,19 +109,22 @@ def user_visible_error(text: str, show_internal: bool = False) -> str:
 EARLIER_CPU_SECS = 0.1
 
 
-def overrun_text(event: str, deadline: float, cpu: float | None, phase: str | None, earlier: float = 0.0) -> str:
+def overrun_text(event: str, deadline: float, cpu: float | None, where: str | None) -> str:
     """How an event overran its deadline, in the same words whether the CPU watchdog or the wall-clock
     deadline on the isolate's loop noticed it first (both replace the isolate)."""
     head = f"{event} handler exceeded the {deadline:g}s dispatch deadline"
-    if cpu is None:
+    if cpu is None or where is None:
         return head
     if cpu < deadline / 2:
         return f"while waiting ({cpu:.1f} s of CPU), {head}"
-    if earlier >= EARLIER_CPU_SECS:
-        where = "in a microtask loop that started while no event was running"
-    else:
-        where = "in its synchronous code" if phase == "sync" else "in a microtask loop"
     return f"after {cpu:.1f} s of CPU {where}, {head}"
+
+
+def load_overrun_text(deadline: float, cpu: float, where: str) -> str:
+    """How a load overran its deadline, in the same words for the watchdog and the wall-clock deadline."""
+    if cpu < deadline / 2:
+        return f"loading the script exceeded the {deadline:g}s load deadline while waiting ({cpu:.1f} s of CPU)"
+    return f"spent {cpu:.1f} s of CPU {where} (more than the {deadline:g}s load deadline)"
 
 
 @dataclass
@@ -165,7 +168,10 @@ class _Activity:
     cpu0: float  # the isolate's CPU time when it started
     started: float  # time.monotonic() when it started
     earlier: float = 0.0  # CPU of the busy stretch it interrupted while the isolate was idle (counts too)
-    phase: str = "sync"  # "sync" until the eval task returned (its promise is pending), then "async"
+    # "script": the eval of a plain script is pending (a load step); "run": the eval that starts a run
+    # (__floraRun, __floraTrack) is pending; "waiting": that eval returned, the run goes on in microtasks
+    step: str = "script"
+    run_id: int = 0  # the run it is in (see the status word in glue.js)
 
 
 # -- CPU clocks of threads -------------------------------------------------------------------------------
@@ -258,6 +264,7 @@ class GuildIsolate:
         self._cm = None
         self.mr = None
         self._bell_cm = None
+        self._status: memoryview | None = None  # the status word of glue.js: the run whose sync code runs
         # the outbox bridge (isolate loop only): see glue.js
         self._runs: dict[int, asyncio.Future] = {}
         self._run_ids = itertools.count(1)
@@ -413,13 +420,40 @@ class GuildIsolate:
             if not self._activities:
                 self._idle_cpu0 = cpu  # an idle period starts
 
-    def _phase(self, token: int | None, phase: str) -> None:
+    def _step(self, token: int | None, step: str, run_id: int = 0) -> None:
         if token is None:
             return
         with self._lock:
             act = self._activities.get(token)
             if act is not None:
-                act.phase = phase
+                act.step = step
+                if run_id:
+                    act.run_id = run_id
+
+    def _running_run(self) -> int:
+        """The run whose synchronous code V8 is executing now, 0 if none: glue.js writes it into a word of
+        memory that this process reads directly, no call into V8 (which would wait behind that code)."""
+        with self._lock:
+            if self._status is None or self._closing:
+                return 0
+            return int.from_bytes(self._status[0:4], "little", signed=True)
+
+    def _where(self, act: _Activity, acts: list[_Activity]) -> str:
+        """Where the CPU goes now, said for ``act``: the status word tells whether a run's synchronous code is
+        executing; if none is, the JS that runs is promise callbacks (microtasks)."""
+        running = self._running_run()
+        if act.kind == "load":
+            if act.step == "script" or (act.step == "run" and running == act.run_id):
+                return "while loading the script"  # a script's top level, or a microtask queued by an earlier one
+            return "in a microtask loop while loading the script"
+        if running and running == act.run_id:
+            return "in its synchronous code"
+        other = next((a for a in acts if running and a.run_id == running), None)
+        if other is not None:
+            return f"in the synchronous code of a later {other.label} handler"
+        if act.earlier >= EARLIER_CPU_SECS:
+            return "in a microtask loop that started while no event was running"
+        return "in a microtask loop"
 
     def check_cpu(self) -> StopInfo | None:
         """Called by the watchdog at every tick: why this isolate must be stopped now, or None.
@@ -441,27 +475,25 @@ class GuildIsolate:
         for token, act in acts:
             used = now - act.cpu0 + act.earlier
             if act.budget and used > act.budget:
+                where = self._where(act, [a for _, a in acts])
                 if act.kind == "event":
-                    return StopInfo("cpu", overrun_text(act.label, act.budget, used, act.phase, act.earlier),
-                                    token=token, event=True)
-                where = "while loading the script" if act.phase == "sync" else "in a microtask loop while loading the script"
-                return StopInfo("cpu", f"spent {used:.1f} s of CPU {where} (more than the {act.budget:g}s load "
-                                       "deadline)", token=token)
+                    return StopInfo("cpu", overrun_text(act.label, act.budget, used, where), token=token, event=True)
+                return StopInfo("cpu", load_overrun_text(act.budget, used, where), token=token)
         if not acts and self.idle_cpu_budget and now - idle0 > self.idle_cpu_budget:
             return StopInfo("cpu", f"spent {now - idle0:.1f} s of CPU while no event was running "
                                    f"(more than the {self.idle_cpu_budget:g}s dispatch deadline)", idle=True)
         return None
 
-    def describe_overrun(self, token: int) -> tuple[str, float, float, str, float] | None:
-        """For a wall-clock timeout of ``token``: (event, deadline, CPU, phase, earlier) of the oldest event in
-        flight that is past its deadline, as the watchdog would name it (events queued behind a spinning
-        one time out too, and are not the culprit)."""
+    def describe_overrun(self, token: int) -> tuple[str, float, float, str] | None:
+        """For a wall-clock timeout of ``token``: (event, deadline, CPU, where) of the oldest event in flight
+        that is past its deadline, as the watchdog would say it (events queued behind a spinning one time
+        out too, and are not the culprit)."""
         now, wall = self.cpu_seconds(), time.monotonic()
         with self._lock:
             acts = list(self._activities.items())
         for tok, act in acts:
             if act.kind == "event" and (tok == token or (act.budget and wall - act.started >= act.budget)):
-                return act.label, act.budget, now - act.cpu0 + act.earlier, act.phase, act.earlier
+                return act.label, act.budget, now - act.cpu0 + act.earlier, self._where(act, [a for _, a in acts])
         return None
 
     def _adopt_v8_threads(self, born: set[int]) -> None:
@@ -480,6 +512,12 @@ class GuildIsolate:
         token = self._begin("load", "the script", timeout)
         try:
             return await self._call(self._load(bundle, timeout or None, token), token)
+        except ScriptTimeout:
+            now = self.cpu_seconds()
+            with self._lock:
+                act = self._activities[token]
+            text = load_overrun_text(act.budget, now - act.cpu0, self._where(act, [act]))
+            raise ScriptTimeout(f"{text}; isolate stopped") from None
         finally:
             self._end(token)
 
@@ -507,15 +545,19 @@ class GuildIsolate:
         self._bell_cm = self.mr._ctx._register_js_notification(self._on_bell)  # noqa: SLF001
         bell = self._bell_cm.__enter__()
         setup = self.mr.eval(GLUE)
-        await setup.cancelable()(bell, self.guild_id, int(self.timer_limit_ms))
+        status = await setup.cancelable()(bell, self.guild_id, int(self.timer_limit_ms))
+        with self._lock:
+            self._status = status if isinstance(status, memoryview) and len(status) >= 4 else None
         # sourceURL names every script in stack traces, so the runtime's own frames can be told apart
         for name, source in self.sources:
             tag = INTERNAL_PREFIX + name.replace("flora:", "").replace(":", "-") + ".js"
+            self._step(token, "script")
             await self._exec(f"{source}\n//# sourceURL={tag}", timeout, f"loading {name}", token)
+        self._step(token, "script")
         await self._exec(f"{bundle}\n//# sourceURL=guild/{self.guild_id}/bundle.js", timeout, "module_load", token)
         entropy = json.dumps(os.urandom(16).hex())
         subs = await self._run(lambda run_id: (
-            f"__floraTrack({run_id}, (async () => {{ if (globalThis.__floraReseed) __floraReseed({entropy});"
+            f"__floraBegin({run_id}), __floraTrack({run_id}, (async () => {{ if (globalThis.__floraReseed) __floraReseed({entropy});"
             " if (globalThis.__floraSettleTimers) await __floraSettleTimers();"
             " globalThis.__floraSubsDirty = true; return globalThis.__floraTakeSubs ? __floraTakeSubs() : null; })())"),
             timeout, "module_load", token)
@@ -533,9 +575,7 @@ class GuildIsolate:
         """Evaluate a script. Its completion value is not awaited: awaiting a JSPromise blocks (see the bridge);
         bundles are IIFEs, and the end of a load waits for the script's timers."""
         try:
-            self._phase(token, "sync")
             await asyncio.wait_for(self.mr.eval_cancelable(code), timeout)
-            self._phase(token, "async")
         except (asyncio.TimeoutError, TimeoutError):
             raise (self._oom(stage) if self._limit_reached() else ScriptTimeout(f"{stage} timed out")) from None
         except JSOOMException:
@@ -552,7 +592,9 @@ class GuildIsolate:
         done = self.loop.create_future()
         self._runs[run_id] = done
         try:
-            await self._exec(code(run_id), timeout, stage, token)
+            self._step(token, "run", run_id)
+            await self._exec(code(run_id), timeout, stage, None)
+            self._step(token, "waiting")
             try:
                 ok, value = await asyncio.wait_for(done, timeout)
             except (asyncio.TimeoutError, TimeoutError):

@@ -67,7 +67,7 @@ def test_a_microtask_loop_is_stopped_from_outside_while_the_isolate_loop_cannot_
         try:
             started = time.monotonic()
             task = asyncio.create_task(iso.dispatch("microtask", "{}", 1))
-            while not iso._activities or next(iter(iso._activities.values())).phase != "async":  # noqa: SLF001
+            while not iso._activities or next(iter(iso._activities.values())).step != "waiting":  # noqa: SLF001
                 await asyncio.sleep(0.01)
             # from now on the isolate's own loop is frozen: its wall-clock deadline cannot fire
             iso.loop.call_soon_threadsafe(released.wait, 6)
@@ -124,11 +124,10 @@ def test_a_load_that_spins_in_a_microtask_fails_and_stops():
         started = time.monotonic()
         with pytest.raises(ScriptError) as failed:
             await iso.load("Promise.resolve().then(() => { for (;;) {} });", 1)
-        # the wall-clock deadline of the load's last step, or the watchdog (both within about 1 s)
-        assert str(failed.value) in ("module_load timed out",) or str(failed.value).startswith("spent 1."), failed.value
-        if isinstance(failed.value, IsolateStopped):
-            assert str(failed.value).endswith(
-                " s of CPU in a microtask loop while loading the script (more than the 1s load deadline); isolate stopped")
+        # the wall-clock deadline of the load's last step or the watchdog, within about 1 s, in the same words
+        text = str(failed.value)
+        assert text.startswith("spent ") and text.endswith(
+            " s of CPU in a microtask loop while loading the script (more than the 1s load deadline); isolate stopped"), text
         took = time.monotonic() - started
         print(f"\nload failed after {took:.2f} s: {failed.value}")
         assert took < 5
