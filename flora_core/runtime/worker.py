@@ -232,16 +232,14 @@ class Worker:
         self.isolates[guild_id] = iso
         self.guild_log(guild_id, "warn", "flora:runtime", f"isolate restarted after {reason}")
 
-    async def _replace(self, guild_id: str, iso: GuildIsolate, info: StopInfo, reason: str) -> None:
-        """Stop an isolate that overran its deadline or memory and build a fresh one."""
-        if self.isolates.get(guild_id) is iso:
-            del self.isolates[guild_id]
-        else:
-            iso = None
-        if iso is not None:
-            await iso.close(info)
-            self._log_dropped(iso)
-            await self._schedule_rebuild(guild_id, reason)
+    async def _replace(self, guild_id: str, iso: GuildIsolate, reason: str) -> None:
+        """Wait until an isolate that overran its deadline or memory (being stopped) is down, build a fresh one."""
+        if self.isolates.get(guild_id) is not iso:
+            return
+        del self.isolates[guild_id]
+        await iso.close()
+        self._log_dropped(iso)
+        await self._schedule_rebuild(guild_id, reason)
 
     async def dispatch(self, guild_id: str, event: str, payload: dict, timeout: float | None = None) -> dict:
         iso = self.isolates.get(guild_id)
@@ -280,15 +278,14 @@ class Worker:
             # the wall-clock deadline on the isolate's loop fired (it catches waits that burn no CPU, and
             # loops, as that loop never blocks on V8); unless the watchdog was quicker, say so and replace it
             msg = overrun_text(*(getattr(exc, "overrun", None) or (event, deadline, None, None)))
-            info = StopInfo("timeout", msg)
-            if iso.stopping is None or iso.stopping.kind != "cpu":
+            if self.watchdog.stop(iso, StopInfo("timeout", msg)):  # else stopped already, and said so
                 self.guild_log(guild_id, "error", "flora:runtime", f"dispatch failed: {msg}; isolate restarted")
-                await self._replace(guild_id, iso, info, "a dispatch timeout")
+                await self._replace(guild_id, iso, "a dispatch timeout")
             return {"ok": False, "error": msg, "kind": "timeout"}
         except ScriptOOM as exc:
-            if iso.stopping is None or iso.stopping.kind != "cpu":
+            if self.watchdog.stop(iso, StopInfo("oom", str(exc))):
                 self.guild_log(guild_id, "error", "flora:runtime", f"dispatch failed: {exc}; isolate restarted")
-                await self._replace(guild_id, iso, StopInfo("oom", str(exc)), "running out of memory")
+                await self._replace(guild_id, iso, "running out of memory")
             return {"ok": False, "error": str(exc), "kind": "oom"}
         except ScriptError as exc:
             self.guild_log(guild_id, "error", "flora:runtime", f"dispatch failed: {exc}")
