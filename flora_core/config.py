@@ -103,6 +103,7 @@ KEYS: list[Key] = [
     Key("boot_timeout_secs", "runtime.boot_timeout_secs", "RUNTIME_BOOT_TIMEOUT_SECS", int_range(0), 5),
     Key("load_timeout_secs", "runtime.load_timeout_secs", "RUNTIME_LOAD_TIMEOUT_SECS", int_range(0), 30),
     Key("dispatch_timeout_secs", "runtime.dispatch_timeout_secs", "RUNTIME_DISPATCH_TIMEOUT_SECS", int_range(0), 3),
+    Key("close_grace_secs", "runtime.close_grace_secs", "RUNTIME_CLOSE_GRACE_SECS", int_range(1, 600), 15),
     Key("rest_timeout_ms", "runtime.rest_timeout_ms", "RUNTIME_REST_TIMEOUT_MS", int_range(1), 8000),
     Key("guild_concurrency", "runtime.guild_concurrency", "RUNTIME_GUILD_CONCURRENCY", int_range(1), 4),
     Key("max_script_bytes", "runtime.max_script_bytes", "RUNTIME_MAX_SCRIPT_BYTES", int_range(1024), 8 * 1024 * 1024),
@@ -149,6 +150,7 @@ class Config:
     boot_timeout_secs: int
     load_timeout_secs: int
     dispatch_timeout_secs: int
+    close_grace_secs: int
     rest_timeout_ms: int
     guild_concurrency: int
     max_script_bytes: int

@@ -59,6 +59,7 @@ class WorkerHandle:
         self.ready = asyncio.Event()
         self.pending: dict[int, tuple[asyncio.Future, dict]] = {}
         self.restarts = 0
+        self.recycle: dict | None = None  # set when the worker asked to be replaced ({"guild", "reason"})
 
     @property
     def alive(self) -> bool:
@@ -169,6 +170,15 @@ class WorkerPool:
             log.error("%s did not come back within 60 s", w.name)
             return
         await self.on_death(w, exitcode, inflight)
+
+    def replace(self, w: WorkerHandle, why: dict) -> None:
+        """The worker asked to be replaced (an isolate it could not stop keeps a core busy): kill it; its
+        death is handled as any other, so a fresh worker takes over its guilds."""
+        if w.recycle is not None or w.process is None:
+            return
+        w.recycle = why
+        log.error("%s (pid %s) is being replaced: %s", w.name, w.process.pid, why.get("reason"))
+        w.process.kill()
 
     async def request(self, w: WorkerHandle, message: dict, timeout: float | None = None) -> dict:
         if not w.alive:

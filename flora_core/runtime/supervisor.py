@@ -269,10 +269,17 @@ class Runtime:
     def _on_worker_message(self, w: WorkerHandle, msg: dict) -> None:
         if msg.get("t") == "log":
             self.guild_log(msg.get("guild"), msg.get("level", "info"), msg.get("target", "flora:js"), str(msg.get("message", "")), msg.get("ts"))
+        elif msg.get("t") == "recycle":
+            # an isolate the worker could not stop: the other guilds move to a fresh worker (_on_worker_death)
+            self.pool.replace(w, {"guild": msg.get("guild"), "reason": str(msg.get("reason", ""))})
 
     async def _on_worker_death(self, w: WorkerHandle, exitcode: int | None, inflight: list[dict]) -> None:
         """Restore the dead worker's guilds; suspend the ones that were running when it died."""
-        suspects = {r["guild"] for r in inflight if r.get("t") == "dispatch"}
+        recycled, w.recycle = w.recycle, None
+        if recycled is not None:  # replaced on its own request: only the guild it could not stop is suspect
+            suspects = {str(recycled["guild"])} if recycled.get("guild") else set()
+        else:
+            suspects = {r["guild"] for r in inflight if r.get("t") == "dispatch"}
         why = describe_exit(exitcode)
         now = time.monotonic()
         for guild_id in suspects:
@@ -283,9 +290,14 @@ class Runtime:
             self.suspended[guild_id] = now + delay
             events = ", ".join(sorted({r.get("event", "?") for r in inflight if r.get("guild") == guild_id}))
             shared = f" (together with {len(suspects) - 1} other guild(s))" if len(suspects) > 1 else ""
-            self.guild_log(guild_id, "error", "flora:runtime",
-                           f"the worker running this guild's script {why} while handling {events}{shared}; "
-                           f"script suspended for {delay:.0f}s")
+            if recycled is not None:
+                self.guild_log(guild_id, "error", "flora:runtime",
+                               "the worker running this guild's script was replaced because this script's isolate "
+                               f"could not be stopped; script suspended for {delay:.0f}s")
+            else:
+                self.guild_log(guild_id, "error", "flora:runtime",
+                               f"the worker running this guild's script {why} while handling {events}{shared}; "
+                               f"script suspended for {delay:.0f}s")
             asyncio.get_running_loop().call_later(delay, lambda g=guild_id: self._spawn(self._unsuspend(g)))
         try:  # storage is the truth: restore what is deployed there now
             stored = await asyncio.get_running_loop().run_in_executor(None, repo.current_bundles, self.db)

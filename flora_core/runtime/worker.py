@@ -4,7 +4,10 @@ Started by the supervisor with the ``spawn`` method, so no isolate is ever
 inherited across ``fork()``. It connects back to the supervisor's Unix socket
 and then serves ``load`` / ``dispatch`` / ``unload`` requests; ops run on
 this process's main asyncio loop, with disnake's HTTP client for Discord REST.
-A fatal V8 error kills only this process; the supervisor restarts it.
+A fatal V8 error kills only this process; the supervisor restarts it. A CPU
+watchdog thread (``watchdog.py``) stops isolates that burn more CPU than their
+deadline allows; if one cannot be closed, the worker asks the supervisor to
+replace it (``{"t": "recycle"}``).
 """
 
 from __future__ import annotations
@@ -25,10 +28,14 @@ from flora_core.plugins import Plugins
 from flora_core.storage import open_database
 
 from . import protocol
-from .isolate import GuildIsolate, ScriptError, ScriptOOM, ScriptTimeout, init_v8
+from .isolate import GuildIsolate, IsolateStopped, ScriptError, ScriptOOM, ScriptTimeout, StopInfo, init_v8, overrun_text
 from .opctx import OpContext, ScopeCache, WorkerServices
+from .watchdog import CpuWatchdog
 
 log = logging.getLogger("flora.worker")
+
+STRIKE_RESET_SECS = 600.0
+BACKOFF_MAX_SECS = 600.0
 
 
 def _rss_mb() -> float:
@@ -66,6 +73,10 @@ class Worker:
         self.services: WorkerServices | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._background: set[asyncio.Task] = set()
+        self.watchdog = CpuWatchdog(self._isolate_stuck_threadsafe, close_grace=config.close_grace_secs)
+        self._rebuilds: dict[str, tuple[asyncio.Task, float]] = {}  # guild -> (task, when it builds)
+        self._idle_strikes: dict[str, tuple[int, float]] = {}
+        self._recycling = False
 
     # -- logging back to the supervisor ----------------------------------
     def guild_log(self, guild_id: str | None, level: str, target: str, message: str) -> None:
@@ -78,6 +89,8 @@ class Worker:
         """Run op ``name`` for the isolate's guild; always returns a JSON result, never raises."""
         guild_id = iso.guild_id
         fn = self.ops.get(name)
+        if iso.stopping is not None:  # nothing is sent for an isolate that was stopped
+            return json.dumps({"ok": False, "error": {"code": "ISOLATE_STOPPED", "message": "the isolate was stopped"}})
         try:
             if fn is None:
                 raise OpError(OP_UNAVAILABLE, f"{name} is not available (is the plugin that provides it installed and enabled?)")
@@ -106,11 +119,13 @@ class Worker:
             sources = [("flora:globals", assign), *sources]
         iso = GuildIsolate(guild_id, sources, self.run_op, self.loop, self.config.isolate_memory_mb, load_id,
                            timer_limit_ms=self.config.dispatch_timeout_secs * 1000,
-                           show_internal_frames=self.config.show_internal_stack_frames)
+                           show_internal_frames=self.config.show_internal_stack_frames,
+                           watchdog=self.watchdog, idle_cpu_budget=self.config.dispatch_timeout_secs)
+        iso.on_stopped = self._isolate_stopped
         try:
             await iso.load(bundle, self.config.load_timeout_secs)
         except BaseException:
-            await iso.close()
+            await iso.close(StopInfo("closed", "the script failed to load"))
             raise
         return iso
 
@@ -120,29 +135,121 @@ class Worker:
         except ScriptError as exc:
             self.guild_log(guild_id, "error", "flora:runtime", f"deploy failed: {exc}")
             return {"ok": False, "error": str(exc)}
+        pending = self._rebuilds.pop(guild_id, None)
+        if pending is not None:
+            pending[0].cancel()
+        self._idle_strikes.pop(guild_id, None)
         old = self.isolates.get(guild_id)
         self.isolates[guild_id] = iso
         self.bundles[guild_id] = (bundle, load_id)
         if old is not None:
-            await old.close()
+            await old.close(StopInfo("redeploy", "the script was redeployed while this event was running"))
+            if old.dropped_events:
+                self.guild_log(guild_id, "warn", "flora:runtime",
+                               f"{old.dropped_events} event(s) still running in the previous script were stopped by the deploy")
         return {"ok": True, "subs": sorted(iso.subscriptions)}
 
-    async def _recreate(self, guild_id: str, reason: str) -> None:
-        """Replace a guild's isolate that overran its deadline or memory."""
-        old = self.isolates.pop(guild_id, None)
+    # -- stopped isolates --------------------------------------------------
+    def _isolate_stopped(self, iso: GuildIsolate, info: StopInfo) -> None:
+        """An isolate is down (main loop). The watchdog's stops are logged and rebuilt here; the other
+        stops were asked for by code that handles their outcome itself."""
+        guild_id = iso.guild_id
+        if info.kind != "cpu" or self.isolates.get(guild_id) is not iso:
+            return  # an isolate that was still loading: its load reports the failure
+        del self.isolates[guild_id]
+        if not info.idle:
+            self.guild_log(guild_id, "error", "flora:runtime", info.line)
+            self._log_dropped(iso)
+            self._schedule_rebuild(guild_id, "a dispatch timeout" if info.event else "a CPU overrun")
+            return
+        # CPU burnt while no event ran comes from the script itself (a detached promise chain): a script
+        # that does it again right after its restart would keep a core busy forever, so restarts back off.
+        now = time.monotonic()
+        count, last = self._idle_strikes.get(guild_id, (0, now))
+        count = 1 if now - last > STRIKE_RESET_SECS else count + 1
+        self._idle_strikes[guild_id] = (count, now)
+        delay = 0.0 if count == 1 else min(self.config.suspend_backoff_secs * 2 ** (count - 2), BACKOFF_MAX_SECS)
+        later = (f"; restarting it in {delay:.0f}s (it did this {count} times within "
+                 f"{STRIKE_RESET_SECS / 60:.0f} minutes)") if delay else ""
+        self.guild_log(guild_id, "error", "flora:runtime", f"{info.line}{later}")
+        self._log_dropped(iso)
+        self._schedule_rebuild(guild_id, "a CPU overrun while no event was running", delay)
+
+    def _log_dropped(self, iso: GuildIsolate) -> None:
+        if iso.dropped_events:
+            self.guild_log(iso.guild_id, "warn", "flora:runtime",
+                           f"{iso.dropped_events} other event(s) waiting on the stopped isolate were dropped")
+
+    def _isolate_stuck_threadsafe(self, iso: GuildIsolate, info: StopInfo) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self._isolate_stuck, iso, info)
+        except RuntimeError:
+            pass
+
+    def _isolate_stuck(self, iso: GuildIsolate, info: StopInfo) -> None:
+        """Closing an isolate did not return: its threads are lost, and only a new process gets the CPU back."""
+        guild_id = iso.guild_id
+        if self.isolates.get(guild_id) is iso:
+            del self.isolates[guild_id]
+        why = f"{info.what}; " if info.kind == "cpu" else ""
+        text = (f"{why}the isolate did not stop within {self.watchdog.close_grace:g}s of being closed (V8 is inside an operation "
+                "that cannot be interrupted), so its worker is being replaced")
+        self.guild_log(guild_id, "error", "flora:runtime", text)
+        log.error("worker %s: isolate of guild %s did not stop (%s); asking the supervisor to replace this worker",
+                  self.worker_id, guild_id, info.kind)
+        if not self._recycling and self.writer is not None and not self.writer.is_closing():
+            self._recycling = True
+            protocol.send_nowait(self.writer, {"t": "recycle", "guild": guild_id, "reason": text})
+
+    def _schedule_rebuild(self, guild_id: str, reason: str, delay: float = 0.0) -> asyncio.Task:
+        old = self._rebuilds.pop(guild_id, None)
         if old is not None:
-            await old.close()
+            old[0].cancel()
+        task = asyncio.create_task(self._rebuild(guild_id, reason, delay))
+        self._rebuilds[guild_id] = (task, time.monotonic() + delay)
+
+        def done(t: asyncio.Task) -> None:
+            if self._rebuilds.get(guild_id, (None,))[0] is t:
+                del self._rebuilds[guild_id]
+        task.add_done_callback(done)
+        return task
+
+    async def _rebuild(self, guild_id: str, reason: str, delay: float) -> None:
+        """Build a stopped guild's isolate again from its bundle, as after a timeout."""
+        if delay:
+            await asyncio.sleep(delay)
         stored = self.bundles.get(guild_id)
-        if stored is None:
+        if stored is None or guild_id in self.isolates:
             return
         try:
-            self.isolates[guild_id] = await self._build(guild_id, *stored)
-            self.guild_log(guild_id, "warn", "flora:runtime", f"isolate restarted after {reason}")
+            iso = await self._build(guild_id, *stored)
         except ScriptError as exc:
             self.guild_log(guild_id, "error", "flora:runtime", f"isolate could not be restarted: {exc}")
+            return
+        if self.bundles.get(guild_id) is not stored or guild_id in self.isolates:
+            await iso.close(StopInfo("closed", "superseded by a deploy"))  # a deploy came first
+            return
+        self.isolates[guild_id] = iso
+        self.guild_log(guild_id, "warn", "flora:runtime", f"isolate restarted after {reason}")
+
+    async def _replace(self, guild_id: str, iso: GuildIsolate, reason: str) -> None:
+        """Wait until an isolate that overran its deadline or memory (being stopped) is down, build a fresh one."""
+        if self.isolates.get(guild_id) is not iso:
+            return
+        del self.isolates[guild_id]
+        await iso.close()
+        self._log_dropped(iso)
+        await self._schedule_rebuild(guild_id, reason)
 
     async def dispatch(self, guild_id: str, event: str, payload: dict, timeout: float | None = None) -> dict:
         iso = self.isolates.get(guild_id)
+        if iso is None and guild_id in self._rebuilds:
+            task, at = self._rebuilds[guild_id]
+            if at - time.monotonic() > 0.5:
+                return {"ok": False, "error": f"the script is suspended for {at - time.monotonic():.0f}s more "
+                                              "after it kept spending CPU while no event was running"}
+            await asyncio.wait({task}, timeout=self.config.load_timeout_secs or None)
+            iso = self.isolates.get(guild_id)
         if iso is None:
             return {"ok": False, "error": "No runtime available for guild"}
         if self.services is not None and event in ("interactionCreate", "componentInteraction", "modalSubmit"):
@@ -162,14 +269,23 @@ class Worker:
         deadline = self.config.dispatch_timeout_secs if timeout is None else timeout
         try:
             subs = await iso.dispatch(event, json.dumps(payload, separators=(",", ":")), deadline)
-        except ScriptTimeout:
-            msg = f"{event} handler exceeded the {deadline:g}s dispatch deadline"
-            self.guild_log(guild_id, "error", "flora:runtime", f"dispatch failed: {msg}; isolate restarted")
-            await self._recreate(guild_id, "a dispatch timeout")
+        except IsolateStopped as exc:
+            # the watchdog's stop is logged once, when the isolate is down (_isolate_stopped)
+            if exc.culprit and exc.info.kind == "cpu":
+                return {"ok": False, "error": exc.info.what, "kind": "timeout"}
+            return {"ok": False, "error": str(exc), "kind": "stopped"}
+        except ScriptTimeout as exc:
+            # the wall-clock deadline on the isolate's loop fired (it catches waits that burn no CPU, and
+            # loops, as that loop never blocks on V8); unless the watchdog was quicker, say so and replace it
+            msg = overrun_text(*(getattr(exc, "overrun", None) or (event, deadline, None, None)))
+            if self.watchdog.stop(iso, StopInfo("timeout", msg)):  # else stopped already, and said so
+                self.guild_log(guild_id, "error", "flora:runtime", f"dispatch failed: {msg}; isolate restarted")
+                await self._replace(guild_id, iso, "a dispatch timeout")
             return {"ok": False, "error": msg, "kind": "timeout"}
         except ScriptOOM as exc:
-            self.guild_log(guild_id, "error", "flora:runtime", f"dispatch failed: {exc}; isolate restarted")
-            await self._recreate(guild_id, "running out of memory")
+            if self.watchdog.stop(iso, StopInfo("oom", str(exc))):
+                self.guild_log(guild_id, "error", "flora:runtime", f"dispatch failed: {exc}; isolate restarted")
+                await self._replace(guild_id, iso, "running out of memory")
             return {"ok": False, "error": str(exc), "kind": "oom"}
         except ScriptError as exc:
             self.guild_log(guild_id, "error", "flora:runtime", f"dispatch failed: {exc}")
@@ -200,8 +316,11 @@ class Worker:
     async def unload(self, guild_id: str) -> dict:
         iso = self.isolates.pop(guild_id, None)
         self.bundles.pop(guild_id, None)
+        pending = self._rebuilds.pop(guild_id, None)
+        if pending is not None:
+            pending[0].cancel()
         if iso is not None:
-            await iso.close()
+            await iso.close(StopInfo("unload", "the script was removed while this event was running"))
         return {"ok": True}
 
     # -- main loop -------------------------------------------------------
@@ -256,6 +375,7 @@ class Worker:
                 self.services.application_id = str(app["id"])
             except Exception as exc:  # noqa: BLE001
                 log.error("worker %s could not log in to Discord REST: %s", self.worker_id, exc)
+        self.watchdog.start()
         tasks = {asyncio.create_task(self._watchdog()), asyncio.create_task(self._idle_gc())}
         pending: set[asyncio.Task] = set()
         try:
@@ -269,8 +389,11 @@ class Worker:
         finally:
             for t in tasks:
                 t.cancel()
-            for iso in list(self.isolates.values()):
-                await iso.close()
+            for task, _ in list(self._rebuilds.values()):
+                task.cancel()
+            await asyncio.gather(*(iso.close(StopInfo("shutdown", "the worker is shutting down"))
+                                   for iso in list(self.isolates.values())))
+            self.watchdog.halt()
             await http.close()
 
 
