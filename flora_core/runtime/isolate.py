@@ -25,9 +25,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from py_mini_racer import JSEvalException, JSOOMException, JSPromiseError, init_mini_racer, mini_racer
 from py_mini_racer._context import Context as _MiniRacerContext
@@ -57,7 +58,7 @@ def init_v8() -> None:
         init_mini_racer(ignore_duplicate_init=True)
 
 
-OpRunner = Callable[["GuildIsolate", str, str], Awaitable[str]]  # (isolate, op_name, args_json) -> result json
+OpRunner = Callable[["GuildIsolate", str, str], Coroutine[Any, Any, str]]  # (isolate, op_name, args_json) -> result json
 
 
 class ScriptError(Exception):
@@ -65,7 +66,7 @@ class ScriptError(Exception):
 
 
 class ScriptTimeout(ScriptError):
-    pass
+    overrun: tuple[str, float, float, str] | None = None  # what the isolate was doing, for the guild's log
 
 
 class ScriptOOM(ScriptError):
@@ -107,6 +108,8 @@ def user_visible_error(text: str, show_internal: bool = False) -> str:
 # CPU used before an event began that still counts for it: the busy stretch it interrupted (a detached
 # promise chain that was spinning while no event ran).
 EARLIER_CPU_SECS = 0.1
+# An overrun that used less than this share of its deadline in CPU was waiting (an op, a timer), not computing.
+WAITING_CPU_SHARE = 0.1
 
 
 def overrun_text(event: str, deadline: float, cpu: float | None, where: str | None) -> str:
@@ -115,14 +118,15 @@ def overrun_text(event: str, deadline: float, cpu: float | None, where: str | No
     head = f"{event} handler exceeded the {deadline:g}s dispatch deadline"
     if cpu is None or where is None:
         return head
-    if cpu < deadline / 2:
+    # a tenth, not a half: a spinning script starved by a busy machine still gets far more than a waiting one
+    if cpu < deadline * WAITING_CPU_SHARE:
         return f"while waiting ({cpu:.1f} s of CPU), {head}"
     return f"after {cpu:.1f} s of CPU {where}, {head}"
 
 
 def load_overrun_text(deadline: float, cpu: float, where: str) -> str:
     """How a load overran its deadline, in the same words for the watchdog and the wall-clock deadline."""
-    if cpu < deadline / 2:
+    if cpu < deadline * WAITING_CPU_SHARE:
         return f"loading the script exceeded the {deadline:g}s load deadline while waiting ({cpu:.1f} s of CPU)"
     return f"spent {cpu:.1f} s of CPU {where} (more than the {deadline:g}s load deadline)"
 
@@ -229,7 +233,7 @@ LOOP_STOP_WAIT_SECS = 0.2
 class GuildIsolate:
     def __init__(self, guild_id: str, sources: list[tuple[str, str]], run_op: OpRunner, main_loop: asyncio.AbstractEventLoop,
                  memory_mb: int = 64, load_id: str = "", timer_limit_ms: int = 0, show_internal_frames: bool = False,
-                 watchdog: "CpuWatchdog | None" = None, idle_cpu_budget: float = 0.0):
+                 watchdog: CpuWatchdog | None = None, idle_cpu_budget: float = 0.0):
         self.guild_id = guild_id
         self.load_id = load_id  # names the deploy this isolate runs (e.g. cron jobs registered by it)
         self.timer_limit_ms = timer_limit_ms
@@ -253,17 +257,18 @@ class GuildIsolate:
         self._closing = False
         self.stopping: StopInfo | None = None
         self.finished: asyncio.Future = main_loop.create_future()  # set once stop() is through
-        self.on_stopped: Callable[["GuildIsolate", StopInfo], None] | None = None
+        self.on_stopped: Callable[[GuildIsolate, StopInfo | None], None] | None = None
         self.dropped_events = 0
         self.close_ms: float | None = None
         self.v8_threads: list[int] = []
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop_main, name=f"isolate-{guild_id}", daemon=True)
         self._thread.start()
+        assert self._thread.ident is not None  # started above
         self._clocks: list[int] = [time.pthread_getcpuclockid(self._thread.ident)]
-        self._cm = None
-        self.mr = None
-        self._bell_cm = None
+        self._cm: Any = None  # mini-racer's context manager and MiniRacer (untyped library objects)
+        self.mr: Any = None
+        self._bell_cm: Any = None
         self._status: memoryview | None = None  # the status word of glue.js: the run whose sync code runs
         # the outbox bridge (isolate loop only): see glue.js
         self._runs: dict[int, asyncio.Future] = {}
@@ -576,7 +581,7 @@ class GuildIsolate:
         bundles are IIFEs, and the end of a load waits for the script's timers."""
         try:
             await asyncio.wait_for(self.mr.eval_cancelable(code), timeout)
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             raise (self._oom(stage) if self._limit_reached() else ScriptTimeout(f"{stage} timed out")) from None
         except JSOOMException:
             raise self._oom(stage) from None
@@ -597,7 +602,7 @@ class GuildIsolate:
             self._step(token, "waiting")
             try:
                 ok, value = await asyncio.wait_for(done, timeout)
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 raise (self._oom(stage) if self._limit_reached() else ScriptTimeout(f"{stage} timed out")) from None
         finally:
             self._runs.pop(run_id, None)
@@ -692,7 +697,7 @@ class GuildIsolate:
         self.loop.set_exception_handler(_quiet_loop_errors)
         self.loop.close()
 
-    def _finish(self, info: StopInfo) -> None:
+    def _finish(self, info: StopInfo | None) -> None:
         if self.watchdog is not None:
             self.watchdog.unregister(self)
         if not self.finished.done():
@@ -713,7 +718,7 @@ class GuildIsolate:
         try:
             grace = self.watchdog.close_grace if self.watchdog is not None else 15.0
             await asyncio.wait_for(asyncio.shield(self.finished), grace + 1 if wait is None else wait)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         return claimed
 

@@ -12,7 +12,7 @@ import logging
 import multiprocessing
 import os
 import signal
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from uhashring import HashRing
 
@@ -166,7 +166,7 @@ class WorkerPool:
         self._spawn(w)
         try:
             await asyncio.wait_for(w.ready.wait(), 60)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.error("%s did not come back within 60 s", w.name)
             return
         await self.on_death(w, exitcode, inflight)
@@ -187,6 +187,9 @@ class WorkerPool:
         message = dict(message, id=req_id)
         fut = asyncio.get_running_loop().create_future()
         w.pending[req_id] = (fut, {k: v for k, v in message.items() if k != "bundle" and k != "payload"})
+        if w.writer is None:
+            w.pending.pop(req_id, None)
+            raise WorkerDied(f"{w.name} is not connected", None)
         protocol.send_nowait(w.writer, message)
         if timeout:
             return await asyncio.wait_for(fut, timeout)
@@ -198,7 +201,7 @@ class WorkerPool:
     async def stop(self) -> None:
         self.stopping = True
         for w in self.workers:
-            if w.alive:
+            if w.alive and w.writer is not None:
                 try:
                     protocol.send_nowait(w.writer, {"t": "shutdown"})
                 except (ConnectionError, RuntimeError):

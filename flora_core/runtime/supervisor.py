@@ -18,14 +18,14 @@ import subprocess
 import sys
 import time
 import uuid
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from flora_core.bundler import BUNDLER_VERSION, Bundler, BundleError
+from flora_core.bundler import BUNDLER_VERSION, BundleError, Bundler
 from flora_core.config import Config
 from flora_core.plugins import Plugins
-from flora_core.storage import open_database, repo
+from flora_core.storage import Database, open_database, repo
 
 from . import payloads
 from .pool import WorkerDied, WorkerHandle, WorkerPool, describe_exit
@@ -41,8 +41,8 @@ class Runtime:
         self.config = config
         self.plugins = plugins or Plugins()
         self.with_api = with_api
-        self.db = None
-        self.pool: WorkerPool | None = None
+        self._db: Database | None = None
+        self._pool: WorkerPool | None = None
         self.bundles: dict[str, str] = {}
         self.subs: dict[str, set[str]] = {}
         self.suspended: dict[str, float] = {}
@@ -64,6 +64,19 @@ class Runtime:
         self.stop_requested = asyncio.Event()
         self.fatal: str | None = None
         self._api_started = 0.0
+
+    @property
+    def db(self) -> Database:
+        """The relational database (host API for plugins); set once the runtime has started."""
+        if self._db is None:
+            raise RuntimeError("the runtime has not started")
+        return self._db
+
+    @property
+    def pool(self) -> WorkerPool:
+        if self._pool is None:
+            raise RuntimeError("the runtime has not started")
+        return self._pool
 
     # -- logs --------------------------------------------------------------
     def guild_log(self, guild_id: str | None, level: str, target: str, message: str, ts: int | None = None) -> None:
@@ -118,9 +131,9 @@ class Runtime:
         if self.config.redis_url:
             log.info("REDIS_URL is set: the scope cache keeps a second layer there and KV_BACKEND=redis can use it; "
                      "the bus of this version stays on one machine")
-        self.db = await loop.run_in_executor(None, open_database, self.config, self.plugins)
+        self._db = await loop.run_in_executor(None, open_database, self.config, self.plugins)
         run_dir = self.config.control_socket.parent
-        self.pool = WorkerPool(self.config, str(run_dir / "workers.sock"), self._on_worker_message, self._on_worker_death)
+        self._pool = WorkerPool(self.config, str(run_dir / "workers.sock"), self._on_worker_message, self._on_worker_death)
         await self.pool.start()
         self._spawn(self._flush_logs())
         await self._rebuild_legacy_bundles()
@@ -176,12 +189,12 @@ class Runtime:
                 proc.kill()
         if self._control_runner is not None:
             await self._control_runner.cleanup()
-        if self.pool is not None:
-            await self.pool.stop()
+        if self._pool is not None:
+            await self._pool.stop()
         for task in list(self._tasks):
             task.cancel()
         await self._write_logs()
-        if self.db is not None:
+        if self._db is not None:
             self.db.close()
         self.stopped.set()
 
@@ -298,7 +311,7 @@ class Runtime:
                 self.guild_log(guild_id, "error", "flora:runtime",
                                f"the worker running this guild's script {why} while handling {events}{shared}; "
                                f"script suspended for {delay:.0f}s")
-            asyncio.get_running_loop().call_later(delay, lambda g=guild_id: self._spawn(self._unsuspend(g)))
+            asyncio.get_running_loop().call_later(delay, self._resume_later, guild_id)
         try:  # storage is the truth: restore what is deployed there now
             stored = await asyncio.get_running_loop().run_in_executor(None, repo.current_bundles, self.db)
         except Exception as exc:  # noqa: BLE001
@@ -310,6 +323,9 @@ class Runtime:
         mine = [g for g in self.bundles if self.pool.worker_for(g) is w and g not in suspects]
         await asyncio.gather(*(self._load_stored(g) for g in mine))
         log.info("%s restarted; restored %d guild(s), suspended %d", w.name, len(mine), len(suspects))
+
+    def _resume_later(self, guild_id: str) -> None:
+        self._spawn(self._unsuspend(guild_id))
 
     async def _unsuspend(self, guild_id: str) -> None:
         if guild_id not in self.suspended:
@@ -379,7 +395,7 @@ class Runtime:
             self._note_drop(guild_id, event)
             return {"ok": False, "error": "worker queue full"}
         try:
-            message = {"t": "dispatch", "guild": guild_id, "event": event, "payload": payload}
+            message: dict[str, object] = {"t": "dispatch", "guild": guild_id, "event": event, "payload": payload}
             if timeout is not None:
                 message["timeout"] = timeout
             started = time.perf_counter()

@@ -27,7 +27,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .isolate import GuildIsolate, StopInfo
@@ -48,7 +49,7 @@ CLOSE_GRACE_SECS = 15.0
 
 
 class CpuWatchdog:
-    def __init__(self, on_stuck: Callable[["GuildIsolate", "StopInfo"], None], tick: float = TICK_SECS,
+    def __init__(self, on_stuck: Callable[[GuildIsolate, StopInfo], None], tick: float = TICK_SECS,
                  close_grace: float = CLOSE_GRACE_SECS):
         self.on_stuck = on_stuck  # called on the watchdog thread; must only hand the news over
         self.tick = tick
@@ -66,15 +67,15 @@ class CpuWatchdog:
     def halt(self) -> None:
         self._halt.set()
 
-    def register(self, iso: "GuildIsolate") -> None:
+    def register(self, iso: GuildIsolate) -> None:
         with self._lock:
             self._isolates.add(iso)
 
-    def unregister(self, iso: "GuildIsolate") -> None:
+    def unregister(self, iso: GuildIsolate) -> None:
         with self._lock:
             self._isolates.discard(iso)
 
-    def stop(self, iso: "GuildIsolate", info: "StopInfo") -> bool:
+    def stop(self, iso: GuildIsolate, info: StopInfo) -> bool:
         """Stop ``iso`` on a thread of its own (closing waits for V8); False if it is already being stopped."""
         if not iso.claim_stop(info):
             return False

@@ -68,15 +68,27 @@ class Worker:
         self.ops = self.plugins.ops()
         self.sources = self.plugins.js_sources()
         self.isolates: dict[str, GuildIsolate] = {}
-        self.bundles: dict[str, str] = {}
+        self.bundles: dict[str, tuple[str, str]] = {}  # guild -> (bundle, load id)
         self.writer: asyncio.StreamWriter | None = None
-        self.services: WorkerServices | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self._services: WorkerServices | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._background: set[asyncio.Task] = set()
         self.watchdog = CpuWatchdog(self._isolate_stuck_threadsafe, close_grace=config.close_grace_secs)
         self._rebuilds: dict[str, tuple[asyncio.Task, float]] = {}  # guild -> (task, when it builds)
         self._idle_strikes: dict[str, tuple[int, float]] = {}
         self._recycling = False
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("the worker is not running")
+        return self._loop
+
+    @property
+    def services(self) -> WorkerServices:
+        if self._services is None:
+            raise RuntimeError("the worker is not running")
+        return self._services
 
     # -- logging back to the supervisor ----------------------------------
     def guild_log(self, guild_id: str | None, level: str, target: str, message: str) -> None:
@@ -150,11 +162,11 @@ class Worker:
         return {"ok": True, "subs": sorted(iso.subscriptions)}
 
     # -- stopped isolates --------------------------------------------------
-    def _isolate_stopped(self, iso: GuildIsolate, info: StopInfo) -> None:
+    def _isolate_stopped(self, iso: GuildIsolate, info: StopInfo | None) -> None:
         """An isolate is down (main loop). The watchdog's stops are logged and rebuilt here; the other
         stops were asked for by code that handles their outcome itself."""
         guild_id = iso.guild_id
-        if info.kind != "cpu" or self.isolates.get(guild_id) is not iso:
+        if info is None or info.kind != "cpu" or self.isolates.get(guild_id) is not iso:
             return  # an isolate that was still loading: its load reports the failure
         del self.isolates[guild_id]
         if not info.idle:
@@ -252,13 +264,14 @@ class Worker:
             iso = self.isolates.get(guild_id)
         if iso is None:
             return {"ok": False, "error": "No runtime available for guild"}
-        if self.services is not None and event in ("interactionCreate", "componentInteraction", "modalSubmit"):
-            state = self.services.remember_interaction(guild_id, payload.get("interactionId"), payload.get("interactionToken"))
+        if self._services is not None and event in ("interactionCreate", "componentInteraction", "modalSubmit"):
+            interaction_id, token = str(payload.get("interactionId") or ""), str(payload.get("interactionToken") or "")
+            state = self.services.remember_interaction(guild_id, interaction_id, token)
             if self.config.auto_defer_ms:
-                task = asyncio.create_task(self._auto_defer(guild_id, payload.get("interactionId"), state))
+                task = asyncio.create_task(self._auto_defer(guild_id, interaction_id, state))
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
-        if self.services is not None:
+        if self._services is not None:
             scope = self.services.scope
             if event in ("channelCreate", "channelUpdate", "threadCreate", "threadUpdate"):
                 scope.remember(payload.get("id"), payload.get("guildId"))
@@ -290,7 +303,7 @@ class Worker:
         except ScriptError as exc:
             self.guild_log(guild_id, "error", "flora:runtime", f"dispatch failed: {exc}")
             return {"ok": False, "error": str(exc)}
-        out = {"ok": True}
+        out: dict[str, object] = {"ok": True}
         if subs is not None:
             out["subs"] = sorted(subs)
         return out
@@ -360,11 +373,11 @@ class Worker:
 
     async def run(self) -> None:
         init_v8()
-        self.loop = asyncio.get_running_loop()
+        self._loop = asyncio.get_running_loop()
         disnake.http.Route.BASE = self.config.discord_api_base
         http = disnake.http.HTTPClient(loop=self.loop)
         db = await self.loop.run_in_executor(None, open_database, self.config, self.plugins)
-        self.services = WorkerServices(config=self.config, http=http, logger=self.guild_log, db=db, plugins=self.plugins,
+        self._services = WorkerServices(config=self.config, http=http, logger=self.guild_log, db=db, plugins=self.plugins,
                                        scope=ScopeCache("ch", _scope_redis(self.config)))
         reader, self.writer = await asyncio.open_unix_connection(self.socket_path, limit=protocol.STREAM_LIMIT)
         await protocol.send(self.writer, {"t": "hello", "worker": self.worker_id, "pid": os.getpid()})

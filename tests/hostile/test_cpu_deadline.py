@@ -16,8 +16,8 @@ import time
 from datetime import datetime
 
 import pytest
-
 from conftest import BOT_TOKEN, bot_replies, deploy_files, emulator_guild, http_json, start_flora, stop_flora, wait_for
+
 from flora_core.control import RuntimeClient
 
 DEADLINE = 2  # RUNTIME_DISPATCH_TIMEOUT_SECS for this module

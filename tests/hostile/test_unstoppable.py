@@ -9,8 +9,8 @@ import os
 import time
 
 import pytest
-
 from conftest import BOT_TOKEN, bot_replies, deploy_files, emulator_guild, start_flora, stop_flora, wait_for
+
 from flora_core.control import RuntimeClient
 
 UNSTOPPABLE = """
