@@ -19,6 +19,7 @@ fresh one.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import json
 import logging
@@ -66,7 +67,8 @@ class ScriptError(Exception):
 
 
 class ScriptTimeout(ScriptError):
-    overrun: tuple[str, float, float, str] | None = None  # what the isolate was doing, for the guild's log
+    overrun: tuple[str, float, float, str, bool] | None = None  # what the isolate was doing, for the guild's log
+    load_text: str | None = None  # the same for a load
 
 
 class ScriptOOM(ScriptError):
@@ -108,27 +110,26 @@ def user_visible_error(text: str, show_internal: bool = False) -> str:
 # CPU used before an event began that still counts for it: the busy stretch it interrupted (a detached
 # promise chain that was spinning while no event ran).
 EARLIER_CPU_SECS = 0.1
-# An overrun that used less than this share of its deadline in CPU was waiting (an op, a timer), not computing.
-WAITING_CPU_SHARE = 0.1
 
 
-def overrun_text(event: str, deadline: float, cpu: float | None, where: str | None) -> str:
+def overrun_text(event: str, deadline: float, cpu: float | None, where: str | None, busy: bool = True) -> str:
     """How an event overran its deadline, in the same words whether the CPU watchdog or the wall-clock
-    deadline on the isolate's loop noticed it first (both replace the isolate)."""
+    deadline on the isolate's loop noticed it first (both replace the isolate). ``busy``: the isolate was
+    using CPU at that moment (else it was waiting, e.g. on an op that never answered)."""
     head = f"{event} handler exceeded the {deadline:g}s dispatch deadline"
     if cpu is None or where is None:
         return head
-    # a tenth, not a half: a spinning script starved by a busy machine still gets far more than a waiting one
-    if cpu < deadline * WAITING_CPU_SHARE:
+    if not busy:
         return f"while waiting ({cpu:.1f} s of CPU), {head}"
     return f"after {cpu:.1f} s of CPU {where}, {head}"
 
 
-def load_overrun_text(deadline: float, cpu: float, where: str) -> str:
+def load_overrun_text(deadline: float, cpu: float, where: str, busy: bool = True) -> str:
     """How a load overran its deadline, in the same words for the watchdog and the wall-clock deadline."""
-    if cpu < deadline * WAITING_CPU_SHARE:
-        return f"loading the script exceeded the {deadline:g}s load deadline while waiting ({cpu:.1f} s of CPU)"
-    return f"spent {cpu:.1f} s of CPU {where} (more than the {deadline:g}s load deadline)"
+    head = f"loading the script exceeded the {deadline:g}s load deadline"
+    if not busy:
+        return f"while waiting ({cpu:.1f} s of CPU), {head}"
+    return f"after {cpu:.1f} s of CPU {where}, {head}"
 
 
 @dataclass
@@ -226,7 +227,10 @@ def _quiet_loop_errors(loop, context) -> None:
 
 
 _isolate_numbers = itertools.count(1)
-QUIET_SHARE = 0.1  # a watchdog tick with less CPU than this share of a core ends a busy stretch while idle
+BUSY_SHARE = 0.05  # an isolate that used more than this share of a core lately is running JS, not waiting
+# An idle isolate that used no CPU (less than 1 ms per watchdog tick) for this long starts a new idle period,
+# so that the traces of V8's own housekeeping over days of idling never add up to a stop.
+IDLE_RESET_SECS = 30.0
 LOOP_STOP_WAIT_SECS = 0.2
 
 
@@ -250,8 +254,9 @@ class GuildIsolate:
         self._lock = threading.Lock()
         self._activities: dict[int, _Activity] = {}
         self._tokens = itertools.count(1)
-        self._idle_cpu0 = 0.0  # start of the current busy stretch while idle (moves on at every quiet tick)
-        self._last_sample: tuple[float, float] | None = None  # (monotonic, CPU) at the watchdog's last look
+        self._idle_cpu0 = 0.0  # CPU time when the current idle period began (less the runtime's own GC since)
+        self._samples: collections.deque[tuple[float, float]] = collections.deque(maxlen=4)  # (monotonic, CPU)
+        self._last_used = time.monotonic()  # when the watchdog last saw this isolate use CPU
         self._waiters: dict[asyncio.Future, int | None] = {}  # main loop only
         self._ops: set = set()  # concurrent futures of ops in flight on the main loop
         self._closing = False
@@ -448,9 +453,9 @@ class GuildIsolate:
         executing; if none is, the JS that runs is promise callbacks (microtasks)."""
         running = self._running_run()
         if act.kind == "load":
-            if act.step == "script" or (act.step == "run" and running == act.run_id):
-                return "while loading the script"  # a script's top level, or a microtask queued by an earlier one
-            return "in a microtask loop while loading the script"
+            if act.step == "script":
+                return "in the script"  # its top level, or a microtask queued by an earlier script: cannot tell
+            return "in its synchronous code" if running and running == act.run_id else "in a microtask loop"
         if running and running == act.run_id:
             return "in its synchronous code"
         other = next((a for a in acts if running and a.run_id == running), None)
@@ -463,18 +468,20 @@ class GuildIsolate:
     def check_cpu(self) -> StopInfo | None:
         """Called by the watchdog at every tick: why this isolate must be stopped now, or None.
 
-        An event may use its deadline's worth of CPU from its start (plus the busy stretch it interrupted,
-        if the isolate was spinning when it began). While no event runs, a continuous busy stretch may use
-        as much: a tick in which the isolate used less than QUIET_SHARE of a core ends the stretch, so the
-        occasional GC of a long idle period never adds up to a stop."""
+        An event may use its deadline's worth of CPU from its start (plus what the idle period it ended
+        had used, if that was more than a trace: a detached loop that was spinning when it began). While
+        no event runs, the idle period may use as much, however spread out; the runtime's own
+        low_memory_notification() is not counted, and a benign isolate uses next to nothing else (what it
+        does use is forgotten after IDLE_RESET_SECS without any)."""
         if self.stopping is not None:
             return None
         now, wall = self.cpu_seconds(), time.monotonic()
         with self._lock:
-            last, self._last_sample = self._last_sample, (wall, now)
-            if not self._activities and last is not None and wall > last[0] \
-                    and (now - last[1]) < QUIET_SHARE * (wall - last[0]):
+            if self._samples and now - self._samples[-1][1] > 0.001:
+                self._last_used = wall
+            elif not self._activities and wall - self._last_used > IDLE_RESET_SECS:
                 self._idle_cpu0 = now
+            self._samples.append((wall, now))
             acts = list(self._activities.items())  # in start order
             idle0 = self._idle_cpu0
         for token, act in acts:
@@ -489,16 +496,26 @@ class GuildIsolate:
                                    f"(more than the {self.idle_cpu_budget:g}s dispatch deadline)", idle=True)
         return None
 
-    def describe_overrun(self, token: int) -> tuple[str, float, float, str] | None:
-        """For a wall-clock timeout of ``token``: (event, deadline, CPU, where) of the oldest event in flight
-        that is past its deadline, as the watchdog would say it (events queued behind a spinning one time
-        out too, and are not the culprit)."""
+    def _using_cpu(self, now: float, wall: float) -> bool:
+        """Did the isolate use CPU lately (the watchdog's last samples, up to 0.4 s back)? A loop on a crowded
+        machine gets a fraction of a core, a wait none."""
+        with self._lock:
+            first = self._samples[0] if self._samples else None
+        if first is None or wall - first[0] < 0.05:
+            return True  # no watchdog samples to tell: assume it was running
+        return (now - first[1]) / (wall - first[0]) > BUSY_SHARE
+
+    def describe_overrun(self, token: int) -> tuple[str, float, float, str, bool] | None:
+        """For a wall-clock timeout of ``token``: (event, deadline, CPU, where, busy) of the oldest event in
+        flight that is past its deadline, as the watchdog would say it (events queued behind a spinning
+        one time out too, and are not the culprit)."""
         now, wall = self.cpu_seconds(), time.monotonic()
         with self._lock:
             acts = list(self._activities.items())
         for tok, act in acts:
             if act.kind == "event" and (tok == token or (act.budget and wall - act.started >= act.budget)):
-                return act.label, act.budget, now - act.cpu0 + act.earlier, self._where(act, [a for _, a in acts])
+                return (act.label, act.budget, now - act.cpu0 + act.earlier, self._where(act, [a for _, a in acts]),
+                        self._using_cpu(now, wall))
         return None
 
     def _adopt_v8_threads(self, born: set[int]) -> None:
@@ -517,11 +534,13 @@ class GuildIsolate:
         token = self._begin("load", "the script", timeout)
         try:
             return await self._call(self._load(bundle, timeout or None, token), token)
-        except ScriptTimeout:
-            now = self.cpu_seconds()
-            with self._lock:
-                act = self._activities[token]
-            text = load_overrun_text(act.budget, now - act.cpu0, self._where(act, [act]))
+        except ScriptTimeout as exc:
+            text = getattr(exc, "load_text", None)
+            if text is None:
+                now = self.cpu_seconds()
+                with self._lock:
+                    act = self._activities[token]
+                text = load_overrun_text(act.budget, now - act.cpu0, self._where(act, [act]), self._using_cpu(now, time.monotonic()))
             raise ScriptTimeout(f"{text}; isolate stopped") from None
         finally:
             self._end(token)
@@ -569,6 +588,22 @@ class GuildIsolate:
         self.subscriptions = set(json.loads(subs)) if isinstance(subs, str) else set()
         return self.subscriptions
 
+    def _timeout(self, stage: str, token: int | None) -> ScriptError:
+        """The error for a wall-clock timeout, with what the isolate was doing at that moment."""
+        if self._limit_reached():
+            return self._oom(stage)
+        exc = ScriptTimeout(f"{stage} timed out")
+        if token is not None:
+            with self._lock:
+                act = self._activities.get(token)
+            if act is not None and act.kind == "load":
+                now = self.cpu_seconds()
+                exc.load_text = load_overrun_text(act.budget, now - act.cpu0, self._where(act, [act]),
+                                                  self._using_cpu(now, time.monotonic()))
+            elif act is not None:
+                exc.overrun = self.describe_overrun(token)
+        return exc
+
     def _oom(self, stage: str) -> ScriptOOM:
         return ScriptOOM(f"{stage} exceeded the isolate memory limit ({self.memory_mb} MB)")
 
@@ -579,10 +614,22 @@ class GuildIsolate:
     async def _exec(self, code: str, timeout: float | None, stage: str, token: int | None = None) -> None:
         """Evaluate a script. Its completion value is not awaited: awaiting a JSPromise blocks (see the bridge);
         bundles are IIFEs, and the end of a load waits for the script's timers."""
+        task = asyncio.ensure_future(self.mr.eval_cancelable(code))
         try:
-            await asyncio.wait_for(self.mr.eval_cancelable(code), timeout)
+            await asyncio.wait_for(asyncio.shield(task), timeout)
         except TimeoutError:
-            raise (self._oom(stage) if self._limit_reached() else ScriptTimeout(f"{stage} timed out")) from None
+            # say what it was doing before the eval is cancelled: that terminates the JS, and V8 goes on
+            # with the evals queued behind it (which change the status word)
+            timeout_exc = self._timeout(stage, token)
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - terminated, as asked
+                pass
+            raise timeout_exc from None
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
         except JSOOMException:
             raise self._oom(stage) from None
         except (JSEvalException, JSPromiseError) as exc:
@@ -598,12 +645,12 @@ class GuildIsolate:
         self._runs[run_id] = done
         try:
             self._step(token, "run", run_id)
-            await self._exec(code(run_id), timeout, stage, None)
+            await self._exec(code(run_id), timeout, stage, token)
             self._step(token, "waiting")
             try:
                 ok, value = await asyncio.wait_for(done, timeout)
             except TimeoutError:
-                raise (self._oom(stage) if self._limit_reached() else ScriptTimeout(f"{stage} timed out")) from None
+                raise self._timeout(stage, token) from None
         finally:
             self._runs.pop(run_id, None)
         if ok:
@@ -624,7 +671,8 @@ class GuildIsolate:
                 try:
                     result = await self._call(self._run(code, timeout or None, "dispatch", token), token)
                 except ScriptTimeout as exc:
-                    exc.overrun = self.describe_overrun(token)  # what it was doing, for the guild's log
+                    if getattr(exc, "overrun", None) is None:  # what it was doing, for the guild's log
+                        exc.overrun = self.describe_overrun(token)
                     raise
                 finally:
                     self._end(token)
@@ -747,4 +795,9 @@ class GuildIsolate:
             return
         mr = self.mr
         if mr is not None and self.stopping is None:
+            before = self.cpu_seconds()
             mr.low_memory_notification()
+            spent = self.cpu_seconds() - before
+            with self._lock:  # the runtime's own GC is not the script's CPU
+                if not self._activities:
+                    self._idle_cpu0 += spent
