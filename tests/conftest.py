@@ -31,15 +31,9 @@ os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="flora-test-config-")
 
 
 @pytest.fixture
-def emulator():
-    from flora_dev.emulator import Emulator
-
-    emu = Emulator(token=BOT_TOKEN)
-    emu.start()
-    try:
-        yield emu
-    finally:
-        emu.stop()
+def emulator(flora_emulator):
+    """flora's Discord emulator: the test kit's fixture (flora_dev/pytest_plugin.py), under the name these tests use."""
+    return flora_emulator
 
 
 @pytest.fixture
