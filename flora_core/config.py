@@ -233,8 +233,16 @@ def all_keys(plugins=None) -> list[Key]:
     if _plugin_keys is None:  # once per process: the entry points do not change while it runs
         from .plugins import Plugins
 
-        _plugin_keys = Plugins().config_keys()
-    return KEYS + _plugin_keys
+        Plugins()  # remembers its keys (remember_plugin_keys)
+    return KEYS + (_plugin_keys or [])
+
+
+def remember_plugin_keys(keys: list[Key]) -> None:
+    """The keys of the entry-point plugins, kept by the first ``Plugins()`` of the process, so that
+    :func:`all_keys` never loads the plugins a second time."""
+    global _plugin_keys
+    if _plugin_keys is None:
+        _plugin_keys = list(keys)
 
 
 def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | None = None, plugins=None) -> Config:

@@ -107,6 +107,10 @@ class Plugins:
             self._load_entry_points()
         self._check_pending()
         self._settle()
+        if entry_points:
+            from .config import remember_plugin_keys
+
+            remember_plugin_keys(self.config_keys())
         os.environ.setdefault(REPORTED_ENV, str(os.getpid()))
 
     # -- loading -------------------------------------------------------------------------------

@@ -51,8 +51,11 @@ class Guild:
 
     def wait_reply(self, timeout: float = 30.0, count: int = 1) -> str:
         """The bot's ``count``-th message in ``#general``, waiting for it at most ``timeout`` seconds."""
-        got = wait_for(lambda: len(self.replies()) >= count and self.replies(), timeout=timeout,
-                       message=f"reply {count} from the bot in guild {self.id}")
+        def enough():
+            replies = self.replies()
+            return replies if len(replies) >= count else None
+
+        got = wait_for(enough, timeout=timeout, message=f"reply {count} from the bot in guild {self.id}")
         return got[count - 1]
 
 

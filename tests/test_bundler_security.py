@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sqlite3
 import stat
 from pathlib import Path
@@ -308,7 +307,6 @@ def test_no_bundler_work_folder_is_left_behind(tmp_path, monkeypatch):
     with pytest.raises(BundleError):
         b.bundle("a.ts", [{"path": "a.ts", "contents": 'import "/etc/passwd";'}])
     assert list((tmp_path / "tmp").iterdir()) == []
-    shutil.rmtree(tmp_path / "cache")
 
 
 def test_flora_serve_rebuilds_legacy_deployments_at_start_and_leaves_refused_ones_unloaded(tmp_path, secret_files):
