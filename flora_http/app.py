@@ -1,7 +1,7 @@
 """The API app factory: a Flask app whose routes all come from plugins.
 
 This process never imports V8 (mini-racer deadlocks under gevent): whatever
-needs an isolate is asked of the runtime through :class:`RuntimeClient`.
+needs an isolate is asked of the runtime over the runtime bus (``flora_core/bus.py``).
 State lives in ``app.extensions["flora"]`` (a :class:`FloraState`).
 """
 
@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from flask import Flask, current_app
 
 from flora_core.bundler import Bundler
+from flora_core.bus import BusClient, open_bus
 from flora_core.config import Config, load_config
-from flora_core.control import RuntimeClient
 from flora_core.plugins import Plugins
 from flora_core.storage import Database, open_database
 
@@ -29,7 +28,7 @@ class FloraState:
     config: Config
     plugins: Plugins
     db: Database
-    runtime: Any  # RuntimeClient or anything with load()/restore()
+    runtime: BusClient
     bundler: Bundler
 
 
@@ -43,7 +42,7 @@ def create_app(config: Config | None = None, plugins: Plugins | None = None, db:
     config = config if config is not None else load_config()
     plugins = plugins if plugins is not None else Plugins()
     db = db if db is not None else open_database(config, plugins)
-    runtime = runtime if runtime is not None else RuntimeClient(config.control_socket)
+    runtime = runtime if runtime is not None else open_bus(config, plugins).client()
     bundler = Bundler.from_config(config)
 
     app = Flask(__name__)

@@ -22,8 +22,8 @@ from werkzeug.serving import make_server
 from flora_cli.client import collect_files
 from flora_cli.main import cli, make_cli
 from flora_core import hookimpl
+from flora_core.bus import UnixSocketClient
 from flora_core.config import load_config
-from flora_core.control import RuntimeClient
 from flora_core.plugins import Plugins
 from flora_core.storage import open_database, repo
 from flora_http import create_app
@@ -280,7 +280,7 @@ def api(env):
     plugins = Plugins()
     db = open_database(config, plugins)
     runtime = RuntimeDouble()
-    server = make_server("127.0.0.1", 0, create_app(config, plugins, db, RuntimeClient(runtime.path)), threaded=True)
+    server = make_server("127.0.0.1", 0, create_app(config, plugins, db, UnixSocketClient(runtime.path)), threaded=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:

@@ -2,7 +2,7 @@
 
 Real SQLite files and the real bundler. The runtime is another process in
 production; here a small HTTP server on a Unix socket stands in for it,
-speaking the control protocol of ``flora_core.control``.
+speaking the control protocol of ``flora_core.bus``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from flora_core.bus import UnixSocketClient
 from flora_core.config import load_config
-from flora_core.control import RuntimeClient
 from flora_core.plugins import Plugins
 from flora_core.storage import open_database, repo
 from flora_http import create_app
@@ -79,8 +79,8 @@ class RuntimeDouble:
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
 
-    def client(self) -> RuntimeClient:
-        return RuntimeClient(self.socket_path)
+    def client(self) -> UnixSocketClient:
+        return UnixSocketClient(self.socket_path)
 
     def close(self):
         self.server.shutdown()
@@ -498,7 +498,7 @@ def test_the_api_process_never_imports_v8(tmp_path):
 
 def test_the_package_imports_nothing_before_serve_can_monkey_patch(tmp_path):
     # `python -m flora_http.serve` runs flora_http/__init__.py before serve.py's first line.
-    code = "import sys, flora_http\nprint(sorted(m for m in ('flask', 'ssl', 'http.client', 'flora_core.control') if m in sys.modules))\n"
+    code = "import sys, flora_http\nprint(sorted(m for m in ('flask', 'ssl', 'http.client', 'flora_core.bus') if m in sys.modules))\n"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
 

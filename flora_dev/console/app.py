@@ -39,22 +39,6 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-class _DevRuntime(Runtime):
-    """The runtime, with every guild log line also handed to the console."""
-
-    def __init__(self, *args: Any, on_log=None, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self._on_log = on_log
-
-    async def _bootstrap(self, guild_id: str) -> None:
-        return  # flora dev deploys the project itself; no starter script
-
-    def guild_log(self, guild_id, level, target, message, ts=None) -> None:
-        super().guild_log(guild_id, level, target, message, ts)
-        if self._on_log is not None:
-            self._on_log(self._log_buffer[-1])
-
-
 class DevSession:
     def __init__(self, project_dir: str | os.PathLike, config, plugins=None, *, port: int = 8780,
                  emulator_port: int = 0, host: str = "127.0.0.1") -> None:
@@ -95,7 +79,9 @@ class DevSession:
                       discord_api_base=emu.api_base, discord_token=EMULATOR_TOKEN, max_workers=1)
         config = Config.from_dict(values)
         self.plugins = self.plugins or Plugins()
-        self.runtime = _DevRuntime(config, self.plugins, with_api=False, on_log=self._on_log)
+        # flora dev deploys the project itself: no starter script
+        self.runtime = Runtime(config, self.plugins, starter=False)
+        self.runtime.logs.subscribe(self._on_log)
         await self.runtime.start()
         await self._start_console()
         await self.deploy(initial=True)
