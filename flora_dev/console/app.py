@@ -7,7 +7,6 @@ import collections
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import tempfile
@@ -23,11 +22,12 @@ from flora_core.storage import repo
 from flora_dev.emulator import EmulatorServer, seed_dev_world
 from flora_dev.emulator.models import EPHEMERAL, ApiError
 
+from . import hookspecs as console_hookspecs
+
 STATIC = Path(__file__).resolve().parent / "static"
 EMULATOR_TOKEN = "flora-dev-token"
 POLL_SECS = 0.3
 SKIP_DIRS = {".flora", ".git", "node_modules", "__pycache__", "data"}
-KV_STORE = re.compile(r"""kv\.store\(\s*['"`]([^'"`$]+)['"`]\s*\)""")
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
@@ -79,6 +79,9 @@ class DevSession:
                       discord_api_base=emu.api_base, discord_token=EMULATOR_TOKEN, max_workers=1)
         config = Config.from_dict(values)
         self.plugins = self.plugins or Plugins()
+        if not hasattr(self.plugins.hook, "flora_console_state") or \
+                self.plugins.hook.flora_console_state.spec is None:
+            self.plugins.pm.add_hookspecs(console_hookspecs)  # the console's own hooks (the kv view)
         # flora dev deploys the project itself: no starter script
         self.runtime = Runtime(config, self.plugins, starter=False)
         self.runtime.logs.subscribe(self._on_log)
@@ -127,7 +130,7 @@ class DevSession:
                 error_message=error, files=files, bundler_version=BUNDLER_VERSION))
             if ok:
                 rt.plugins.deployment_changed(self.guild_id, rev)
-                await loop.run_in_executor(None, self._create_stores, files)
+                await loop.run_in_executor(None, self._deployed, files)
         except (BundleError, OSError, ValueError) as exc:
             ok, error = False, str(exc)
         except Exception as exc:  # noqa: BLE001 - a broken project must not stop flora dev
@@ -341,54 +344,26 @@ class DevSession:
         return _json(dict(self.last_deploy, ok=ok))
 
     async def _kv(self, request: web.Request) -> web.Response:
+        if not self._kv_enabled():
+            return _json({"error": "the kv plugin is not enabled", "stores": []})
         try:
-            data = await asyncio.get_running_loop().run_in_executor(None, self._read_kv)
+            state = await asyncio.get_running_loop().run_in_executor(None, self._state)
         except Exception as exc:  # noqa: BLE001 - the view is best effort
             return _json({"error": str(exc), "stores": []})
-        return _json({"stores": data})
+        return _json({"stores": state.get("kv", [])})
 
-    def _create_stores(self, files: list[dict]) -> None:
-        """Create the KV stores the project names literally (``kv.store('notes')``), as an admin would."""
-        names = sorted({n for f in files for n in KV_STORE.findall(f["contents"])})
-        if not names:
-            return
-        from flora_plugins.kv.backends import open_backend
-        from flora_plugins.kv.service import KvService
+    def _kv_enabled(self) -> bool:
+        return self.runtime is not None and "kv" in self.runtime.plugins.loaded
 
-        rt = self.runtime
-        backend = open_backend(rt.config, rt.plugins)
-        try:
-            svc = KvService(rt.db, backend)
-            have = {s["store_name"] for s in svc.list_stores(self.guild_id)}
-            for name in names:
-                if name not in have:
-                    try:
-                        svc.create_store(self.guild_id, name)
-                        _say(f"  created KV store {name!r}")
-                    except Exception as exc:  # noqa: BLE001 - e.g. an invalid name: the script will say
-                        _say(f"  could not create KV store {name!r}: {exc}")
-        finally:
-            backend.close()
+    def _state(self) -> dict:
+        """What plugins show in the console (``flora_console_state``), merged."""
+        out: dict = {}
+        for part in self.runtime.plugins.hook.flora_console_state(runtime=self.runtime, guild_id=self.guild_id):
+            out.update(part or {})
+        return out
 
-    def _read_kv(self) -> list[dict]:
-        from flora_plugins.kv.backends import open_backend
-        from flora_plugins.kv.service import KvService
-
-        rt = self.runtime
-        backend = open_backend(rt.config, rt.plugins)
-        try:
-            svc = KvService(rt.db, backend)
-            out = []
-            for store in svc.list_stores(self.guild_id):
-                name = store.get("name") or store.get("store_name") or store.get("store")
-                keys = svc.list(self.guild_id, name, limit=100)["keys"]
-                entries = []
-                for k in keys:
-                    entries.append(dict(k, value=svc.get(self.guild_id, name, k["name"])))
-                out.append({"name": name, "entries": entries})
-            return out
-        finally:
-            backend.close()
+    def _deployed(self, files: list[dict]) -> None:
+        self.runtime.plugins.hook.flora_console_deployed(runtime=self.runtime, guild_id=self.guild_id, files=files)
 
 
 def _indent(text: str) -> str:
