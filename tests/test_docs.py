@@ -12,15 +12,19 @@ import pytest
 
 from flora_core import hookspecs
 from flora_core.config import all_keys, reference_table
+from flora_dev.console import hookspecs as console_hookspecs
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS_MD = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
-HOOKS = sorted(name for name, fn in vars(hookspecs).items()
-               if name.startswith("flora_") and callable(fn) and hasattr(fn, "flora_spec"))
+# flora's hooks, and the hooks flora's own packages declare (flora_add_hookspecs or at start)
+SPEC_MODULES = (hookspecs, console_hookspecs)
+SPECS = {name: fn for module in SPEC_MODULES for name, fn in vars(module).items()
+         if name.startswith("flora_") and callable(fn) and hasattr(fn, "flora_spec")}
+HOOKS = sorted(SPECS)
 
 
 def signature(name: str) -> str:
-    fn = getattr(hookspecs, name)
+    fn = SPECS[name]
     params = ", ".join(f"{p}: {a}" for p, a in fn.__annotations__.items() if p != "return")
     return f"{name}({params}) -> {fn.__annotations__['return']}"
 
@@ -36,8 +40,8 @@ def test_every_hook_is_documented_with_its_exact_signature(hook):
 
 @pytest.mark.parametrize("hook", HOOKS)
 def test_every_hook_has_a_docstring_saying_where_it_runs(hook):
-    doc = inspect.getdoc(getattr(hookspecs, hook)) or ""
-    assert re.search(r"supervisor|worker|API|CLI|every process", doc), hook
+    doc = inspect.getdoc(SPECS[hook]) or ""
+    assert re.search(r"supervisor|worker|API|CLI|every process|flora dev", doc), hook
 
 
 @pytest.mark.parametrize("hook", HOOKS)
