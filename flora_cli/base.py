@@ -69,7 +69,13 @@ def _error(message: str) -> None:
 
 
 def _config(ctx: click.Context):
-    return load_config((ctx.obj or {}).get("config_path"))
+    config = load_config((ctx.obj or {}).get("config_path"))
+    obj = ctx.ensure_object(dict)
+    if not obj.get("config_warned"):  # once per command, however often it reads the config
+        obj["config_warned"] = True
+        for line in config.warnings:
+            click.echo(f"Warning: {line}", err=True)
+    return config
 
 
 def _plugins(ctx: click.Context) -> Plugins:

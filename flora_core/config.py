@@ -7,6 +7,7 @@ bad one becomes a :class:`ConfigError` whose message is one line.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Callable
@@ -175,8 +176,11 @@ class Config:
     api_cookie_secure: bool
     api_operator_secret: str | None
 
-    def __init__(self, values: dict[str, Any]):
+    warnings: list[str]  # lines for the operator, e.g. keys of config.toml that nothing reads
+
+    def __init__(self, values: dict[str, Any], warnings: list[str] | None = None):
         self._values = dict(values)
+        self.warnings = list(warnings or [])
         for key, value in values.items():
             setattr(self, key, value)
 
@@ -272,7 +276,7 @@ def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | Non
             values[key.attr] = key.parse(raw)
         except ValueError as exc:
             raise ConfigError(f"invalid {source}: {exc}") from None
-    cfg = Config(values)
+    cfg = Config(values, _unknown_keys(table, toml_path, all_keys(plugins)) if table else [])
     if (cfg.shard_ids is None) != (cfg.shard_count is None) and cfg.shard_ids is not None:
         raise ConfigError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT")
     if cfg.shard_ids and cfg.shard_count and any(s < 0 or s >= cfg.shard_count for s in cfg.shard_ids):
@@ -280,6 +284,35 @@ def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | Non
     if not cfg.discord_api_base.startswith(("http://", "https://")):
         raise ConfigError(f"invalid FLORA_DISCORD_API_BASE: expected an http(s) URL, got {cfg.discord_api_base!r}")
     return cfg
+
+
+def _leaves(table: dict, prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for name, value in table.items():
+        path = f"{prefix}{name}"
+        out.extend(_leaves(value, path + ".") if isinstance(value, dict) else [path])
+    return out
+
+
+def _unknown_keys(table: dict, toml_path: Path, keys: list[Key]) -> list[str]:
+    """Refuse a key of ``config.toml`` that looks like a typo of a known one (one line naming both);
+    return a warning for any other unknown key (it may belong to a plugin that is disabled)."""
+    known = {key.toml: key for key in keys}
+    by_env = {key.env: key for key in keys}
+    warnings = []
+    for path in _leaves(table):
+        if path in known:
+            continue
+        if path in by_env:  # API_PORT = 3001 at the top level
+            section, _, name = by_env[path].toml.rpartition(".")
+            where = f"[{section}] {name}" if section else name
+            raise ConfigError(f"unknown key {path} in {toml_path}: that is the environment variable's name; "
+                              f"in config.toml write {where} = …")
+        close = difflib.get_close_matches(path, list(known), n=1, cutoff=0.75)
+        if close:
+            raise ConfigError(f"unknown key {path} in {toml_path}: did you mean {close[0]}?")
+        warnings.append(f"{toml_path}: unknown key {path} ignored (no enabled plugin reads it)")
+    return warnings
 
 
 def _shown(value: Any) -> str:
