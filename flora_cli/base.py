@@ -86,9 +86,14 @@ def _plugins(ctx: click.Context) -> Plugins:
 
 
 def _open_db(ctx: click.Context):
-    from flora_core.storage import open_database
+    """The server's database, which must exist (a command run in another folder than ``flora serve``
+    must not make a database of its own); says on stderr which one it is."""
+    from flora_core.storage import describe_database, open_database
 
-    return open_database(_config(ctx), _plugins(ctx))
+    config = _config(ctx)
+    db = open_database(config, _plugins(ctx), must_exist=True)
+    click.echo(f"Using the database at {describe_database(config)}", err=True)
+    return db
 
 
 # -- deployments / logs (API clients) -------------------------------------------

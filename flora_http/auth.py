@@ -85,8 +85,9 @@ def require_identity() -> Identity:
         token = _bearer_token()
         row = repo.verify_token(state().db, token) if token else None
         if row is None:
-            # flora answers the same for a missing and an invalid token
-            raise errors.unauthorized("Login required")
+            # flora answers "Login required" for a wrong token too; a token made in another data folder
+            # (the CLI run elsewhere) then looks like a login problem, so say what is wrong
+            raise errors.unauthorized("invalid or unknown token" if token else "Login required")
         identity = Identity("token", token_id=row["token_id"], user_id=row.get("user_id"), label=row.get("label"))
     g.flora_identity = identity
     return identity

@@ -120,6 +120,8 @@ def test_console_script_config_error_has_no_traceback(env):
 
 # -- tokens ------------------------------------------------------------------------------------
 def test_tokens_create_list_revoke_round_trip(env, runner):
+    config = load_config()
+    db = open_database(config, Plugins())  # the server's database (flora serve made it)
     created = runner.invoke(cli, ["tokens", "create", "--label", "ci"])
     assert created.exit_code == 0, created.stderr
     token = created.stdout.strip()
@@ -127,9 +129,8 @@ def test_tokens_create_list_revoke_round_trip(env, runner):
     assert re.fullmatch(r"[A-Za-z0-9]{12}\.[A-Za-z0-9]{32}", token)
     token_id = token.split(".")[0]
     assert token_id in created.stderr
+    assert f"Using the database at {config.data_path / 'flora.db'}" in created.stderr.splitlines()
 
-    config = load_config()
-    db = open_database(config, Plugins())
     assert repo.verify_token(db, token)["label"] == "ci"
 
     listed = runner.invoke(cli, ["tokens", "list", "--json"])
@@ -145,6 +146,17 @@ def test_tokens_create_list_revoke_round_trip(env, runner):
     assert repo.verify_token(db, token) is None
     assert runner.invoke(cli, ["tokens", "list"]).stdout.strip() == "No tokens."
     assert_one_line_error(runner.invoke(cli, ["tokens", "revoke", token_id]), 1, f"Token not found: {token_id}")
+
+
+@pytest.mark.parametrize("args", [["tokens", "list"], ["tokens", "create"], ["kv", "stores", "--guild-id", GUILD],
+                                  ["secrets", "list", "--guild-id", GUILD]])
+def test_data_commands_in_a_folder_without_the_servers_data_create_nothing(env, args):
+    out = subprocess.run([sys.executable, "-m", "flora_cli", *args], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ), cwd=env)
+    assert (out.returncode, out.stderr) == (1, f"Error: no flora database at {env / 'data' / 'flora.db'}: run this where "
+                                               "`flora serve` runs, or point FLORA_DATA_DIR (or --config) at the "
+                                               "server's data folder\n")
+    assert not (env / "data").exists()
 
 
 # -- plugins -----------------------------------------------------------------------------------
@@ -324,7 +336,7 @@ def test_deploy_shows_the_servers_typescript_error(api, env, runner):
 def test_deploy_with_a_bad_token_shows_the_server_message(api, env, runner):
     write_project(env, {"src/main.ts": "console.log(1);\n"})
     result = runner.invoke(cli, ["deploy", "--guild-id", GUILD, "--api", api["url"], "--token", "abcdefghijkl.abcdefghijklmnopqrstuvwxyz012345"])
-    assert_one_line_error(result, 1, "Unauthorized: Login required")
+    assert_one_line_error(result, 1, "Unauthorized: invalid or unknown token")
 
 
 def test_login_stores_the_token_for_the_other_commands(env, runner, tmp_path, monkeypatch):

@@ -219,12 +219,16 @@ def test_wrong_json_shape_is_422(client, auth, body, detail):
 
 
 # -- authentication ----------------------------------------------------------------------
-@pytest.mark.parametrize("header", [None, "Bearer ", "Bearer nope", "Bearer abcdefghijkl.0123456789abcdef0123456789abcdef", "Token x"])
-def test_missing_or_invalid_token_is_401(client, header):
+@pytest.mark.parametrize("header, message", [
+    (None, "Login required"), ("Bearer ", "Login required"), ("Token x", "Login required"),
+    ("Bearer nope", "invalid or unknown token"),
+    ("Bearer abcdefghijkl.0123456789abcdef0123456789abcdef", "invalid or unknown token"),
+])
+def test_missing_or_invalid_token_is_401(client, header, message):
     headers = {"Authorization": header} if header is not None else {}
     resp = client.get("/api/deployments", headers=headers)
     assert resp.status_code == 401
-    assert resp.get_json() == {"message": "Unauthorized: Login required"}
+    assert resp.get_json() == {"message": f"Unauthorized: {message}"}
 
 
 def test_bearer_prefix_is_exact(client, token):

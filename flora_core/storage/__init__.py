@@ -15,7 +15,9 @@ import datetime as dt
 import logging
 from collections.abc import Iterator, Sequence
 from importlib import resources
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger("flora.storage")
 
@@ -134,9 +136,25 @@ class _Cursor:
         return [dict(zip(cols, row, strict=True)) for row in self._cur.fetchall()]
 
 
-def open_database(config, plugins) -> Database:
-    """Open and migrate the database for ``config.db_url``."""
+def describe_database(config) -> str:
+    """Where ``config``'s database is, for messages (a PostgreSQL URL without its password)."""
     url = config.db_url
+    if url.startswith("sqlite:///"):
+        return url[len("sqlite:///"):]
+    parts = urlsplit(url)
+    if parts.password:
+        url = urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+    return url
+
+
+def open_database(config, plugins, *, must_exist: bool = False) -> Database:
+    """Open and migrate the database for ``config.db_url``. With ``must_exist`` (the CLI's commands that
+    manage a server's data) an embedded database that is not there yet is an error, never created: the
+    command runs in another folder than the server, or before it ever started."""
+    url = config.db_url
+    if must_exist and url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        raise StorageError(f"no flora database at {describe_database(config)}: run this where `flora serve` runs, "
+                           "or point FLORA_DATA_DIR (or --config) at the server's data folder")
     db = plugins.storage_backend(url, config)
     if db is None:
         scheme = url.split(":", 1)[0]
