@@ -66,3 +66,29 @@ def test_the_console_runs_without_the_kv_plugin(tmp_path, monkeypatch, disabled)
     deploy, view = _console(tmp_path, monkeypatch, PLAIN, disabled)
     assert deploy["ok"], deploy
     assert view == {"error": "the kv plugin is not enabled", "stores": []}
+
+
+def test_flora_dev_keeps_the_emulators_ids_across_restarts_of_a_project(tmp_path, monkeypatch):
+    def world_of_one_start() -> dict:
+        session = DevSession(project, load_config(env={"FLORA_DATA_DIR": str(tmp_path / "data")}), Plugins(),
+                             port=free_port())
+
+        async def run() -> dict:
+            await session.start()
+            try:
+                assert session.last_deploy["ok"], session.last_deploy
+                return {"guild": session.guild_id, **{n: c["id"] for n, c in session.world["channels"].items()},
+                        **{n: u["id"] for n, u in session.world["users"].items()}}
+            finally:
+                await session.stop()
+
+        return asyncio.run(run())
+
+    monkeypatch.setenv("FLORA_DISABLE_PLUGINS", "")
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "main.ts").write_text(PLAIN, encoding="utf-8")
+    first = world_of_one_start()
+    assert set(first) == {"guild", "general", "bot-commands", "random", "alice", "bob"}
+    assert (project / ".flora" / "emulator.json").is_file()
+    assert world_of_one_start() == first

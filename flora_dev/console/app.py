@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 from flora_core.bundler import BUNDLER_VERSION, BundleError
 from flora_core.runtime.supervisor import Runtime
 from flora_core.storage import repo
-from flora_dev.emulator import EmulatorServer, seed_dev_world
+from flora_dev.emulator import EmulatorServer, load_world_ids, save_world_ids, seed_dev_world, world_ids
 from flora_dev.emulator.models import EPHEMERAL, ApiError
 
 from . import hookspecs as console_hookspecs
@@ -67,13 +67,21 @@ class DevSession:
         from flora_core.plugins import Plugins
 
         self.tmp = tempfile.mkdtemp(prefix="flora-dev-")
-        emu = self.emu = EmulatorServer(EMULATOR_TOKEN)
+        # the same ids at every start in this project (what the script stored, e.g. channel ids, stays valid)
+        saved_at = self.root / ".flora" / "emulator.json"
+        ids = load_world_ids(saved_at) or {}
+        emu = self.emu = EmulatorServer(EMULATOR_TOKEN, application_id=ids.get("application"))
         await emu.start("127.0.0.1", self.emulator_port)
-        self.world = world = seed_dev_world(emu)
+        self.world = world = seed_dev_world(emu, ids)
         self.guild_id = gid = world["guild"]["id"]
-        emu.create_channel(gid, "random")
-        member = emu.create_role(gid, "member", permissions="0", color=0x2ECC71)
+        world["channels"]["random"] = emu.create_channel(gid, "random", channel_id=ids.get("random"))
+        member = emu.create_role(gid, "member", permissions="0", color=0x2ECC71, role_id=ids.get("member"))
+        world["roles"]["member"] = member
         emu.update_member(gid, world["users"]["bob"]["id"], roles=[member["id"]])
+        try:
+            save_world_ids(saved_at, dict(world_ids(world), application=emu.state.application_id))
+        except OSError as exc:  # a read-only project: the ids are new next time, nothing else changes
+            _say(f"  note: could not save the emulator's ids in {saved_at}: {exc.strerror or exc}")
         emu.listeners.append(self._on_emulator_event)
         values = dict(self.base_config.to_dict(), data_dir=self.tmp, database_url=None,
                       discord_api_base=emu.api_base, discord_token=EMULATOR_TOKEN, max_workers=1)
