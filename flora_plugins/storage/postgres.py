@@ -26,6 +26,11 @@ class PostgresDatabase(Database):
     def _sql(self, sql: str) -> str:
         return sql.replace("%", "%%").replace("?", "%s")
 
+    def _lock_schema(self, cur) -> None:
+        # A transaction-scoped advisory lock, per schema: concurrent CREATE TABLE (even IF NOT EXISTS)
+        # of the same table fails in one of the transactions, so migrations wait for each other.
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('flora schema_migrations ' || coalesce(current_schema(), '')))")
+
     def connection(self):
         return self._pool.getconn()
 

@@ -35,6 +35,12 @@ class SQLiteDatabase(Database):
             self._local.conn = conn
         return conn
 
+    def _lock_schema(self, cur) -> None:
+        # Take the write lock now (other processes wait up to busy_timeout), and open the transaction
+        # explicitly: Python's sqlite3 opens one only before INSERT/UPDATE/DELETE, so CREATE TABLE would
+        # otherwise be committed at once and a migration that fails later would stay half applied.
+        cur.execute("BEGIN IMMEDIATE")
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
