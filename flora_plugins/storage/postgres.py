@@ -7,6 +7,8 @@ import threading
 from flora_core import hookimpl
 from flora_core.storage import Database, StorageError
 
+CONNECTION_WAIT_SECS = 30
+
 
 class PostgresDatabase(Database):
     dialect = "postgres"
@@ -21,7 +23,10 @@ class PostgresDatabase(Database):
             self._pool = psycopg2.pool.ThreadedConnectionPool(1, max_connections, url)
         except psycopg2.Error as exc:
             raise StorageError(f"cannot connect to PostgreSQL: {str(exc).strip().splitlines()[0]}") from None
-        self._lock = threading.Lock()
+        # psycopg2's pool raises "connection pool exhausted" when every connection is in use: a caller
+        # waits for one instead (the API's greenlets and the runtime's executor threads outnumber them).
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self.max_connections = max_connections
 
     def _sql(self, sql: str) -> str:
         return sql.replace("%", "%%").replace("?", "%s")
@@ -32,10 +37,20 @@ class PostgresDatabase(Database):
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('flora schema_migrations ' || coalesce(current_schema(), '')))")
 
     def connection(self):
-        return self._pool.getconn()
+        if not self._slots.acquire(timeout=CONNECTION_WAIT_SECS):
+            raise StorageError(f"no free PostgreSQL connection after {CONNECTION_WAIT_SECS}s "
+                               f"(all {self.max_connections} of DATABASE_MAX_CONNECTIONS in use)")
+        try:
+            return self._pool.getconn()
+        except BaseException:
+            self._slots.release()
+            raise
 
     def release(self, conn) -> None:
-        self._pool.putconn(conn)
+        try:
+            self._pool.putconn(conn)
+        finally:
+            self._slots.release()
 
     def close(self) -> None:
         self._pool.closeall()
