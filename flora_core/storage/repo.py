@@ -67,18 +67,14 @@ def record_revision(
             ),
         )
         if status == "success":
-            cur.execute("SELECT created_at FROM deployments WHERE guild_id = ?", (guild_id,))
-            existing = cur.fetchone()
-            if existing:
-                cur.execute(
-                    "UPDATE deployments SET entry = ?, revision_id = ?, updated_at = ? WHERE guild_id = ?",
-                    (entry, rev_id, now, guild_id),
-                )
-            else:
-                cur.execute(
-                    "INSERT INTO deployments (guild_id, entry, revision_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                    (guild_id, entry, rev_id, now, now),
-                )
+            # One statement, not a read then an insert: two first deploys of a guild at once (two API
+            # workers) would both find no row, and on PostgreSQL the second insert would fail.
+            cur.execute(
+                "INSERT INTO deployments (guild_id, entry, revision_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (guild_id) DO UPDATE SET entry = excluded.entry, revision_id = excluded.revision_id,"
+                " updated_at = excluded.updated_at",
+                (guild_id, entry, rev_id, now, now),
+            )
     rev = get_revision(db, guild_id, rev_id)
     assert rev is not None  # written in the transaction above
     return rev
