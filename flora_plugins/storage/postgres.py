@@ -27,6 +27,10 @@ class PostgresDatabase(Database):
         # waits for one instead (the API's greenlets and the runtime's executor threads outnumber them).
         self._slots = threading.BoundedSemaphore(max_connections)
         self.max_connections = max_connections
+        # BYTEA comes back as bytes, as a BLOB does from SQLite (psycopg2 gives a memoryview)
+        binary = psycopg2.BINARY
+        self._bytes = psycopg2.extensions.new_type(
+            binary.values, "FLORA_BYTES", lambda value, cur: None if value is None else bytes(binary(value, cur)))
 
     def _sql(self, sql: str) -> str:
         return sql.replace("%", "%%").replace("?", "%s")
@@ -41,7 +45,9 @@ class PostgresDatabase(Database):
             raise StorageError(f"no free PostgreSQL connection after {CONNECTION_WAIT_SECS}s "
                                f"(all {self.max_connections} of DATABASE_MAX_CONNECTIONS in use)")
         try:
-            return self._pool.getconn()
+            conn = self._pool.getconn()
+            self._psycopg2.extensions.register_type(self._bytes, conn)
+            return conn
         except BaseException:
             self._slots.release()
             raise
