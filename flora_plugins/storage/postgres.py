@@ -41,6 +41,8 @@ class PostgresDatabase(Database):
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('flora schema_migrations ' || coalesce(current_schema(), '')))")
 
     def connection(self):
+        if self._pool.closed:
+            raise StorageError("the PostgreSQL database is closed")
         if not self._slots.acquire(timeout=CONNECTION_WAIT_SECS):
             raise StorageError(f"no free PostgreSQL connection after {CONNECTION_WAIT_SECS}s "
                                f"(all {self.max_connections} of DATABASE_MAX_CONNECTIONS in use)")
@@ -48,18 +50,27 @@ class PostgresDatabase(Database):
             conn = self._pool.getconn()
             self._psycopg2.extensions.register_type(self._bytes, conn)
             return conn
+        except self._psycopg2.pool.PoolError:
+            self._slots.release()
+            if self._pool.closed:  # closed while this caller waited
+                raise StorageError("the PostgreSQL database is closed") from None
+            raise
         except BaseException:
             self._slots.release()
             raise
 
     def release(self, conn) -> None:
         try:
-            self._pool.putconn(conn)
+            if self._pool.closed:  # closed during the transaction: its connection is closed already
+                conn.close()
+            else:
+                self._pool.putconn(conn)
         finally:
             self._slots.release()
 
     def close(self) -> None:
-        self._pool.closeall()
+        if not self._pool.closed:
+            self._pool.closeall()
 
 
 @hookimpl

@@ -22,9 +22,15 @@ class SQLiteDatabase(Database):
             except OSError as exc:
                 raise StorageError(f"cannot create the folder for {path}: {exc.strerror}") from None
         self._local = threading.local()
+        self._closed = False
 
     def connection(self):
         conn = getattr(self._local, "conn", None)
+        if self._closed:  # each thread's connection is closed by its next use, as close() runs in one thread
+            if conn is not None:
+                conn.close()
+                self._local.conn = None
+            raise StorageError(f"the SQLite database {self.path} is closed")
         if conn is None:
             try:
                 conn = sqlite3.connect(self.path, timeout=30, isolation_level="DEFERRED", check_same_thread=False)
@@ -47,6 +53,7 @@ class SQLiteDatabase(Database):
         cur.execute("BEGIN IMMEDIATE")
 
     def close(self) -> None:
+        self._closed = True
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
