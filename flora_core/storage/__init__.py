@@ -30,7 +30,9 @@ def utcnow() -> str:
 
 
 class Database:
-    """A small DB-API wrapper; subclasses set ``dialect`` and ``connect()``."""
+    """A small DB-API wrapper; subclasses set ``dialect`` and implement ``connection()``, ``release()``,
+    ``close()`` and ``_lock_schema()`` (``_sql()`` too if their placeholder is not ``?``). What flora
+    expects of them is checked by ``flora_plugins.storage.conformance``."""
 
     dialect = "sqlite"
 

@@ -16,9 +16,9 @@ a closed database that says so. flora's own backends (SQLite, PostgreSQL) pass i
 
     @pytest.fixture
     def storage_env(tmp_path):
-        url = make_an_empty_database()  # yours: a fresh, empty database for every test
+        url = create_empty_database()  # yours: a fresh, empty database for every test
         yield {"DATABASE_URL": url, "FLORA_DATA_DIR": str(tmp_path / "data")}
-        drop_that_database(url)
+        drop_database(url)
 
 ``storage_env`` is the environment that selects your backend: ``DATABASE_URL`` names a fresh, **empty**
 database (no tables) that your backend serves, plus any keys your backend reads. It is rebuilt in child
