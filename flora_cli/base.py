@@ -68,6 +68,29 @@ def _error(message: str) -> None:
     click.echo(f"Error: {message}", err=True)
 
 
+def port_is_free(address: str, port: int) -> str | None:
+    """``None`` when ``address:port`` can be listened on now, else why not (``Address already in use``)."""
+    import socket
+
+    if port == 0:
+        return None
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no obstacle
+        try:
+            sock.bind((address, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def require_free_port(address: str, port: int, what: str, how: str) -> None:
+    """Stop with one line before anything starts when ``what`` cannot listen on ``address:port``."""
+    why = port_is_free(address, port)
+    if why is not None:
+        raise CliFailure(f"cannot listen on {address}:{port} for the {what}: {why} (change it with {how})")
+
+
 def _config(ctx: click.Context):
     config = load_config((ctx.obj or {}).get("config_path"))
     obj = ctx.ensure_object(dict)

@@ -178,9 +178,13 @@ class Config:
 
     warnings: list[str]  # lines for the operator, e.g. keys of config.toml that nothing reads
 
-    def __init__(self, values: dict[str, Any], warnings: list[str] | None = None):
+    sources: dict[str, str]  # attr -> where its value came from (an env name or a TOML path); defaults absent
+
+    def __init__(self, values: dict[str, Any], warnings: list[str] | None = None,
+                 sources: dict[str, str] | None = None):
         self._values = dict(values)
         self.warnings = list(warnings or [])
+        self.sources = dict(sources or {})
         for key, value in values.items():
             setattr(self, key, value)
 
@@ -208,6 +212,10 @@ class Config:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Config:
         return cls(values)
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with ``changes`` (attribute names) applied; their sources become ``"override"``."""
+        return Config({**self._values, **changes}, self.warnings, {**self.sources, **dict.fromkeys(changes, "override")})
 
     def require(self, *attrs: str, hint: str = "") -> None:
         for attr in attrs:
@@ -263,6 +271,7 @@ def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | Non
     elif path is not None or "FLORA_CONFIG" in env:
         raise ConfigError(f"config file {toml_path} does not exist")
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for key in all_keys(plugins):
         raw = env.get(key.env)
         source = key.env
@@ -276,7 +285,8 @@ def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | Non
             values[key.attr] = key.parse(raw)
         except ValueError as exc:
             raise ConfigError(f"invalid {source}: {exc}") from None
-    cfg = Config(values, _unknown_keys(table, toml_path, all_keys(plugins)) if table else [])
+        sources[key.attr] = source
+    cfg = Config(values, _unknown_keys(table, toml_path, all_keys(plugins)) if table else [], sources)
     if (cfg.shard_ids is None) != (cfg.shard_count is None) and cfg.shard_ids is not None:
         raise ConfigError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT")
     if cfg.shard_ids and cfg.shard_count and any(s < 0 or s >= cfg.shard_count for s in cfg.shard_ids):

@@ -127,7 +127,7 @@ def test_config_annotations_and_keys_agree():
     """Every core key is a typed attribute of Config, and nothing else is."""
     from flora_core.config import KEYS, Config
 
-    assert set(Config.__annotations__) - {"warnings"} == {k.attr for k in KEYS}
+    assert set(Config.__annotations__) - {"warnings", "sources"} == {k.attr for k in KEYS}
 
 
 def test_a_missing_plugin_key_says_which_plugin_to_enable(monkeypatch):
