@@ -325,6 +325,25 @@ def test_deploy_uploads_the_project_and_prints_the_result(api, env, runner, monk
     assert json.loads(as_json.stdout)["guild_id"] == GUILD
 
 
+def test_deploy_uploads_what_the_entry_imports_json_included_and_not_unrelated_files(api, env, runner):
+    files = {f"docs/example{i}.ts": f"export const x{i} = {i};\n" for i in range(300)}  # beyond the server's 200
+    files.update({
+        "src/main.ts": 'import { n } from "./n";\nimport data from "./data.json" with { type: "json" };\n'
+                       "console.log(n, data.greeting);\n",
+        "src/n.ts": "export type N = number;\nexport const n: N = 42;\n",
+        "src/data.json": '{"greeting": "hej"}\n',
+        "src/unused.json": '{"secret": "not uploaded"}\n',
+        "package.json": "{}\n",
+    })
+    write_project(env, files)
+    result = runner.invoke(cli, ["deploy", "--guild-id", GUILD, "--api", api["url"], "--token", api["token"]])
+    assert result.exit_code == 0, result.stderr
+    assert "Collected 4 files" in result.stderr
+    rev = repo.latest_success(api["db"], GUILD)
+    assert sorted(f["path"] for f in rev["files"]) == ["package.json", "src/data.json", "src/main.ts", "src/n.ts"]
+    assert "hej" in api["runtime"].bundles[-1]
+
+
 def test_deploy_shows_the_servers_typescript_error(api, env, runner):
     write_project(env, {"src/main.ts": "const ok = 1;\nconst broken: = ;\n"})
     result = runner.invoke(cli, ["deploy", "--guild-id", GUILD, "--api", api["url"], "--token", api["token"]])

@@ -116,12 +116,12 @@ class DevSession:
 
     # -- deploy and watch -------------------------------------------------
     def _project_files(self) -> tuple[str, list[dict]]:
-        from flora_cli.client import collect_files, load_project_config, resolve_entry
+        from flora_cli.client import collect_files, imported_files, load_project_config, resolve_entry
 
         project = load_project_config(self.root)
         entry = resolve_entry(project.get("entry") or "src/main.ts", self.root)
         files = collect_files(self.root, exclude=(self.root / ".flora", self.root / "data"))
-        return entry, files
+        return entry, imported_files(self.root, entry, files)
 
     async def deploy(self, initial: bool = False) -> bool:
         loop = asyncio.get_running_loop()
