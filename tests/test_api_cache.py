@@ -3,17 +3,21 @@ Redis when ``REDIS_URL`` is set; and how the servers start when Redis is asked f
 
 from __future__ import annotations
 
+import hashlib
+import http.client
 import json
 import logging
 import os
 import pickle
+import re
+import signal
 import sqlite3
 import subprocess
 import sys
 import uuid
 
 import pytest
-from conftest import IN_CI, ROOT, free_port, wait_for
+from conftest import IN_CI, ROOT, free_port, http_json, wait_for
 
 from flora_core.config import REDIS_MISSING
 from flora_http import cache as cache_module
@@ -481,3 +485,114 @@ def test_get_or_fill_from_many_processes_fetches_once(backend, tmp_path):
     fetched_by = calls.read_text().split()
     assert len(fetched_by) == 1, fetched_by
     assert answers == fetched_by * 4
+
+
+# -- end to end: `flora api -w 2` against the emulator ------------------------------------------------
+def _hold_a_worker(port: int) -> http.client.HTTPConnection:
+    """A keep-alive connection that has been answered: with ``--worker-connections 1`` the gunicorn
+    worker that answered it accepts no other connection until it is closed."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/api/health")
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.read() == b"ok"
+    return conn
+
+
+def _served_by(log_path, path: str) -> list[str]:
+    """The pids of the workers that answered ``GET path`` with 200, in order (access log format ``%(p)s %(m)s %(U)s %(s)s``)."""
+    lines = (re.fullmatch(r"<(\d+)> GET (\S+) 200", line) for line in log_path.read_text(errors="replace").splitlines())
+    return [m.group(1) for m in lines if m and m.group(2) == path]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_two_gunicorn_workers_ask_discord_once_for_a_users_guilds(tmp_path, kind, request):
+    """alice's ``GET /api/guilds`` on one worker fills the cache; the same request on the other worker
+    (and a guild route there) is answered from it: the emulator sees one ``/users/@me/guilds`` and one
+    bot ``GET /guilds/{id}``. bob gets his own list, from his own call. The token is in no key or value."""
+    from test_api_auth import API_SECRET, CLIENT_ID, CLIENT_SECRET, login
+
+    from flora_dev.emulator import Emulator
+    from flora_dev.testing import BOT_TOKEN, start_flora, stop_flora
+
+    extra = {}
+    if kind == "redis":
+        extra["REDIS_URL"] = request.getfixturevalue("redis_target")[0]
+    emu = Emulator(token=BOT_TOKEN, oauth_client_secret=CLIENT_SECRET)
+    emu.start()
+    server = proc = None
+    holds: list[http.client.HTTPConnection] = []
+    try:
+        alice, bob = emu.create_user("alice"), emu.create_user("bob")
+        a, b = emu.create_guild("Alice's"), emu.create_guild("Bob's")
+        emu.add_member(a["id"], alice["id"], roles=[emu.create_role(a["id"], "managers", permissions=str(0x20))["id"]])
+        emu.add_member(b["id"], bob["id"], roles=[emu.create_role(b["id"], "admins", permissions=str(0x8))["id"]])
+        emu.add_member(b["id"], alice["id"])  # a plain member there: not in her admin list
+        serve_port = free_port()
+        server = start_flora(emu, tmp_path, API_PORT=serve_port, DISCORD_CLIENT_ID=CLIENT_ID, DISCORD_CLIENT_SECRET=CLIENT_SECRET,
+                             API_SECRET=API_SECRET, DISCORD_REDIRECT_URI=f"http://127.0.0.1:{serve_port}/api/auth/callback", **extra)
+        cookies = {who: login(server, emu, user["id"]).cookie("flora_session") for who, user in (("alice", alice), ("bob", bob))}
+        assert emu.oauth_requests("/users/@me/guilds") == []  # logging in asks for /users/@me only
+
+        port = free_port()
+        env = dict(server.env, API_PORT=str(port),
+                   GUNICORN_CMD_ARGS="--worker-connections 1 --keep-alive 120 --access-logformat '%(p)s %(m)s %(U)s %(s)s'")
+        log_path = tmp_path / "flora-api.log"
+        with open(log_path, "w") as log_file:
+            proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "api", "--workers", "2"], env=env, cwd=tmp_path,
+                                    stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: log_path.read_text(errors="replace").count("Booting worker with pid") == 2 or proc.poll() is not None,
+                 timeout=60, message="two gunicorn workers")
+        assert proc.poll() is None, log_path.read_text()
+        api = f"http://127.0.0.1:{port}/api"
+
+        def as_user(who: str, path: str):
+            return http_json("GET", api + path, headers={"Cookie": f"flora_session={cookies[who]}"}, timeout=30)
+
+        holds.append(_hold_a_worker(port))      # worker X is busy
+        status, first = as_user("alice", "/guilds")                     # so worker Y answers, asking Discord
+        assert status == 200 and [(g["id"], g["name"]) for g in first] == [(a["id"], "Alice's")] and first[0]["permissions"] & 0x20
+        holds.append(_hold_a_worker(port))      # now Y is busy (X still is)
+        holds.pop(0).close()                    # X is free again: it answers the next requests
+        assert as_user("alice", "/guilds") == (200, first)
+        assert as_user("alice", f"/logs/{a['id']}")[0] == 200           # a guild route: the same cached answers
+        assert as_user("alice", f"/logs/{b['id']}") == (403, {"message": "Forbidden: Admin permission required"})
+        status, bobs = as_user("bob", "/guilds")
+        assert status == 200 and [g["id"] for g in bobs] == [b["id"]]   # his own list, not alice's
+        holds.pop().close()
+
+        wait_for(lambda: len(_served_by(log_path, "/api/guilds")) == 3, timeout=10, message="the access log")
+        served_by = _served_by(log_path, "/api/guilds")
+        assert served_by[0] != served_by[1], (served_by, log_path.read_text())  # alice's two requests: two workers
+        assert len(emu.oauth_requests("/users/@me/guilds", user_id=alice["id"])) == 1
+        assert len(emu.oauth_requests("/users/@me/guilds", user_id=bob["id"])) == 1
+        bot_checks = [r for r in emu.requests if r["method"] == "GET" and r["path"] == f"/guilds/{a['id']}"
+                      and r["headers"].get("User-Agent") == "DiscordBot (flora, 1.0)"]
+        assert len(bot_checks) == 1, bot_checks
+
+        # what the cache holds of alice's token: its SHA-256 in the key, never the token
+        conn = sqlite3.connect(server.data_dir / "flora.db")
+        token = conn.execute("SELECT access_token FROM sessions WHERE user_id = ?", (alice["id"],)).fetchone()[0]
+        conn.close()
+        if kind == "sqlite":
+            stored = b"".join(p.read_bytes() for p in (server.data_dir / "cache").glob("api.sqlite*"))
+            keys = [k for k in _rows(server.data_dir / "cache" / "api.sqlite") if k.startswith("user-guilds:")]
+        else:
+            import redis
+
+            client = redis.Redis.from_url(extra["REDIS_URL"], decode_responses=True)
+            keys = [k.removeprefix("flora:api:") for k in client.scan_iter(match=f"flora:api:user-guilds:{alice['id']}:*")]
+            stored = "".join(k + (client.get(k) or "") for k in client.scan_iter(match="flora:api:*")).encode()
+            client.close()
+        assert f"user-guilds:{alice['id']}:{hashlib.sha256(token.encode()).hexdigest()}" in keys
+        assert token.encode() not in stored
+    finally:
+        for conn in holds:
+            conn.close()
+        if proc is not None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        if server is not None:
+            stop_flora(server)
+        emu.stop()
+    out = log_path.read_text(errors="replace")
+    assert "Traceback" not in out, out
