@@ -362,7 +362,7 @@ def get_or_fill(cache: Cache, key: str, ttl: float, fetch: Callable[[], tuple[An
         if hit is not None:
             return hit
         deadline = clock() + lock_ttl
-        while cache.add(lock, os.getpid(), lock_ttl) is False:
+        while not cache.add(lock, os.getpid(), lock_ttl):
             while True:
                 if clock() >= deadline:
                     return fetch()[0]
