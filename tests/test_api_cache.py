@@ -588,11 +588,20 @@ def test_two_gunicorn_workers_ask_discord_once_for_a_users_guilds(tmp_path, kind
     finally:
         for conn in holds:
             conn.close()
-        if proc is not None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-        if server is not None:
-            stop_flora(server)
-        emu.stop()
+        try:
+            if proc is not None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
+                    raise AssertionError(f"flora api did not stop on SIGTERM:\n{log_path.read_text(errors='replace')}") from None
+        finally:
+            try:
+                if server is not None:
+                    stop_flora(server)
+            finally:
+                emu.stop()
     out = log_path.read_text(errors="replace")
     assert "Traceback" not in out, out
