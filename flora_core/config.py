@@ -8,6 +8,7 @@ bad one becomes a :class:`ConfigError` whose message is one line.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import os
 import tomllib
 from collections.abc import Callable
@@ -78,6 +79,16 @@ def _private_hosts(raw: Any) -> str:
     return text
 
 
+def _redis_url(raw: Any) -> str:
+    """``REDIS_URL``: a URL redis-py accepts (its scheme only is named in the error: the URL may hold a password)."""
+    value = str(raw).strip()
+    scheme = value.split("://", 1)[0] if "://" in value else None
+    if scheme not in ("redis", "rediss", "unix"):
+        got = f"a {scheme}:// URL" if scheme else "a value without a scheme"
+        raise ValueError(f"expected a redis://, rediss:// or unix:// URL, got {got}")
+    return value
+
+
 @dataclass(frozen=True)
 class Key:
     attr: str
@@ -98,7 +109,7 @@ KEYS: list[Key] = [
     Key("data_dir", "data_dir", "FLORA_DATA_DIR", text, "./data"),
     Key("database_url", "database.url", "DATABASE_URL", text, None),
     Key("database_max_connections", "database.max_connections", "DATABASE_MAX_CONNECTIONS", int_range(1), 5),
-    Key("redis_url", "cache.url", "REDIS_URL", text, None),
+    Key("redis_url", "cache.url", "REDIS_URL", _redis_url, None),
     Key("log_level", "log_level", "FLORA_LOG_LEVEL", text, "info"),
     Key("max_workers", "runtime.max_workers", "RUNTIME_MAX_WORKERS", int_range(1, 64), 4),
     Key("worker_queue_capacity", "runtime.worker_queue_capacity", "RUNTIME_WORKER_QUEUE_CAPACITY", int_range(1), 1024),
@@ -223,6 +234,23 @@ class Config:
                 key = next(k for k in all_keys() if k.attr == attr)
                 msg = f"{key.env} is required (set it in the environment or as {key.toml} in config.toml)"
                 raise ConfigError(msg + (f"; {hint}" if hint else ""))
+
+
+REDIS_MISSING = "REDIS_URL is set but redis-py is not installed: pip install 'flora-runtime[redis]' (or unset REDIS_URL)"
+
+
+def require_redis_client(config: Config) -> None:
+    """With ``REDIS_URL`` set, redis-py must be installed (the ``redis`` extra): the API keeps its caches
+    there and the workers their scope cache. Checked where a server starts (``flora serve``, ``flora api``,
+    the API process, gunicorn's config), so a missing client is one line at start, not a failure later."""
+    if not config.redis_url:
+        return
+    try:
+        found = importlib.util.find_spec("redis") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ConfigError(REDIS_MISSING)
 
 
 def _lookup(table: dict, dotted: str) -> Any:

@@ -18,6 +18,7 @@ from flora_core.config import Config, load_config
 from flora_core.plugins import Plugins
 from flora_core.storage import Database, open_database
 
+from .cache import Cache, open_api_cache
 from .errors import install_error_handlers
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # flora's DefaultBodyLimit
@@ -30,6 +31,7 @@ class FloraState:
     db: Database
     runtime: BusClient
     bundler: Bundler
+    cache: Cache  # shared by the API processes of this data folder (flora_http/cache.py)
 
 
 def state() -> FloraState:
@@ -37,9 +39,11 @@ def state() -> FloraState:
     return current_app.extensions["flora"]
 
 
-def create_app(config: Config | None = None, plugins: Plugins | None = None, db: Database | None = None, runtime=None) -> Flask:
+def create_app(config: Config | None = None, plugins: Plugins | None = None, db: Database | None = None, runtime=None,
+               cache: Cache | None = None) -> Flask:
     """Build the API app; every route is a blueprint registered by a plugin (``api_core`` for flora's own)."""
     config = config if config is not None else load_config()
+    cache = cache if cache is not None else open_api_cache(config)  # ConfigError if REDIS_URL lacks redis-py
     plugins = plugins if plugins is not None else Plugins()
     db = db if db is not None else open_database(config, plugins)
     runtime = runtime if runtime is not None else open_bus(config, plugins).client()
@@ -49,7 +53,8 @@ def create_app(config: Config | None = None, plugins: Plugins | None = None, db:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # keep flora's field order
     app.url_map.strict_slashes = False  # `/api/deployments` and `/api/deployments/` both answer
-    app.extensions["flora"] = FloraState(config=config, plugins=plugins, db=db, runtime=runtime, bundler=bundler)
+    app.extensions["flora"] = FloraState(config=config, plugins=plugins, db=db, runtime=runtime, bundler=bundler,
+                                          cache=cache)
     install_error_handlers(app)
 
     @app.after_request

@@ -85,6 +85,9 @@ def test_invalid_toml_is_one_line(tmp_path):
     ({"DISCORD_SHARD_IDS": "0,2", "DISCORD_SHARD_COUNT": "2"}, "DISCORD_SHARD_IDS must be between 0 and DISCORD_SHARD_COUNT-1 (1)"),
     ({"DISCORD_SHARD_COUNT": "0"}, "invalid DISCORD_SHARD_COUNT: must be at least 1, got 0"),
     ({"FLORA_DISCORD_API_BASE": "ftp://x"}, "invalid FLORA_DISCORD_API_BASE: expected an http(s) URL, got 'ftp://x'"),
+    ({"REDIS_URL": "localhost:6379"}, "invalid REDIS_URL: expected a redis://, rediss:// or unix:// URL, got a value without a scheme"),
+    # the URL may carry a password: only its scheme is repeated
+    ({"REDIS_URL": "http://:hunter2@cache:6379/0"}, "invalid REDIS_URL: expected a redis://, rediss:// or unix:// URL, got a http:// URL"),
 ])
 def test_invalid_values_have_one_line_messages(env, message):
     with pytest.raises(ConfigError) as err:
@@ -108,6 +111,24 @@ def test_valid_values_are_parsed():
     assert config.api_cookie_secure is True and config.max_workers == 64
     assert config.shard_ids == [0, 2] and config.shard_count == 4
     assert config.db_url == "postgres://u:p@db/flora"
+
+
+def test_redis_urls_redis_py_accepts_are_kept():
+    for url in ("redis://127.0.0.1:6379/0", "rediss://:pw@cache.internal:6380/2", "unix:///run/redis.sock?db=1"):
+        assert load_config(env={"REDIS_URL": url}).redis_url == url
+
+
+def test_redis_url_without_redis_py_is_one_line(monkeypatch):
+    import sys
+
+    from flora_core.config import require_redis_client
+
+    require_redis_client(load_config(env={}))  # no REDIS_URL: redis-py is not needed
+    require_redis_client(load_config(env={"REDIS_URL": "redis://127.0.0.1:6379/0"}))  # installed here
+    monkeypatch.setitem(sys.modules, "redis", None)  # what `import redis` sees when it is not installed
+    with pytest.raises(ConfigError) as err:
+        require_redis_client(load_config(env={"REDIS_URL": "redis://127.0.0.1:6379/0"}))
+    assert str(err.value) == "REDIS_URL is set but redis-py is not installed: pip install 'flora-runtime[redis]' (or unset REDIS_URL)"
 
 
 def test_require_names_the_variable_the_toml_key_and_the_hint():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from flora_core.config import require_redis_client
 from flora_core.sandbox import ToolSandbox
 
 from ..base import SERVE_HINT, CliFailure, _config, _plugins, require_free_port
@@ -25,6 +26,7 @@ def serve(ctx, use_emulator, emulator_port):
     config = _config(ctx)
     if not use_emulator:
         config.require("discord_token", hint=SERVE_HINT)
+    require_redis_client(config)  # the API's caches and the workers' scope cache use it
     config_path = (ctx.obj or {}).get("config_path")
     if config_path:  # the API and worker processes read the same file
         os.environ["FLORA_CONFIG"] = str(Path(config_path).resolve())
@@ -58,6 +60,7 @@ def serve(ctx, use_emulator, emulator_port):
 def api_command(ctx, workers):
     """Run the HTTP API alone under gunicorn with gevent workers (the runtime runs elsewhere: `flora serve`)."""
     config = _config(ctx)  # fail here, in one line, rather than in every gunicorn worker
+    require_redis_client(config)  # the API's shared caches are in Redis when REDIS_URL is set
     ToolSandbox(config.bundler_sandbox).check()  # the API bundles what guilds deploy
     config_path = (ctx.obj or {}).get("config_path")
     if config_path:

@@ -119,6 +119,10 @@ class Runtime:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.config.data_path.mkdir(parents=True, exist_ok=True)
+        if self.config.redis_url:
+            log.info("REDIS_URL is set: the API's caches live there, the scope cache keeps a second layer there "
+                     "and KV_BACKEND=redis can use it; "
+                     "the bus is the embedded one unless a plugin provides another")
         self._db = await loop.run_in_executor(None, open_database, self.config, self.plugins)
         self._bus = open_bus(self.config, self.plugins)
         run_dir = self.config.control_socket.parent
