@@ -141,13 +141,32 @@ def _user_guilds(identity: Identity) -> list[dict]:
     return entry["guilds"]
 
 
-def _bot_sees_guild(guild_id: str) -> bool:
+def bot_in_guild(guild_id: str) -> bool | None:
+    """Whether the bot is in ``guild_id`` (Discord's ``GET /guilds/{id}`` with the bot token, cached),
+    or ``None`` when Discord did not say (unreachable, rate-limited, failing)."""
 
-    def fetch() -> tuple[bool, bool]:
+    def fetch() -> tuple[bool | None, bool]:
         status, _ = discord_call("GET", f"/guilds/{guild_id}", bot=True)
-        return status == 200, status in _DEFINITE
+        return (status == 200 if status in _DEFINITE else None), status in _DEFINITE
 
-    return get_or_fill(state().cache, f"bot-in-guild:{guild_id}", GUILDS_CACHE_TTL, fetch) is True
+    return get_or_fill(state().cache, f"bot-in-guild:{guild_id}", GUILDS_CACHE_TTL, fetch)
+
+
+def _bot_sees_guild(guild_id: str) -> bool:
+    return bot_in_guild(guild_id) is True
+
+
+def require_bot_in_guild(guild_id: str) -> None:
+    """Before a deploy: the bot must be in the guild, or the script would never run (flora's text;
+    404, since for a token of the server the guild does not exist). Without a bot token there is no
+    one to ask (a runtime without Discord): nothing is checked."""
+    if not state().config.discord_token:
+        return
+    seen = bot_in_guild(guild_id)
+    if seen is False:
+        raise errors.ApiError(404, "Bot not in guild")
+    if seen is None:
+        raise errors.unavailable(f"Discord did not answer whether the bot is in guild {guild_id}; try again")
 
 
 def _error_text(status: int, body) -> str:
