@@ -1,5 +1,5 @@
 """KV_BACKEND=lmdb through the real stack (flora's test kit): a deployed script's kv calls land in the
-LMDB files, and the CLI, another process, reads and writes the same data."""
+LMDB files, and the CLI and the API, other processes, read and write the same data."""
 
 from __future__ import annotations
 
@@ -46,16 +46,20 @@ def test_a_script_writes_and_reads_kv_that_lands_in_the_lmdb_files(flora_server,
                                                 "metadata": {"by": flora_guild.user_id}}}
     assert not (flora_server.data_dir / "kv").exists()  # the default backend's folder: nothing went there
 
-    # the CLI is another process on the same files, both ways
+    # the CLI and the API (under gevent) are other processes on the same files, both ways
     assert flora_server.cli("kv", "get", "--guild-id", guild, "--store", "notes", "greeting").stdout.strip() == "héllo from lmdb"
+    assert flora_server.api("GET", f"/kv/{guild}/notes/greeting") == (200, {"value": "héllo from lmdb"})
     flora_server.cli("kv", "set", "--guild-id", guild, "--store", "notes", "greeting", "set by the CLI")
     flora_guild.say("!get greeting")
     assert flora_guild.wait_reply(count=3) == "greeting = set by the CLI"
+    assert flora_server.api("PUT", f"/kv/{guild}/notes/greeting", {"value": "set by the API"})[0] == 200
+    flora_guild.say("!get greeting")
+    assert flora_guild.wait_reply(count=4) == "greeting = set by the API"
 
     # the worker grows the store's map as the script writes past it
     flora_guild.say("!fill big")
-    assert flora_guild.wait_reply(count=4) == "filled big0,big1,big2"
+    assert flora_guild.wait_reply(count=5) == "filled big0,big1,big2"
     entries = read_entries(store)
     assert {k: len(e["value"]) for k, e in entries.items()} == {"big0": 600_000, "big1": 600_000, "big2": 600_000,
-                                                               "greeting": len("set by the CLI")}
+                                                               "greeting": len("set by the API")}
     assert (store / "data.mdb").stat().st_size > 1024 * 1024

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -186,6 +187,22 @@ def test_a_bound_below_the_start_is_one_line(kv_env, plugins):
     config = load_config(env={**kv_env, "KV_LMDB_MAP_SIZE_MB": "64", "KV_LMDB_MAX_MAP_SIZE_MB": "8"})
     exc = error(open_backend, config, plugins)
     assert (exc.code, exc.message) == (KV_UNAVAILABLE, "KV_LMDB_MAX_MAP_SIZE_MB (8) is smaller than KV_LMDB_MAP_SIZE_MB (64)")
+
+
+def test_files_of_another_format_are_refused_with_one_line(kv, tmp_path):
+    import lmdb
+
+    path = kv.backend.path(GUILD, "s")
+    path.mkdir(parents=True)
+    env = lmdb.open(str(path), max_dbs=3)
+    with env.begin(write=True) as txn:
+        txn.put(b"format", b"9", db=env.open_db(b"meta", txn=txn))
+    env.close()
+    exc = error(kv.get, GUILD, "s", "k")
+    assert (exc.code, exc.message) == (KV_UNAVAILABLE, f"kv backend lmdb: {path} holds data of format '9'; this flora-kv-lmdb"
+                                                        " reads format '1'")
+    shutil.rmtree(path)  # (never opened by the backend) so that the fixture can delete the store
+    assert kv.get(GUILD, "s", "k") is None
 
 
 def test_backends_of_one_process_share_its_environments_and_their_number_is_bounded(make_kv, monkeypatch):

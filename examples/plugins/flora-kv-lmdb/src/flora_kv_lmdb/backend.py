@@ -236,8 +236,8 @@ def _open(st: _Store, map_size: int) -> None:
                 txn.put(USAGE, _I64.pack(0), db=meta)
                 fmt = records.FORMAT
         if fmt != records.FORMAT:
-            raise unavailable(f"kv backend lmdb: {st.path} holds format {fmt!r}; this flora-kv-lmdb reads format"
-                              f" {records.FORMAT!r}")
+            raise unavailable(f"kv backend lmdb: {st.path} holds data of format {fmt.decode(errors='replace')!r};"
+                              f" this flora-kv-lmdb reads format {records.FORMAT.decode()!r}")
     except BaseException:
         env.close()
         raise
