@@ -117,6 +117,22 @@ def test_the_map_grows_when_full_and_other_processes_adopt_it(kv, kv_env, tmp_pa
     assert kv.backend.store_bytes(GUILD, "s") == sum(entry_size(f"big{i}", str(i) * MB, None, None) for i in range(7)) + 6
 
 
+def test_a_map_grown_by_another_process_while_this_one_opens_it_is_adopted(kv, kv_env, monkeypatch):
+    import lmdb
+
+    real_open, grown = lmdb.open, []
+
+    def open_then_let_another_process_grow_it(path, **options):
+        env = real_open(path, **options)
+        if not grown:  # between opening the files and the first transaction
+            grown.append(int(run_child(GROW_CHILD, kv_env, GUILD)))
+        return env
+
+    monkeypatch.setattr(lmdb, "open", open_then_let_another_process_grow_it)
+    assert kv.get(GUILD, "s", "big5") == "5" * MB
+    assert grown and kv.backend.map_size_of(GUILD, "s") >= grown[0]
+
+
 def test_threads_that_fill_the_map_together_each_get_their_write(kv):
     """Six threads write 300 kB values into a 1 MiB map while two read: the map is grown while none of
     them is inside a transaction, and no write is lost or doubled."""

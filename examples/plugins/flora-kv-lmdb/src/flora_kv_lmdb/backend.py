@@ -224,17 +224,14 @@ def _open(st: _Store, map_size: int) -> None:
             raise unavailable(f"kv backend lmdb: this LMDB build takes keys of at most {env.max_key_size()} bytes;"
                               f" flora-kv-lmdb needs {HEAD_BYTES}")
         env.reader_check()  # reader slots left by processes that died (a SIGKILLed worker)
-        # a write transaction even for an existing store: handles that py-lmdb opens in a read transaction
-        # are dropped with it (it keeps the transaction for reuse instead of committing it)
-        with env.begin(write=True) as txn:
-            kv = env.open_db(b"kv", txn=txn)
-            exp = env.open_db(b"exp", txn=txn, dupsort=True)
-            meta = env.open_db(b"meta", txn=txn)
-            fmt = txn.get(b"format", db=meta)
-            if fmt is None:
-                txn.put(b"format", records.FORMAT, db=meta)
-                txn.put(USAGE, _I64.pack(0), db=meta)
-                fmt = records.FORMAT
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                kv, exp, meta, fmt = _open_databases(env)
+                break
+            except lmdb.MapResizedError:  # another process wrote past the map since it was opened
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
+                env.set_mapsize(0)  # no other thread has this environment yet
         if fmt != records.FORMAT:
             raise unavailable(f"kv backend lmdb: {st.path} holds data of format {fmt.decode(errors='replace')!r};"
                               f" this flora-kv-lmdb reads format {records.FORMAT.decode()!r}")
@@ -242,6 +239,21 @@ def _open(st: _Store, map_size: int) -> None:
         env.close()
         raise
     st.env, st.kv, st.exp, st.meta = env, kv, exp, meta
+
+
+def _open_databases(env) -> tuple[Any, Any, Any, bytes]:
+    # a write transaction even for an existing store: handles that py-lmdb opens in a read transaction
+    # are dropped with it (it keeps the transaction for reuse instead of committing it)
+    with env.begin(write=True) as txn:
+        kv = env.open_db(b"kv", txn=txn)
+        exp = env.open_db(b"exp", txn=txn, dupsort=True)
+        meta = env.open_db(b"meta", txn=txn)
+        fmt = txn.get(b"format", db=meta)
+        if fmt is None:
+            txn.put(b"format", records.FORMAT, db=meta)
+            txn.put(USAGE, _I64.pack(0), db=meta)
+            fmt = records.FORMAT
+    return kv, exp, meta, fmt
 
 
 ENVIRONMENTS = _Environments()
