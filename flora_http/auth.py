@@ -55,9 +55,12 @@ class Identity:
     user_id: str | None = None
     label: str | None = None
     session: dict | None = field(default=None, compare=False, hash=False)
+    scope: str = "admin"  # read < deploy < admin (repo.TOKEN_SCOPES)
+    guild_ids: tuple[str, ...] | None = None  # the only guilds a token reaches; None: no such limit
 
     @property
     def is_operator(self) -> bool:
+        """A token of the server (``flora tokens create``): every guild, or the guilds it names."""
         return self.kind == "token" and self.user_id is None
 
 
@@ -89,7 +92,9 @@ def require_identity() -> Identity:
             # flora answers "Login required" for a wrong token too; a token made in another data folder
             # (the CLI run elsewhere) then looks like a login problem, so say what is wrong
             raise errors.unauthorized("invalid or unknown token" if token else "Login required")
-        identity = Identity("token", token_id=row["token_id"], user_id=row.get("user_id"), label=row.get("label"))
+        identity = Identity("token", token_id=row["token_id"], user_id=row.get("user_id"), label=row.get("label"),
+                            scope=row.get("scope") or "admin",
+                            guild_ids=tuple(row["guild_ids"]) if row.get("guild_ids") else None)
     g.flora_identity = identity
     return identity
 
@@ -210,10 +215,32 @@ def user_admin_guilds(identity: Identity) -> list[dict]:
     return out
 
 
+_DEPLOY_ROUTE = re.compile(r"^/api/deployments/[^/]+(/rollback/[^/]+)?/?$")
+
+
+def required_scope() -> str:
+    """What the current request needs of a token: ``read`` for GET/HEAD, ``deploy`` for a deploy or a
+    rollback, ``admin`` for anything else that changes a guild (KV and secrets writes, plugins' routes)."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return "read"
+    if request.method == "POST" and _DEPLOY_ROUTE.match(request.path):
+        return "deploy"
+    return "admin"
+
+
+def _check_token_limits(identity: Identity, guild_id: str) -> None:
+    if identity.guild_ids is not None and guild_id not in identity.guild_ids:
+        raise errors.forbidden("this token does not reach this guild")
+    need = required_scope()
+    if repo.TOKEN_SCOPES.index(identity.scope) < repo.TOKEN_SCOPES.index(need):
+        raise errors.forbidden(f"this token's scope is {identity.scope}; this needs {need}")
+
+
 def require_guild_access(guild_id: str) -> Identity:
     """The caller may manage ``guild_id`` (400 for a malformed id, 401/403 otherwise)."""
     identity = require_identity()
     validate_guild_id(guild_id)
+    _check_token_limits(identity, guild_id)
     if identity.is_operator:
         return identity
     if identity.kind == "session":

@@ -260,7 +260,10 @@ def document(app) -> dict:
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {
-                "apiToken": {"type": "http", "scheme": "bearer", "description": "`<token_id>.<secret>` from `flora tokens create`"},
+                "apiToken": {"type": "http", "scheme": "bearer", "description": "`<token_id>.<secret>` from `flora tokens create`. A token may be limited to "
+                             "guilds (`--guild-id`, 403 `this token does not reach this guild` elsewhere) and to a scope "
+                             "(`--scope`): `read` allows GET, `deploy` also deploys and rollbacks, `admin` (the default) "
+                             "everything, e.g. KV and secrets writes (403 `this token's scope is read; this needs deploy`)"},
                 "operatorToken": {"type": "http", "scheme": "bearer", "description": "API_OPERATOR_SECRET"},
             },
         },

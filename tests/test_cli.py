@@ -137,7 +137,8 @@ def test_tokens_create_list_revoke_round_trip(env, runner):
     assert listed.exit_code == 0
     [item] = json.loads(listed.stdout)
     assert item["token_id"] == token_id and item["label"] == "ci" and item["last_used_at"] is not None
-    assert set(item) == {"token_id", "label", "created_at", "last_used_at"}
+    assert set(item) == {"token_id", "label", "scope", "guild_ids", "created_at", "last_used_at"}
+    assert (item["scope"], item["guild_ids"]) == ("admin", None)
     table = runner.invoke(cli, ["tokens", "list"])
     assert token_id in table.stdout and "ci" in table.stdout and token.split(".")[1] not in table.stdout
 
@@ -157,6 +158,22 @@ def test_data_commands_in_a_folder_without_the_servers_data_create_nothing(env, 
                                                "`flora serve` runs, or point FLORA_DATA_DIR (or --config) at the "
                                                "server's data folder\n")
     assert not (env / "data").exists()
+
+
+def test_tokens_create_a_guild_scoped_deploy_token_and_list_shows_it(env, runner):
+    open_database(load_config(), Plugins()).close()
+    created = runner.invoke(cli, ["tokens", "create", "--label", "ci", "--guild-id", GUILD, "--guild-id", "223456789012345678",
+                                  "--scope", "deploy"])
+    assert created.exit_code == 0, created.stderr
+    assert f"scope deploy, guild(s) {GUILD}, 223456789012345678" in created.stderr
+    [item] = json.loads(runner.invoke(cli, ["tokens", "list", "--json"]).stdout)
+    assert (item["scope"], item["guild_ids"]) == ("deploy", [GUILD, "223456789012345678"])
+    header, row = runner.invoke(cli, ["tokens", "list"]).stdout.splitlines()
+    assert header.split() == ["TOKEN", "ID", "LABEL", "SCOPE", "GUILDS", "CREATED", "LAST", "USED"]
+    assert header.index("SCOPE") == row.index("deploy") and header.index("GUILDS") == row.index(GUILD)
+    bad = runner.invoke(cli, ["tokens", "create", "--guild-id", "abc"])
+    assert_one_line_error(bad, 2, "'abc' is not a Discord snowflake (digits)")
+    assert_one_line_error(runner.invoke(cli, ["tokens", "create", "--scope", "root"]), 2, "'root' is not one of")
 
 
 # -- plugins -----------------------------------------------------------------------------------

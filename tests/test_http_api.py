@@ -542,3 +542,40 @@ def test_serve_config_error_is_one_line_and_exit_2(tmp_path):
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["flora api: invalid RUNTIME_MAX_WORKERS: must be between 1 and 64, got 0"]
+
+
+# -- guild-scoped tokens (flora tokens create --guild-id G --scope deploy) ------------------------
+OTHER_GUILD = "223456789012345678"
+
+
+def _bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_guild_scoped_deploy_token_reaches_its_guild_only_and_cannot_touch_kv(client, db):
+    token, _ = repo.create_token(db, label="ci", scope="deploy", guild_ids=[GUILD])
+    files = {"entry": "src/main.ts", "files": [{"path": "src/main.ts", "contents": "console.log('ci');\n"}]}
+    assert client.post(f"/api/deployments/{GUILD}", json=files, headers=_bearer(token)).status_code == 200
+    assert client.get(f"/api/deployments/{GUILD}/history", headers=_bearer(token)).status_code == 200
+    elsewhere = client.post(f"/api/deployments/{OTHER_GUILD}", json=files, headers=_bearer(token))
+    assert (elsewhere.status_code, elsewhere.get_json()) == (403, {"message": "Forbidden: this token does not reach this guild"})
+    kv = client.post("/api/kv/stores", json={"guild_id": GUILD, "store_name": "notes"}, headers=_bearer(token))
+    assert (kv.status_code, kv.get_json()) == (403, {"message": "Forbidden: this token's scope is deploy; this needs admin"})
+    # the list of deployments shows only what the token reaches
+    admin, _ = repo.create_token(db, label="admin")
+    assert client.post(f"/api/deployments/{OTHER_GUILD}", json=files, headers=_bearer(admin)).status_code == 200
+    listed = client.get("/api/deployments", headers=_bearer(token)).get_json()
+    assert [d["guild_id"] for d in listed] == [GUILD]
+
+
+def test_a_read_token_reads_and_cannot_deploy_or_roll_back(client, db):
+    admin, _ = repo.create_token(db, label="admin")
+    files = {"entry": "src/main.ts", "files": [{"path": "src/main.ts", "contents": "console.log(1);\n"}]}
+    assert client.post(f"/api/deployments/{GUILD}", json=files, headers=_bearer(admin)).status_code == 200
+    rev = client.get(f"/api/deployments/{GUILD}/history", headers=_bearer(admin)).get_json()[0]["id"]
+    reader, _ = repo.create_token(db, label="dashboard", scope="read")
+    assert client.get(f"/api/deployments/{GUILD}", headers=_bearer(reader)).status_code == 200
+    assert client.get(f"/api/logs/{GUILD}", headers=_bearer(reader)).status_code == 200
+    for path in (f"/api/deployments/{GUILD}", f"/api/deployments/{GUILD}/rollback/{rev}"):
+        resp = client.post(path, json=files, headers=_bearer(reader))
+        assert (resp.status_code, resp.get_json()) == (403, {"message": "Forbidden: this token's scope is read; this needs deploy"})

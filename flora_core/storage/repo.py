@@ -8,7 +8,7 @@ import secrets
 import string
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from . import Database, utcnow
 
@@ -187,32 +187,51 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(db: Database, label: str | None = None, user_id: str | None = None) -> tuple[str, dict]:
-    """Create an API token ``<id>.<secret>``; only its SHA-256 is stored. Returns (plaintext, row)."""
+TOKEN_SCOPES = ("read", "deploy", "admin")  # each allows what the ones before it allow
+_TOKEN_COLUMNS = "token_id, label, user_id, created_at, last_used_at, scope, guild_ids"
+
+
+def _token_row(row: dict | None) -> dict | None:
+    if row is not None:
+        row["guild_ids"] = row["guild_ids"].split(",") if row.get("guild_ids") else None
+    return row
+
+
+def create_token(db: Database, label: str | None = None, user_id: str | None = None, *, scope: str = "admin",
+                 guild_ids: Sequence[str] | None = None) -> tuple[str, dict]:
+    """Create an API token ``<id>.<secret>``; only its SHA-256 is stored. Returns (plaintext, row).
+
+    ``scope`` (``read``, ``deploy``, ``admin``) limits what it may do, ``guild_ids`` which guilds it
+    reaches (``None``: every guild its owner may manage)."""
+    if scope not in TOKEN_SCOPES:
+        raise ValueError(f"unknown token scope {scope!r} (one of {', '.join(TOKEN_SCOPES)})")
+    guilds = sorted(dict.fromkeys(str(g) for g in guild_ids)) if guild_ids else None
     token_id = "".join(secrets.choice(_ALNUM) for _ in range(12))
     secret = "".join(secrets.choice(_ALNUM) for _ in range(32))
     token = f"{token_id}.{secret}"
     now = utcnow()
     db.execute(
-        "INSERT INTO api_tokens (token_id, token_hash, label, user_id, created_at) VALUES (?, ?, ?, ?, ?)",
-        (token_id, _hash_token(token), label, user_id, now),
+        "INSERT INTO api_tokens (token_id, token_hash, label, user_id, created_at, scope, guild_ids)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (token_id, _hash_token(token), label, user_id, now, scope, ",".join(guilds) if guilds else None),
     )
-    return token, {"token_id": token_id, "label": label, "user_id": user_id, "created_at": now, "last_used_at": None}
+    return token, {"token_id": token_id, "label": label, "user_id": user_id, "created_at": now, "last_used_at": None,
+                   "scope": scope, "guild_ids": guilds}
 
 
 def verify_token(db: Database, token: str) -> dict | None:
     """Return the token's row (and touch ``last_used_at``) if ``token`` is valid."""
     if not token or len(token) < 20 or "." not in token:
         return None
-    row = db.fetchone("SELECT token_id, label, user_id, created_at, last_used_at FROM api_tokens WHERE token_hash = ?", (_hash_token(token),))
+    row = db.fetchone(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = ?", (_hash_token(token),))
     if row is None:
         return None
     db.execute("UPDATE api_tokens SET last_used_at = ? WHERE token_id = ?", (utcnow(), row["token_id"]))
-    return row
+    return _token_row(row)
 
 
 def list_tokens(db: Database) -> list[dict]:
-    return db.fetchall("SELECT token_id, label, user_id, created_at, last_used_at FROM api_tokens ORDER BY created_at DESC")
+    return [_token_row(r) for r in db.fetchall(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at DESC")]
 
 
 def revoke_token(db: Database, token_id: str) -> bool:
