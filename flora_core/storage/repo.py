@@ -191,9 +191,8 @@ TOKEN_SCOPES = ("read", "deploy", "admin")  # each allows what the ones before i
 _TOKEN_COLUMNS = "token_id, label, user_id, created_at, last_used_at, scope, guild_ids"
 
 
-def _token_row(row: dict | None) -> dict | None:
-    if row is not None:
-        row["guild_ids"] = row["guild_ids"].split(",") if row.get("guild_ids") else None
+def _token_row(row: dict) -> dict:
+    row["guild_ids"] = row["guild_ids"].split(",") if row.get("guild_ids") else None
     return row
 
 
