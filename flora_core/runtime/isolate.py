@@ -47,6 +47,8 @@ log = logging.getLogger("flora.isolate")
 MAX_CONCURRENT_DISPATCHES = 16
 
 GLUE = resources.files("flora_core.runtime").joinpath("glue.js").read_text(encoding="utf-8")
+# The core's handler table and dispatch entry point, evaluated right after the glue (see events.js).
+EVENTS = resources.files("flora_core.runtime").joinpath("events.js").read_text(encoding="utf-8")
 
 # V8's process-wide initialisation is not safe to race: two isolates created at once in a
 # fresh process abort it ("Check failed: !IsConfigurablePoolInitialized()"). Initialise once,
@@ -572,6 +574,8 @@ class GuildIsolate:
         status = await setup.cancelable()(bell, self.guild_id, int(self.timer_limit_ms))
         with self._lock:
             self._status = status if isinstance(status, memoryview) and len(status) >= 4 else None
+        self._step(token, "script")
+        await self._exec(f"{EVENTS}\n//# sourceURL={INTERNAL_PREFIX}events.js", timeout, "loading flora:events", token)
         # sourceURL names every script in stack traces, so the runtime's own frames can be told apart
         for name, source in self.sources:
             tag = INTERNAL_PREFIX + name.replace("flora:", "").replace(":", "-") + ".js"

@@ -4,6 +4,8 @@ Registers:
 
 * ops ``op_kv_get``, ``op_kv_get_with_metadata``, ``op_kv_set``, ``op_kv_update_metadata``,
   ``op_kv_delete``, ``op_kv_list_keys`` (flora's) and ``op_kv_incr``, ``op_kv_cas`` (ours) — ``ops.py``;
+* the script API over them, ``kv``, ``store``, ``KvStore`` — ``kv.js``, which extends the SDK
+  (``__floraProvide``);
 * the blueprint ``flora_kv``: ``/api/kv/stores…`` and ``/api/kv/{guild}/{store}…`` — ``routes.py``;
 * the command group ``flora kv`` — ``cli.py``;
 * at ``flora serve`` start, one log line naming the KV backend, or saying why it cannot be used.
@@ -47,6 +49,14 @@ def flora_register_ops(register):
 
     for name, fn in OPS.items():
         register(name, fn)
+
+
+@hookimpl
+def flora_register_js_sources(register):
+    from importlib import resources
+
+    # kv, store, KvStore for scripts: extends the SDK (flora.js, order 20), so after it
+    register("flora:kv", resources.files(__name__).joinpath("kv.js").read_text(encoding="utf-8"), order=50)
 
 
 @hookimpl

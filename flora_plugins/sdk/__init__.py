@@ -1,4 +1,8 @@
-"""Built-in plugin ``sdk``: the SDK and web globals loaded into every isolate, the starter script, ``op_log`` and ``op_sleep``."""
+"""Built-in plugin ``sdk``: the SDK and web globals loaded into every isolate, the starter script, ``op_log`` and ``op_sleep``.
+
+The SDK (``sdk/flora.js``) is what other plugins extend with ``__floraProvide(name, value)``: kv, rest,
+cron and secrets come from their plugins (sdk/README.md).
+"""
 
 from __future__ import annotations
 
