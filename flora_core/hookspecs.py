@@ -48,6 +48,14 @@ def flora_register_js_sources(register: Register) -> None:
 
 
 @hookspec
+def flora_register_type_declarations(register: Register) -> None:
+    """Register TypeScript declarations of what the plugin gives scripts (its JS sources' globals, its
+    events' payloads): ``register(name, declarations)``, the text of a global ``.d.ts`` or a path to one
+    (read when the declarations are assembled). Collected at start in every process; ``flora types``,
+    type checks and generated projects use the declarations of the enabled plugins, assembled into one file."""
+
+
+@hookspec
 def flora_isolate_globals(guild_id: str, services: Any) -> dict | None:
     """Return JSON values to set as globals in ``guild_id``'s isolate before the JS sources run.
     Called in the worker at every isolate build (a deploy, a restart after a deadline, a restore);

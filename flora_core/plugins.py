@@ -175,7 +175,7 @@ class Plugins:
         plugin in every process (supervisor, workers, API, CLI) before anything uses it."""
         for _ in range(len(self.loaded) + 1):
             try:
-                self.ops(), self.js_sources(), self.event_sources(), self.kv_backends()
+                self.ops(), self.js_sources(), self._type_declarations(), self.event_sources(), self.kv_backends()
                 self.config_keys(), self.migrations()
                 return
             except _Disable as exc:
@@ -243,6 +243,45 @@ class Plugins:
 
         found = self._collect("flora_register_js_sources", validate, "js_source")
         return [(name, src) for name, ((order, src), _) in sorted(found.items(), key=lambda kv: (kv[1][0][0], kv[0]))]
+
+    def _type_declarations(self) -> dict[str, tuple[Any, str]]:
+        def validate(name, declarations, requires=()):
+            if not isinstance(name, str) or not name:
+                raise PluginError(f"invalid type declarations name {name!r}")
+            if not isinstance(declarations, str) and not callable(getattr(declarations, "read_text", None)):
+                raise PluginError(f"type declarations {name!r} must be a string or a path to a .d.ts file")
+            if isinstance(requires, str) or not all(isinstance(r, str) for r in requires):
+                raise PluginError(f"type declarations {name!r}: requires must be a list of declaration names")
+            return name, (declarations, tuple(requires))
+
+        return self._collect("flora_register_type_declarations", validate, "type_declarations")
+
+    def type_declarations(self) -> list[tuple[str, str]]:
+        """``[(name, text)]`` of the plugins' TypeScript declarations, by name. A path is read here, not
+        at start; one that cannot be read disables its plugin. Declarations whose ``requires`` are not all
+        there (their plugin is disabled) are left out: they build on names nobody declares."""
+        for _ in range(len(self.loaded) + 1):
+            found = self._type_declarations()
+            present = set(found)
+            while True:  # what requires something left out is left out too
+                gone = {n for n in present if not set(found[n][0][1]) <= present}
+                if not gone:
+                    break
+                present -= gone
+            out = []
+            for name in sorted(present):
+                (declarations, _), plugin = found[name]
+                if not isinstance(declarations, str):
+                    try:
+                        declarations = declarations.read_text(encoding="utf-8")
+                    except (OSError, UnicodeDecodeError) as exc:
+                        self._fail(plugin, f"plugin {plugin} was disabled: cannot read its type declarations "
+                                           f"{name!r}: {getattr(exc, 'strerror', None) or exc}")
+                        break
+                out.append((name, declarations))
+            else:
+                return out
+        return []
 
     def event_sources(self) -> dict[str, Callable]:
         def validate(name, factory):

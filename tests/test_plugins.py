@@ -146,6 +146,55 @@ def test_bad_registrations_disable_the_plugin(plugin, message, monkeypatch):
     assert "op_send_message" in plugins.ops() and plugins.js_sources()
 
 
+class Declares:
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+    @hookimpl
+    def flora_register_type_declarations(self, register):
+        register(*self.args, **self.kwargs)
+
+
+@pytest.mark.parametrize("args, kwargs, message", [
+    ((5, "declare const x: 1"), {}, "plugin bad: invalid type declarations name 5"),
+    (("x", 5), {}, "plugin bad: type declarations 'x' must be a string or a path to a .d.ts file"),
+    (("x", "declare const x: 1"), {"requires": "flora:sdk"}, "plugin bad: type declarations 'x': requires must be a list"),
+    (("flora:kv", "declare const x: 1"), {}, "plugin bad was disabled: its type_declarations 'flora:kv' is already registered by kv"),
+])
+def test_bad_type_declarations_disable_the_plugin(args, kwargs, message, monkeypatch):
+    monkeypatch.setenv("FLORA_STRICT_PLUGINS", "0")
+    plugins = Plugins()
+    plugins.add(Declares(*args, **kwargs), "bad")
+    plugins._settle()
+    assert plugins.failed["bad"].startswith(message) and "bad" not in plugins.loaded
+    assert "flora:kv" in dict(plugins.type_declarations())
+
+
+def test_type_declarations_are_read_when_assembled_and_need_what_they_require(tmp_path, monkeypatch):
+    from flora_core.declarations import HEADER, assemble
+
+    monkeypatch.setenv("FLORA_STRICT_PLUGINS", "0")
+    (tmp_path / "hello.d.ts").write_text("declare function hello(): string\n", encoding="utf-8")
+    plugins = Plugins()
+    plugins.add(Declares("acme:hello", tmp_path / "hello.d.ts", requires=["flora:sdk"]), "hello")
+    plugins.add(Declares("acme:more", "interface FloraSdk { more: 1 }", requires=["acme:hello"]), "more")
+    plugins.add(Declares("acme:gone", tmp_path / "gone.d.ts"), "gone")
+    plugins._settle()
+    text = assemble(plugins)
+    assert text.startswith(HEADER) and "declare function __floraOp" in text
+    assert "// ---- acme:hello (plugin hello) ----\ndeclare function hello(): string\n" in text
+    assert "interface FloraSdk { more: 1 }" in text and "acme:gone" not in text
+    assert plugins.failed["gone"] == "plugin gone was disabled: cannot read its type declarations 'acme:gone': No such file or directory"
+    assert {p["name"]: p for p in plugins.describe()}["hello"]["registered"] == {"type_declarations": ["acme:hello"]}
+
+    monkeypatch.setenv("FLORA_DISABLE_PLUGINS", "sdk")
+    bare = Plugins()
+    bare.add(Declares("acme:hello", tmp_path / "hello.d.ts", requires=["flora:sdk"]), "hello")
+    bare.add(Declares("acme:more", "interface FloraSdk { more: 1 }", requires=["acme:hello"]), "more")
+    # without the SDK nothing that builds on it is declared: not the plugins' fragments, not what needs them
+    assert bare.type_declarations() == []
+
+
 def test_hooks_go_through_pluggy_tryfirst_and_wrappers_work():
     """The facade calls pm.hook: a tryfirst implementation runs first even when registered first
     (pluggy otherwise calls the latest first), and a wrapper sees every result."""

@@ -1073,7 +1073,9 @@ def test_example_slash_commands(example):
 
 
 def test_starter_and_example_type_check(tmp_path):
-    """The starter and the example compile against sdk/index.d.ts (strict, no DOM lib)."""
+    """The starter and the example compile against the declarations of the enabled plugins (strict, no DOM lib)."""
+    from flora_core.declarations import assemble
+
     try:
         from deno import find_deno_bin
 
@@ -1086,8 +1088,9 @@ def test_starter_and_example_type_check(tmp_path):
     shutil.copytree(ROOT / "sdk" / "starter" / "src", tmp_path / "starter")
     (tmp_path / "deno.json").write_text(json.dumps(
         {"compilerOptions": {"lib": ["es2023"], "strict": True}, "unstable": ["sloppy-imports"]}))
+    (tmp_path / "flora.d.ts").write_text(assemble(Plugins()), encoding="utf-8")
     (tmp_path / "check.ts").write_text(
-        f'/// <reference path="{(ROOT / "sdk" / "index.d.ts").as_posix()}" />\n'
+        '/// <reference path="./flora.d.ts" />\n'
         'import "./example/main.ts";\nimport "./starter/main.ts";\n'
         'import { embed, type EventMessage } from "@uwu/flora-sdk";\n'
         'const m: EventMessage | null = null;\nconsole.warn(embed().toJSON(), m, flora.rest === rest);\n')

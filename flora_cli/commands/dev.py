@@ -21,10 +21,14 @@ from ..base import _config, _plugins
 @click.pass_context
 def dev(ctx, project_dir, port, emulator_port):
     """Run PROJECT_DIR against the built-in Discord emulator, redeploy on save, open a web console."""
+    from flora_core.declarations import refresh
     from flora_dev.console import run_dev
 
     config = _config(ctx)
     ToolSandbox(config.bundler_sandbox).check()
-    code = run_dev(project_dir, config, _plugins(ctx), port=port, emulator_port=emulator_port)
+    plugins = _plugins(ctx)
+    if refresh(project_dir / "flora.d.ts", plugins):  # written by `flora types`: follow the enabled plugins
+        click.echo(f"Updated {project_dir / 'flora.d.ts'} (the declarations of the enabled plugins)")
+    code = run_dev(project_dir, config, plugins, port=port, emulator_port=emulator_port)
     if code:
         ctx.exit(code)

@@ -69,6 +69,13 @@ def flora_register_js_sources(register):
     register("flora:cron", resources.files(__name__).joinpath("cron.js").read_text(encoding="utf-8"), order=50)
 
 
+@hookimpl
+def flora_register_type_declarations(register):
+    from importlib import resources
+
+    register("flora:cron", resources.files(__name__).joinpath("cron.d.ts"), requires=["flora:sdk"])
+
+
 # optionalhook: called by the worker at every isolate build (see ops.py for why builds are counted);
 # optional so that this plugin loads on a core whose hookspecs.py does not declare the hook.
 @hookimpl(optionalhook=True)

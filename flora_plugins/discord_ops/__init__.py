@@ -50,3 +50,10 @@ def flora_register_js_sources(register):
 
     # rest.* for scripts: extends the SDK (flora.js, order 20), so after it
     register("flora:rest", resources.files(__name__).joinpath("rest.js").read_text(encoding="utf-8"), order=50)
+
+
+@hookimpl
+def flora_register_type_declarations(register):
+    from importlib import resources
+
+    register("flora:rest", resources.files(__name__).joinpath("rest.d.ts"), requires=["flora:sdk"])

@@ -60,6 +60,13 @@ def flora_register_js_sources(register):
 
 
 @hookimpl
+def flora_register_type_declarations(register):
+    from importlib import resources
+
+    register("flora:kv", resources.files(__name__).joinpath("kv.d.ts"), requires=["flora:sdk"])
+
+
+@hookimpl
 def flora_register_blueprints(register):
     from .routes import build_blueprint  # only the API process needs Flask
 

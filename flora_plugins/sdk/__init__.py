@@ -26,6 +26,15 @@ def flora_register_js_sources(register):
 
 
 @hookimpl
+def flora_register_type_declarations(register):
+    from importlib import resources
+
+    sdk = resources.files("flora_sdk")
+    register("flora:web", sdk.joinpath("web.d.ts"))
+    register("flora:sdk", sdk.joinpath("index.d.ts"))
+
+
+@hookimpl
 def flora_starter_files():
     import flora_sdk
 

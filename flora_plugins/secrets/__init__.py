@@ -61,6 +61,12 @@ def flora_register_js_sources(register):
     register("flora:secrets", resources.files(__name__).joinpath("secrets.js").read_text(encoding="utf-8"), order=50)
 
 
+@hookimpl
+def flora_register_type_declarations(register):
+    register("flora:fetch", resources.files(__name__).joinpath("fetch.d.ts"), requires=["flora:web"])  # URL, URLSearchParams
+    register("flora:secrets", resources.files(__name__).joinpath("secrets.d.ts"), requires=["flora:sdk"])
+
+
 # optionalhook: the hook is called by the worker at each isolate build; marked optional so this
 # plugin still loads on a core whose hookspecs.py does not declare it.
 @hookimpl(optionalhook=True)
