@@ -62,6 +62,14 @@ def flora_isolate_globals(guild_id: str, services: Any) -> dict | None:
     ``services`` is the worker's shared state (config, database, HTTP session, plugin ``resources``)."""
 
 
+@hookspec
+def flora_isolate_built(guild_id: str, load_id: str, services: Any) -> None:
+    """Called in the worker once per isolate build of ``guild_id`` (a deploy, a restart after a deadline,
+    a restore), after the runtime's and every plugin's JavaScript was evaluated and before the guild's
+    script runs, so before any op of that build; ``load_id`` names the load it runs. Called off the
+    worker's event loop; ``services`` as for ``flora_isolate_globals``. The cron plugin counts builds with it."""
+
+
 @hookspec(firstresult=True)
 def flora_starter_files() -> list[dict] | None:
     """Return the files (``[{path, contents}]``, entry ``src/main.ts``) deployed to a guild that has no

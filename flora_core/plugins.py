@@ -344,6 +344,9 @@ class Plugins:
                 out.update(result)
         return out
 
+    def isolate_built(self, guild_id: str, load_id: str, services) -> None:
+        self._call("flora_isolate_built", guild_id=guild_id, load_id=load_id, services=services)
+
     def storage_backend(self, url: str, config):
         return self._call("flora_storage_backend", url=url, config=config)
 

@@ -200,7 +200,7 @@ def test_hooks_go_through_pluggy_tryfirst_and_wrappers_work():
     (pluggy otherwise calls the latest first), and a wrapper sees every result."""
     from types import SimpleNamespace
 
-    import flora_plugins.cron as cron
+    import flora_plugins.secrets as secrets
 
     calls: list = []
 
@@ -227,11 +227,11 @@ def test_hooks_go_through_pluggy_tryfirst_and_wrappers_work():
     plugins = Plugins(entry_points=False)
     plugins.add(Early(), "early")
     plugins.add(Plain(), "plain-first")
-    plugins.add(cron, "cron")
+    plugins.add(secrets, "secrets")
     plugins.add(Wrapper(), "wrapper")
     merged = plugins.isolate_globals("1", SimpleNamespace(resources={}))
     # "early" was registered first: only tryfirst puts it before the others (pluggy calls the latest
-    # first), here before the built-in cron's implementation, which counts the build
+    # first), here before the built-in secrets plugin's implementation (no database here: no names)
     assert calls == ["wrapper-before", "early", "plain", ("wrapper-after", [{"early": 1}, {}, {"plain": 2}])]
     assert merged == {"early": 1, "plain": 2}
 

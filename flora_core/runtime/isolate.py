@@ -62,6 +62,8 @@ def init_v8() -> None:
 
 
 OpRunner = Callable[["GuildIsolate", str, str], Coroutine[Any, Any, str]]  # (isolate, op_name, args_json) -> result json
+# awaited on the worker's main loop once the runtime's and the plugins' JavaScript ran, before the guild's script
+BuiltHook = Callable[["GuildIsolate"], Coroutine[Any, Any, None]]
 
 
 class ScriptError(Exception):
@@ -239,7 +241,7 @@ LOOP_STOP_WAIT_SECS = 0.2
 class GuildIsolate:
     def __init__(self, guild_id: str, sources: list[tuple[str, str]], run_op: OpRunner, main_loop: asyncio.AbstractEventLoop,
                  memory_mb: int = 64, load_id: str = "", timer_limit_ms: int = 0, show_internal_frames: bool = False,
-                 watchdog: CpuWatchdog | None = None, idle_cpu_budget: float = 0.0):
+                 watchdog: CpuWatchdog | None = None, idle_cpu_budget: float = 0.0, on_built: BuiltHook | None = None):
         self.guild_id = guild_id
         self.load_id = load_id  # names the deploy this isolate runs (e.g. cron jobs registered by it)
         self.timer_limit_ms = timer_limit_ms
@@ -249,6 +251,7 @@ class GuildIsolate:
         self.main_loop = main_loop
         self.memory_mb = memory_mb
         self.watchdog = watchdog
+        self.on_built = on_built
         self.idle_cpu_budget = float(idle_cpu_budget or 0)
         number = next(_isolate_numbers)
         self._os_name = f"flora-iso-{number}"[:15]  # what `top -H` shows; mini-racer's thread inherits it
@@ -581,6 +584,8 @@ class GuildIsolate:
             tag = INTERNAL_PREFIX + name.replace("flora:", "").replace(":", "-") + ".js"
             self._step(token, "script")
             await self._exec(f"{source}\n//# sourceURL={tag}", timeout, f"loading {name}", token)
+        if self.on_built is not None:
+            await self._built(timeout)
         self._step(token, "script")
         await self._exec(f"{bundle}\n//# sourceURL=guild/{self.guild_id}/bundle.js", timeout, "module_load", token)
         entropy = json.dumps(os.urandom(16).hex())
@@ -591,6 +596,16 @@ class GuildIsolate:
             timeout, "module_load", token)
         self.subscriptions = set(json.loads(subs)) if isinstance(subs, str) else set()
         return self.subscriptions
+
+    async def _built(self, timeout: float | None) -> None:
+        """Run ``on_built`` on the main loop and wait for it: nothing of the guild's code runs before it ends."""
+        assert self.on_built is not None
+        done = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.on_built(self), self.main_loop))
+        try:
+            await asyncio.wait_for(done, timeout)
+        except TimeoutError:
+            raise ScriptError(f"the plugins' flora_isolate_built hooks did not return within the {timeout:g}s "
+                              "load deadline") from None
 
     def _timeout(self, stage: str, token: int | None) -> ScriptError:
         """The error for a wall-clock timeout, with what the isolate was doing at that moment."""

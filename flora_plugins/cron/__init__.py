@@ -76,14 +76,12 @@ def flora_register_type_declarations(register):
     register("flora:cron", resources.files(__name__).joinpath("cron.d.ts"), requires=["flora:sdk"])
 
 
-# optionalhook: called by the worker at every isolate build (see ops.py for why builds are counted);
-# optional so that this plugin loads on a core whose hookspecs.py does not declare the hook.
-@hookimpl(optionalhook=True)
-def flora_isolate_globals(guild_id, services):
+@hookimpl
+def flora_isolate_built(guild_id, load_id, services):
+    """Called by the worker at every isolate build, before the script runs (see ops.py for why builds are counted)."""
     from .ops import note_build
 
     note_build(services, guild_id)
-    return {}
 
 
 @hookimpl
