@@ -99,12 +99,6 @@ def flora_register_config_keys(register: Register) -> None:
 
 
 @hookspec
-def flora_register_kv_backends(register: Register) -> None:
-    """Register KV storage backends: ``register(name, factory)``; ``factory(config)`` returns a
-    ``flora_plugins.kv.backend.KvBackend`` (``KV_BACKEND`` picks one). Collected at start in every process."""
-
-
-@hookspec
 def flora_register_event_sources(register: Register) -> None:
     """Register an event source: ``register(name, factory)``; ``factory(config)`` returns an
     ``EventSource`` (``async start(emit)``, ``async stop()``). Started by the supervisor after the

@@ -7,7 +7,8 @@ which calls every hook through pluggy (``pm.hook.<name>(...)``), so ``tryfirst``
 wrappers and pluggy's call tracing work (``FLORA_TRACE_PLUGINS=1`` prints every hook call).
 
 A broken plugin never takes the host down: an import error, an exception inside one of its hooks,
-or a clash (an op, JS source, event source or KV backend name another plugin already registered)
+or a clash (an op, JS source, type declarations, event source, config key or a name of a registration
+hook a plugin declares, e.g. the kv plugin's KV backends, that another plugin already registered)
 disables that plugin with one line naming it and what went wrong, and the host goes on without it.
 On a clash the plugin loaded later loses, so a built-in always keeps its names. With
 ``FLORA_STRICT_PLUGINS=1`` (the tests) the same line is fatal instead (:class:`PluginError`, exit 2).
@@ -77,6 +78,32 @@ def _entry_points() -> list[importlib.metadata.EntryPoint]:
 
 def _is_builtin(ep: importlib.metadata.EntryPoint) -> bool:
     return ep.dist is not None and ep.dist.name == DISTRIBUTION
+
+
+def registration(kind: str, validate: Callable[..., tuple[str, Any]] | None = None):
+    """Mark a hookspec a plugin declares (``flora_add_hookspecs``) as a registration hook like the core's
+    ``flora_register_*``: its ``register`` is collected at start in every process, what is registered is
+    validated and recorded as ``kind`` (``flora plugins`` shows it), and a name another plugin registered
+    first disables the plugin loaded later. ``validate(*args, **kwargs)`` returns ``(name, value)`` or
+    raises ``ValueError`` with a short reason; by default ``register(name, value)`` with a non-empty name.
+    Read the result with :meth:`Plugins.collected`."""
+
+    def mark(spec: Callable) -> Callable:
+        spec.flora_registration = (kind, validate)  # type: ignore[attr-defined]
+        return spec
+
+    return mark
+
+
+def _named(kind: str) -> Callable[..., tuple[str, Any]]:
+    def validate(name, value=None, *rest):
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"invalid {kind} name {name!r}")
+        if rest:
+            raise ValueError(f"{kind} {name!r}: register(name, value) takes one value")
+        return name, value
+
+    return validate
 
 
 class _Disable(Exception):
@@ -175,8 +202,10 @@ class Plugins:
         plugin in every process (supervisor, workers, API, CLI) before anything uses it."""
         for _ in range(len(self.loaded) + 1):
             try:
-                self.ops(), self.js_sources(), self._type_declarations(), self.event_sources(), self.kv_backends()
+                self.ops(), self.js_sources(), self._type_declarations(), self.event_sources()
                 self.config_keys(), self.migrations()
+                for hook_name in self._registration_hooks():
+                    self.collected(hook_name)
                 return
             except _Disable as exc:
                 self._fail(exc.plugin, exc.reason)
@@ -291,15 +320,33 @@ class Plugins:
 
         return {k: v[0] for k, v in self._collect("flora_register_event_sources", validate, "event_source").items()}
 
-    def kv_backends(self) -> dict[str, Callable]:
-        def validate(name, factory):
-            if not isinstance(name, str) or not name:
-                raise PluginError(f"invalid KV backend name {name!r}")
-            if not callable(factory):
-                raise PluginError(f"KV backend {name!r} is not callable")
-            return name, factory
+    def _registration_hooks(self) -> list[str]:
+        """The declared hooks marked with :func:`registration` (plugins' own registration hooks)."""
+        found = []
+        for name, caller in vars(self.pm.hook).items():
+            spec = getattr(caller, "spec", None)
+            if spec is not None and getattr(spec.function, "flora_registration", None) is not None:
+                found.append(name)
+        return sorted(found)
 
-        return {k: v[0] for k, v in self._collect("flora_register_kv_backends", validate, "kv_backend").items()}
+    def collected(self, hook_name: str) -> dict[str, Any]:
+        """``{name: value}`` registered through a registration hook a plugin declared (:func:`registration`),
+        e.g. ``collected("flora_register_kv_backends")``; empty when no enabled plugin declares the hook."""
+        caller = getattr(self.pm.hook, hook_name, None)
+        spec = getattr(caller, "spec", None)
+        marker = getattr(spec.function, "flora_registration", None) if spec is not None else None
+        if marker is None:
+            return {}
+        kind, check = marker
+        check = check or _named(kind)
+
+        def validate(*args, **kwargs):
+            try:
+                return check(*args, **kwargs)
+            except ValueError as exc:
+                raise PluginError(str(exc)) from None
+
+        return {k: v[0] for k, v in self._collect(hook_name, validate, kind).items()}
 
     def config_keys(self) -> list:
         """Keys plugins add to the configuration; one that reuses a core key's name disables its plugin."""

@@ -148,13 +148,13 @@ class MemoryKv:
 
 
 def test_a_kv_backend_from_a_plugin_is_selected_by_kv_backend(tmp_path):
-    from flora_plugins.kv.backends import open_backend
+    from flora_plugins.kv.backends import installed_backends, open_backend
 
     plugins = Plugins()
     plugins.add(MemoryKv(), "acme_kv")
     config = load_config(env={"KV_BACKEND": "acme_files", "FLORA_DATA_DIR": str(tmp_path)}, plugins=plugins)
     backend = open_backend(config, plugins)
-    assert "acme_files" in plugins.kv_backends() and type(backend).__name__ == "SqliteBackend"
+    assert "acme_files" in installed_backends(plugins) and type(backend).__name__ == "SqliteBackend"
     assert {p["name"]: p for p in plugins.describe()}["acme_kv"]["registered"] == {"kv_backend": ["acme_files"]}
 
 

@@ -273,3 +273,69 @@ def test_a_plugin_declares_a_hook_that_another_implements():
     plugins.add(Declarer(), "declarer")
     plugins._check_pending()
     assert plugins.failed == {} and plugins.hook.flora_acme_greeting(name="x") == ["hi x"]
+
+
+def test_a_registration_hook_a_plugin_declares_gets_the_hosts_rules(monkeypatch):
+    """flora_core.plugins.registration: collected at start, validated, clashes disable the later plugin,
+    `flora plugins` lists the names (as the kv plugin's flora_register_kv_backends)."""
+    import types
+
+    import pluggy
+
+    from flora_core.plugins import registration
+
+    spec = pluggy.HookspecMarker("flora")
+
+    def check(name, colour):
+        if colour not in ("red", "blue"):
+            raise ValueError(f"paint {name!r}: unknown colour {colour!r}")
+        return name, colour
+
+    specs = types.ModuleType("acme_specs")
+
+    @registration("paint", check)
+    @spec
+    def flora_register_paints(register):
+        """Paints (every process)."""
+
+    specs.flora_register_paints = flora_register_paints
+
+    class Declares:
+        @hookimpl
+        def flora_add_hookspecs(self, pm):
+            pm.add_hookspecs(specs)
+
+    class Paints:
+        def __init__(self, *args):
+            self.args = args
+
+        @hookimpl
+        def flora_register_paints(self, register):
+            register(*self.args)
+
+    monkeypatch.setenv("FLORA_STRICT_PLUGINS", "0")
+    plugins = Plugins()
+    plugins.add(Paints("sky", "blue"), "first")  # registered before the spec exists: pluggy keeps it
+    plugins.add(Declares(), "acme")
+    plugins.add(Paints("sky", "red"), "second")
+    plugins.add(Paints("grass", "green"), "bad")
+    plugins._settle()
+    assert plugins.collected("flora_register_paints") == {"sky": "blue"}
+    assert plugins.failed["second"] == "plugin second was disabled: its paint 'sky' is already registered by first"
+    assert plugins.failed["bad"] == "plugin bad: paint 'grass': unknown colour 'green'"
+    assert {p["name"]: p for p in plugins.describe()}["first"]["registered"] == {"paint": ["sky"]}
+    assert plugins.collected("flora_register_nothing_declared") == {}
+
+
+def test_kv_backends_are_the_kv_plugins_hook_and_idle_while_it_is_disabled(monkeypatch):
+    from flora_core import hookspecs
+    from flora_plugins.kv.backends import installed_backends
+
+    assert not hasattr(hookspecs, "flora_register_kv_backends")
+    plugins = Plugins()
+    assert {"sqlite", "postgres", "redis"} <= set(installed_backends(plugins))
+    assert {p["name"]: p for p in plugins.describe()}["kv_sqlite"]["registered"] == {"kv_backend": ["sqlite"]}
+    monkeypatch.setenv("FLORA_DISABLE_PLUGINS", "kv")
+    quiet = Plugins()  # strict (conftest): the backends' optional hook is no error
+    assert "kv_sqlite" in quiet.loaded and installed_backends(quiet) == {}
+    assert not hasattr(quiet.hook, "flora_register_kv_backends") or quiet.hook.flora_register_kv_backends.spec is None

@@ -15,7 +15,7 @@ listing) in ``service.py``; flora's limits and messages in ``limits.py``; the
 store registry (table ``kv_stores``, ``migrations/``) in
 ``registry.py``; the storage interface in ``backend.py``. The storage itself
 is chosen by ``KV_BACKEND`` among the backends plugins register with
-``flora_register_kv_backends``; the built-in ones are separate plugins in
+``flora_register_kv_backends``, a hook this plugin declares (``hookspecs.py``); the built-in ones are separate plugins in
 ``backends/``: ``sqlite`` (default; ``sqlitedict`` is its earlier name), ``postgres`` and ``redis``.
 """
 
@@ -26,6 +26,13 @@ import logging
 from flora_core import hookimpl
 
 log = logging.getLogger("flora.kv")
+
+
+@hookimpl
+def flora_add_hookspecs(pm):
+    from . import hookspecs  # flora_register_kv_backends: the KV backends are this plugin's interface
+
+    pm.add_hookspecs(hookspecs)
 
 
 @hookimpl
