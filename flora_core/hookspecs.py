@@ -42,8 +42,9 @@ def flora_register_ops(register: Register) -> None:
 
 @hookspec
 def flora_register_js_sources(register: Register) -> None:
-    """Register JavaScript evaluated in every isolate before the guild's script:
-    ``register(name, source, order=100)`` (lower ``order`` runs first; the SDK uses 5–30).
+    """Register JavaScript evaluated in every isolate before the guild's script, after the core's own
+    (``__floraOp``, ``__floraOn``…): ``register(name, source, order=100)`` (lower ``order`` runs first,
+    ties by name; the SDK uses 5–30, the sources that extend it through ``__floraProvide`` 50).
     Collected at start in every process; evaluated in workers at each isolate build."""
 
 
