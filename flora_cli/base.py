@@ -68,8 +68,37 @@ def _error(message: str) -> None:
     click.echo(f"Error: {message}", err=True)
 
 
+def port_is_free(address: str, port: int) -> str | None:
+    """``None`` when ``address:port`` can be listened on now, else why not (``Address already in use``)."""
+    import socket
+
+    if port == 0:
+        return None
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no obstacle
+        try:
+            sock.bind((address, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def require_free_port(address: str, port: int, what: str, how: str) -> None:
+    """Stop with one line before anything starts when ``what`` cannot listen on ``address:port``."""
+    why = port_is_free(address, port)
+    if why is not None:
+        raise CliFailure(f"cannot listen on {address}:{port} for the {what}: {why} (change it with {how})")
+
+
 def _config(ctx: click.Context):
-    return load_config((ctx.obj or {}).get("config_path"))
+    config = load_config((ctx.obj or {}).get("config_path"))
+    obj = ctx.ensure_object(dict)
+    if not obj.get("config_warned"):  # once per command, however often it reads the config
+        obj["config_warned"] = True
+        for line in config.warnings:
+            click.echo(f"Warning: {line}", err=True)
+    return config
 
 
 def _plugins(ctx: click.Context) -> Plugins:
@@ -80,9 +109,14 @@ def _plugins(ctx: click.Context) -> Plugins:
 
 
 def _open_db(ctx: click.Context):
-    from flora_core.storage import open_database
+    """The server's database, which must exist (a command run in another folder than ``flora serve``
+    must not make a database of its own); says on stderr which one it is."""
+    from flora_core.storage import describe_database, open_database
 
-    return open_database(_config(ctx), _plugins(ctx))
+    config = _config(ctx)
+    db = open_database(config, _plugins(ctx), must_exist=True)
+    click.echo(f"Using the database at {describe_database(config)}", err=True)
+    return db
 
 
 # -- deployments / logs (API clients) -------------------------------------------

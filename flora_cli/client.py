@@ -3,7 +3,10 @@
 Stdlib only (``urllib``), so the CLI needs nothing the server doesn't.
 File collection follows flora's CLI (``collectFiles``): script sources plus
 ``package.json``/``tsconfig.json`` anywhere under the root, build and
-dependency folders skipped, a top-level ``.gitignore``/``.ignore`` honoured.
+dependency folders skipped, a top-level ``.gitignore``/``.ignore`` honoured; then only
+what the entry's module graph uses is uploaded (:func:`imported_files`; flora's CLI sends
+everything, so unrelated files counted against the server's 200-file limit), JSON
+modules included (flora's CLI never sent them, so ``import x from "./x.json"`` failed).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import re
 import socket
 import tomllib
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -29,7 +33,9 @@ SKIP_DIRS = frozenset({
     "node_modules", "target", "dist", ".output", ".next", ".nuxt", ".svelte-kit", "build", "out",
     ".turbo", ".cache", "coverage", ".parcel-cache", ".vite", ".git",
 })
-MAX_FILES = 1000
+# a walk that finds more script files than this is in the wrong folder (a home directory, say)
+MAX_CANDIDATES = 20_000
+GRAPH_TIMEOUT_SECS = 60
 
 
 class ClientError(Exception):
@@ -114,8 +120,8 @@ def collect_files(root: Path, exclude: tuple[Path, ...] = ()) -> list[dict]:
         )
         for name in sorted(filenames):
             rel = prefix + name
-            if not (name.endswith(MODULE_EXTENSIONS) or name in EXTRA_FILE_NAMES):
-                continue
+            if not (name.endswith(MODULE_EXTENSIONS) or name.endswith(".json")):
+                continue  # .json: a script may import one (with { type: "json" }); imported_files() keeps those
             if (base / name).is_symlink() or rules.ignored(rel, False):
                 continue
             try:
@@ -125,11 +131,50 @@ def collect_files(root: Path, exclude: tuple[Path, ...] = ()) -> list[dict]:
             except OSError as exc:
                 raise ClientError(f"cannot read {rel}: {exc.strerror}") from None
             found.append({"path": rel, "contents": contents})
-            if len(found) > MAX_FILES:
-                raise ClientError(f"too many files under {root} (max {MAX_FILES})")
+            if len(found) > MAX_CANDIDATES:
+                raise ClientError(f"more than {MAX_CANDIDATES} script files under {root}: is it the project's folder?")
     if not found:
         raise ClientError(f"No files found under {root}")
     return sorted(found, key=lambda f: f["path"])
+
+
+def imported_files(root: Path, entry: str, files: list[dict]) -> list[dict]:
+    """The files of ``files`` that the bundle can use: the entry's module graph (what ``deno info``, the
+    bundler's own tool, resolves from it: imports, re-exports, JSON imports, type-only imports) plus
+    ``package.json``/``tsconfig.json``. Unrelated files (docs, tests, other bots) are not uploaded and
+    do not count against the server's limits. If the graph cannot be read (the entry does not parse),
+    every file goes, and the server reports the error with its ``file:line``."""
+    import subprocess
+    import tempfile
+
+    from deno import find_deno_bin
+
+    root = root.resolve()
+    with tempfile.TemporaryDirectory(prefix="flora-graph-") as denodir:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DENO_DIR": denodir, "NO_COLOR": "1",
+               "DENO_NO_UPDATE_CHECK": "1", "DENO_NO_PROMPT": "1", "HOME": denodir}
+        try:
+            proc = subprocess.run([find_deno_bin(), "info", "--json", "--unstable-sloppy-imports", "--no-config",
+                                   "--no-lock", "--no-remote", "--no-npm", entry], cwd=root, env=env,
+                                  capture_output=True, text=True, timeout=GRAPH_TIMEOUT_SECS, stdin=subprocess.DEVNULL)
+            info = json.loads(proc.stdout)
+        except (OSError, subprocess.SubprocessError, ValueError):
+            return _without_data_files(files)
+    used = set(EXTRA_FILE_NAMES)
+    for module in info.get("modules") or []:
+        spec = str(module.get("specifier", ""))
+        if spec.startswith("file://"):
+            path = Path(urllib.parse.unquote(urllib.parse.urlsplit(spec).path))
+            if path.is_relative_to(root):
+                used.add(path.relative_to(root).as_posix())
+    if entry not in used:
+        return _without_data_files(files)
+    return [f for f in files if f["path"] in used]
+
+
+def _without_data_files(files: list[dict]) -> list[dict]:
+    """Script files and package.json/tsconfig.json: what goes when the graph is unknown."""
+    return [f for f in files if f["path"].endswith(MODULE_EXTENSIONS) or f["path"].rsplit("/", 1)[-1] in EXTRA_FILE_NAMES]
 
 
 def resolve_entry(entry: str, root: Path) -> str:

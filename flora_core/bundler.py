@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from importlib import resources
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -45,7 +46,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _OWN_FILES = "a script may import only its own files"
 # Only for flora's one-time esbuild download (flora's own input, never a guild's).
 _DOWNLOAD_ENV = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy",
-                 "NPM_CONFIG_REGISTRY", "DENO_CERT", "SSL_CERT_FILE", "SSL_CERT_DIR")
+                 "NPM_CONFIG_REGISTRY", "DENO_CERT", "DENO_TLS_CA_STORE", "SSL_CERT_FILE", "SSL_CERT_DIR")
 
 
 class BundleError(Exception):
@@ -179,7 +180,9 @@ class Bundler:
         self._purge_old_caches()
         with _key_lock(key):  # the same files bundled by two threads at once: the second reads the cache
             if cached.exists():
-                return cached.read_text(encoding="utf-8")
+                js = cached.read_text(encoding="utf-8")
+                os.utime(cached)  # last used: what trim_cache() goes by
+                return js
             work = Path(tempfile.mkdtemp(prefix=f"flora-bundle-{key[:16]}-"))
             try:
                 js = self._bundle_in(work, entry_path, normalized)
@@ -190,6 +193,23 @@ class Bundler:
             tmp_cached.write_text(js, encoding="utf-8")
             os.replace(tmp_cached, cached)
             return js
+
+    def trim_cache(self, max_age_secs: float) -> int:
+        """Delete cached bundles not used for ``max_age_secs`` (the supervisor's housekeeping); returns
+        how many. A bundle that is deployed is only ever read from the database, so nothing is lost."""
+        cache = self.cache_dir / f"v{BUNDLER_VERSION}"
+        if not cache.is_dir():
+            return 0
+        cutoff = time.time() - max_age_secs
+        removed = 0
+        for item in cache.iterdir():
+            try:
+                if item.stat().st_mtime < cutoff:
+                    item.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # another process trimmed it
+        return removed
 
     # -- the steps -----------------------------------------------------------------------------
     def _purge_old_caches(self) -> None:
@@ -293,6 +313,9 @@ class Bundler:
                 env = {k: v for k, v in os.environ.items() if k in _DOWNLOAD_ENV}
                 env.update(PATH=os.environ.get("PATH", "/usr/bin:/bin"), DENO_DIR=shared, NO_COLOR="1",
                            DENO_NO_UPDATE_CHECK="1", HOME=tmp)
+                # deno trusts only its own (Mozilla) roots unless told; a registry behind the operator's
+                # proxy or mirror is trusted by the machine's store
+                env.setdefault("DENO_TLS_CA_STORE", "mozilla,system")
                 try:
                     proc = subprocess.run([self._deno or _deno_bin(), "bundle", "--quiet", "--no-config", "--no-lock",
                                            "-o", "out.js", "warm.js"], cwd=tmp, env=env, capture_output=True,

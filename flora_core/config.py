@@ -7,6 +7,8 @@ bad one becomes a :class:`ConfigError` whose message is one line.
 
 from __future__ import annotations
 
+import difflib
+import importlib.util
 import os
 import tomllib
 from collections.abc import Callable
@@ -77,6 +79,16 @@ def _private_hosts(raw: Any) -> str:
     return text
 
 
+def _redis_url(raw: Any) -> str:
+    """``REDIS_URL``: a URL redis-py accepts (its scheme only is named in the error: the URL may hold a password)."""
+    value = str(raw).strip()
+    scheme = value.split("://", 1)[0] if "://" in value else None
+    if scheme not in ("redis", "rediss", "unix"):
+        got = f"a {scheme}:// URL" if scheme else "a value without a scheme"
+        raise ValueError(f"expected a redis://, rediss:// or unix:// URL, got {got}")
+    return value
+
+
 @dataclass(frozen=True)
 class Key:
     attr: str
@@ -97,7 +109,7 @@ KEYS: list[Key] = [
     Key("data_dir", "data_dir", "FLORA_DATA_DIR", text, "./data"),
     Key("database_url", "database.url", "DATABASE_URL", text, None),
     Key("database_max_connections", "database.max_connections", "DATABASE_MAX_CONNECTIONS", int_range(1), 5),
-    Key("redis_url", "cache.url", "REDIS_URL", text, None),
+    Key("redis_url", "cache.url", "REDIS_URL", _redis_url, None),
     Key("log_level", "log_level", "FLORA_LOG_LEVEL", text, "info"),
     Key("max_workers", "runtime.max_workers", "RUNTIME_MAX_WORKERS", int_range(1, 64), 4),
     Key("worker_queue_capacity", "runtime.worker_queue_capacity", "RUNTIME_WORKER_QUEUE_CAPACITY", int_range(1), 1024),
@@ -175,8 +187,15 @@ class Config:
     api_cookie_secure: bool
     api_operator_secret: str | None
 
-    def __init__(self, values: dict[str, Any]):
+    warnings: list[str]  # lines for the operator, e.g. keys of config.toml that nothing reads
+
+    sources: dict[str, str]  # attr -> where its value came from (an env name or a TOML path); defaults absent
+
+    def __init__(self, values: dict[str, Any], warnings: list[str] | None = None,
+                 sources: dict[str, str] | None = None):
         self._values = dict(values)
+        self.warnings = list(warnings or [])
+        self.sources = dict(sources or {})
         for key, value in values.items():
             setattr(self, key, value)
 
@@ -205,12 +224,33 @@ class Config:
     def from_dict(cls, values: dict[str, Any]) -> Config:
         return cls(values)
 
+    def replace(self, **changes: Any) -> Config:
+        """A copy with ``changes`` (attribute names) applied; their sources become ``"override"``."""
+        return Config({**self._values, **changes}, self.warnings, {**self.sources, **dict.fromkeys(changes, "override")})
+
     def require(self, *attrs: str, hint: str = "") -> None:
         for attr in attrs:
             if not getattr(self, attr):
                 key = next(k for k in all_keys() if k.attr == attr)
                 msg = f"{key.env} is required (set it in the environment or as {key.toml} in config.toml)"
                 raise ConfigError(msg + (f"; {hint}" if hint else ""))
+
+
+REDIS_MISSING = "REDIS_URL is set but redis-py is not installed: pip install 'flora-runtime[redis]' (or unset REDIS_URL)"
+
+
+def require_redis_client(config: Config) -> None:
+    """With ``REDIS_URL`` set, redis-py must be installed (the ``redis`` extra): the API keeps its caches
+    there and the workers their scope cache. Checked where a server starts (``flora serve``, ``flora api``,
+    the API process, gunicorn's config), so a missing client is one line at start, not a failure later."""
+    if not config.redis_url:
+        return
+    try:
+        found = importlib.util.find_spec("redis") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ConfigError(REDIS_MISSING)
 
 
 def _lookup(table: dict, dotted: str) -> Any:
@@ -259,6 +299,7 @@ def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | Non
     elif path is not None or "FLORA_CONFIG" in env:
         raise ConfigError(f"config file {toml_path} does not exist")
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for key in all_keys(plugins):
         raw = env.get(key.env)
         source = key.env
@@ -272,7 +313,8 @@ def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | Non
             values[key.attr] = key.parse(raw)
         except ValueError as exc:
             raise ConfigError(f"invalid {source}: {exc}") from None
-    cfg = Config(values)
+        sources[key.attr] = source
+    cfg = Config(values, _unknown_keys(table, toml_path, all_keys(plugins)) if table else [], sources)
     if (cfg.shard_ids is None) != (cfg.shard_count is None) and cfg.shard_ids is not None:
         raise ConfigError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT")
     if cfg.shard_ids and cfg.shard_count and any(s < 0 or s >= cfg.shard_count for s in cfg.shard_ids):
@@ -280,6 +322,35 @@ def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | Non
     if not cfg.discord_api_base.startswith(("http://", "https://")):
         raise ConfigError(f"invalid FLORA_DISCORD_API_BASE: expected an http(s) URL, got {cfg.discord_api_base!r}")
     return cfg
+
+
+def _leaves(table: dict, prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for name, value in table.items():
+        path = f"{prefix}{name}"
+        out.extend(_leaves(value, path + ".") if isinstance(value, dict) else [path])
+    return out
+
+
+def _unknown_keys(table: dict, toml_path: Path, keys: list[Key]) -> list[str]:
+    """Refuse a key of ``config.toml`` that looks like a typo of a known one (one line naming both);
+    return a warning for any other unknown key (it may belong to a plugin that is disabled)."""
+    known = {key.toml: key for key in keys}
+    by_env = {key.env: key for key in keys}
+    warnings = []
+    for path in _leaves(table):
+        if path in known:
+            continue
+        if path in by_env:  # API_PORT = 3001 at the top level
+            section, _, name = by_env[path].toml.rpartition(".")
+            where = f"[{section}] {name}" if section else name
+            raise ConfigError(f"unknown key {path} in {toml_path}: that is the environment variable's name; "
+                              f"in config.toml write {where} = …")
+        close = difflib.get_close_matches(path, list(known), n=1, cutoff=0.75)
+        if close:
+            raise ConfigError(f"unknown key {path} in {toml_path}: did you mean {close[0]}?")
+        warnings.append(f"{toml_path}: unknown key {path} ignored (no enabled plugin reads it)")
+    return warnings
 
 
 def _shown(value: Any) -> str:

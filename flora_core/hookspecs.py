@@ -18,6 +18,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from .bus import RuntimeBus
     from .config import Config
     from .host import Register, RuntimeAPI
     from .storage import Database
@@ -82,6 +83,14 @@ def flora_starter_files() -> list[dict] | None:
 def flora_storage_backend(url: str, config: Config) -> Database | None:
     """Return a ``Database`` for the ``DATABASE_URL`` ``url`` if this plugin serves its scheme, else
     ``None``; the first plugin that answers wins. Called in every process that opens the database."""
+
+
+@hookspec(firstresult=True)
+def flora_runtime_bus(config: Config) -> RuntimeBus | None:
+    """Return the bus between the API and the runtime (``flora_core.bus.RuntimeBus``) if this plugin
+    provides one for ``config`` (e.g. when ``REDIS_URL`` is set), else ``None``; the first plugin that
+    answers wins, and without one flora uses its embedded Unix-socket bus. Called in the supervisor at
+    start (``serve(node)``) and in the API process when the app is built (``client()``)."""
 
 
 @hookspec

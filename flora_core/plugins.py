@@ -400,6 +400,10 @@ class Plugins:
     def starter_files(self) -> list[dict] | None:
         return self._call("flora_starter_files")
 
+    def runtime_bus(self, config):
+        """The bus a plugin provides (``flora_runtime_bus``), or ``None`` for the embedded one."""
+        return self._call("flora_runtime_bus", config=config)
+
     def register_commands(self, cli) -> None:
         """Let plugins add CLI commands to the ``flora`` group ``cli``; a plugin that fails, or adds a
         command whose name is taken, is disabled (its commands are taken back)."""

@@ -14,11 +14,15 @@ def emulator_companion(port: int):
     """A companion for :func:`flora_core.runtime.supervisor.serve` that runs the emulator on ``port``."""
 
     async def start(config: Config):
-        from .emulator import EmulatorServer, seed_dev_world
+        from .emulator import EmulatorServer, load_world_ids, save_world_ids, seed_dev_world, world_ids
 
-        emu = EmulatorServer(EMULATOR_TOKEN)
+        # the same ids at every start of this data folder: its deployments, KV and secrets stay the guild's
+        saved_at = config.data_path / "emulator" / "world.json"
+        ids = load_world_ids(saved_at) or {}
+        emu = EmulatorServer(EMULATOR_TOKEN, application_id=ids.get("application"))
         await emu.start("127.0.0.1", port)
-        world = seed_dev_world(emu)
+        world = seed_dev_world(emu, ids)
+        save_world_ids(saved_at, dict(world_ids(world), application=emu.state.application_id))
         values = dict(config.to_dict(), discord_api_base=emu.api_base, discord_token=EMULATOR_TOKEN)
         os.environ["FLORA_DISCORD_API_BASE"] = emu.api_base  # for the API process
         os.environ["DISCORD_TOKEN"] = EMULATOR_TOKEN

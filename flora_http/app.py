@@ -1,7 +1,7 @@
 """The API app factory: a Flask app whose routes all come from plugins.
 
 This process never imports V8 (mini-racer deadlocks under gevent): whatever
-needs an isolate is asked of the runtime through :class:`RuntimeClient`.
+needs an isolate is asked of the runtime over the runtime bus (``flora_core/bus.py``).
 State lives in ``app.extensions["flora"]`` (a :class:`FloraState`).
 """
 
@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from flask import Flask, current_app
 
 from flora_core.bundler import Bundler
+from flora_core.bus import BusClient, open_bus
 from flora_core.config import Config, load_config
-from flora_core.control import RuntimeClient
 from flora_core.plugins import Plugins
 from flora_core.storage import Database, open_database
 
+from .cache import Cache, open_api_cache
 from .errors import install_error_handlers
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # flora's DefaultBodyLimit
@@ -29,8 +29,9 @@ class FloraState:
     config: Config
     plugins: Plugins
     db: Database
-    runtime: Any  # RuntimeClient or anything with load()/restore()
+    runtime: BusClient
     bundler: Bundler
+    cache: Cache  # shared by the API processes of this data folder (flora_http/cache.py)
 
 
 def state() -> FloraState:
@@ -38,19 +39,22 @@ def state() -> FloraState:
     return current_app.extensions["flora"]
 
 
-def create_app(config: Config | None = None, plugins: Plugins | None = None, db: Database | None = None, runtime=None) -> Flask:
+def create_app(config: Config | None = None, plugins: Plugins | None = None, db: Database | None = None, runtime=None,
+               cache: Cache | None = None) -> Flask:
     """Build the API app; every route is a blueprint registered by a plugin (``api_core`` for flora's own)."""
     config = config if config is not None else load_config()
+    cache = cache if cache is not None else open_api_cache(config)  # ConfigError if REDIS_URL lacks redis-py
     plugins = plugins if plugins is not None else Plugins()
     db = db if db is not None else open_database(config, plugins)
-    runtime = runtime if runtime is not None else RuntimeClient(config.control_socket)
+    runtime = runtime if runtime is not None else open_bus(config, plugins).client()
     bundler = Bundler.from_config(config)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # keep flora's field order
     app.url_map.strict_slashes = False  # `/api/deployments` and `/api/deployments/` both answer
-    app.extensions["flora"] = FloraState(config=config, plugins=plugins, db=db, runtime=runtime, bundler=bundler)
+    app.extensions["flora"] = FloraState(config=config, plugins=plugins, db=db, runtime=runtime, bundler=bundler,
+                                          cache=cache)
     install_error_handlers(app)
 
     @app.after_request

@@ -9,9 +9,13 @@ Identity, in order:
 
 Guild access (:func:`require_guild_access`), needing ADMINISTRATOR (0x8) or MANAGE_GUILD (0x20):
 
-* session: the user's guild list from ``GET /users/@me/guilds`` with their OAuth token (cached
-  30 s per user) must list the guild with one of those bits (403 ``User is not in guild`` /
-  ``Admin permission required``), and the bot must see it (403 ``Bot not in guild``);
+* session: the user's guild list from ``GET /users/@me/guilds`` with their OAuth token must list
+  the guild with one of those bits (403 ``User is not in guild`` / ``Admin permission required``),
+  and the bot must see it (403 ``Bot not in guild``). Both answers are cached for 30 s in the API's
+  shared cache (:mod:`flora_http.cache`), so every API worker sees the same and Discord is asked
+  once per TTL (it allows ``/users/@me/guilds`` about once a second per token): the guild list under
+  ``user-guilds:<user id>:<SHA-256 of the token>`` (never the token itself; a refreshed token is a
+  new entry), the bot's view under ``bot-in-guild:<guild id>``;
 * a user-owned API token (``user_id`` set, created with ``POST /api/tokens``): the bot fetches
   the member and computes its permissions from the guild's roles (owner → all);
 * **operator tokens** — made on the server with ``flora tokens create``, ``user_id`` NULL — keep
@@ -22,8 +26,6 @@ Guild access (:func:`require_guild_access`), needing ADMINISTRATOR (0x8) or MANA
 from __future__ import annotations
 
 import re
-import threading
-import time
 from dataclasses import dataclass, field
 
 from flask import g, request
@@ -32,6 +34,7 @@ from flora_core.storage import repo
 
 from . import errors
 from .app import state
+from .cache import get_or_fill, hashed
 from .discord_api import discord_call
 from .sessions import SESSION_COOKIE, load_session
 
@@ -41,10 +44,8 @@ MANAGE_GUILD = 0x20
 ADMIN_BITS = ADMINISTRATOR | MANAGE_GUILD
 ALL_PERMISSIONS = (1 << 53) - 1
 GUILDS_CACHE_TTL = 30.0
-
-_cache_lock = threading.Lock()
-_user_guilds_cache: dict[str, tuple[float, list[dict]]] = {}
-_bot_guild_cache: dict[str, tuple[float, bool]] = {}
+# Discord answers for sure about the bot and a guild with these; anything else (unreachable, 429, 5xx) is not cached
+_DEFINITE = {200, 403, 404}
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,9 @@ def require_identity() -> Identity:
         token = _bearer_token()
         row = repo.verify_token(state().db, token) if token else None
         if row is None:
-            # flora answers the same for a missing and an invalid token
-            raise errors.unauthorized("Login required")
+            # flora answers "Login required" for a wrong token too; a token made in another data folder
+            # (the CLI run elsewhere) then looks like a login problem, so say what is wrong
+            raise errors.unauthorized("invalid or unknown token" if token else "Login required")
         identity = Identity("token", token_id=row["token_id"], user_id=row.get("user_id"), label=row.get("label"))
     g.flora_identity = identity
     return identity
@@ -122,32 +124,49 @@ def _perm_value(entry: dict) -> int:
 
 
 def _user_guilds(identity: Identity) -> list[dict]:
+    user_id = identity.user_id
+    token = identity.session["access_token"]
 
-    now = time.monotonic()
-    with _cache_lock:
-        hit = _user_guilds_cache.get(identity.user_id)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    status, body = discord_call("GET", "/users/@me/guilds", bearer=identity.session["access_token"])
-    if status != 200 or not isinstance(body, list):
-        raise errors.forbidden(f"User guild fetch failed: {status}")
-    with _cache_lock:
-        _user_guilds_cache[identity.user_id] = (now + GUILDS_CACHE_TTL, body)
-    return body
+    def fetch() -> tuple[dict, bool]:
+        status, body = discord_call("GET", "/users/@me/guilds", bearer=token)
+        if status != 200 or not isinstance(body, list):
+            raise errors.forbidden(f"User guild fetch failed: {status}")
+        return {"user_id": user_id, "guilds": body}, True
+
+    cache = state().cache
+    key = f"user-guilds:{user_id}:{hashed(token)}"
+    entry = get_or_fill(cache, key, GUILDS_CACHE_TTL, fetch)
+    if not isinstance(entry, dict) or entry.get("user_id") != user_id or not isinstance(entry.get("guilds"), list):
+        entry, _ = fetch()  # never another user's list, nor a damaged one: ask Discord (cannot happen with this key)
+    return entry["guilds"]
+
+
+def bot_in_guild(guild_id: str) -> bool | None:
+    """Whether the bot is in ``guild_id`` (Discord's ``GET /guilds/{id}`` with the bot token, cached),
+    or ``None`` when Discord did not say (unreachable, rate-limited, failing)."""
+
+    def fetch() -> tuple[bool | None, bool]:
+        status, _ = discord_call("GET", f"/guilds/{guild_id}", bot=True)
+        return (status == 200 if status in _DEFINITE else None), status in _DEFINITE
+
+    return get_or_fill(state().cache, f"bot-in-guild:{guild_id}", GUILDS_CACHE_TTL, fetch)
 
 
 def _bot_sees_guild(guild_id: str) -> bool:
+    return bot_in_guild(guild_id) is True
 
-    now = time.monotonic()
-    with _cache_lock:
-        hit = _bot_guild_cache.get(guild_id)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    status, _ = discord_call("GET", f"/guilds/{guild_id}", bot=True)
-    seen = status == 200
-    with _cache_lock:
-        _bot_guild_cache[guild_id] = (now + GUILDS_CACHE_TTL, seen)
-    return seen
+
+def require_bot_in_guild(guild_id: str) -> None:
+    """Before a deploy: the bot must be in the guild, or the script would never run (flora's text;
+    404, since for a token of the server the guild does not exist). Without a bot token there is no
+    one to ask (a runtime without Discord): nothing is checked."""
+    if not state().config.discord_token:
+        return
+    seen = bot_in_guild(guild_id)
+    if seen is False:
+        raise errors.ApiError(404, "Bot not in guild")
+    if seen is None:
+        raise errors.unavailable(f"Discord did not answer whether the bot is in guild {guild_id}; try again")
 
 
 def _error_text(status: int, body) -> str:

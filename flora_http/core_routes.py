@@ -8,7 +8,7 @@ from flora_core.storage import repo
 
 from . import deployments, errors, logstream, metrics, oauth, revisions
 from .app import state
-from .auth import require_guild_access, require_identity
+from .auth import require_bot_in_guild, require_guild_access, require_identity
 
 LOG_LIMIT_DEFAULT = 100
 LOG_LIMIT_MAX = 1000
@@ -76,6 +76,7 @@ def build_blueprint() -> Blueprint:
         identity = require_guild_access(guild_id)
         req = deployments.parse_request(deployments.json_body())
         deployments.validate(req)
+        require_bot_in_guild(guild_id)  # a script for a guild the bot is not in would never run
         source = deployments.deploy_source()
         return jsonify(deployments.deploy(state(), guild_id, req, source, identity))
 
@@ -92,6 +93,7 @@ def build_blueprint() -> Blueprint:
     @bp.post("/deployments/<guild_id>/rollback/<revision_id>")
     def deployment_rollback(guild_id: str, revision_id: str):
         identity = require_guild_access(guild_id)
+        require_bot_in_guild(guild_id)
         return jsonify(revisions.rollback(state(), guild_id, revision_id, identity))
 
     @bp.get("/logs/<guild_id>")

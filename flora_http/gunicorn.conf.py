@@ -9,10 +9,11 @@ bind address comes from flora's config (API_ADDRESS / API_PORT, or
 
 import sys
 
-from flora_core.config import ConfigError, load_config
+from flora_core.config import ConfigError, load_config, require_redis_client
 
 try:
     _config = load_config()
+    require_redis_client(_config)  # the app's cache needs it: one line here, not a traceback per worker
 except ConfigError as _exc:
     print(f"flora api: {_exc}", file=sys.stderr)
     sys.exit(2)

@@ -24,7 +24,7 @@ from flask import Response, jsonify, request
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from flora_core.control import RuntimeUnavailable
+from flora_core.bus import RuntimeUnavailable
 from flora_core.storage import repo
 
 from . import errors

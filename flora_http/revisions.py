@@ -19,7 +19,7 @@ import uuid
 from flask import request
 
 from flora_core.bundler import BUNDLER_VERSION, BundleError
-from flora_core.control import RuntimeUnavailable
+from flora_core.bus import RuntimeUnavailable
 from flora_core.storage import repo
 
 from . import errors

@@ -15,7 +15,7 @@ import sys  # noqa: E402
 import gevent  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
 
-from flora_core.config import ConfigError, load_config  # noqa: E402
+from flora_core.config import ConfigError, load_config, require_redis_client  # noqa: E402
 from flora_core.plugins import PluginError  # noqa: E402
 from flora_core.storage import StorageError  # noqa: E402
 
@@ -39,6 +39,7 @@ def _log_level(raw: str) -> int:
 def main() -> int:
     try:
         config = load_config()
+        require_redis_client(config)
     except ConfigError as exc:
         print(f"flora api: {exc}", file=sys.stderr)
         return 2
@@ -50,6 +51,9 @@ def main() -> int:
 
     try:
         app = create_app(config)
+    except ConfigError as exc:
+        print(f"flora api: {exc}", file=sys.stderr)
+        return 2
     except (StorageError, PluginError) as exc:
         print(f"flora api: {exc}", file=sys.stderr)
         return 1

@@ -23,7 +23,7 @@ class StatusOnly:
 
     def status(self):
         if self._status is None:
-            from flora_core.control import RuntimeUnavailable
+            from flora_core.bus import RuntimeUnavailable
             raise RuntimeUnavailable("down")
         return self._status
 

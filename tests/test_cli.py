@@ -22,8 +22,8 @@ from werkzeug.serving import make_server
 from flora_cli.client import collect_files
 from flora_cli.main import cli, make_cli
 from flora_core import hookimpl
+from flora_core.bus import UnixSocketClient
 from flora_core.config import load_config
-from flora_core.control import RuntimeClient
 from flora_core.plugins import Plugins
 from flora_core.storage import open_database, repo
 from flora_http import create_app
@@ -120,6 +120,8 @@ def test_console_script_config_error_has_no_traceback(env):
 
 # -- tokens ------------------------------------------------------------------------------------
 def test_tokens_create_list_revoke_round_trip(env, runner):
+    config = load_config()
+    db = open_database(config, Plugins())  # the server's database (flora serve made it)
     created = runner.invoke(cli, ["tokens", "create", "--label", "ci"])
     assert created.exit_code == 0, created.stderr
     token = created.stdout.strip()
@@ -127,9 +129,8 @@ def test_tokens_create_list_revoke_round_trip(env, runner):
     assert re.fullmatch(r"[A-Za-z0-9]{12}\.[A-Za-z0-9]{32}", token)
     token_id = token.split(".")[0]
     assert token_id in created.stderr
+    assert f"Using the database at {config.data_path / 'flora.db'}" in created.stderr.splitlines()
 
-    config = load_config()
-    db = open_database(config, Plugins())
     assert repo.verify_token(db, token)["label"] == "ci"
 
     listed = runner.invoke(cli, ["tokens", "list", "--json"])
@@ -145,6 +146,17 @@ def test_tokens_create_list_revoke_round_trip(env, runner):
     assert repo.verify_token(db, token) is None
     assert runner.invoke(cli, ["tokens", "list"]).stdout.strip() == "No tokens."
     assert_one_line_error(runner.invoke(cli, ["tokens", "revoke", token_id]), 1, f"Token not found: {token_id}")
+
+
+@pytest.mark.parametrize("args", [["tokens", "list"], ["tokens", "create"], ["kv", "stores", "--guild-id", GUILD],
+                                  ["secrets", "list", "--guild-id", GUILD]])
+def test_data_commands_in_a_folder_without_the_servers_data_create_nothing(env, args):
+    out = subprocess.run([sys.executable, "-m", "flora_cli", *args], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ), cwd=env)
+    assert (out.returncode, out.stderr) == (1, f"Error: no flora database at {env / 'data' / 'flora.db'}: run this where "
+                                               "`flora serve` runs, or point FLORA_DATA_DIR (or --config) at the "
+                                               "server's data folder\n")
+    assert not (env / "data").exists()
 
 
 # -- plugins -----------------------------------------------------------------------------------
@@ -280,7 +292,7 @@ def api(env):
     plugins = Plugins()
     db = open_database(config, plugins)
     runtime = RuntimeDouble()
-    server = make_server("127.0.0.1", 0, create_app(config, plugins, db, RuntimeClient(runtime.path)), threaded=True)
+    server = make_server("127.0.0.1", 0, create_app(config, plugins, db, UnixSocketClient(runtime.path)), threaded=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
@@ -313,6 +325,25 @@ def test_deploy_uploads_the_project_and_prints_the_result(api, env, runner, monk
     assert json.loads(as_json.stdout)["guild_id"] == GUILD
 
 
+def test_deploy_uploads_what_the_entry_imports_json_included_and_not_unrelated_files(api, env, runner):
+    files = {f"docs/example{i}.ts": f"export const x{i} = {i};\n" for i in range(300)}  # beyond the server's 200
+    files.update({
+        "src/main.ts": 'import { n } from "./n";\nimport data from "./data.json" with { type: "json" };\n'
+                       "console.log(n, data.greeting);\n",
+        "src/n.ts": "export type N = number;\nexport const n: N = 42;\n",
+        "src/data.json": '{"greeting": "hej"}\n',
+        "src/unused.json": '{"secret": "not uploaded"}\n',
+        "package.json": "{}\n",
+    })
+    write_project(env, files)
+    result = runner.invoke(cli, ["deploy", "--guild-id", GUILD, "--api", api["url"], "--token", api["token"]])
+    assert result.exit_code == 0, result.stderr
+    assert "Collected 4 files" in result.stderr
+    rev = repo.latest_success(api["db"], GUILD)
+    assert sorted(f["path"] for f in rev["files"]) == ["package.json", "src/data.json", "src/main.ts", "src/n.ts"]
+    assert "hej" in api["runtime"].bundles[-1]
+
+
 def test_deploy_shows_the_servers_typescript_error(api, env, runner):
     write_project(env, {"src/main.ts": "const ok = 1;\nconst broken: = ;\n"})
     result = runner.invoke(cli, ["deploy", "--guild-id", GUILD, "--api", api["url"], "--token", api["token"]])
@@ -324,7 +355,7 @@ def test_deploy_shows_the_servers_typescript_error(api, env, runner):
 def test_deploy_with_a_bad_token_shows_the_server_message(api, env, runner):
     write_project(env, {"src/main.ts": "console.log(1);\n"})
     result = runner.invoke(cli, ["deploy", "--guild-id", GUILD, "--api", api["url"], "--token", "abcdefghijkl.abcdefghijklmnopqrstuvwxyz012345"])
-    assert_one_line_error(result, 1, "Unauthorized: Login required")
+    assert_one_line_error(result, 1, "Unauthorized: invalid or unknown token")
 
 
 def test_login_stores_the_token_for_the_other_commands(env, runner, tmp_path, monkeypatch):

@@ -85,6 +85,9 @@ def test_invalid_toml_is_one_line(tmp_path):
     ({"DISCORD_SHARD_IDS": "0,2", "DISCORD_SHARD_COUNT": "2"}, "DISCORD_SHARD_IDS must be between 0 and DISCORD_SHARD_COUNT-1 (1)"),
     ({"DISCORD_SHARD_COUNT": "0"}, "invalid DISCORD_SHARD_COUNT: must be at least 1, got 0"),
     ({"FLORA_DISCORD_API_BASE": "ftp://x"}, "invalid FLORA_DISCORD_API_BASE: expected an http(s) URL, got 'ftp://x'"),
+    ({"REDIS_URL": "localhost:6379"}, "invalid REDIS_URL: expected a redis://, rediss:// or unix:// URL, got a value without a scheme"),
+    # the URL may carry a password: only its scheme is repeated
+    ({"REDIS_URL": "http://:hunter2@cache:6379/0"}, "invalid REDIS_URL: expected a redis://, rediss:// or unix:// URL, got a http:// URL"),
 ])
 def test_invalid_values_have_one_line_messages(env, message):
     with pytest.raises(ConfigError) as err:
@@ -110,6 +113,24 @@ def test_valid_values_are_parsed():
     assert config.db_url == "postgres://u:p@db/flora"
 
 
+def test_redis_urls_redis_py_accepts_are_kept():
+    for url in ("redis://127.0.0.1:6379/0", "rediss://:pw@cache.internal:6380/2", "unix:///run/redis.sock?db=1"):
+        assert load_config(env={"REDIS_URL": url}).redis_url == url
+
+
+def test_redis_url_without_redis_py_is_one_line(monkeypatch):
+    import sys
+
+    from flora_core.config import require_redis_client
+
+    require_redis_client(load_config(env={}))  # no REDIS_URL: redis-py is not needed
+    require_redis_client(load_config(env={"REDIS_URL": "redis://127.0.0.1:6379/0"}))  # installed here
+    monkeypatch.setitem(sys.modules, "redis", None)  # what `import redis` sees when it is not installed
+    with pytest.raises(ConfigError) as err:
+        require_redis_client(load_config(env={"REDIS_URL": "redis://127.0.0.1:6379/0"}))
+    assert str(err.value) == "REDIS_URL is set but redis-py is not installed: pip install 'flora-runtime[redis]' (or unset REDIS_URL)"
+
+
 def test_require_names_the_variable_the_toml_key_and_the_hint():
     config = load_config(env={})
     with pytest.raises(ConfigError) as err:
@@ -127,7 +148,7 @@ def test_config_annotations_and_keys_agree():
     """Every core key is a typed attribute of Config, and nothing else is."""
     from flora_core.config import KEYS, Config
 
-    assert set(Config.__annotations__) == {k.attr for k in KEYS}
+    assert set(Config.__annotations__) - {"warnings", "sources"} == {k.attr for k in KEYS}
 
 
 def test_a_missing_plugin_key_says_which_plugin_to_enable(monkeypatch):
@@ -135,3 +156,39 @@ def test_a_missing_plugin_key_says_which_plugin_to_enable(monkeypatch):
 
     with pytest.raises(AttributeError, match="is the plugin that defines it enabled"):
         Config({}).kv_backend  # noqa: B018 - the attribute access is the test
+
+
+@pytest.mark.parametrize("toml, message", [
+    ("[api]\nprot = 3001\n", "unknown key api.prot in {path}: did you mean api.port?"),
+    ("API_PORT = 3001\n", "unknown key API_PORT in {path}: that is the environment variable's name; "
+                          "in config.toml write [api] port = …"),
+    ("[runtime]\nmax_worker = 2\n", "unknown key runtime.max_worker in {path}: did you mean runtime.max_workers?"),
+])
+def test_a_typo_in_config_toml_is_one_line_naming_the_closest_key(tmp_path, toml, message):
+    path = tmp_path / "config.toml"
+    path.write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, env={})
+    assert str(err.value) == message.format(path=path)
+
+
+def test_an_unknown_section_is_a_warning_not_an_error(tmp_path):
+    # a disabled plugin's section must not stop flora (a broken plugin never takes the host down)
+    path = tmp_path / "config.toml"
+    path.write_text("[api]\nport = 3005\n[acme_weather]\ncity = \"Oslo\"\n", encoding="utf-8")
+    config = load_config(path, env={})
+    assert config.api_port == 3005
+    assert config.warnings == [f"{path}: unknown key acme_weather.city ignored (no enabled plugin reads it)"]
+
+
+def test_the_cli_refuses_a_config_typo_with_exit_2(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "config.toml").write_text("[api]\nprot = 3001\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLORA_", "API_"))}
+    out = subprocess.run([sys.executable, "-m", "flora_cli", "tokens", "list"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert (out.returncode, out.stderr) == (2, "Error: unknown key api.prot in config.toml: did you mean api.port?\n")
+    assert not (tmp_path / "data").exists()  # nothing was created on the way to the error

@@ -31,11 +31,11 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM) and not IN_CI,
 
 
 class DevProcess:
-    """`flora dev PROJECT --port 0` in its own session; its output collected by a thread."""
+    """`flora dev PROJECT --port 0` (or other ``args``) in its own session; its output collected by a thread."""
 
-    def __init__(self, project: Path):
+    def __init__(self, project: Path, *args: str):
         env = {k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "DATABASE_URL", "FLORA_DISCORD_API_BASE")}
-        self.proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "dev", str(project), "--port", "0"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "dev", str(project), *(args or ("--port", "0"))],
                                      cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      start_new_session=True)
         self.lines: list[str] = []

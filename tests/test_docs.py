@@ -13,16 +13,19 @@ import pytest
 from flora_core import hookspecs
 from flora_core.config import all_keys, reference_table
 from flora_core.plugins import Plugins
+from flora_dev.console import hookspecs as console_hookspecs
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS_MD = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
-CORE_HOOKS = {name: fn for name, fn in vars(hookspecs).items()
+# flora's hooks, and the hooks flora's own packages declare at start (the console's)
+SPEC_MODULES = (hookspecs, console_hookspecs)
+FLORA_HOOKS = {name: fn for module in SPEC_MODULES for name, fn in vars(module).items()
               if name.startswith("flora_") and callable(fn) and hasattr(fn, "flora_spec")}
-# hooks the built-in plugins declare (flora_add_hookspecs): every spec pluggy holds that is not the core's
+# hooks the built-in plugins declare (flora_add_hookspecs): every spec pluggy holds that is not one of those
 PLUGIN_HOOKS = {name: caller.spec.function for name, caller in vars(Plugins().pm.hook).items()
-                if getattr(caller, "spec", None) is not None and name not in CORE_HOOKS
+                if getattr(caller, "spec", None) is not None and name not in FLORA_HOOKS
                 and caller.spec.function.__module__.startswith("flora_plugins.")}
-SPECS = {**CORE_HOOKS, **PLUGIN_HOOKS}
+SPECS = {**FLORA_HOOKS, **PLUGIN_HOOKS}
 HOOKS = sorted(SPECS)
 
 
@@ -56,7 +59,7 @@ def test_every_hook_is_documented_with_its_exact_signature(hook):
 @pytest.mark.parametrize("hook", HOOKS)
 def test_every_hook_has_a_docstring_saying_where_it_runs(hook):
     doc = inspect.getdoc(SPECS[hook]) or ""
-    assert re.search(r"supervisor|worker|API|CLI|every process", doc), hook
+    assert re.search(r"supervisor|worker|API|CLI|every process|flora dev", doc), hook
 
 
 @pytest.mark.parametrize("hook", HOOKS)

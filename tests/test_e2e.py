@@ -131,12 +131,12 @@ def test_console_and_ready_events_reach_the_guild_log(stack):
 
 
 def test_only_subscribed_events_enter_the_isolate(stack):
-    from flora_core.control import RuntimeClient
+    from flora_core.bus import UnixSocketClient
 
     emu, g = stack.emu, emulator_guild(stack.emu, "Subscriptions")
     script = "on('reactionAdd', (ctx) => console.log('reaction', ctx.msg.emoji.name));"
     assert deploy_files(stack, g["id"], {"src/main.ts": script})[0] == 200
-    status = RuntimeClient(stack.data_dir / "run" / "runtime.sock").status()
+    status = UnixSocketClient(stack.data_dir / "run" / "runtime.sock").status()
     assert status["subscriptions"][g["id"]] == ["reactionAdd"]
     msg = emu.user_says(g["channel_id"], g["user_id"], "not for the script")
     emu.react(g["channel_id"], msg["id"], g["user_id"], "👍")
@@ -168,10 +168,10 @@ def _threads(pid: int) -> int:
 def test_ten_redeploys_reuse_nothing_and_leak_nothing(stack):
     """flora's `stress_redeploys_reuse_isolates_without_crash`: 10 redeploys of one guild each succeed and
     a dispatch after each works; here also: the worker's thread count does not grow (old isolates are closed)."""
-    from flora_core.control import RuntimeClient
+    from flora_core.bus import UnixSocketClient
 
     emu, g = stack.emu, emulator_guild(stack.emu, "Redeploys")
-    control = RuntimeClient(stack.data_dir / "run" / "runtime.sock")
+    control = UnixSocketClient(stack.data_dir / "run" / "runtime.sock")
     counts = []
     for i in range(10):
         script = f"on('messageCreate', async (ctx) => {{ if (!ctx.msg.author.bot) await ctx.reply('v{i}'); }});"

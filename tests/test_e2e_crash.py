@@ -8,7 +8,7 @@ import time
 import pytest
 from conftest import BOT_TOKEN, bot_replies, deploy_files, emulator_guild, start_flora, stop_flora, wait_for
 
-from flora_core.control import RuntimeClient
+from flora_core.bus import UnixSocketClient
 
 BOMB = """
 on('messageCreate', async (ctx) => {
@@ -42,7 +42,7 @@ def test_fatal_v8_oom_kills_only_the_worker(crash_stack):
     server, emu, a, b = crash_stack
     assert deploy_files(server, a["id"], {"src/main.ts": BOMB})[0] == 200
     assert deploy_files(server, b["id"], {"src/main.ts": NICE})[0] == 200
-    control = RuntimeClient(server.data_dir / "run" / "runtime.sock")
+    control = UnixSocketClient(server.data_dir / "run" / "runtime.sock")
 
     emu.user_says(a["channel_id"], a["user_id"], "!bomb")
     entry = server.wait_log(a["id"], "suspended for", timeout=150)

@@ -151,3 +151,28 @@ def test_redis_holds_the_scope_cache_across_restarts(emu, tmp_path):
         assert len(lookups()) == 1  # the second run found the channel's guild in Redis
     finally:
         client.delete(key)
+
+
+def test_a_deploy_to_a_guild_the_bot_is_not_in_is_refused(emu, tmp_path):
+    g = emulator_guild(emu, "Real")
+    server = start_flora(emu, tmp_path)
+    try:
+        bogus = "123"
+        files = {"src/main.ts": "console.log('never runs')\n"}
+        assert deploy_files(server, bogus, files) == (404, {"message": "Bot not in guild"})
+        project = tmp_path / "project"
+        (project / "src").mkdir(parents=True)
+        (project / "src" / "main.ts").write_text(files["src/main.ts"], encoding="utf-8")
+        out = server.cli("deploy", "--guild-id", bogus, "--root", str(project), "--api", server.api, "--token", server.token,
+                         check=False)
+        assert out.returncode == 1 and out.stderr.splitlines()[-1] == "Error: Bot not in guild", out.stderr
+        assert "success" not in out.stdout + out.stderr
+        assert deploy_files(server, g["id"], files)[0] == 200  # a guild the bot is in deploys as before
+    finally:
+        stop_flora(server)
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "data" / "flora.db")
+    guilds = {row[0] for row in conn.execute("SELECT DISTINCT guild_id FROM deployment_revisions")}
+    conn.close()
+    assert bogus not in guilds  # nothing recorded for it, so nothing to "restore" at the next start

@@ -572,6 +572,23 @@ def test_rest_errors_headers_and_history(emu, world):
     assert body == {"message": "You are being rate limited.", "retry_after": 0.25, "global": True}
 
 
+def test_oauth_bearer_calls_are_recorded_for_counting(emu, world):
+    alice, bob = world["alice"]["id"], world["bob"]["id"]
+    token_a = emu.in_loop(emu.server.oauth.issue, alice)["access_token"]
+    token_b = emu.in_loop(emu.server.oauth.issue, bob)["access_token"]
+    for token in (token_a, token_a, token_b):
+        status, _, guilds = http(emu, "GET", "/users/@me/guilds", headers={"Authorization": f"Bearer {token}"})
+        assert status == 200 and [g["id"] for g in guilds] == [world["guild"]["id"]]
+    assert http(emu, "GET", "/users/@me", headers={"Authorization": f"Bearer {token_a}"})[0] == 200
+    assert http(emu, "GET", "/users/@me/guilds", headers={"Authorization": "Bearer nope"})[0] == 401
+    assert http(emu, "GET", "/users/@me/guilds")[0] == 200  # the bot's own call is not a Bearer call
+    calls = emu.oauth_requests("/users/@me/guilds")
+    assert [(c["user_id"], c["status"]) for c in calls] == [(alice, 200), (alice, 200), (bob, 200), (None, 401)]
+    assert len(emu.oauth_requests("/users/@me/guilds", user_id=alice)) == 2
+    assert [c["path"] for c in emu.oauth_requests(user_id=alice)] == ["/users/@me/guilds"] * 2 + ["/users/@me"]
+    assert all(c["method"] == "GET" and c["time"] <= time.time() for c in calls)
+
+
 def test_control_routes_and_async_server():
     async def main():
         async with EmulatorServer(TOKEN) as server, aiohttp.ClientSession() as session:

@@ -2,7 +2,7 @@
 
 Real SQLite files and the real bundler. The runtime is another process in
 production; here a small HTTP server on a Unix socket stands in for it,
-speaking the control protocol of ``flora_core.control``.
+speaking the control protocol of ``flora_core.bus``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from flora_core.bus import UnixSocketClient
 from flora_core.config import load_config
-from flora_core.control import RuntimeClient
 from flora_core.plugins import Plugins
 from flora_core.storage import open_database, repo
 from flora_http import create_app
@@ -79,8 +79,8 @@ class RuntimeDouble:
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
 
-    def client(self) -> RuntimeClient:
-        return RuntimeClient(self.socket_path)
+    def client(self) -> UnixSocketClient:
+        return UnixSocketClient(self.socket_path)
 
     def close(self):
         self.server.shutdown()
@@ -219,12 +219,16 @@ def test_wrong_json_shape_is_422(client, auth, body, detail):
 
 
 # -- authentication ----------------------------------------------------------------------
-@pytest.mark.parametrize("header", [None, "Bearer ", "Bearer nope", "Bearer abcdefghijkl.0123456789abcdef0123456789abcdef", "Token x"])
-def test_missing_or_invalid_token_is_401(client, header):
+@pytest.mark.parametrize("header, message", [
+    (None, "Login required"), ("Bearer ", "Login required"), ("Token x", "Login required"),
+    ("Bearer nope", "invalid or unknown token"),
+    ("Bearer abcdefghijkl.0123456789abcdef0123456789abcdef", "invalid or unknown token"),
+])
+def test_missing_or_invalid_token_is_401(client, header, message):
     headers = {"Authorization": header} if header is not None else {}
     resp = client.get("/api/deployments", headers=headers)
     assert resp.status_code == 401
-    assert resp.get_json() == {"message": "Unauthorized: Login required"}
+    assert resp.get_json() == {"message": f"Unauthorized: {message}"}
 
 
 def test_bearer_prefix_is_exact(client, token):
@@ -498,7 +502,7 @@ def test_the_api_process_never_imports_v8(tmp_path):
 
 def test_the_package_imports_nothing_before_serve_can_monkey_patch(tmp_path):
     # `python -m flora_http.serve` runs flora_http/__init__.py before serve.py's first line.
-    code = "import sys, flora_http\nprint(sorted(m for m in ('flask', 'ssl', 'http.client', 'flora_core.control') if m in sys.modules))\n"
+    code = "import sys, flora_http\nprint(sorted(m for m in ('flask', 'ssl', 'http.client', 'flora_core.bus') if m in sys.modules))\n"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
 

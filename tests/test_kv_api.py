@@ -44,6 +44,7 @@ def env(tmp_path, monkeypatch):
     for key in ("DATABASE_URL", "KV_BACKEND", "KV_URL", "FLORA_CONFIG"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("FLORA_DATA_DIR", str(tmp_path / "data"))
+    open_database(load_config(), Plugins()).close()  # the server's database, as flora serve leaves it
     return tmp_path
 
 

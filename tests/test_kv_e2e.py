@@ -14,7 +14,7 @@ import pytest
 from conftest import BOT_TOKEN, bot_replies, deploy_files, emulator_guild, http_json, start_flora, stop_flora, wait_for
 from test_kv_conformance import redis_url  # noqa: F401 - the fixture
 
-from flora_core.control import RuntimeClient
+from flora_core.bus import UnixSocketClient
 
 COUNTERS = """
 const counters = kv.store('counters');
@@ -126,7 +126,7 @@ def test_acked_writes_survive_a_sigkilled_worker(tmp_path, kv_server_env):
         api, token = server.api, server.token
         assert http_json("POST", f"{api}/kv/stores", {"guild_id": g["id"], "store_name": "s"}, token=token)[0] == 200
         assert deploy_files(server, g["id"], {"src/main.ts": WRITER})[0] == 200
-        control = RuntimeClient(server.data_dir / "run" / "runtime.sock")
+        control = UnixSocketClient(server.data_dir / "run" / "runtime.sock")
         worker = control.status()["workers"][0]
 
         def acks() -> set[int]:

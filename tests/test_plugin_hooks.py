@@ -182,3 +182,109 @@ def test_plugin_keys_exist_only_while_the_plugin_is_enabled(monkeypatch, tmp_pat
     plugins = Plugins()
     config = load_config(env={"FLORA_DATA_DIR": str(tmp_path)}, plugins=plugins)
     assert not hasattr(config, "kv_backend") and hasattr(config, "secrets_master_key")
+
+
+# A bus of a third party: line-delimited JSON over TCP on 127.0.0.1 (the port in ACME_BUS_PORT), every
+# request noted with the process that handled it. ``flora serve`` serves it, its API process uses it.
+ACME_BUS = '''
+import asyncio, json, os, socket
+from flora_core import hookimpl
+from flora_core.bus import RuntimeUnavailable
+
+def _note(**entry):
+    with open(os.environ["ACME_BUS_LOG"], "a", encoding="utf-8") as f:
+        f.write(json.dumps(dict(entry, pid=os.getpid())) + "\\n")
+
+class Client:
+    def _ask(self, request, timeout):
+        _note(side="client", op=request["op"])
+        try:
+            with socket.create_connection(("127.0.0.1", int(os.environ["ACME_BUS_PORT"])), timeout=timeout) as s:
+                s.sendall(json.dumps(request).encode() + b"\\n")
+                return json.loads(s.makefile("rb").readline())
+        except (OSError, ValueError) as exc:
+            raise RuntimeUnavailable(f"acme bus: {exc}") from None
+
+    def load(self, guild_id, bundle, timeout=60.0):
+        out = self._ask({"op": "load", "guild": guild_id, "bundle": bundle}, timeout)
+        return out["ok"], out["error"]
+
+    def restore(self, guild_id, timeout=60.0):
+        self._ask({"op": "restore", "guild": guild_id}, timeout)
+
+    def status(self, timeout=5.0):
+        return self._ask({"op": "status"}, timeout)
+
+class AcmeBus:
+    server = None
+
+    async def serve(self, node):
+        async def handle(reader, writer):
+            request = json.loads(await reader.readline())
+            _note(side="node", op=request["op"], guild=request.get("guild"))
+            if request["op"] == "load":
+                ok, error = await node.deploy(request["guild"], request["bundle"])
+                out = {"ok": ok, "error": error}
+            elif request["op"] == "restore":
+                await node.restore(request["guild"])
+                out = {"ok": True}
+            else:
+                out = node.status()
+            writer.write(json.dumps(out).encode() + b"\\n")
+            await writer.drain()
+            writer.close()
+        self.server = await asyncio.start_server(handle, "127.0.0.1", int(os.environ["ACME_BUS_PORT"]),
+                                                 limit=64 * 1024 * 1024)
+
+    async def close(self):
+        self.server.close()
+        await self.server.wait_closed()
+
+    def client(self):
+        return Client()
+
+@hookimpl
+def flora_runtime_bus(config):
+    return AcmeBus()
+'''
+
+
+def test_a_bus_from_a_plugin_carries_deploys_from_the_api_to_the_runtime(tmp_path):
+    import socket
+
+    from flora_dev.emulator import Emulator
+
+    site = tmp_path / "site"
+    (site / "acme_bus").mkdir(parents=True)
+    (site / "acme_bus" / "__init__.py").write_text(ACME_BUS, encoding="utf-8")
+    info = site / "acme_bus-1.0.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-bus\nVersion: 1.0.0\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text("[flora]\nacme_bus = acme_bus\n", encoding="utf-8")
+    bus_log = tmp_path / "bus.log"
+    with socket.socket() as s:  # a port that is free now; the runtime binds it at start
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    emu = Emulator(token=BOT_TOKEN)
+    emu.start()
+    try:
+        g = emulator_guild(emu, "Bussed")
+        server = start_flora(emu, tmp_path, PYTHONPATH=str(site), ACME_BUS_PORT=str(port), ACME_BUS_LOG=str(bus_log))
+        try:
+            script = ("on('messageCreate', async (ctx) => { if (ctx.msg.content === '!ping') "
+                      f"await rest.sendMessage({{ channelId: '{g['channel_id']}', content: 'pong over acme' }}); }});\n")
+            status, body = deploy_files(server, g["id"], {"src/main.ts": script})
+            assert status == 200, body
+            emu.user_says(g["channel_id"], g["user_id"], "!ping")
+            assert wait_for(lambda: bot_replies(emu, g["channel_id"]), timeout=30, message="the reply")[0]["content"] \
+                == "pong over acme"
+            assert not (tmp_path / "data" / "run" / "runtime.sock").exists()  # the embedded bus is not served
+        finally:
+            stop_flora(server)
+    finally:
+        emu.stop()
+    entries = [json.loads(line) for line in bus_log.read_text(encoding="utf-8").splitlines()]
+    client = [e for e in entries if e["side"] == "client" and e["op"] == "load"]
+    node = [e for e in entries if e["side"] == "node" and e["op"] == "load"]
+    assert len(client) == 1 and len(node) == 1 and node[0]["guild"] == g["id"]
+    assert client[0]["pid"] != node[0]["pid"]  # the API process asked, the supervisor answered

@@ -13,7 +13,8 @@ import urllib.request
 from conftest import free_port, http_json, wait_for
 
 
-def test_serve_with_the_built_in_emulator(tmp_path):
+def _serve_and_ping(tmp_path) -> dict:
+    """`flora serve --emulator` in ``tmp_path``: the starter script answers !ping; returns the seeded ids."""
     emu_port, api_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "DATABASE_URL", "FLORA_DISCORD_API_BASE")}
     env.update(API_PORT=str(api_port), API_ADDRESS="127.0.0.1", RUNTIME_MAX_WORKERS="1")
@@ -42,6 +43,20 @@ def test_serve_with_the_built_in_emulator(tmp_path):
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert f"Discord emulator: {emu}" in out and "Traceback" not in out
+    return {"guild": guild["id"], "general": channel["id"], "alice": alice["id"], "bot": replies[0]["author"]["id"]}
+
+
+def test_serve_with_the_built_in_emulator(tmp_path):
+    first = _serve_and_ping(tmp_path)
+    # a restart of the same data folder seeds the same guild, channels and users: what is stored for the
+    # guild (its deployment, KV, secrets) is still the guild's
+    assert _serve_and_ping(tmp_path) == first
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "data" / "flora.db")
+    revisions = conn.execute("SELECT guild_id, deploy_source FROM deployment_revisions").fetchall()
+    conn.close()
+    assert revisions == [(first["guild"], "bootstrap")]  # restored at the second start, not bootstrapped again
 
 
 def _get(url):

@@ -43,6 +43,7 @@ def deploy(ctx, entry_arg, guild_id, root, entry_opt, api_url, token, as_json):
         ApiClient,
         ClientError,
         collect_files,
+        imported_files,
         load_project_config,
         resolve_entry,
     )
@@ -64,6 +65,7 @@ def deploy(ctx, entry_arg, guild_id, root, entry_opt, api_url, token, as_json):
         files = collect_files(root, exclude=_server_data_dirs(ctx))
         if entry not in {f["path"] for f in files}:
             raise CliFailure(f"Entry {entry} is not among the collected files (ignored, or not a script file)")
+        files = imported_files(root, entry, files)
         total = sum(len(f["contents"].encode("utf-8")) for f in files)
         click.echo(f"Collected {len(files)} file{'s' if len(files) != 1 else ''} ({_size(total)}) from {root}", err=True)
         click.echo(f"Deploying {entry} to guild {guild_id} via {api_url}…", err=True)

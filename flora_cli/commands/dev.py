@@ -8,7 +8,7 @@ import click
 
 from flora_core.sandbox import ToolSandbox
 
-from ..base import _config, _plugins
+from ..base import CliFailure, _config, _plugins, port_is_free, require_free_port
 
 
 # -- dev -----------------------------------------------------------------------
@@ -26,6 +26,14 @@ def dev(ctx, project_dir, port, emulator_port):
 
     config = _config(ctx)
     ToolSandbox(config.bundler_sandbox).check()
+    why = port_is_free("127.0.0.1", port)
+    if why is not None:
+        if ctx.get_parameter_source("port") is not click.core.ParameterSource.DEFAULT:
+            raise CliFailure(f"cannot listen on 127.0.0.1:{port} for the console: {why} (change it with --port)")
+        click.echo(f"Port {port} is taken (another flora dev?); the console takes a free port instead "
+                   "(choose one with --port).", err=True)
+        port = 0
+    require_free_port("127.0.0.1", emulator_port, "Discord emulator", "--emulator-port")
     plugins = _plugins(ctx)
     if refresh(project_dir / "flora.d.ts", plugins):  # written by `flora types`: follow the enabled plugins
         click.echo(f"Updated {project_dir / 'flora.d.ts'} (the declarations of the enabled plugins)")

@@ -1,48 +1,58 @@
-"""The supervisor: one process that owns the Discord gateway, the worker pool,
-the embedded bus (control socket) and, in ``flora serve``, the API process.
+"""The supervisor: one process that owns the event sources (the Discord gateway), the worker pool,
+the runtime bus's node end and, in ``flora serve``, the API process.
 
-It runs no tenant code. Events from event sources are converted to flora's
-payloads and routed to the guild's worker, but only if the guild's script
-subscribed to them; a guild whose script crashed its worker is suspended
-with back-off.
+It runs no tenant code. Events from event sources are converted to flora's payloads and routed to the
+guild's worker, but only if the guild's script subscribed to them; a guild whose script crashed its
+worker is suspended with back-off. Its parts: guild logs (``logsink.py``), the API child process
+(``apiproc.py``), starter scripts (``bootstrap.py``), dispatch metrics (``metrics.py``), housekeeping
+jobs (``housekeeping.py``) and the bus (``flora_core/bus.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
-
 from flora_core.bundler import BUNDLER_VERSION, BundleError, Bundler
+from flora_core.bus import RuntimeBus, open_bus
 from flora_core.config import Config
 from flora_core.plugins import Plugins
 from flora_core.storage import Database, open_database, repo
 
 from . import payloads
+from .apiproc import ApiProcess
+from .bootstrap import Starter
+from .housekeeping import Housekeeping
+from .logsink import GuildLogs
+from .metrics import DispatchMetrics
 from .pool import WorkerDied, WorkerHandle, WorkerPool, describe_exit
 
 log = logging.getLogger("flora.runtime")
 
 SUSPEND_MAX_SECS = 600.0
 STRIKE_RESET_SECS = 600.0
+DROP_REPORT_SECS = 10
+BUNDLE_CACHE_MAX_AGE_DAYS = 30
 
 
 class Runtime:
-    def __init__(self, config, plugins: Plugins | None = None, *, with_api: bool = False):
+    """The runtime of one ``flora serve`` (or ``flora dev``); plugins see it as ``flora_core.host.RuntimeAPI``.
+
+    ``with_api`` runs the HTTP API as a child process; ``starter`` deploys the starter script to guilds
+    that never had a deployment (``flora dev`` deploys the project itself and turns it off).
+    """
+
+    def __init__(self, config, plugins: Plugins | None = None, *, with_api: bool = False, starter: bool = True):
         self.config = config
         self.plugins = plugins or Plugins()
-        self.with_api = with_api
         self._db: Database | None = None
         self._pool: WorkerPool | None = None
+        self._bus: RuntimeBus | None = None
         self.bundles: dict[str, str] = {}
         self.subs: dict[str, set[str]] = {}
         self.suspended: dict[str, float] = {}
@@ -50,20 +60,17 @@ class Runtime:
         self.sources: list = []
         self.bundler = Bundler.from_config(config)
         self.bot_user: dict | None = None
-        self._log_buffer: list[dict] = []
+        self.logs = GuildLogs(config.log_retention_per_guild)
+        self.metrics = DispatchMetrics()
+        self.housekeeping = Housekeeping()
+        self.api = ApiProcess(config.api_address, config.api_port, self.fail) if with_api else None
+        self.starter = Starter(self) if starter else None
         self._tasks: set[asyncio.Task] = set()
-        self._control_runner: web.AppRunner | None = None
-        self._api_proc: subprocess.Popen | None = None
-        self._starter: str | None = None
-        self._bootstrapping: set[str] = set()
         self._load_locks: dict[str, asyncio.Lock] = {}
+        self._dropped: dict[str, tuple[int, float, str]] = {}  # guild -> (unreported, last report, latest event)
         self.stopped = asyncio.Event()
-        self._dropped: dict[str, tuple[int, float]] = {}
-        self.metrics = {"dispatch_total": 0, "dispatch_errors": 0, "timeout_errors": 0, "oom_errors": 0, "isolate_restarts": 0}
-        self._latencies: collections.deque[int] = collections.deque(maxlen=1000)  # µs, as flora's tracker
         self.stop_requested = asyncio.Event()
         self.fatal: str | None = None
-        self._api_started = 0.0
 
     @property
     def db(self) -> Database:
@@ -78,47 +85,31 @@ class Runtime:
             raise RuntimeError("the runtime has not started")
         return self._pool
 
-    # -- logs --------------------------------------------------------------
+    # -- host API for plugins ---------------------------------------------------------------------
     def guild_log(self, guild_id: str | None, level: str, target: str, message: str, ts: int | None = None) -> None:
-        log.log(logging.ERROR if level == "error" else logging.WARNING if level == "warn" else logging.INFO,
-                "[guild %s] %s: %s", guild_id or "-", target, message)
-        self._log_buffer.append({"guild_id": guild_id, "timestamp": ts or int(time.time() * 1000), "level": level,
-                                 "target": target, "message": message})
-
-    async def _flush_logs(self) -> None:
-        while True:
-            await asyncio.sleep(0.25)
-            await self._write_logs()
-
-    async def _write_logs(self) -> None:
-        if not self._log_buffer:
-            return
-        batch, self._log_buffer = self._log_buffer, []
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, repo.append_logs, self.db, batch,
-                                                             self.config.log_retention_per_guild)
-        except Exception as exc:  # noqa: BLE001
-            log.error("could not store %d log lines: %s", len(batch), exc)
+        """Add a line to a guild's log (``level``: info, warn, error)."""
+        self.logs.add(guild_id, level, target, message, ts)
 
     def fail(self, message: str) -> None:
-        """Stop the runtime because of ``message`` (``flora serve`` exits 1); for plugins too."""
+        """Stop the runtime because of ``message`` (``flora serve`` exits 1)."""
         self.fatal = message
         log.error("%s", message)
         self.stop_requested.set()
 
     def skip_reason(self, guild_id: str) -> str | None:
-        """Why events for ``guild_id`` would not run now, or ``None`` (host API for plugins)."""
+        """Why events for ``guild_id`` would not run now, or ``None``."""
         if guild_id in self.suspended:
             return "the guild's script is suspended (it crashed its worker)"
         if guild_id not in self.bundles:
             return "the guild has no script deployed"
         return None
 
-    def spawn(self, coro) -> asyncio.Task:
-        """Run a background task owned by the runtime (cancelled at stop); for plugins too."""
-        return self._spawn(coro)
+    def has_script(self, guild_id: str) -> bool:
+        """Whether a script is loaded (or being restored) for ``guild_id``."""
+        return guild_id in self.bundles
 
-    def _spawn(self, coro) -> asyncio.Task:
+    def spawn(self, coro) -> asyncio.Task:
+        """Run a background task owned by the runtime (cancelled at stop)."""
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -129,21 +120,27 @@ class Runtime:
         loop = asyncio.get_running_loop()
         self.config.data_path.mkdir(parents=True, exist_ok=True)
         if self.config.redis_url:
-            log.info("REDIS_URL is set: the scope cache keeps a second layer there and KV_BACKEND=redis can use it; "
-                     "the bus of this version stays on one machine")
+            log.info("REDIS_URL is set: the API's caches live there, the scope cache keeps a second layer there "
+                     "and KV_BACKEND=redis can use it; "
+                     "the bus is the embedded one unless a plugin provides another")
         self._db = await loop.run_in_executor(None, open_database, self.config, self.plugins)
+        self._bus = open_bus(self.config, self.plugins)
         run_dir = self.config.control_socket.parent
         self._pool = WorkerPool(self.config, str(run_dir / "workers.sock"), self._on_worker_message, self._on_worker_death)
         await self.pool.start()
-        self._spawn(self._flush_logs())
+        self.spawn(self.logs.run(self.db))
+        self.housekeeping.every(DROP_REPORT_SECS, self._report_drops, "report dropped events")
+        self.housekeeping.every(60, self._forget_stale, "forget old strikes and locks")
+        self.housekeeping.every(3600, self._trim_bundle_cache, "trim the bundle cache")
+        self.spawn(self.housekeeping.run())
         await self._rebuild_legacy_bundles()
         self.bundles = await loop.run_in_executor(None, repo.current_bundles, self.db)
         results = await asyncio.gather(*(self._load_stored(g) for g in list(self.bundles)))
         log.info("restored %d of %d deployments", sum(results), len(results))
-        await self._start_control()
-        if self.with_api:
-            self._start_api()
-            self._spawn(self._watch_api())
+        await self._bus.serve(self)
+        if self.api is not None:
+            self.api.start()
+            self.spawn(self.api.watch())
         for name, factory in self.plugins.event_sources().items():
             source = factory(self.config)
             await source.start(self.emit)
@@ -175,46 +172,39 @@ class Runtime:
 
     async def stop(self) -> None:
         self.plugins.shutdown(self)
-        proc, self._api_proc = self._api_proc, None
         for source in self.sources:
             try:
                 await source.stop()
             except Exception as exc:  # noqa: BLE001
                 log.error("event source failed to stop: %s", exc)
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                await asyncio.get_running_loop().run_in_executor(None, proc.wait, 10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if self._control_runner is not None:
-            await self._control_runner.cleanup()
+        if self.api is not None:
+            await self.api.stop()
+        if self._bus is not None:
+            await self._bus.close()
         if self._pool is not None:
             await self._pool.stop()
         for task in list(self._tasks):
             task.cancel()
-        await self._write_logs()
         if self._db is not None:
+            await self.logs.flush(self.db)
             self.db.close()
         self.stopped.set()
 
-    def _start_api(self) -> None:
-        self._api_proc = subprocess.Popen([sys.executable, "-m", "flora_http.serve"], env=dict(os.environ))
-        self._api_started = time.monotonic()
-        log.info("API process started (pid %s) on %s:%s", self._api_proc.pid, self.config.api_address, self.config.api_port)
+    # -- housekeeping jobs -----------------------------------------------------------------------
+    def _forget_stale(self) -> None:
+        now = time.monotonic()
+        for guild_id, (_, last) in list(self.strikes.items()):
+            if now - last > STRIKE_RESET_SECS and guild_id not in self.suspended:
+                del self.strikes[guild_id]
+        for guild_id, lock in list(self._load_locks.items()):
+            if not lock.locked() and guild_id not in self.bundles:
+                del self._load_locks[guild_id]
 
-    async def _watch_api(self) -> None:
-        """Restart the API process if it dies; if it dies right at start (e.g. port taken), stop flora."""
-        while True:
-            await asyncio.sleep(0.5)
-            proc = self._api_proc
-            if proc is None or proc.poll() is None:
-                continue
-            if time.monotonic() - self._api_started < 5:
-                self.fail(f"the API process exited with code {proc.returncode} right after start (see above)")
-                return
-            log.error("the API process exited with code %s; restarting it", proc.returncode)
-            self._start_api()
+    async def _trim_bundle_cache(self) -> None:
+        removed = await asyncio.get_running_loop().run_in_executor(
+            None, self.bundler.trim_cache, BUNDLE_CACHE_MAX_AGE_DAYS * 86400)
+        if removed:
+            log.info("removed %d cached bundle(s) unused for %d days", removed, BUNDLE_CACHE_MAX_AGE_DAYS)
 
     # -- guild scripts ---------------------------------------------------
     async def _load_request(self, guild_id: str, bundle: str) -> tuple[dict, str]:
@@ -229,7 +219,8 @@ class Runtime:
         self.plugins.script_loaded(self, guild_id, load_id, bool(reply.get("ok")))
         return reply, load_id
 
-    def _guild_lock(self, guild_id: str) -> asyncio.Lock:
+    def guild_lock(self, guild_id: str) -> asyncio.Lock:
+        """Held while a script is loaded for ``guild_id``: loads of one guild happen one at a time."""
         lock = self._load_locks.get(guild_id)
         if lock is None:
             lock = self._load_locks[guild_id] = asyncio.Lock()
@@ -237,10 +228,17 @@ class Runtime:
 
     async def load(self, guild_id: str, bundle: str) -> tuple[bool, str | None]:
         """Load a new script for a guild; on failure the previous one keeps running."""
-        async with self._guild_lock(guild_id):
-            return await self._load_locked(guild_id, bundle)
+        async with self.guild_lock(guild_id):
+            return await self.load_locked(guild_id, bundle)
 
-    async def _load_locked(self, guild_id: str, bundle: str) -> tuple[bool, str | None]:
+    async def deploy(self, guild_id: str, bundle: str) -> tuple[bool, str | None]:
+        """A deploy from the API (over the bus): load, then tell plugins (``flora_deployment_changed``)."""
+        ok, error = await self.load(guild_id, bundle)
+        if ok:
+            self.plugins.deployment_changed(guild_id, {"guild_id": guild_id})
+        return ok, error
+
+    async def load_locked(self, guild_id: str, bundle: str) -> tuple[bool, str | None]:
         try:
             reply, _ = await self._load_request(guild_id, bundle)
         except WorkerDied as exc:
@@ -325,7 +323,7 @@ class Runtime:
         log.info("%s restarted; restored %d guild(s), suspended %d", w.name, len(mine), len(suspects))
 
     def _resume_later(self, guild_id: str) -> None:
-        self._spawn(self._unsuspend(guild_id))
+        self.spawn(self._unsuspend(guild_id))
 
     async def _unsuspend(self, guild_id: str) -> None:
         if guild_id not in self.suspended:
@@ -341,7 +339,7 @@ class Runtime:
         guild_id = str(payload.get("guild_id") or "")
         if not guild_id or event not in self.subs.get(guild_id, ()) or guild_id in self.suspended:
             return
-        self._spawn(self.dispatch(guild_id, event, payload))
+        self.spawn(self.dispatch(guild_id, event, payload))
 
     def emit(self, event_type: str, raw: dict) -> None:
         """Called by event sources: a raw Discord gateway dispatch (``MESSAGE_CREATE``…), or an event of
@@ -350,10 +348,10 @@ class Runtime:
             self.bot_user = raw.get("user")
             self._broadcast("ready", payloads.ready(raw))
             for g in raw.get("guilds", []):
-                self._spawn(self._bootstrap(str(g["id"])))
+                self._bootstrap(str(g["id"]))
             return
         if event_type == "GUILD_CREATE":
-            self._spawn(self._bootstrap(str(raw["id"])))
+            self._bootstrap(str(raw["id"]))
             return
         names = payloads.EVENT_NAMES.get(event_type)
         if names is None:
@@ -369,24 +367,36 @@ class Runtime:
         converted = payloads.convert(event_type, raw)
         if converted is None or converted[0] not in subs:
             return
-        self._spawn(self.dispatch(guild_id, converted[0], converted[2]))
+        self.spawn(self.dispatch(guild_id, converted[0], converted[2]))
 
     def _note_drop(self, guild_id: str, event: str) -> None:
-        """Events dropped under backlog are counted and reported at most every 10 s per guild."""
-        pending, last_logged = self._dropped.get(guild_id, (0, 0.0))
-        pending += 1
-        now = time.monotonic()
-        if now - last_logged >= 10:
+        """Events dropped under backlog are counted and reported at most every 10 s per guild (the
+        housekeeping job reports what is left)."""
+        pending, last, _ = self._dropped.get(guild_id, (0, 0.0, event))
+        self._dropped[guild_id] = (pending + 1, last, event)
+        if time.monotonic() - last >= DROP_REPORT_SECS:
+            self._report_drop(guild_id)
+
+    def _report_drop(self, guild_id: str) -> None:
+        pending, _, event = self._dropped[guild_id]
+        if pending:
             self.guild_log(guild_id, "warn", "flora:runtime",
                            f"{pending} event(s) dropped (latest: {event}): the worker queue is full "
                            f"(RUNTIME_WORKER_QUEUE_CAPACITY={self.config.worker_queue_capacity})")
-            pending, last_logged = 0, now
-        self._dropped[guild_id] = (pending, last_logged)
+        self._dropped[guild_id] = (0, time.monotonic(), event)
+
+    def _report_drops(self) -> None:
+        now = time.monotonic()
+        for guild_id, (pending, last, _) in list(self._dropped.items()):
+            if pending and now - last >= DROP_REPORT_SECS:
+                self._report_drop(guild_id)
+            elif not pending and now - last >= 10 * DROP_REPORT_SECS:
+                del self._dropped[guild_id]
 
     def _broadcast(self, event: str, payload: dict) -> None:
         for guild_id, subs in self.subs.items():
             if event in subs and guild_id not in self.suspended:
-                self._spawn(self.dispatch(guild_id, event, payload))
+                self.spawn(self.dispatch(guild_id, event, payload))
 
     async def dispatch(self, guild_id: str, event: str, payload: dict, timeout: float | None = None) -> dict:
         """Deliver one event to the guild's script (plugins use this too, e.g. cron); returns the worker's reply."""
@@ -394,109 +404,31 @@ class Runtime:
         if self.pool.inflight(w) >= self.config.worker_queue_capacity:
             self._note_drop(guild_id, event)
             return {"ok": False, "error": "worker queue full"}
+        message: dict[str, object] = {"t": "dispatch", "guild": guild_id, "event": event, "payload": payload}
+        if timeout is not None:
+            message["timeout"] = timeout
+        started = time.perf_counter()
         try:
-            message: dict[str, object] = {"t": "dispatch", "guild": guild_id, "event": event, "payload": payload}
-            if timeout is not None:
-                message["timeout"] = timeout
-            started = time.perf_counter()
             reply = await self.pool.request(w, message)
         except WorkerDied as exc:
-            self.metrics["dispatch_total"] += 1
-            self.metrics["dispatch_errors"] += 1
+            self.metrics.record(None, None)
             return {"ok": False, "error": str(exc)}
-        self._latencies.append(int((time.perf_counter() - started) * 1_000_000))
-        self.metrics["dispatch_total"] += 1
-        if not reply.get("ok"):
-            self.metrics["dispatch_errors"] += 1
-            kind = reply.get("kind")
-            if kind == "timeout":
-                self.metrics["timeout_errors"] += 1
-            if kind == "oom":
-                self.metrics["oom_errors"] += 1
-            if kind in ("timeout", "oom"):
-                self.metrics["isolate_restarts"] += 1
+        self.metrics.record(reply, int((time.perf_counter() - started) * 1_000_000))
         if "subs" in reply:
             self.subs[guild_id] = set(reply["subs"])
         return reply
 
-    # -- starter script for guilds without a deployment ----------------------
-    async def _bootstrap(self, guild_id: str) -> None:
-        if guild_id in self.bundles or guild_id in self._bootstrapping:
-            return
-        self._bootstrapping.add(guild_id)
-        loop = asyncio.get_running_loop()
-        try:
-            if await loop.run_in_executor(None, repo.latest_success, self.db, guild_id):
-                return
-            files = self.plugins.starter_files()
-            if not files:
-                return  # no plugin offers a starter script
-            if self._starter is None:
-                self._starter = await loop.run_in_executor(None, self.bundler.bundle, "src/main.ts", files)
-            async with self._guild_lock(guild_id):
-                if guild_id in self.bundles:
-                    return  # a deploy arrived while the starter was being prepared: it wins
-                ok, error = await self._load_locked(guild_id, self._starter)
-                # recorded under the lock, so a deploy that follows is recorded after it
-                rev = await loop.run_in_executor(None, lambda: repo.record_revision(
-                    self.db, guild_id, entry="src/main.ts", status="success" if ok else "failed",
-                    bundle=self._starter, deploy_source="bootstrap", actor_type="system", actor_username="system",
-                    error_message=error, files=files, bundler_version=BUNDLER_VERSION))
-            if ok:
-                self.guild_log(guild_id, "info", "flora:runtime", "starter script deployed")
-                self.plugins.deployment_changed(guild_id, rev)
-        except (BundleError, OSError) as exc:
-            self.guild_log(guild_id, "error", "flora:runtime", f"starter script could not be deployed: {exc}")
-        finally:
-            self._bootstrapping.discard(guild_id)
+    def _bootstrap(self, guild_id: str) -> None:
+        if self.starter is not None and not self.has_script(guild_id):
+            self.spawn(self.starter.bootstrap(guild_id))
 
-    # -- the embedded bus ------------------------------------------------
-    async def _start_control(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/guilds/{guild_id}/load", self._http_load)
-        app.router.add_post("/guilds/{guild_id}/restore", self._http_restore)
-        app.router.add_get("/status", self._http_status)
-        self._control_runner = web.AppRunner(app, access_log=None)
-        await self._control_runner.setup()
-        path = str(self.config.control_socket)
-        if os.path.exists(path):
-            os.unlink(path)
-        await web.UnixSite(self._control_runner, path).start()
-        os.chmod(path, 0o600)
-
-    async def _http_load(self, request: web.Request) -> web.Response:
-        guild_id = request.match_info["guild_id"]
-        body = await request.json()
-        ok, error = await self.load(guild_id, body["bundle"])
-        if ok:
-            rev = {"guild_id": guild_id}
-            self.plugins.deployment_changed(guild_id, rev)
-        return web.json_response({"ok": ok, "error": error})
-
-    async def _http_restore(self, request: web.Request) -> web.Response:
-        await self.restore(request.match_info["guild_id"])
-        return web.json_response({"ok": True})
-
-    async def _http_status(self, request: web.Request) -> web.Response:
+    # -- the bus's requests (flora_core.bus.BusNode) ----------------------------------------------
+    def status(self) -> dict:
         workers = [{"name": w.name, "alive": w.alive, "pid": w.process.pid if w.process else None, "restarts": w.restarts,
                     "inflight": len(w.pending)} for w in self.pool.workers]
-        return web.json_response({"workers": workers, "guilds": len(self.bundles), "suspended": sorted(self.suspended),
-                                  "subscriptions": {g: sorted(s) for g, s in self.subs.items()},
-                                  "metrics": self.metrics_snapshot()})
-
-    def metrics_snapshot(self) -> dict:
-        """Counters since start and dispatch latency over the last 1000 dispatches (nearest rank, as flora)."""
-        out = dict(self.metrics)
-        samples = sorted(self._latencies)
-
-        def rank(p: float) -> int:
-            if not samples:
-                return 0
-            return samples[max(0, min(len(samples) - 1, int(-(-p * len(samples) // 100)) - 1))]
-
-        out["avg_latency_us"] = int(sum(samples) / len(samples)) if samples else 0
-        out["p50_latency_us"], out["p95_latency_us"], out["p99_latency_us"] = rank(50), rank(95), rank(99)
-        return out
+        return {"workers": workers, "guilds": len(self.bundles), "suspended": sorted(self.suspended),
+                "subscriptions": {g: sorted(s) for g, s in self.subs.items()},
+                "metrics": self.metrics.snapshot()}
 
 
 # Something to run next to the runtime in the same loop (``flora serve --emulator``'s emulator): called

@@ -28,6 +28,7 @@ from flora_core.plugins import Plugins
 from flora_core.storage import open_database
 
 from . import protocol
+from .housekeeping import Housekeeping
 from .isolate import GuildIsolate, IsolateStopped, ScriptError, ScriptOOM, ScriptTimeout, StopInfo, init_v8, overrun_text
 from .opctx import OpContext, ScopeCache, WorkerServices
 from .watchdog import CpuWatchdog
@@ -36,6 +37,7 @@ log = logging.getLogger("flora.worker")
 
 STRIKE_RESET_SECS = 600.0
 BACKOFF_MAX_SECS = 600.0
+MEMORY_RELEASE_SECS = 60  # idle isolates give memory back to the system this often
 
 
 def _rss_mb() -> float:
@@ -373,11 +375,9 @@ class Worker:
                 log.error("worker %s RSS %.0f MB exceeds RUNTIME_WORKER_MAX_RSS_MB=%s; exiting", self.worker_id, rss, limit)
                 os._exit(70)
 
-    async def _idle_gc(self) -> None:
-        while True:
-            await asyncio.sleep(60)
-            for iso in list(self.isolates.values()):
-                iso.memory_notification()
+    def _release_memory(self) -> None:
+        for iso in list(self.isolates.values()):
+            iso.memory_notification()
 
     async def run(self) -> None:
         init_v8()
@@ -397,7 +397,9 @@ class Worker:
             except Exception as exc:  # noqa: BLE001
                 log.error("worker %s could not log in to Discord REST: %s", self.worker_id, exc)
         self.watchdog.start()
-        tasks = {asyncio.create_task(self._watchdog()), asyncio.create_task(self._idle_gc())}
+        housekeeping = Housekeeping()
+        housekeeping.every(MEMORY_RELEASE_SECS, self._release_memory, "release isolate memory")
+        tasks = {asyncio.create_task(self._watchdog()), asyncio.create_task(housekeeping.run())}
         pending: set[asyncio.Task] = set()
         try:
             while True:

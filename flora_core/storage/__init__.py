@@ -15,7 +15,9 @@ import datetime as dt
 import logging
 from collections.abc import Iterator, Sequence
 from importlib import resources
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger("flora.storage")
 
@@ -30,7 +32,9 @@ def utcnow() -> str:
 
 
 class Database:
-    """A small DB-API wrapper; subclasses set ``dialect`` and ``connect()``."""
+    """A small DB-API wrapper; subclasses set ``dialect`` and implement ``connection()``, ``release()``,
+    ``close()`` and ``_lock_schema()`` (``_sql()`` too if their placeholder is not ``?``). What flora
+    expects of them is checked by ``flora_plugins.storage.conformance``."""
 
     dialect = "sqlite"
 
@@ -74,8 +78,13 @@ class Database:
     def migrate(self, plugin_migrations: Sequence[tuple[str, Any]] = ()) -> None:
         """Apply the core's migrations, then each plugin's (``[(plugin, folder)]``, a folder holding
         ``<dialect>/NNN_name.sql``), each once; a plugin's are recorded as ``<plugin>/NNN_name.sql``, so
-        its tables exist only once it is enabled, and enabling it later creates them."""
+        its tables exist only once it is enabled, and enabling it later creates them.
+
+        Each migration is one transaction that begins with :meth:`_lock_schema`, so a migration that
+        fails leaves nothing behind, and processes that start together on a new database (``flora serve``,
+        ``flora api -w N``) apply each migration once, one after the other."""
         with self.transaction() as cur:
+            self._lock_schema(cur)
             cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
         done = {r["version"] for r in self.fetchall("SELECT version FROM schema_migrations")}
         folders = [("", resources.files("flora_core.storage").joinpath("migrations")), *plugin_migrations]
@@ -94,6 +103,10 @@ class Database:
     def _apply(self, version: str, script: str) -> None:
         try:
             with self.transaction() as cur:
+                self._lock_schema(cur)
+                cur.execute("SELECT version FROM schema_migrations WHERE version = ?", (version,))
+                if cur.fetchone() is not None:
+                    return  # another process applied it while this one waited for the lock
                 for statement in (s.strip() for s in script.split(";")):
                     if statement:
                         cur.execute(statement)
@@ -101,6 +114,12 @@ class Database:
         except Exception as exc:
             raise StorageError(f"migration {version} failed: {exc}") from exc
         log.info("applied migration %s", version)
+
+    def _lock_schema(self, cur) -> None:
+        """Called first in every transaction that changes the schema. A backend makes the transaction
+        hold a lock until it ends, so that other processes' migrations wait for it, and makes sure its DDL
+        is part of it (undone on error). Doing nothing, the default, is right only for a database that
+        one process opens and whose DDL is transactional."""
 
     def close(self) -> None:
         pass
@@ -134,9 +153,25 @@ class _Cursor:
         return [dict(zip(cols, row, strict=True)) for row in self._cur.fetchall()]
 
 
-def open_database(config, plugins) -> Database:
-    """Open and migrate the database for ``config.db_url``."""
+def describe_database(config) -> str:
+    """Where ``config``'s database is, for messages (a PostgreSQL URL without its password)."""
     url = config.db_url
+    if url.startswith("sqlite:///"):
+        return url[len("sqlite:///"):]
+    parts = urlsplit(url)
+    if parts.password:
+        url = urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+    return url
+
+
+def open_database(config, plugins, *, must_exist: bool = False) -> Database:
+    """Open and migrate the database for ``config.db_url``. With ``must_exist`` (the CLI's commands that
+    manage a server's data) an embedded database that is not there yet is an error, never created: the
+    command runs in another folder than the server, or before it ever started."""
+    url = config.db_url
+    if must_exist and url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        raise StorageError(f"no flora database at {describe_database(config)}: run this where `flora serve` runs, "
+                           "or point FLORA_DATA_DIR (or --config) at the server's data folder")
     db = plugins.storage_backend(url, config)
     if db is None:
         scheme = url.split(":", 1)[0]

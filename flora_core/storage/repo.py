@@ -19,6 +19,24 @@ TRUSTED_BUNDLER_VERSION = 2
 LOG_RETENTION_PER_GUILD = 5000
 
 
+def storable_text(text: str | None) -> str | None:
+    """``text`` as every backend can store it: NUL (which PostgreSQL refuses in text) and lone
+    surrogates (not UTF-8, so no backend takes them; a script's ``"\\ud800"`` reaches Python as one
+    through JSON) become U+FFFD.
+
+    For text a script controls that is only read back (log lines, error messages): one such line must
+    not fail the write it is part of, and the supervisor writes every guild's lines of the last 0.25 s
+    in one transaction."""
+    if text is None:
+        return None
+    text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # surrogate pairs split into two code points are joined, lone ones replaced
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
 # -- deployments ---------------------------------------------------------------
 def _revision_out(row: dict | None) -> dict | None:
     if row is None:
@@ -57,8 +75,8 @@ def record_revision(
             " actor_user_id, actor_username, error_message, base_revision_id, change_summary, files, bundle, source_map,"
             " bundler_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                rev_id, guild_id, entry, status, now, deploy_source, actor_type, actor_user_id, actor_username,
-                error_message, base_revision_id,
+                rev_id, guild_id, entry, status, now, deploy_source, actor_type, actor_user_id, storable_text(actor_username),
+                storable_text(error_message), base_revision_id,
                 json.dumps(change_summary) if change_summary is not None else None,
                 json.dumps(files) if files is not None else None,
                 bundle,
@@ -67,18 +85,14 @@ def record_revision(
             ),
         )
         if status == "success":
-            cur.execute("SELECT created_at FROM deployments WHERE guild_id = ?", (guild_id,))
-            existing = cur.fetchone()
-            if existing:
-                cur.execute(
-                    "UPDATE deployments SET entry = ?, revision_id = ?, updated_at = ? WHERE guild_id = ?",
-                    (entry, rev_id, now, guild_id),
-                )
-            else:
-                cur.execute(
-                    "INSERT INTO deployments (guild_id, entry, revision_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                    (guild_id, entry, rev_id, now, now),
-                )
+            # One statement, not a read then an insert: two first deploys of a guild at once (two API
+            # workers) would both find no row, and on PostgreSQL the second insert would fail.
+            cur.execute(
+                "INSERT INTO deployments (guild_id, entry, revision_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (guild_id) DO UPDATE SET entry = excluded.entry, revision_id = excluded.revision_id,"
+                " updated_at = excluded.updated_at",
+                (guild_id, entry, rev_id, now, now),
+            )
     rev = get_revision(db, guild_id, rev_id)
     assert rev is not None  # written in the transaction above
     return rev
@@ -272,7 +286,8 @@ def append_logs(db: Database, entries: list[dict], keep: int | None = None) -> N
         for e in entries:
             cur.execute(
                 "INSERT INTO guild_logs (guild_id, timestamp, level, target, message) VALUES (?, ?, ?, ?, ?)",
-                (e.get("guild_id"), int(e.get("timestamp") or time.time() * 1000), e["level"], e["target"], e["message"]),
+                (e.get("guild_id"), int(e.get("timestamp") or time.time() * 1000), storable_text(e["level"]),
+                 storable_text(e["target"]), storable_text(e["message"])),
             )
         for guild_id in {e.get("guild_id") for e in entries if e.get("guild_id")}:
             cur.execute(

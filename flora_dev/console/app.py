@@ -7,7 +7,6 @@ import collections
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import tempfile
@@ -20,14 +19,15 @@ from aiohttp import WSMsgType, web
 from flora_core.bundler import BUNDLER_VERSION, BundleError
 from flora_core.runtime.supervisor import Runtime
 from flora_core.storage import repo
-from flora_dev.emulator import EmulatorServer, seed_dev_world
+from flora_dev.emulator import EmulatorServer, load_world_ids, save_world_ids, seed_dev_world, world_ids
 from flora_dev.emulator.models import EPHEMERAL, ApiError
+
+from . import hookspecs as console_hookspecs
 
 STATIC = Path(__file__).resolve().parent / "static"
 EMULATOR_TOKEN = "flora-dev-token"
 POLL_SECS = 0.3
 SKIP_DIRS = {".flora", ".git", "node_modules", "__pycache__", "data"}
-KV_STORE = re.compile(r"""kv\.store\(\s*['"`]([^'"`$]+)['"`]\s*\)""")
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
@@ -37,22 +37,6 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 def _say(line: str) -> None:
     print(line, flush=True)
-
-
-class _DevRuntime(Runtime):
-    """The runtime, with every guild log line also handed to the console."""
-
-    def __init__(self, *args: Any, on_log=None, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self._on_log = on_log
-
-    async def _bootstrap(self, guild_id: str) -> None:
-        return  # flora dev deploys the project itself; no starter script
-
-    def guild_log(self, guild_id, level, target, message, ts=None) -> None:
-        super().guild_log(guild_id, level, target, message, ts)
-        if self._on_log is not None:
-            self._on_log(self._log_buffer[-1])
 
 
 class DevSession:
@@ -83,19 +67,32 @@ class DevSession:
         from flora_core.plugins import Plugins
 
         self.tmp = tempfile.mkdtemp(prefix="flora-dev-")
-        emu = self.emu = EmulatorServer(EMULATOR_TOKEN)
+        # the same ids at every start in this project (what the script stored, e.g. channel ids, stays valid)
+        saved_at = self.root / ".flora" / "emulator.json"
+        ids = load_world_ids(saved_at) or {}
+        emu = self.emu = EmulatorServer(EMULATOR_TOKEN, application_id=ids.get("application"))
         await emu.start("127.0.0.1", self.emulator_port)
-        self.world = world = seed_dev_world(emu)
+        self.world = world = seed_dev_world(emu, ids)
         self.guild_id = gid = world["guild"]["id"]
-        emu.create_channel(gid, "random")
-        member = emu.create_role(gid, "member", permissions="0", color=0x2ECC71)
+        world["channels"]["random"] = emu.create_channel(gid, "random", channel_id=ids.get("random"))
+        member = emu.create_role(gid, "member", permissions="0", color=0x2ECC71, role_id=ids.get("member"))
+        world["roles"]["member"] = member
         emu.update_member(gid, world["users"]["bob"]["id"], roles=[member["id"]])
+        try:
+            save_world_ids(saved_at, dict(world_ids(world), application=emu.state.application_id))
+        except OSError as exc:  # a read-only project: the ids are new next time, nothing else changes
+            _say(f"  note: could not save the emulator's ids in {saved_at}: {exc.strerror or exc}")
         emu.listeners.append(self._on_emulator_event)
         values = dict(self.base_config.to_dict(), data_dir=self.tmp, database_url=None,
                       discord_api_base=emu.api_base, discord_token=EMULATOR_TOKEN, max_workers=1)
         config = Config.from_dict(values)
         self.plugins = self.plugins or Plugins()
-        self.runtime = _DevRuntime(config, self.plugins, with_api=False, on_log=self._on_log)
+        if not hasattr(self.plugins.hook, "flora_console_state") or \
+                self.plugins.hook.flora_console_state.spec is None:
+            self.plugins.pm.add_hookspecs(console_hookspecs)  # the console's own hooks (the kv view)
+        # flora dev deploys the project itself: no starter script
+        self.runtime = Runtime(config, self.plugins, starter=False)
+        self.runtime.logs.subscribe(self._on_log)
         await self.runtime.start()
         await self._start_console()
         await self.deploy(initial=True)
@@ -119,12 +116,12 @@ class DevSession:
 
     # -- deploy and watch -------------------------------------------------
     def _project_files(self) -> tuple[str, list[dict]]:
-        from flora_cli.client import collect_files, load_project_config, resolve_entry
+        from flora_cli.client import collect_files, imported_files, load_project_config, resolve_entry
 
         project = load_project_config(self.root)
         entry = resolve_entry(project.get("entry") or "src/main.ts", self.root)
         files = collect_files(self.root, exclude=(self.root / ".flora", self.root / "data"))
-        return entry, files
+        return entry, imported_files(self.root, entry, files)
 
     async def deploy(self, initial: bool = False) -> bool:
         loop = asyncio.get_running_loop()
@@ -141,7 +138,7 @@ class DevSession:
                 error_message=error, files=files, bundler_version=BUNDLER_VERSION))
             if ok:
                 rt.plugins.deployment_changed(self.guild_id, rev)
-                await loop.run_in_executor(None, self._create_stores, files)
+                await loop.run_in_executor(None, self._deployed, files)
         except (BundleError, OSError, ValueError) as exc:
             ok, error = False, str(exc)
         except Exception as exc:  # noqa: BLE001 - a broken project must not stop flora dev
@@ -355,54 +352,26 @@ class DevSession:
         return _json(dict(self.last_deploy, ok=ok))
 
     async def _kv(self, request: web.Request) -> web.Response:
+        if not self._kv_enabled():
+            return _json({"error": "the kv plugin is not enabled", "stores": []})
         try:
-            data = await asyncio.get_running_loop().run_in_executor(None, self._read_kv)
+            state = await asyncio.get_running_loop().run_in_executor(None, self._state)
         except Exception as exc:  # noqa: BLE001 - the view is best effort
             return _json({"error": str(exc), "stores": []})
-        return _json({"stores": data})
+        return _json({"stores": state.get("kv", [])})
 
-    def _create_stores(self, files: list[dict]) -> None:
-        """Create the KV stores the project names literally (``kv.store('notes')``), as an admin would."""
-        names = sorted({n for f in files for n in KV_STORE.findall(f["contents"])})
-        if not names:
-            return
-        from flora_plugins.kv.backends import open_backend
-        from flora_plugins.kv.service import KvService
+    def _kv_enabled(self) -> bool:
+        return self.runtime is not None and "kv" in self.runtime.plugins.loaded
 
-        rt = self.runtime
-        backend = open_backend(rt.config, rt.plugins)
-        try:
-            svc = KvService(rt.db, backend)
-            have = {s["store_name"] for s in svc.list_stores(self.guild_id)}
-            for name in names:
-                if name not in have:
-                    try:
-                        svc.create_store(self.guild_id, name)
-                        _say(f"  created KV store {name!r}")
-                    except Exception as exc:  # noqa: BLE001 - e.g. an invalid name: the script will say
-                        _say(f"  could not create KV store {name!r}: {exc}")
-        finally:
-            backend.close()
+    def _state(self) -> dict:
+        """What plugins show in the console (``flora_console_state``), merged."""
+        out: dict = {}
+        for part in self.runtime.plugins.hook.flora_console_state(runtime=self.runtime, guild_id=self.guild_id):
+            out.update(part or {})
+        return out
 
-    def _read_kv(self) -> list[dict]:
-        from flora_plugins.kv.backends import open_backend
-        from flora_plugins.kv.service import KvService
-
-        rt = self.runtime
-        backend = open_backend(rt.config, rt.plugins)
-        try:
-            svc = KvService(rt.db, backend)
-            out = []
-            for store in svc.list_stores(self.guild_id):
-                name = store.get("name") or store.get("store_name") or store.get("store")
-                keys = svc.list(self.guild_id, name, limit=100)["keys"]
-                entries = []
-                for k in keys:
-                    entries.append(dict(k, value=svc.get(self.guild_id, name, k["name"])))
-                out.append({"name": name, "entries": entries})
-            return out
-        finally:
-            backend.close()
+    def _deployed(self, files: list[dict]) -> None:
+        self.runtime.plugins.hook.flora_console_deployed(runtime=self.runtime, guild_id=self.guild_id, files=files)
 
 
 def _indent(text: str) -> str:

@@ -148,6 +148,12 @@ class Emulator:
         """The client secret ``/oauth2/token`` requires (None = any)."""
         self._call(setattr, self.server.oauth, "client_secret", secret)
 
+    def oauth_requests(self, path: str | None = None, *, user_id: str | None = None) -> list[dict]:
+        """The Bearer (user) calls the emulator answered so far, oldest first, optionally only those to
+        ``path`` (e.g. ``"/users/@me/guilds"``) and of ``user_id``: ``{method, path, user_id, status, time}``."""
+        return [dict(r) for r in self._call(lambda: list(self.server.oauth.requests))
+                if (path is None or r["path"] == path) and (user_id is None or r["user_id"] == str(user_id))]
+
     @property
     def oauth_base(self) -> str:
         """Where ``/oauth2/authorize`` lives (the API base without ``/api/v10``)."""

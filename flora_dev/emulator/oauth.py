@@ -6,12 +6,16 @@
 any ``client_id`` is accepted, the ``client_secret`` must equal the configured one (when set).
 ``GET /api/v10/users/@me[/guilds]`` with ``Authorization: Bearer <access_token>`` answer for
 that user: the guilds they are a member of, ``permissions`` as a string computed from roles.
+Every such Bearer call is recorded in :attr:`OAuthProvider.requests` (``Emulator.oauth_requests``),
+so a test can count how often a client asked Discord (``/users/@me/guilds`` is rate limited to about
+once a second per token on the real one).
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from collections import deque
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
@@ -40,6 +44,8 @@ class OAuthProvider:
         self.access: dict[str, dict] = {}  # access_token -> {user_id, expires, scope}
         self.refresh: dict[str, dict] = {}  # refresh_token -> {user_id, scope}
         self.token_ttl = TOKEN_TTL
+        # every Bearer call to BEARER_PATHS: {"method", "path", "user_id" (None for an unknown token), "status", "time"}
+        self.requests: deque[dict] = deque(maxlen=20_000)
 
     # --- driver-side --------------------------------------------------------------------
     def login_as(self, user_id: str | None) -> None:
@@ -110,6 +116,12 @@ class OAuthProvider:
         user_id = self.bearer_user(request)
         if user_id is None:
             return None
+        resp = self._bearer_response(rel, user_id)
+        self.requests.append({"method": request.method, "path": rel, "user_id": user_id or None,
+                              "status": resp.status, "time": time.time()})
+        return resp
+
+    def _bearer_response(self, rel: str, user_id: str) -> web.Response:
         if not user_id:
             return json_response({"message": "401: Unauthorized", "code": 0}, 401)
         st = self.srv.state

@@ -18,6 +18,14 @@ from flora_core import hookimpl
 
 log = logging.getLogger("flora.gateway")
 
+
+def _not_the_voice_warning(record: logging.LogRecord) -> bool:
+    # disnake warns at every client start that voice is unsupported without PyNaCl; flora has no voice ops
+    return not str(record.msg).startswith("PyNaCl")
+
+
+logging.getLogger("disnake.client").addFilter(_not_the_voice_warning)
+
 FORWARDED = {
     "READY", "GUILD_CREATE", "MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE", "MESSAGE_DELETE_BULK",
     "INTERACTION_CREATE", "MESSAGE_REACTION_ADD", "MESSAGE_REACTION_REMOVE", "MESSAGE_REACTION_REMOVE_EMOJI",

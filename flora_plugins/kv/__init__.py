@@ -102,3 +102,7 @@ def flora_startup(runtime):
         return
     log.info("KV backend: %s", backend.name)
     backend.close()
+
+
+# in flora dev's console: the stores a project names, and their entries (console.py)
+from .console import flora_console_deployed, flora_console_state  # noqa: E402, F401

@@ -17,7 +17,7 @@ import click
 
 from flora_cli.main import CliFailure
 from flora_core.config import load_config
-from flora_core.storage import open_database
+from flora_core.storage import describe_database, open_database
 
 from .errors import KV_NOT_FOUND, KvError
 from .service import KvService, service_for
@@ -46,7 +46,8 @@ def kv_service(ctx: click.Context) -> Iterator[KvService]:
         from flora_core.plugins import Plugins
 
         plugins = obj["plugins"] = Plugins()
-    db = open_database(config, plugins)
+    db = open_database(config, plugins, must_exist=True)
+    click.echo(f"Using the database at {describe_database(config)}", err=True)
     service = None
     try:
         service = service_for({}, db, config, plugins)

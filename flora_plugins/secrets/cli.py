@@ -15,7 +15,7 @@ import click
 
 from flora_core.config import load_config
 from flora_core.plugins import Plugins
-from flora_core.storage import open_database
+from flora_core.storage import describe_database, open_database
 
 from .store import SecretsError, box_from_config, delete_secret, list_secrets, put_secret
 
@@ -26,7 +26,9 @@ def _open(ctx: click.Context):
     obj = ctx.find_root().obj or {}
     config = load_config(obj.get("config_path"))
     plugins = obj.get("plugins") or Plugins()
-    return config, open_database(config, plugins)
+    db = open_database(config, plugins, must_exist=True)
+    click.echo(f"Using the database at {describe_database(config)}", err=True)
+    return config, db
 
 
 def _check_guild(guild_id: str) -> None:

@@ -7,6 +7,8 @@ import threading
 from flora_core import hookimpl
 from flora_core.storage import Database, StorageError
 
+CONNECTION_WAIT_SECS = 30
+
 
 class PostgresDatabase(Database):
     dialect = "postgres"
@@ -21,19 +23,54 @@ class PostgresDatabase(Database):
             self._pool = psycopg2.pool.ThreadedConnectionPool(1, max_connections, url)
         except psycopg2.Error as exc:
             raise StorageError(f"cannot connect to PostgreSQL: {str(exc).strip().splitlines()[0]}") from None
-        self._lock = threading.Lock()
+        # psycopg2's pool raises "connection pool exhausted" when every connection is in use: a caller
+        # waits for one instead (the API's greenlets and the runtime's executor threads outnumber them).
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self.max_connections = max_connections
+        # BYTEA comes back as bytes, as a BLOB does from SQLite (psycopg2 gives a memoryview)
+        binary = psycopg2.BINARY
+        self._bytes = psycopg2.extensions.new_type(
+            binary.values, "FLORA_BYTES", lambda value, cur: None if value is None else bytes(binary(value, cur)))
 
     def _sql(self, sql: str) -> str:
         return sql.replace("%", "%%").replace("?", "%s")
 
+    def _lock_schema(self, cur) -> None:
+        # A transaction-scoped advisory lock, per schema: concurrent CREATE TABLE (even IF NOT EXISTS)
+        # of the same table fails in one of the transactions, so migrations wait for each other.
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('flora schema_migrations ' || coalesce(current_schema(), '')))")
+
     def connection(self):
-        return self._pool.getconn()
+        if self._pool.closed:
+            raise StorageError("the PostgreSQL database is closed")
+        if not self._slots.acquire(timeout=CONNECTION_WAIT_SECS):
+            raise StorageError(f"no free PostgreSQL connection after {CONNECTION_WAIT_SECS}s "
+                               f"(all {self.max_connections} of DATABASE_MAX_CONNECTIONS in use)")
+        try:
+            conn = self._pool.getconn()
+            self._psycopg2.extensions.register_type(self._bytes, conn)
+            return conn
+        except self._psycopg2.pool.PoolError:
+            self._slots.release()
+            if self._pool.closed:  # closed while this caller waited
+                raise StorageError("the PostgreSQL database is closed") from None
+            raise
+        except BaseException:
+            self._slots.release()
+            raise
 
     def release(self, conn) -> None:
-        self._pool.putconn(conn)
+        try:
+            if self._pool.closed:  # closed during the transaction: its connection is closed already
+                conn.close()
+            else:
+                self._pool.putconn(conn)
+        finally:
+            self._slots.release()
 
     def close(self) -> None:
-        self._pool.closeall()
+        if not self._pool.closed:
+            self._pool.closeall()
 
 
 @hookimpl

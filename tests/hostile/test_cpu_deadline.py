@@ -18,7 +18,7 @@ from datetime import datetime
 import pytest
 from conftest import BOT_TOKEN, bot_replies, deploy_files, emulator_guild, http_json, start_flora, stop_flora, wait_for
 
-from flora_core.control import RuntimeClient
+from flora_core.bus import UnixSocketClient
 
 DEADLINE = 2  # RUNTIME_DISPATCH_TIMEOUT_SECS for this module
 STOP_WITHIN = 15.0  # deadline + a generous margin: CI is a busy 2-core machine
@@ -80,7 +80,7 @@ def hostile(tmp_path_factory):
                              RUNTIME_DISPATCH_TIMEOUT_SECS=DEADLINE)
         assert deploy_files(server, victim["id"], {"src/main.ts": VICTIM})[0] == 200
         server.emu, server.victim = emu, victim
-        server.control = RuntimeClient(server.data_dir / "run" / "runtime.sock")
+        server.control = UnixSocketClient(server.data_dir / "run" / "runtime.sock")
         server.pings = iter(range(1, 10**6))
         yield server
     finally:

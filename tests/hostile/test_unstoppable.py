@@ -11,7 +11,7 @@ import time
 import pytest
 from conftest import BOT_TOKEN, bot_replies, deploy_files, emulator_guild, start_flora, stop_flora, wait_for
 
-from flora_core.control import RuntimeClient
+from flora_core.bus import UnixSocketClient
 
 UNSTOPPABLE = """
 on('messageCreate', async (ctx) => {
@@ -57,7 +57,7 @@ def test_an_isolate_that_cannot_be_closed_gets_its_worker_replaced(unstoppable):
     server, emu, a, b = unstoppable
     assert deploy_files(server, a["id"], {"src/main.ts": UNSTOPPABLE})[0] == 200
     assert deploy_files(server, b["id"], {"src/main.ts": NICE})[0] == 200
-    control = RuntimeClient(server.data_dir / "run" / "runtime.sock")
+    control = UnixSocketClient(server.data_dir / "run" / "runtime.sock")
     old_pid = control.status()["workers"][0]["pid"]
 
     started = time.monotonic()

@@ -1,0 +1,60 @@
+"""Guild log lines in the supervisor: logged to the operator, kept in a buffer and written to the
+database in batches (every 0.25 s), and handed to listeners (``flora dev``'s console).
+
+Retention (``LOG_RETENTION_PER_GUILD``) is applied as each batch is written, so a guild that floods
+its log never holds more than its share of rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from flora_core.storage import Database, repo
+
+log = logging.getLogger("flora.runtime")
+
+FLUSH_EVERY_SECS = 0.25
+LEVELS = {"error": logging.ERROR, "warn": logging.WARNING}
+
+Listener = Callable[[dict], None]
+
+
+class GuildLogs:
+    def __init__(self, retention: int):
+        self.retention = retention
+        self._buffer: list[dict] = []
+        self._listeners: list[Listener] = []
+
+    def add(self, guild_id: str | None, level: str, target: str, message: str, ts: int | None = None) -> None:
+        log.log(LEVELS.get(level, logging.INFO), "[guild %s] %s: %s", guild_id or "-", target, message)
+        entry = {"guild_id": guild_id, "timestamp": ts or int(time.time() * 1000), "level": level,
+                 "target": target, "message": message}
+        self._buffer.append(entry)
+        for listener in list(self._listeners):
+            try:
+                listener(entry)
+            except Exception:  # noqa: BLE001 - a listener must not lose the line for the others
+                log.exception("a guild log listener failed")
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(entry)`` for every line from now on; returns the function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    async def run(self, db: Database) -> None:
+        """Write the buffer every 0.25 s until cancelled."""
+        while True:
+            await asyncio.sleep(FLUSH_EVERY_SECS)
+            await self.flush(db)
+
+    async def flush(self, db: Database) -> None:
+        if not self._buffer:
+            return
+        batch, self._buffer = self._buffer, []
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, repo.append_logs, db, batch, self.retention)
+        except Exception as exc:  # noqa: BLE001
+            log.error("could not store %d log lines: %s", len(batch), exc)
