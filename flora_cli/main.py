@@ -23,6 +23,7 @@ from .commands.login import login_command
 from .commands.plugins import plugins_command
 from .commands.serve import api_command, serve
 from .commands.tokens import tokens
+from .commands.types import types_command
 
 __all__ = ["CliFailure", "cli", "main", "make_cli"]
 
@@ -40,7 +41,8 @@ def make_cli() -> click.Group:
         """flora: one Discord bot, programmed per guild in TypeScript."""
         ctx.ensure_object(dict)["config_path"] = config_path
 
-    for command in (serve, api_command, dev, login_command, deploy, deployments, logs_command, tokens, plugins_command):
+    for command in (serve, api_command, dev, login_command, deploy, deployments, logs_command, tokens, plugins_command,
+                    types_command):
         flora.add_command(command)
     return flora
 

@@ -1,8 +1,10 @@
 """``flora plugins new NAME``: a plugin package that works and is tested as generated.
 
 It holds a ``pyproject.toml`` with the ``flora`` entry point, an op, a JS source that gives scripts a
-friendly function for it, its ``.d.ts`` fragment, a config key, and a test on flora's kit
-(``flora_dev.pytest_plugin``) that deploys a script calling the op and reads the bot's reply.
+friendly function for it (extending the SDK with ``__floraProvide``), its ``.d.ts`` fragment
+(``flora_register_type_declarations``), a config key, and tests on flora's kit
+(``flora_dev.pytest_plugin``) that deploy a script calling the op, read the bot's reply, and find the
+declarations in ``flora types``.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ on("messageCreate", async (ctx) => {{
 ```
 
 The greeting is the config key `{env}_GREETING` (`[{pkg}] greeting` in `config.toml`). Declarations for
-editors: `src/{pkg}/{pkg}.d.ts`.
+editors: `src/{pkg}/{pkg}.d.ts`, registered with flora, so `flora types -o flora.d.ts` includes them.
 
     pip install -e .        # next to flora
     python -m pytest -q     # flora's test kit starts a real flora against its Discord emulator
@@ -81,7 +83,14 @@ def flora_register_ops(register):
 
 @hookimpl
 def flora_register_js_sources(register):
-    register("{pkg}", resources.files(__name__).joinpath("{pkg}.js").read_text(encoding="utf-8"))
+    # order 50: after the SDK (20), which {pkg}.js extends
+    register("{pkg}", resources.files(__name__).joinpath("{pkg}.js").read_text(encoding="utf-8"), order=50)
+
+
+@hookimpl
+def flora_register_type_declarations(register):
+    # what {pkg}.js gives scripts; it builds on the SDK's declarations (the `flora` object)
+    register("{pkg}", resources.files(__name__).joinpath("{pkg}.d.ts"), requires=["flora:sdk"])
 
 
 @hookimpl
@@ -90,13 +99,25 @@ def flora_register_config_keys(register):
 
     register(Key("{pkg}_greeting", "{pkg}.greeting", "{env}_GREETING", text, "Hello"))
 ''',
-        f"src/{pkg}/{pkg}.js": f'''// Loaded into every guild's isolate before the guild's script.
-globalThis.{pkg}Greet = (name) => __floraOp("op_{pkg}_greet", {{ name }});
+        f"src/{pkg}/{pkg}.js": f'''// Loaded into every guild's isolate before the guild's script: {pkg}Greet(name), a global and a
+// member of `flora`, through the SDK's extension point (nothing without the sdk plugin).
+(function () {{
+  const provide = globalThis.__floraProvide;
+  if (typeof provide !== "function") return;
+  provide("{pkg}Greet", (name) => __floraOp("op_{pkg}_greet", {{ name }}));
+}})();
 ''',
         f"src/{pkg}/{pkg}.d.ts": f'''/** Greets `name` with the server's configured greeting ({dist}). */
 declare function {pkg}Greet(name: string): Promise<string>;
+
+interface FloraSdk {{
+  {pkg}Greet: typeof {pkg}Greet;
+}}
 ''',
         "tests/test_plugin.py": f'''"""{dist} against a real flora (flora's test kit: flora_server, flora_guild)."""
+
+import subprocess
+import sys
 
 import pytest
 
@@ -129,6 +150,13 @@ def test_the_plugin_is_loaded(flora_server):
     assert status == 200
     mine = next(p for p in plugins if p["name"] == "{pkg}")
     assert mine["registered"]["op"] == ["op_{pkg}_greet"]
+    assert mine["registered"]["type_declarations"] == ["{pkg}"]
+
+
+def test_flora_types_declares_the_global():
+    out = subprocess.run([sys.executable, "-m", "flora_cli", "types"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "declare function {pkg}Greet(name: string): Promise<string>;" in out.stdout
 ''',
     }
 

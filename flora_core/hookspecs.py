@@ -43,9 +43,18 @@ def flora_register_ops(register: Register) -> None:
 
 @hookspec
 def flora_register_js_sources(register: Register) -> None:
-    """Register JavaScript evaluated in every isolate before the guild's script:
-    ``register(name, source, order=100)`` (lower ``order`` runs first; the SDK uses 5–30).
+    """Register JavaScript evaluated in every isolate before the guild's script, after the core's own
+    (``__floraOp``, ``__floraOn``…): ``register(name, source, order=100)`` (lower ``order`` runs first,
+    ties by name; the SDK uses 5–30, the sources that extend it through ``__floraProvide`` 50).
     Collected at start in every process; evaluated in workers at each isolate build."""
+
+
+@hookspec
+def flora_register_type_declarations(register: Register) -> None:
+    """Register TypeScript declarations of what the plugin gives scripts (its JS sources' globals, its
+    events' payloads): ``register(name, declarations)``, the text of a global ``.d.ts`` or a path to one
+    (read when the declarations are assembled). Collected at start in every process; ``flora types``,
+    type checks and generated projects use the declarations of the enabled plugins, assembled into one file."""
 
 
 @hookspec
@@ -53,6 +62,14 @@ def flora_isolate_globals(guild_id: str, services: Any) -> dict | None:
     """Return JSON values to set as globals in ``guild_id``'s isolate before the JS sources run.
     Called in the worker at every isolate build (a deploy, a restart after a deadline, a restore);
     ``services`` is the worker's shared state (config, database, HTTP session, plugin ``resources``)."""
+
+
+@hookspec
+def flora_isolate_built(guild_id: str, load_id: str, services: Any) -> None:
+    """Called in the worker once per isolate build of ``guild_id`` (a deploy, a restart after a deadline,
+    a restore), after the runtime's and every plugin's JavaScript was evaluated and before the guild's
+    script runs, so before any op of that build; ``load_id`` names the load it runs. Called off the
+    worker's event loop; ``services`` as for ``flora_isolate_globals``. The cron plugin counts builds with it."""
 
 
 @hookspec(firstresult=True)
@@ -89,12 +106,6 @@ def flora_register_config_keys(register: Register) -> None:
     """Register the plugin's configuration keys: ``register(Key(attr, toml, env, parse, default))``
     (``flora_core.config.Key``). They are read, validated and reported like the core's (one line,
     exit 2) and become attributes of ``Config``. Collected in every process, before the config is read."""
-
-
-@hookspec
-def flora_register_kv_backends(register: Register) -> None:
-    """Register KV storage backends: ``register(name, factory)``; ``factory(config)`` returns a
-    ``flora_plugins.kv.backend.KvBackend`` (``KV_BACKEND`` picks one). Collected at start in every process."""
 
 
 @hookspec

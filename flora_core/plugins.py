@@ -7,7 +7,8 @@ which calls every hook through pluggy (``pm.hook.<name>(...)``), so ``tryfirst``
 wrappers and pluggy's call tracing work (``FLORA_TRACE_PLUGINS=1`` prints every hook call).
 
 A broken plugin never takes the host down: an import error, an exception inside one of its hooks,
-or a clash (an op, JS source, event source or KV backend name another plugin already registered)
+or a clash (an op, JS source, type declarations, event source, config key or a name of a registration
+hook a plugin declares, e.g. the kv plugin's KV backends, that another plugin already registered)
 disables that plugin with one line naming it and what went wrong, and the host goes on without it.
 On a clash the plugin loaded later loses, so a built-in always keeps its names. With
 ``FLORA_STRICT_PLUGINS=1`` (the tests) the same line is fatal instead (:class:`PluginError`, exit 2).
@@ -77,6 +78,32 @@ def _entry_points() -> list[importlib.metadata.EntryPoint]:
 
 def _is_builtin(ep: importlib.metadata.EntryPoint) -> bool:
     return ep.dist is not None and ep.dist.name == DISTRIBUTION
+
+
+def registration(kind: str, validate: Callable[..., tuple[str, Any]] | None = None):
+    """Mark a hookspec a plugin declares (``flora_add_hookspecs``) as a registration hook like the core's
+    ``flora_register_*``: its ``register`` is collected at start in every process, what is registered is
+    validated and recorded as ``kind`` (``flora plugins`` shows it), and a name another plugin registered
+    first disables the plugin loaded later. ``validate(*args, **kwargs)`` returns ``(name, value)`` or
+    raises ``ValueError`` with a short reason; by default ``register(name, value)`` with a non-empty name.
+    Read the result with :meth:`Plugins.collected`."""
+
+    def mark(spec: Callable) -> Callable:
+        spec.flora_registration = (kind, validate)  # type: ignore[attr-defined]
+        return spec
+
+    return mark
+
+
+def _named(kind: str) -> Callable[..., tuple[str, Any]]:
+    def validate(name, value=None, *rest):
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"invalid {kind} name {name!r}")
+        if rest:
+            raise ValueError(f"{kind} {name!r}: register(name, value) takes one value")
+        return name, value
+
+    return validate
 
 
 class _Disable(Exception):
@@ -175,8 +202,10 @@ class Plugins:
         plugin in every process (supervisor, workers, API, CLI) before anything uses it."""
         for _ in range(len(self.loaded) + 1):
             try:
-                self.ops(), self.js_sources(), self.event_sources(), self.kv_backends()
+                self.ops(), self.js_sources(), self._type_declarations(), self.event_sources()
                 self.config_keys(), self.migrations()
+                for hook_name in self._registration_hooks():
+                    self.collected(hook_name)
                 return
             except _Disable as exc:
                 self._fail(exc.plugin, exc.reason)
@@ -244,6 +273,45 @@ class Plugins:
         found = self._collect("flora_register_js_sources", validate, "js_source")
         return [(name, src) for name, ((order, src), _) in sorted(found.items(), key=lambda kv: (kv[1][0][0], kv[0]))]
 
+    def _type_declarations(self) -> dict[str, tuple[Any, str]]:
+        def validate(name, declarations, requires=()):
+            if not isinstance(name, str) or not name:
+                raise PluginError(f"invalid type declarations name {name!r}")
+            if not isinstance(declarations, str) and not callable(getattr(declarations, "read_text", None)):
+                raise PluginError(f"type declarations {name!r} must be a string or a path to a .d.ts file")
+            if isinstance(requires, str) or not all(isinstance(r, str) for r in requires):
+                raise PluginError(f"type declarations {name!r}: requires must be a list of declaration names")
+            return name, (declarations, tuple(requires))
+
+        return self._collect("flora_register_type_declarations", validate, "type_declarations")
+
+    def type_declarations(self) -> list[tuple[str, str]]:
+        """``[(name, text)]`` of the plugins' TypeScript declarations, by name. A path is read here, not
+        at start; one that cannot be read disables its plugin. Declarations whose ``requires`` are not all
+        there (their plugin is disabled) are left out: they build on names nobody declares."""
+        for _ in range(len(self.loaded) + 1):
+            found = self._type_declarations()
+            present = set(found)
+            while True:  # what requires something left out is left out too
+                gone = {n for n in present if not set(found[n][0][1]) <= present}
+                if not gone:
+                    break
+                present -= gone
+            out = []
+            for name in sorted(present):
+                (declarations, _), plugin = found[name]
+                if not isinstance(declarations, str):
+                    try:
+                        declarations = declarations.read_text(encoding="utf-8")
+                    except (OSError, UnicodeDecodeError) as exc:
+                        self._fail(plugin, f"plugin {plugin} was disabled: cannot read its type declarations "
+                                           f"{name!r}: {getattr(exc, 'strerror', None) or exc}")
+                        break
+                out.append((name, declarations))
+            else:
+                return out
+        return []
+
     def event_sources(self) -> dict[str, Callable]:
         def validate(name, factory):
             if not callable(factory):
@@ -252,15 +320,33 @@ class Plugins:
 
         return {k: v[0] for k, v in self._collect("flora_register_event_sources", validate, "event_source").items()}
 
-    def kv_backends(self) -> dict[str, Callable]:
-        def validate(name, factory):
-            if not isinstance(name, str) or not name:
-                raise PluginError(f"invalid KV backend name {name!r}")
-            if not callable(factory):
-                raise PluginError(f"KV backend {name!r} is not callable")
-            return name, factory
+    def _registration_hooks(self) -> list[str]:
+        """The declared hooks marked with :func:`registration` (plugins' own registration hooks)."""
+        found = []
+        for name, caller in vars(self.pm.hook).items():
+            spec = getattr(caller, "spec", None)
+            if spec is not None and getattr(spec.function, "flora_registration", None) is not None:
+                found.append(name)
+        return sorted(found)
 
-        return {k: v[0] for k, v in self._collect("flora_register_kv_backends", validate, "kv_backend").items()}
+    def collected(self, hook_name: str) -> dict[str, Any]:
+        """``{name: value}`` registered through a registration hook a plugin declared (:func:`registration`),
+        e.g. ``collected("flora_register_kv_backends")``; empty when no enabled plugin declares the hook."""
+        caller = getattr(self.pm.hook, hook_name, None)
+        spec = getattr(caller, "spec", None)
+        marker = getattr(spec.function, "flora_registration", None) if spec is not None else None
+        if marker is None:
+            return {}
+        kind, check = marker
+        check = check or _named(kind)
+
+        def validate(*args, **kwargs):
+            try:
+                return check(*args, **kwargs)
+            except ValueError as exc:
+                raise PluginError(str(exc)) from None
+
+        return {k: v[0] for k, v in self._collect(hook_name, validate, kind).items()}
 
     def config_keys(self) -> list:
         """Keys plugins add to the configuration; one that reuses a core key's name disables its plugin."""
@@ -304,6 +390,9 @@ class Plugins:
             if result:
                 out.update(result)
         return out
+
+    def isolate_built(self, guild_id: str, load_id: str, services) -> None:
+        self._call("flora_isolate_built", guild_id=guild_id, load_id=load_id, services=services)
 
     def storage_backend(self, url: str, config):
         return self._call("flora_storage_backend", url=url, config=config)

@@ -10,8 +10,20 @@
 //               thumbnail, section, mediaGallery, file, separator, container,
 //               label, fileUpload (+ one *Builder class each)
 //   constants   ButtonStyle(s), ComponentType, InputTextStyle(s), MessageFlags
-//   storage     kv, store, KvStore
-//   REST        rest (one method per Discord op)
+//   storage     kv, store, KvStore        (from the kv plugin: flora_plugins/kv/kv.js)
+//   REST        rest                      (from the discord_ops plugin: flora_plugins/discord_ops/rest.js)
+//
+// and the globals `cron` (cron plugin) and `secrets` (secrets plugin). Those four plugins, and any
+// other, extend the SDK with
+//
+//   __floraProvide(name, value, { member = true })
+//
+// which makes `value` the global `name` and, with `member`, `flora[name]`. A name is provided once:
+// a second provide of it, or of a name the SDK or the web globals define, throws a TypeError. Until a
+// plugin provides one of flora's own names above, that name is a stand-in that throws an Error with
+// code OP_UNAVAILABLE naming the plugin (`kv is not available: the kv plugin is disabled or not
+// installed`), so a script written for flora says what is missing instead of failing obscurely.
+// Sources that extend the SDK are registered with an order above 20 (flora's own use 50).
 //
 // Plain JavaScript on purpose: this file is the documentation of last resort.
 // Everything reaches the runtime through __floraOp(opName, args) -> Promise.
@@ -593,170 +605,7 @@
   const fileUpload = (customId) => new FileUploadBuilder(customId);
 
   // ====================================================================
-  // KV: per-guild named stores. A store must be created first (HTTP API or
-  // `flora kv create-store`); values are strings, expiration is unix seconds.
-  // ====================================================================
-
-  // flora's typings allowed bigint for expiration/limit; JSON does not.
-  function plainNumber(value) {
-    return typeof value === "bigint" ? Number(value) : value;
-  }
-
-  class KvStore {
-    #storeName;
-
-    constructor(storeName) {
-      this.#storeName = storeName;
-    }
-
-    // The value, or null if the key is missing or expired.
-    async get(key) {
-      return await op("op_kv_get", { storeName: this.#storeName, key });
-    }
-
-    // {value: null} if missing, else {value, metadata}.
-    async getWithMetadata(key) {
-      const result = await op("op_kv_get_with_metadata", { storeName: this.#storeName, key });
-      if (result === null || result === undefined) return { value: null };
-      if (Array.isArray(result)) {
-        const [value, meta] = result;
-        return { value, metadata: meta?.metadata };
-      }
-      return { value: result.value ?? null, metadata: result.metadata };
-    }
-
-    // options: {expiration?: unix seconds, metadata?: any JSON}. Replaces the
-    // key's metadata (none given -> metadata removed).
-    async set(key, value, options) {
-      await op("op_kv_set", {
-        storeName: this.#storeName,
-        key,
-        value,
-        expiration: plainNumber(options?.expiration ?? undefined),
-        metadata: options?.metadata ?? undefined,
-      });
-    }
-
-    // Changes only the metadata; the key must exist. Keeps the expiration.
-    async updateMetadata(key, metadata) {
-      await op("op_kv_update_metadata", { storeName: this.#storeName, key, metadata: metadata ?? undefined });
-    }
-
-    // No error if the key does not exist.
-    async delete(key) {
-      await op("op_kv_delete", { storeName: this.#storeName, key });
-    }
-
-    // options: {prefix?, limit? (default 100, max 1000), cursor?}
-    // -> {keys: [{name, expiration?, metadata?}], listComplete, cursor?}
-    async list(options) {
-      return await op("op_kv_list_keys", {
-        storeName: this.#storeName,
-        prefix: options?.prefix ?? undefined,
-        limit: plainNumber(options?.limit ?? undefined),
-        cursor: options?.cursor ?? undefined,
-      });
-    }
-
-    // Not in the original flora: atomically add `by` (default 1) to an
-    // integer value (missing key = 0); resolves with the new number.
-    async incr(key, by = 1) {
-      return await op("op_kv_incr", { storeName: this.#storeName, key, by: plainNumber(by) });
-    }
-
-    // Not in the original flora: set `value` only if the current value is
-    // `expected` (null = the key must not exist); resolves true if it was set.
-    async compareAndSet(key, expected, value, options) {
-      return await op("op_kv_cas", {
-        storeName: this.#storeName,
-        key,
-        expected,
-        value,
-        expiration: plainNumber(options?.expiration ?? undefined),
-        metadata: options?.metadata ?? undefined,
-      });
-    }
-  }
-
-  function store(name) {
-    return new KvStore(name);
-  }
-
-  const kv = { store };
-
-  // ====================================================================
-  // REST: one Discord call per method, arguments passed through unchanged
-  // (camelCase keys, ids as strings). Failures reject with an Error whose
-  // `code` is DISCORD_RATE_LIMITED, DISCORD_HTTP_ERROR, SCOPE_FORBIDDEN or
-  // INVALID_INPUT. Only the guild's own channels, threads and webhooks are
-  // reachable.
-  // ====================================================================
-
-  const REST_OPS = {
-    // messages
-    sendMessage: "op_send_message", // {channelId, content?, embeds?, components?, attachments?, replyTo?, ...} -> message
-    editMessage: "op_edit_message", // {channelId, messageId, content?, embeds?, components?, allowedMentions?, flags?}
-    deleteMessage: "op_delete_message", // {channelId, messageId}
-    bulkDeleteMessages: "op_bulk_delete_messages", // {channelId, messageIds}
-    pinMessage: "op_pin_message", // {channelId, messageId}
-    unpinMessage: "op_unpin_message", // {channelId, messageId}
-    crosspostMessage: "op_crosspost_message", // {channelId, messageId} -> message
-    fetchMessage: "op_fetch_message", // {channelId, messageId} -> message
-    fetchMessages: "op_fetch_messages", // {channelId, limit?, before?, after?, around?} -> message[]
-    addReaction: "op_add_reaction", // {channelId, messageId, emoji}
-    removeReaction: "op_remove_reaction", // {channelId, messageId, emoji, userId?}
-    clearReactions: "op_clear_reactions", // {channelId, messageId, emoji?}
-    // interactions
-    sendInteractionResponse: "op_send_interaction_response", // {interactionId, token, content?, ..., ephemeral?}
-    deferInteractionResponse: "op_defer_interaction_response", // {interactionId, token, ephemeral?}
-    updateInteractionResponse: "op_update_interaction_response", // {interactionId, token, content?, ...}
-    showModal: "op_show_modal", // {interactionId, token, customId, title, components} (beyond flora)
-    editOriginalInteractionResponse: "op_edit_original_interaction_response", // {token, content?, ...} -> message
-    deleteOriginalInteractionResponse: "op_delete_original_interaction_response", // {token}
-    createFollowupMessage: "op_create_followup_message", // {token, content?, ...} -> message
-    editFollowupMessage: "op_edit_followup_message", // {token, messageId, content?, ...} -> message
-    deleteFollowupMessage: "op_delete_followup_message", // {token, messageId}
-    // application commands
-    upsertGuildCommands: "op_upsert_guild_commands", // {guildId, commands}
-    createGuildCommand: "op_create_guild_command", // {guildId, command} -> command
-    editGuildCommand: "op_edit_guild_command", // {guildId, commandId, command} -> command
-    deleteGuildCommand: "op_delete_guild_command", // {guildId, commandId}
-    getGuildCommands: "op_get_guild_commands", // {guildId} -> command[]
-    getGuildCommand: "op_get_guild_command", // {guildId, commandId} -> command
-    editGuildCommandPermissions: "op_edit_guild_command_permissions", // {guildId, commandId, permissions}
-    getGuildCommandsPermissions: "op_get_guild_commands_permissions", // {guildId} -> permissions[]
-    getGuildCommandPermissions: "op_get_guild_command_permissions", // {guildId, commandId}
-    // members
-    kickMember: "op_kick_member", // {guildId, userId, reason?}
-    banMember: "op_ban_member", // {guildId, userId, deleteMessageSeconds?, reason?}
-    unbanMember: "op_unban_member", // {guildId, userId, reason?}
-    addMemberRole: "op_add_member_role", // {guildId, userId, roleId, reason?}
-    removeMemberRole: "op_remove_member_role", // {guildId, userId, roleId, reason?}
-    editMember: "op_edit_member", // {guildId, userId, payload, reason?} -> member
-    editCurrentMember: "op_edit_current_member", // {guildId, payload, reason?} -> member
-    // channels and threads
-    createChannel: "op_create_channel", // {guildId, payload, reason?} -> channel
-    editChannel: "op_edit_channel", // {channelId, payload, reason?} -> channel
-    deleteChannel: "op_delete_channel", // {channelId, reason?} -> channel
-    createThread: "op_create_thread", // {channelId, payload, reason?} -> channel
-    createThreadFromMessage: "op_create_thread_from_message", // {channelId, messageId, payload, reason?} -> channel
-    joinThread: "op_join_thread", // {threadId}
-    leaveThread: "op_leave_thread", // {threadId}
-    addThreadMember: "op_add_thread_member", // {threadId, userId}
-    removeThreadMember: "op_remove_thread_member", // {threadId, userId}
-    // webhooks
-    executeWebhook: "op_execute_webhook", // {webhookId, token, wait?, threadId?, content?, ...} -> message | null
-    editWebhook: "op_edit_webhook", // {webhookId, token?, payload, reason?} -> webhook
-    deleteWebhook: "op_delete_webhook", // {webhookId, token?, reason?}
-  };
-
-  const rest = {};
-  for (const [method, opName] of Object.entries(REST_OPS)) {
-    rest[method] = (args) => op(opName, args);
-  }
-
-  // ====================================================================
-  // Publish: `flora.<name>` and a global of the same name.
+  // Publish: `flora.<name>` and a global of the same name; then what plugins provide.
   // ====================================================================
 
   const sdk = {
@@ -812,14 +661,66 @@
     InputTextStyle,
     InputTextStyles: InputTextStyle,
     MessageFlags,
-    kv,
-    store,
-    KvStore,
-    rest,
   };
+
+  // flora's names that other plugins provide: [plugin, member of `flora`, a namespace object or a function]
+  const FROM_PLUGINS = {
+    kv: ["kv", true, "object"],
+    store: ["kv", true, "function"],
+    KvStore: ["kv", true, "function"],
+    rest: ["discord_ops", true, "object"],
+    cron: ["cron", false, "function"],
+    secrets: ["secrets", false, "object"],
+  };
+
+  function unavailable(what, name, plugin) {
+    const err = new Error(`${what} is not available: the ${plugin} plugin is disabled or not installed`);
+    err.code = "OP_UNAVAILABLE";
+    return err;
+  }
+
+  // Throws at the first use, with the plugin's name; stays quiet where a runtime only looks (JSON,
+  // promises, string conversion, Object.prototype's methods).
+  function standIn(name, plugin, kind) {
+    if (kind === "function") {
+      return function unavailableName() {
+        throw unavailable(name, name, plugin);
+      };
+    }
+    return new Proxy(Object.freeze({}), {
+      get(target, key) {
+        if (typeof key !== "string" || key === "then" || key === "toJSON") return undefined;
+        if (key in target) return target[key]; // toString, valueOf, hasOwnProperty...
+        throw unavailable(`${name}.${key}`, name, plugin);
+      },
+    });
+  }
+
+  const standIns = new Set();
+  for (const [name, [plugin, member, kind]] of Object.entries(FROM_PLUGINS)) {
+    const value = standIn(name, plugin, kind);
+    if (member) sdk[name] = value;
+    standIns.add(name);
+    g[name] = value;
+  }
 
   g.flora = sdk;
   for (const [name, value] of Object.entries(sdk)) {
     g[name] = value;
   }
+
+  const NAME = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+  function provide(name, value, options) {
+    if (typeof name !== "string" || !NAME.test(name)) {
+      throw new TypeError(`__floraProvide: invalid name ${JSON.stringify(name)}`);
+    }
+    if (!standIns.has(name) && name in g) {
+      throw new TypeError(`__floraProvide: '${name}' is already provided`);
+    }
+    standIns.delete(name);
+    const member = name in FROM_PLUGINS ? FROM_PLUGINS[name][1] : (options?.member ?? true);
+    if (member) sdk[name] = value;
+    g[name] = value;
+  }
+  Object.defineProperty(g, "__floraProvide", { value: provide, writable: false, configurable: false, enumerable: false });
 })();

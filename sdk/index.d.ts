@@ -1,21 +1,16 @@
-/// <reference path="./web.d.ts" />
-// Type declarations for flora scripts.
+// Type declarations for flora scripts: the SDK (the `sdk` plugin's prelude.js and flora.js).
 //
-// Everything here is a global in the isolate (and a member of `flora`):
-// scripts use `createBot`, `embed`, `kv`, `rest`... without importing them.
-// Reference this file from your tsconfig ("include": ["src", ".../index.d.ts"],
-// or extend the tsconfig.json next to it). `import { ... } from "@uwu/flora-sdk"`
-// is declared too, for editors and type checks.
+// Everything here is a global in the isolate (the SDK's values also members of `flora`): scripts use
+// `createBot`, `embed`, `on`... without importing them. What other plugins add (`kv`, `rest`, `cron`,
+// `secrets`, `fetch`, and third-party plugins' names) is declared by each of them, and the core declares
+// its own globals (`__floraOp`, `__floraOn`...): `flora types -o flora.d.ts` writes the declarations of
+// every enabled plugin into one file for your editor and `tsc`/`deno check`.
+// `import { ... } from "@uwu/flora-sdk"` is declared too, for editors and type checks (each plugin
+// adds its names to that module).
 //
 // Compatible with the original flora's global-types.d.ts; where the runtime
 // really sends `null` (every optional payload field is present), the types
 // say `| null`.
-
-// ======================================================================
-// JSON
-// ======================================================================
-
-type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue | undefined }
 
 // ======================================================================
 // Event payloads (camelCase keys; snowflakes are strings; timestamps ISO 8601)
@@ -420,31 +415,6 @@ interface FloraEventMap {
 type FloraEventName = keyof FloraEventMap
 type FloraEventHandler<E extends keyof FloraEventMap> = (ctx: FloraEventMap[E]) => void | Promise<void>
 
-/** What a cron handler receives (no reply/edit: there is no message). */
-interface CronContext {
-  name: string
-  /** ISO 8601 time of this run. */
-  scheduledAt: string
-}
-
-interface CronOptions {
-  /** Skip a tick while the previous run is still going. */
-  skipIfRunning?: boolean
-  /** Run once after downtime if a tick was missed (not in the original flora). */
-  /** After downtime: `'none'` (default) skips missed occurrences, `'latest'` runs the most recent one once. */
-  catchUp?: 'none' | 'latest'
-}
-
-type CronHandler = (ctx: CronContext) => void | Promise<void>
-
-interface Secrets {
-  /**
-   * An opaque placeholder for the secret, replaced by its value only inside
-   * `fetch()` URLs and headers sent to the hosts the secret allows.
-   */
-  get(name: string): string | undefined
-}
-
 interface Console {
   log(...data: any[]): void
   info(...data: any[]): void
@@ -460,24 +430,11 @@ interface Console {
 /** Run `handler` for every `event` in this guild. Handlers run one after another. */
 declare function on<E extends keyof FloraEventMap>(event: E, handler: FloraEventHandler<E>): void
 
-/**
- * Run `handler` on a schedule: 5 fields `min hour day month weekday`, UTC.
- * Throws TypeError for a bad name/expression/handler; the returned promise
- * rejects if the runtime refuses the job (the error is logged too).
- */
-declare function cron(name: string, cronExpr: string, handler: CronHandler, options?: CronOptions): Promise<void>
-
-declare var secrets: Secrets
-
 /** Writes to this guild's log (`flora logs`). */
 declare var console: Console
 
 /** Replaces all of this guild's slash commands (createBot does this for you). */
 declare function registerSlashCommands(commands: FlattenedSlashCommand[]): Promise<void> | undefined
-
-declare function __floraDispatch(event: string, payload: unknown): Promise<void>
-declare var __floraHandlers: { [event: string]: Function[] }
-declare var __floraGuildId: string | undefined
 
 // ======================================================================
 // Commands
@@ -828,357 +785,6 @@ declare const MessageFlags: {
 }
 
 // ======================================================================
-// KV
-// ======================================================================
-
-interface RawKvSetOptions {
-  /** Unix time in seconds. */
-  expiration?: number | bigint
-  metadata?: JsonValue
-}
-
-interface RawKvListKeysOptions {
-  prefix?: string
-  /** Default 100, max 1000. */
-  limit?: number | bigint
-  /** The `cursor` of the previous page. */
-  cursor?: string
-}
-
-interface RawKvKeyInfo {
-  name: string
-  expiration?: number
-  metadata?: JsonValue
-}
-
-interface RawKvListKeysResult {
-  keys: RawKvKeyInfo[]
-  listComplete: boolean
-  cursor?: string
-}
-
-interface RawKvGetResult {
-  value: string | null
-  metadata?: Record<string, unknown>
-}
-
-/** A named key-value store of this guild (create it first with the API or CLI). */
-declare class KvStore {
-  constructor(storeName: string)
-  get(key: string): Promise<string | null>
-  getWithMetadata(key: string): Promise<RawKvGetResult>
-  set(key: string, value: string, options?: RawKvSetOptions): Promise<void>
-  updateMetadata(key: string, metadata: JsonValue | undefined): Promise<void>
-  delete(key: string): Promise<void>
-  list(options?: RawKvListKeysOptions): Promise<RawKvListKeysResult>
-  /** Atomically adds `by` (default 1) to an integer value (missing = 0); the new value. Not in the original flora. */
-  incr(key: string, by?: number): Promise<number>
-  /**
-   * Sets `value` only if the current value is `expected` (null = key absent);
-   * true if it was set. Not in the original flora.
-   */
-  compareAndSet(key: string, expected: string | null, value: string, options?: RawKvSetOptions): Promise<boolean>
-}
-
-declare function store(name: string): KvStore
-declare const kv: { store(name: string): KvStore }
-
-// ======================================================================
-// REST (each method is one Discord call; errors carry `code`)
-// ======================================================================
-
-/** Every code the runtime's ops reject with (a test keeps this list equal to the Python side's). */
-type FloraErrorCode =
-  | 'DISCORD_RATE_LIMITED' | 'DISCORD_HTTP_ERROR' | 'SCOPE_FORBIDDEN' | 'INVALID_INPUT' | 'OP_UNAVAILABLE' | 'INTERNAL'
-  | 'LIMIT_EXCEEDED' | 'ALREADY_EXISTS'
-  | 'KV_NOT_FOUND' | 'KV_STORE_EXISTS' | 'KV_QUOTA_EXCEEDED' | 'KV_RATE_LIMITED' | 'KV_NOT_AN_INTEGER' | 'KV_UNAVAILABLE'
-  | 'FETCH_ERROR' | 'FETCH_BLOCKED' | 'FETCH_TIMEOUT' | 'FETCH_TOO_LARGE' | 'SECRETS_DISABLED'
-
-/** What rest methods and ctx.reply/edit reject with. */
-interface FloraError extends Error {
-  code?: FloraErrorCode
-}
-
-interface RawMessageBody {
-  content?: string
-  embeds?: RawEmbed[]
-  attachments?: RawAttachment[]
-  components?: JsonValue[]
-  tts?: boolean
-  allowedMentions?: RawAllowedMentions
-  flags?: number
-}
-
-interface RawSendMessage extends RawMessageBody {
-  channelId: string
-  /** Reply to this message. */
-  replyTo?: string
-  /** Deprecated alias of replyTo. */
-  messageId?: string
-}
-
-interface RawEditMessage {
-  channelId: string
-  messageId: string
-  content?: string
-  embeds?: RawEmbed[]
-  components?: JsonValue[]
-  allowedMentions?: RawAllowedMentions
-  flags?: number
-}
-
-interface RawMessageRef {
-  channelId: string
-  messageId: string
-}
-
-type RawDeleteMessage = RawMessageRef
-type RawPinMessage = RawMessageRef
-type RawCrosspostMessage = RawMessageRef
-type RawFetchMessage = RawMessageRef
-
-interface RawBulkDeleteMessages {
-  channelId: string
-  messageIds: string[]
-}
-
-interface RawFetchMessages {
-  channelId: string
-  limit?: number
-  before?: string
-  after?: string
-  around?: string
-}
-
-interface RawReaction extends RawMessageRef {
-  /** A unicode emoji or "name:id". */
-  emoji: string
-  userId?: string
-}
-
-interface RawClearReactions extends RawMessageRef {
-  emoji?: string
-}
-
-interface RawInteractionResponse extends RawMessageBody {
-  interactionId: string
-  token: string
-  ephemeral?: boolean
-}
-
-interface RawDeferInteractionResponse {
-  interactionId: string
-  token: string
-  ephemeral?: boolean
-}
-
-interface RawUpdateInteractionResponse extends RawMessageBody {
-  interactionId: string
-  token: string
-}
-
-interface RawEditInteractionResponse {
-  token: string
-  content?: string
-  embeds?: RawEmbed[]
-  attachments?: RawAttachment[]
-  components?: JsonValue[]
-  allowedMentions?: RawAllowedMentions
-  flags?: number
-}
-
-interface RawDeleteInteractionResponse {
-  token: string
-}
-
-interface RawFollowupMessage extends RawMessageBody {
-  token: string
-  /** Required to edit a followup. */
-  messageId?: string
-}
-
-interface RawDeleteFollowupMessage {
-  token: string
-  messageId: string
-}
-
-interface RawSlashCommand {
-  name: string
-  description?: string
-  options?: SlashCommandOption[]
-}
-
-interface RawGuildId {
-  guildId: string
-}
-
-interface RawUpsertGuildCommands extends RawGuildId {
-  commands: RawSlashCommand[]
-}
-
-interface RawCreateGuildCommand extends RawGuildId {
-  command: RawSlashCommand
-}
-
-interface RawEditGuildCommand extends RawGuildId {
-  commandId: string
-  command: RawSlashCommand
-}
-
-interface RawGetGuildCommand extends RawGuildId {
-  commandId: string
-}
-
-type RawDeleteGuildCommand = RawGetGuildCommand
-
-interface RawCommandPermissions extends RawGuildId {
-  commandId: string
-  permissions: JsonValue
-}
-
-interface RawGuildUser extends RawGuildId {
-  userId: string
-  reason?: string
-}
-
-interface RawBanMember extends RawGuildUser {
-  deleteMessageSeconds?: number
-}
-
-interface RawMemberRole extends RawGuildUser {
-  roleId: string
-}
-
-interface RawEditMember extends RawGuildUser {
-  /** Discord's JSON body (snake_case), e.g. {nick, roles, communication_disabled_until}. */
-  payload: JsonValue
-}
-
-interface RawEditCurrentMember extends RawGuildId {
-  payload: JsonValue
-  reason?: string
-}
-
-interface RawCreateChannel extends RawGuildId {
-  payload: JsonValue
-  reason?: string
-}
-
-interface RawEditChannel {
-  channelId: string
-  payload: JsonValue
-  reason?: string
-}
-
-interface RawDeleteChannel {
-  channelId: string
-  reason?: string
-}
-
-interface RawCreateThread {
-  channelId: string
-  payload: JsonValue
-  reason?: string
-}
-
-interface RawCreateThreadFromMessage extends RawCreateThread {
-  messageId: string
-}
-
-interface RawThreadId {
-  threadId: string
-}
-
-interface RawThreadMember extends RawThreadId {
-  userId: string
-}
-
-interface RawExecuteWebhook extends RawMessageBody {
-  webhookId: string
-  token: string
-  /** Wait for the message and return it. */
-  wait?: boolean
-  threadId?: string
-  withComponents?: boolean
-  username?: string
-  avatarUrl?: string
-  threadName?: string
-}
-
-interface RawEditWebhook {
-  webhookId: string
-  token?: string
-  payload: JsonValue
-  reason?: string
-}
-
-interface RawDeleteWebhook {
-  webhookId: string
-  token?: string
-  reason?: string
-}
-
-interface FloraRest {
-  sendMessage(args: RawSendMessage): Promise<JsonValue>
-  editMessage(args: RawEditMessage): Promise<void>
-  deleteMessage(args: RawDeleteMessage): Promise<void>
-  bulkDeleteMessages(args: RawBulkDeleteMessages): Promise<void>
-  pinMessage(args: RawPinMessage): Promise<void>
-  unpinMessage(args: RawPinMessage): Promise<void>
-  crosspostMessage(args: RawCrosspostMessage): Promise<JsonValue>
-  fetchMessage(args: RawFetchMessage): Promise<JsonValue>
-  fetchMessages(args: RawFetchMessages): Promise<JsonValue[]>
-  addReaction(args: RawReaction): Promise<void>
-  removeReaction(args: RawReaction): Promise<void>
-  clearReactions(args: RawClearReactions): Promise<void>
-
-  sendInteractionResponse(args: RawInteractionResponse): Promise<void>
-  deferInteractionResponse(args: RawDeferInteractionResponse): Promise<void>
-  updateInteractionResponse(args: RawUpdateInteractionResponse): Promise<void>
-  /** Beyond flora: opens a modal (interaction callback type 9). */
-  showModal(args: { interactionId: string; token: string; customId: string; title: string; components: Array<ComponentLike> }): Promise<void>
-  editOriginalInteractionResponse(args: RawEditInteractionResponse): Promise<JsonValue>
-  deleteOriginalInteractionResponse(args: RawDeleteInteractionResponse): Promise<void>
-  createFollowupMessage(args: RawFollowupMessage): Promise<JsonValue>
-  editFollowupMessage(args: RawFollowupMessage): Promise<JsonValue>
-  deleteFollowupMessage(args: RawDeleteFollowupMessage): Promise<void>
-
-  upsertGuildCommands(args: RawUpsertGuildCommands): Promise<void>
-  createGuildCommand(args: RawCreateGuildCommand): Promise<JsonValue>
-  editGuildCommand(args: RawEditGuildCommand): Promise<JsonValue>
-  deleteGuildCommand(args: RawDeleteGuildCommand): Promise<void>
-  getGuildCommands(args: RawGuildId): Promise<JsonValue[]>
-  getGuildCommand(args: RawGetGuildCommand): Promise<JsonValue>
-  editGuildCommandPermissions(args: RawCommandPermissions): Promise<JsonValue>
-  getGuildCommandsPermissions(args: RawGuildId): Promise<JsonValue[]>
-  getGuildCommandPermissions(args: RawGetGuildCommand): Promise<JsonValue>
-
-  kickMember(args: RawGuildUser): Promise<void>
-  banMember(args: RawBanMember): Promise<void>
-  unbanMember(args: RawGuildUser): Promise<void>
-  addMemberRole(args: RawMemberRole): Promise<void>
-  removeMemberRole(args: RawMemberRole): Promise<void>
-  editMember(args: RawEditMember): Promise<JsonValue>
-  editCurrentMember(args: RawEditCurrentMember): Promise<JsonValue>
-
-  createChannel(args: RawCreateChannel): Promise<JsonValue>
-  editChannel(args: RawEditChannel): Promise<JsonValue>
-  deleteChannel(args: RawDeleteChannel): Promise<JsonValue>
-  createThread(args: RawCreateThread): Promise<JsonValue>
-  createThreadFromMessage(args: RawCreateThreadFromMessage): Promise<JsonValue>
-  joinThread(args: RawThreadId): Promise<void>
-  leaveThread(args: RawThreadId): Promise<void>
-  addThreadMember(args: RawThreadMember): Promise<void>
-  removeThreadMember(args: RawThreadMember): Promise<void>
-
-  executeWebhook(args: RawExecuteWebhook): Promise<JsonValue | null>
-  editWebhook(args: RawEditWebhook): Promise<JsonValue>
-  deleteWebhook(args: RawDeleteWebhook): Promise<void>
-}
-
-declare const rest: FloraRest
-
-// ======================================================================
 // The `flora` namespace object (same values as the globals)
 // ======================================================================
 
@@ -1235,10 +841,6 @@ interface FloraSdk {
   InputTextStyle: typeof InputTextStyle
   InputTextStyles: typeof InputTextStyles
   MessageFlags: typeof MessageFlags
-  kv: typeof kv
-  store: typeof store
-  KvStore: typeof KvStore
-  rest: typeof rest
 }
 
 declare const flora: FloraSdk
@@ -1251,8 +853,6 @@ declare const flora: FloraSdk
 declare module '@uwu/flora-sdk' {
   // runtime globals
   export import on = globalThis.on
-  export import cron = globalThis.cron
-  export import secrets = globalThis.secrets
   export import registerSlashCommands = globalThis.registerSlashCommands
   // SDK values
   export import prefix = globalThis.prefix
@@ -1307,10 +907,6 @@ declare module '@uwu/flora-sdk' {
   export import InputTextStyle = globalThis.InputTextStyle
   export import InputTextStyles = globalThis.InputTextStyles
   export import MessageFlags = globalThis.MessageFlags
-  export import kv = globalThis.kv
-  export import store = globalThis.store
-  export import KvStore = globalThis.KvStore
-  export import rest = globalThis.rest
   // types
   export import JsonValue = globalThis.JsonValue
   export import EventUser = globalThis.EventUser
@@ -1346,8 +942,6 @@ declare module '@uwu/flora-sdk' {
   export import ReactionContext = globalThis.ReactionContext
   export import ReactionRemoveAllContext = globalThis.ReactionRemoveAllContext
   export import FloraEventMap = globalThis.FloraEventMap
-  export import CronContext = globalThis.CronContext
-  export import CronOptions = globalThis.CronOptions
   export import MessageReplyOptions = globalThis.MessageReplyOptions
   export import MessageEditOptions = globalThis.MessageEditOptions
   export import RawEmbed = globalThis.RawEmbed

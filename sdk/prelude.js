@@ -1,13 +1,16 @@
 // flora runtime prelude: the globals every guild script can use before the SDK.
 //
 //   on(event, handler)              subscribe to a Discord event
-//   cron(name, expr, handler, opts) run a handler on a schedule (UTC, 5 fields)
-//   secrets.get(name)               an opaque placeholder, replaced inside fetch()
 //   console.log/info/warn/error/debug(...args)   write to the guild's log
 //   registerSlashCommands(commands) bulk-overwrite the guild's slash commands
 //
-// Loaded after the runtime glue (which defines __floraOp and __floraGuildId)
-// and before flora.js. Every call into the runtime goes through
+// and the context every handler receives (ctx.msg, ctx.reply, ctx.edit, and for interactions
+// ctx.showModal, ctx.update). `cron` and `secrets` come from the cron and secrets plugins, which
+// extend the SDK (flora.js: __floraProvide).
+//
+// Loaded after the runtime's own JavaScript (flora_core/runtime/glue.js: __floraOp, __floraGuildId;
+// events.js: __floraOn, __floraDefineContext, __floraDispatch) and before flora.js. Every call into
+// the runtime goes through
 //   __floraOp(opName, argsObject) -> Promise
 // There are no synchronous ops.
 (function floraPrelude() {
@@ -20,23 +23,10 @@
   }
 
   // ---------------------------------------------------------------- handlers
-  // event name -> handlers, in registration order. The runtime reads the keys
-  // (after load, and whenever __floraSubsDirty is set) so that only events a
-  // script listens to ever enter the isolate.
-  g.__floraHandlers = {};
-  g.__floraSubsDirty = true;
-
-  function addHandler(event, handler) {
-    const handlers = g.__floraHandlers;
-    if (!handlers[event] || handlers[event].length === 0) {
-      handlers[event] = [];
-      g.__floraSubsDirty = true;
-    }
-    handlers[event].push(handler);
-  }
-
+  // The runtime keeps the handlers (events.js); it reads the subscribed event names after a load
+  // and whenever one gets its first handler, so that only events a script listens to enter the isolate.
   g.on = function on(event, handler) {
-    addHandler(event, handler);
+    g.__floraOn(event, handler);
   };
 
   // ------------------------------------------------------- reply / edit shapes
@@ -132,28 +122,9 @@
     return ctx;
   }
 
-  // ----------------------------------------------------------------- dispatch
-  const CRON_EVENT_PREFIX = "__cron:";
-
-  function makeCronContext(payload) {
-    const { name, scheduledAt } = payload || {};
-    const ctx = { name, scheduledAt };
-    // The original runtime handed cron handlers `{msg: payload, ...}`; keep
-    // `ctx.msg` working for scripts that relied on it, without showing it.
-    Object.defineProperty(ctx, "msg", { value: payload, enumerable: false });
-    return ctx;
-  }
-
-  // Called by the runtime for every event. Handlers run one after the other;
-  // a throw (or rejection) stops the remaining handlers and rejects the dispatch.
-  g.__floraDispatch = async function __floraDispatch(event, payload) {
-    if (typeof payload === "string") payload = JSON.parse(payload);
-    const handlers = g.__floraHandlers[event] || [];
-    const isCron = typeof event === "string" && event.startsWith(CRON_EVENT_PREFIX);
-    for (const handler of handlers) {
-      await handler(isCron ? makeCronContext(payload) : makeContext(payload));
-    }
-  };
+  // ------------------------------------------------------------------ context
+  // What every handler receives (cron's "__cron:" events define their own, in the cron plugin).
+  g.__floraDefineContext("", (payload) => makeContext(payload));
 
   // ------------------------------------------------------------------ console
   // Strings as they are; everything else as JSON, never throwing.
@@ -221,64 +192,5 @@
   g.registerSlashCommands = function registerSlashCommands(commands) {
     if (!g.__floraGuildId) return undefined;
     return op("op_upsert_guild_commands", { guildId: g.__floraGuildId, commands });
-  };
-
-  // --------------------------------------------------------------------- cron
-  // Registration is asynchronous here: the returned promise rejects with the
-  // runtime's message (invalid expression, duplicate name, too many jobs), and
-  // the error is also written to the log, so it is seen even when not awaited.
-  g.cron = function cron(name, cronExpr, handler, options) {
-    if (typeof name !== "string" || !name.length) {
-      throw new TypeError("cron name must be a non-empty string");
-    }
-    if (typeof cronExpr !== "string" || !cronExpr.length) {
-      throw new TypeError("cron expression must be a non-empty string");
-    }
-    if (typeof handler !== "function") {
-      throw new TypeError("cron handler must be a function");
-    }
-    const event = CRON_EVENT_PREFIX + name;
-    addHandler(event, handler);
-    let registration;
-    try {
-      registration = Promise.resolve(
-        op("op_register_cron", {
-          name,
-          expr: cronExpr,
-          skipIfRunning: Boolean(options?.skipIfRunning),
-          catchUp: options?.catchUp ?? "none",
-        })
-      );
-    } catch (err) {
-      registration = Promise.reject(err);
-    }
-    registration.catch((err) => {
-      // A job that was not registered never fires: forget its handler.
-      const list = g.__floraHandlers[event];
-      const index = list ? list.lastIndexOf(handler) : -1;
-      if (index >= 0) list.splice(index, 1);
-      if (list && list.length === 0) {
-        delete g.__floraHandlers[event];
-        g.__floraSubsDirty = true;
-      }
-      g.console.error(`cron '${name}' was not registered: ${err && err.message ? err.message : err}`);
-    });
-    return registration;
-  };
-
-  // ------------------------------------------------------------------ secrets
-  // The real value never enters the isolate: get() returns a placeholder that
-  // the runtime replaces in fetch() URLs and headers, for allowed hosts only.
-  // If the runtime publishes the guild's secret names as
-  // `__floraSecretNames` (an array), unknown names give undefined, as in flora.
-  g.secrets = {
-    get(name) {
-      if (typeof name !== "string" || !name.length) {
-        throw new TypeError("secret name must be a non-empty string");
-      }
-      const known = g.__floraSecretNames;
-      if (Array.isArray(known) && !known.includes(name)) return undefined;
-      return `__FLORA_SECRET_${encodeURIComponent(name)}__`;
-    },
   };
 })();

@@ -1,7 +1,7 @@
-// The web globals a flora isolate has (flora_plugins/sdk/web.js, and fetch from the secrets plugin,
-// flora_plugins/secrets/fetch.js). Only these: there is no DOM, no ArrayBuffer, typed array or
-// WebAssembly, so byte data is a plain number[]. Referenced by index.d.ts; a test type-checks a script
-// that uses every one of them against this file.
+// The web globals a flora isolate has (flora_plugins/sdk/web.js; fetch, Headers and Response come from
+// the secrets plugin and are declared by it: flora_plugins/secrets/fetch.d.ts). Only these: there is no
+// DOM, no ArrayBuffer, typed array or WebAssembly, so byte data is a plain number[]. A test type-checks
+// a script that uses every one of them against the assembled declarations (`flora types`).
 
 /** Runs `callback` after `delay` ms; a delay beyond the dispatch deadline throws a RangeError. */
 declare function setTimeout<A extends unknown[]>(callback: (...args: A) => unknown, delay?: number, ...args: A): number
@@ -60,51 +60,3 @@ declare class URL {
   toString(): string
   toJSON(): string
 }
-
-type HeadersInit = Headers | Record<string, string> | [string, string][]
-
-declare class Headers {
-  constructor(init?: HeadersInit)
-  append(name: string, value: string): void
-  set(name: string, value: string): void
-  delete(name: string): void
-  get(name: string): string | null
-  has(name: string): boolean
-  getSetCookie(): string[]
-  entries(): IterableIterator<[string, string]>
-  keys(): IterableIterator<string>
-  values(): IterableIterator<string>
-  forEach(fn: (value: string, key: string, parent: Headers) => void, thisArg?: unknown): void
-  [Symbol.iterator](): IterableIterator<[string, string]>
-}
-
-/** A response, read whole before `fetch` resolves; bodies are text. */
-declare class Response {
-  readonly status: number
-  readonly statusText: string
-  readonly ok: boolean
-  readonly url: string
-  readonly redirected: boolean
-  readonly type: "basic"
-  readonly headers: Headers
-  readonly bodyUsed: boolean
-  text(): Promise<string>
-  json<T = JsonValue>(): Promise<T>
-  clone(): Response
-}
-
-interface RequestInit {
-  method?: string
-  headers?: HeadersInit
-  /** Text, or URLSearchParams (sent as a form). Not allowed with GET or HEAD. */
-  body?: string | URLSearchParams | null
-  redirect?: "follow" | "manual" | "error"
-}
-
-/**
- * HTTP(S) to public hosts (the runtime refuses private and metadata addresses unless the operator
- * allows them). `secrets.get(name)` placeholders in the URL and header values are replaced for the
- * secret's allowed hosts. Rejects with a FloraError: FETCH_BLOCKED, FETCH_TIMEOUT, FETCH_TOO_LARGE,
- * FETCH_ERROR, or INVALID_INPUT.
- */
-declare function fetch(input: string | URL | { url: string; method?: string; headers?: HeadersInit }, init?: RequestInit): Promise<Response>

@@ -110,7 +110,7 @@ def test_op_register_cron_checks(sqlite_db, monkeypatch):
     assert (rows["a"]["catch_up"], rows["a"]["skip_if_running"], rows["b"]["catch_up"]) == ("latest", 1, "latest")
 
     # the worker rebuilds the isolate from the same load (e.g. after a timeout): the script registers again
-    cron_plugin.flora_isolate_globals(G, services)
+    cron_plugin.flora_isolate_built(G, "L1", services)
     run(register({"name": "a", "expr": "* * * * *"}))
     run(register({"name": "b", "expr": "* * * * *"}))
     assert len(store.jobs_of(sqlite_db, G)) == 2

@@ -1,6 +1,6 @@
 """The documentation keeps up with the code: every hook in docs/plugins.md with its exact signature
-and a test that uses it, every configuration key in docs/configuration.md (as datasette checks its
-plugin hooks and settings)."""
+and a test that uses it (the core's, and those the built-in plugins declare with flora_add_hookspecs),
+every configuration key in docs/configuration.md (as datasette checks its plugin hooks and settings)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,20 @@ import pytest
 
 from flora_core import hookspecs
 from flora_core.config import all_keys, reference_table
+from flora_core.plugins import Plugins
 from flora_dev.console import hookspecs as console_hookspecs
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS_MD = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
-# flora's hooks, and the hooks flora's own packages declare (flora_add_hookspecs or at start)
+# flora's hooks, and the hooks flora's own packages declare at start (the console's)
 SPEC_MODULES = (hookspecs, console_hookspecs)
-SPECS = {name: fn for module in SPEC_MODULES for name, fn in vars(module).items()
-         if name.startswith("flora_") and callable(fn) and hasattr(fn, "flora_spec")}
+FLORA_HOOKS = {name: fn for module in SPEC_MODULES for name, fn in vars(module).items()
+              if name.startswith("flora_") and callable(fn) and hasattr(fn, "flora_spec")}
+# hooks the built-in plugins declare (flora_add_hookspecs): every spec pluggy holds that is not one of those
+PLUGIN_HOOKS = {name: caller.spec.function for name, caller in vars(Plugins().pm.hook).items()
+                if getattr(caller, "spec", None) is not None and name not in FLORA_HOOKS
+                and caller.spec.function.__module__.startswith("flora_plugins.")}
+SPECS = {**FLORA_HOOKS, **PLUGIN_HOOKS}
 HOOKS = sorted(SPECS)
 
 
@@ -31,6 +37,18 @@ def signature(name: str) -> str:
 
 def test_there_are_hooks_to_check():
     assert len(HOOKS) >= 14 and "flora_register_ops" in HOOKS
+    assert PLUGIN_HOOKS["flora_register_kv_backends"].__module__ == "flora_plugins.kv.hookspecs"
+
+
+def test_the_core_declares_nothing_of_kv():
+    assert "kv" not in (ROOT / "flora_core" / "hookspecs.py").read_text(encoding="utf-8").lower()
+
+
+@pytest.mark.parametrize("hook", sorted(PLUGIN_HOOKS))
+def test_a_hook_a_plugin_declares_says_which_plugin_declares_it(hook):
+    module = PLUGIN_HOOKS[hook].__module__.replace(".", "/") + ".py"
+    section = PLUGINS_MD.split(f"### `{signature(hook)}`", 1)[1].split("\n### ", 1)[0]
+    assert f"`{module}`" in section, f"the section of {hook} does not name {module}"
 
 
 @pytest.mark.parametrize("hook", HOOKS)

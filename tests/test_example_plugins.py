@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT
 
 
-@pytest.mark.parametrize("example", ["flora-webhooks", "flora-kv-lmdb"])
+@pytest.mark.parametrize("example", ["flora-webhooks", "flora-kv-lmdb", "flora-hello"])
 def test_an_example_plugin_passes_its_own_tests(example, tmp_path):
     source = tmp_path / example
     shutil.copytree(ROOT / "examples" / "plugins" / example, source,

@@ -93,16 +93,64 @@ def test_flora_runs_scripts_with_kv_secrets_and_cron_disabled_and_has_none_of_th
         g = emulator_guild(emu, "Plain")
         server = start_flora(emu, tmp_path, FLORA_DISABLE_PLUGINS="kv,secrets,cron")
         try:
-            script = "on('messageCreate', (ctx) => { if (ctx.msg.content === '!hi') ctx.reply('hi without plugins'); });"
+            script = """
+on('messageCreate', async (ctx) => {
+  if (ctx.msg.content === '!hi') await ctx.reply('hi without plugins');
+  if (ctx.msg.content !== '!missing') return;
+  const errors = [];
+  for (const use of [() => kv.store('s'), () => secrets.get('A'), () => cron('c', '* * * * *', () => {})]) {
+    try { use(); } catch (e) { errors.push(`${e.code}: ${e.message}`); }
+  }
+  setTimeout(() => rest.sendMessage({ channelId: ctx.msg.channelId, content: errors.join(' | ') }), 1);
+});
+"""
             assert deploy_files(server, g["id"], {"src/main.ts": script})[0] == 200
             emu.user_says(g["channel_id"], g["user_id"], "!hi")
             wait_for(lambda: [m for m in bot_replies(emu, g["channel_id"]) if m["content"] == "hi without plugins"],
                      timeout=30, message="a reply with kv, secrets and cron disabled")
+            emu.user_says(g["channel_id"], g["user_id"], "!missing")
+            reply = wait_for(lambda: [m for m in bot_replies(emu, g["channel_id"]) if m["content"].startswith("OP_")],
+                             timeout=30, message="the errors of the disabled plugins' names")[0]
+            assert reply["content"] == " | ".join(f"OP_UNAVAILABLE: {what} is not available: the {plugin} plugin is disabled or not installed"
+                                                  for what, plugin in (("kv.store", "kv"), ("secrets.get", "secrets"), ("cron", "cron")))
         finally:
             stop_flora(server)
         conn = sqlite3.connect(tmp_path / "data" / "flora.db")
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         conn.close()
         assert "deployments" in tables and not tables & {"kv_stores", "guild_secrets", "cron_jobs", "cron_loads"}
+    finally:
+        emu.stop()
+
+
+RAW_CORE_SCRIPT = """
+__floraOn('messageCreate', async (ctx) => {
+  if (ctx.msg.author.bot || ctx.msg.content !== 'raw?') return;
+  const seen = [typeof on, typeof flora, typeof kv, typeof rest, typeof setTimeout, Object.keys(ctx).join(',')];
+  await __floraOp('op_send_message', { channelId: ctx.msg.channelId, content: `raw ${seen.join(' ')} ${__floraGuildId}` });
+});
+"""
+
+
+def test_a_script_using_only_the_core_api_runs_with_the_sdk_disabled(tmp_path):
+    """glue.js and events.js are the core's: without the sdk plugin there is no SDK, no console and no
+    starter script, and a script written against __floraOn/__floraOp loads and handles its events."""
+    from conftest import BOT_TOKEN, bot_replies, deploy_files, emulator_guild, start_flora, stop_flora, wait_for
+
+    from flora_dev.emulator import Emulator
+
+    emu = Emulator(token=BOT_TOKEN)
+    emu.start()
+    try:
+        g = emulator_guild(emu, "Core only")
+        server = start_flora(emu, tmp_path, FLORA_DISABLE_PLUGINS="sdk")
+        try:
+            status, body = deploy_files(server, g["id"], {"src/main.ts": RAW_CORE_SCRIPT})
+            assert status == 200, body
+            emu.user_says(g["channel_id"], g["user_id"], "raw?")
+            reply = wait_for(lambda: bot_replies(emu, g["channel_id"]), timeout=30, message="the raw script's reply")[0]
+            assert reply["content"] == f"raw undefined undefined undefined undefined undefined msg {g['id']}"
+        finally:
+            stop_flora(server)
     finally:
         emu.stop()

@@ -58,7 +58,11 @@ def flora_startup(runtime):
 
 @hookimpl
 def flora_script_loaded(runtime, guild_id, load_id, ok):
-    _note(runtime.config, hook="script_loaded", guild=guild_id, ok=ok)
+    _note(runtime.config, hook="script_loaded", guild=guild_id, ok=ok, load=load_id)
+
+@hookimpl
+def flora_isolate_built(guild_id, load_id, services):  # in a worker
+    _note(services.config, hook="isolate_built", guild=guild_id, load=load_id)
 
 @hookimpl
 def flora_deployment_changed(guild_id, revision):
@@ -110,7 +114,11 @@ def test_a_third_party_plugin_uses_every_supervisor_hook(audit_site, tmp_path):
     entries = [json.loads(line) for line in audit.read_text(encoding="utf-8").splitlines()]
     hooks = [e["hook"] for e in entries]
     assert hooks[0] == "startup" and hooks[-1] == "shutdown"
-    assert {"hook": "script_loaded", "guild": g["id"], "ok": True} in entries
+    loaded = [e for e in entries if e["hook"] == "script_loaded" and e["guild"] == g["id"] and e["ok"]]
+    built = [e for e in entries if e["hook"] == "isolate_built" and e["guild"] == g["id"]]
+    assert loaded and built and {e["load"] for e in loaded} <= {e["load"] for e in built}
+    # the worker's build of a load comes before the supervisor hears that it loaded
+    assert entries.index(built[-1]) < entries.index(loaded[-1])
     assert {"hook": "deployment_changed", "guild": g["id"]} in entries
     conn = sqlite3.connect(tmp_path / "data" / "flora.db")
     assert conn.execute("SELECT what FROM audit_events").fetchall() == [("startup",)]
@@ -140,13 +148,13 @@ class MemoryKv:
 
 
 def test_a_kv_backend_from_a_plugin_is_selected_by_kv_backend(tmp_path):
-    from flora_plugins.kv.backends import open_backend
+    from flora_plugins.kv.backends import installed_backends, open_backend
 
     plugins = Plugins()
     plugins.add(MemoryKv(), "acme_kv")
     config = load_config(env={"KV_BACKEND": "acme_files", "FLORA_DATA_DIR": str(tmp_path)}, plugins=plugins)
     backend = open_backend(config, plugins)
-    assert "acme_files" in plugins.kv_backends() and type(backend).__name__ == "SqliteBackend"
+    assert "acme_files" in installed_backends(plugins) and type(backend).__name__ == "SqliteBackend"
     assert {p["name"]: p for p in plugins.describe()}["acme_kv"]["registered"] == {"kv_backend": ["acme_files"]}
 
 

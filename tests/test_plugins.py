@@ -146,12 +146,61 @@ def test_bad_registrations_disable_the_plugin(plugin, message, monkeypatch):
     assert "op_send_message" in plugins.ops() and plugins.js_sources()
 
 
+class Declares:
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+    @hookimpl
+    def flora_register_type_declarations(self, register):
+        register(*self.args, **self.kwargs)
+
+
+@pytest.mark.parametrize("args, kwargs, message", [
+    ((5, "declare const x: 1"), {}, "plugin bad: invalid type declarations name 5"),
+    (("x", 5), {}, "plugin bad: type declarations 'x' must be a string or a path to a .d.ts file"),
+    (("x", "declare const x: 1"), {"requires": "flora:sdk"}, "plugin bad: type declarations 'x': requires must be a list"),
+    (("flora:kv", "declare const x: 1"), {}, "plugin bad was disabled: its type_declarations 'flora:kv' is already registered by kv"),
+])
+def test_bad_type_declarations_disable_the_plugin(args, kwargs, message, monkeypatch):
+    monkeypatch.setenv("FLORA_STRICT_PLUGINS", "0")
+    plugins = Plugins()
+    plugins.add(Declares(*args, **kwargs), "bad")
+    plugins._settle()
+    assert plugins.failed["bad"].startswith(message) and "bad" not in plugins.loaded
+    assert "flora:kv" in dict(plugins.type_declarations())
+
+
+def test_type_declarations_are_read_when_assembled_and_need_what_they_require(tmp_path, monkeypatch):
+    from flora_core.declarations import HEADER, assemble
+
+    monkeypatch.setenv("FLORA_STRICT_PLUGINS", "0")
+    (tmp_path / "hello.d.ts").write_text("declare function hello(): string\n", encoding="utf-8")
+    plugins = Plugins()
+    plugins.add(Declares("acme:hello", tmp_path / "hello.d.ts", requires=["flora:sdk"]), "hello")
+    plugins.add(Declares("acme:more", "interface FloraSdk { more: 1 }", requires=["acme:hello"]), "more")
+    plugins.add(Declares("acme:gone", tmp_path / "gone.d.ts"), "gone")
+    plugins._settle()
+    text = assemble(plugins)
+    assert text.startswith(HEADER) and "declare function __floraOp" in text
+    assert "// ---- acme:hello (plugin hello) ----\ndeclare function hello(): string\n" in text
+    assert "interface FloraSdk { more: 1 }" in text and "acme:gone" not in text
+    assert plugins.failed["gone"] == "plugin gone was disabled: cannot read its type declarations 'acme:gone': No such file or directory"
+    assert {p["name"]: p for p in plugins.describe()}["hello"]["registered"] == {"type_declarations": ["acme:hello"]}
+
+    monkeypatch.setenv("FLORA_DISABLE_PLUGINS", "sdk")
+    bare = Plugins()
+    bare.add(Declares("acme:hello", tmp_path / "hello.d.ts", requires=["flora:sdk"]), "hello")
+    bare.add(Declares("acme:more", "interface FloraSdk { more: 1 }", requires=["acme:hello"]), "more")
+    # without the SDK nothing that builds on it is declared: not the plugins' fragments, not what needs them
+    assert bare.type_declarations() == []
+
+
 def test_hooks_go_through_pluggy_tryfirst_and_wrappers_work():
     """The facade calls pm.hook: a tryfirst implementation runs first even when registered first
     (pluggy otherwise calls the latest first), and a wrapper sees every result."""
     from types import SimpleNamespace
 
-    import flora_plugins.cron as cron
+    import flora_plugins.secrets as secrets
 
     calls: list = []
 
@@ -178,11 +227,11 @@ def test_hooks_go_through_pluggy_tryfirst_and_wrappers_work():
     plugins = Plugins(entry_points=False)
     plugins.add(Early(), "early")
     plugins.add(Plain(), "plain-first")
-    plugins.add(cron, "cron")
+    plugins.add(secrets, "secrets")
     plugins.add(Wrapper(), "wrapper")
     merged = plugins.isolate_globals("1", SimpleNamespace(resources={}))
     # "early" was registered first: only tryfirst puts it before the others (pluggy calls the latest
-    # first), here before the built-in cron's implementation, which counts the build
+    # first), here before the built-in secrets plugin's implementation (no database here: no names)
     assert calls == ["wrapper-before", "early", "plain", ("wrapper-after", [{"early": 1}, {}, {"plain": 2}])]
     assert merged == {"early": 1, "plain": 2}
 
@@ -224,3 +273,69 @@ def test_a_plugin_declares_a_hook_that_another_implements():
     plugins.add(Declarer(), "declarer")
     plugins._check_pending()
     assert plugins.failed == {} and plugins.hook.flora_acme_greeting(name="x") == ["hi x"]
+
+
+def test_a_registration_hook_a_plugin_declares_gets_the_hosts_rules(monkeypatch):
+    """flora_core.plugins.registration: collected at start, validated, clashes disable the later plugin,
+    `flora plugins` lists the names (as the kv plugin's flora_register_kv_backends)."""
+    import types
+
+    import pluggy
+
+    from flora_core.plugins import registration
+
+    spec = pluggy.HookspecMarker("flora")
+
+    def check(name, colour):
+        if colour not in ("red", "blue"):
+            raise ValueError(f"paint {name!r}: unknown colour {colour!r}")
+        return name, colour
+
+    specs = types.ModuleType("acme_specs")
+
+    @registration("paint", check)
+    @spec
+    def flora_register_paints(register):
+        """Paints (every process)."""
+
+    specs.flora_register_paints = flora_register_paints
+
+    class Declares:
+        @hookimpl
+        def flora_add_hookspecs(self, pm):
+            pm.add_hookspecs(specs)
+
+    class Paints:
+        def __init__(self, *args):
+            self.args = args
+
+        @hookimpl
+        def flora_register_paints(self, register):
+            register(*self.args)
+
+    monkeypatch.setenv("FLORA_STRICT_PLUGINS", "0")
+    plugins = Plugins()
+    plugins.add(Paints("sky", "blue"), "first")  # registered before the spec exists: pluggy keeps it
+    plugins.add(Declares(), "acme")
+    plugins.add(Paints("sky", "red"), "second")
+    plugins.add(Paints("grass", "green"), "bad")
+    plugins._settle()
+    assert plugins.collected("flora_register_paints") == {"sky": "blue"}
+    assert plugins.failed["second"] == "plugin second was disabled: its paint 'sky' is already registered by first"
+    assert plugins.failed["bad"] == "plugin bad: paint 'grass': unknown colour 'green'"
+    assert {p["name"]: p for p in plugins.describe()}["first"]["registered"] == {"paint": ["sky"]}
+    assert plugins.collected("flora_register_nothing_declared") == {}
+
+
+def test_kv_backends_are_the_kv_plugins_hook_and_idle_while_it_is_disabled(monkeypatch):
+    from flora_core import hookspecs
+    from flora_plugins.kv.backends import installed_backends
+
+    assert not hasattr(hookspecs, "flora_register_kv_backends")
+    plugins = Plugins()
+    assert {"sqlite", "postgres", "redis"} <= set(installed_backends(plugins))
+    assert {p["name"]: p for p in plugins.describe()}["kv_sqlite"]["registered"] == {"kv_backend": ["sqlite"]}
+    monkeypatch.setenv("FLORA_DISABLE_PLUGINS", "kv")
+    quiet = Plugins()  # strict (conftest): the backends' optional hook is no error
+    assert "kv_sqlite" in quiet.loaded and installed_backends(quiet) == {}
+    assert not hasattr(quiet.hook, "flora_register_kv_backends") or quiet.hook.flora_register_kv_backends.spec is None

@@ -1,4 +1,5 @@
-"""The JavaScript SDK (sdk/prelude.js + sdk/flora.js) in a real V8 isolate.
+"""The JavaScript SDK in a real V8 isolate: the core's events.js, then the SDK (sdk/prelude.js +
+sdk/flora.js) and the plugins' extensions of it (kv, secrets, cron, rest), as the plugins register them.
 
 A JS stand-in for the runtime's ``__floraOp`` records every op call (name and
 argument object) and answers from per-op mocks, so each test drives
@@ -21,6 +22,9 @@ import pytest
 from py_mini_racer import JSPromiseError, MiniRacer
 
 import flora_sdk
+from flora_core.plugins import Plugins
+from flora_core.runtime.isolate import EVENTS
+from flora_plugins.secrets import placeholders
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GUILD = "999000000000000000"
@@ -54,14 +58,26 @@ STUB = r"""
 """
 
 
+_SOURCES: list[tuple[str, str]] = []
+
+
+def sdk_sources() -> list[tuple[str, str]]:
+    """The JS sources of the enabled plugins in load order, without the web globals and fetch (tested
+    on a real runtime: test_web_globals.py, test_secrets_e2e.py)."""
+    if not _SOURCES:
+        _SOURCES.extend((n, s) for n, s in Plugins().js_sources() if n not in ("flora:web", "flora:fetch"))
+    return _SOURCES
+
+
 class Sandbox:
     """One isolate with the SDK loaded; helpers to dispatch events and read op calls."""
 
-    def __init__(self, guild_id: str | None = GUILD):
+    def __init__(self, guild_id: str | None = GUILD, sources: list[tuple[str, str]] | None = None):
         self.mr = MiniRacer()
         self.mr.eval(f"({STUB})({json.dumps(guild_id)})")
-        for name in flora_sdk.SDK_SCRIPTS:
-            self.mr.eval(flora_sdk.read(name))
+        self.mr.eval(EVENTS)
+        for _, source in sdk_sources() if sources is None else sources:
+            self.mr.eval(source)
 
     def eval(self, code: str):
         return self.mr.eval(code)
@@ -821,14 +837,14 @@ def test_cron_registration_failure_rejects_logs_and_unsubscribes(sb):
 def test_secrets_placeholder(sb):
     for name in ["API_KEY", "my key/ä", "a__b_"]:
         token = sb.eval(f"secrets.get({json.dumps(name)})")
-        assert token == flora_sdk.secret_placeholder(name)
-        assert flora_sdk.replace_secret_placeholders(f"Bearer {token}", lambda n: f"<{n}>") == f"Bearer <{name}>"
+        assert token == placeholders.secret_placeholder(name)
+        assert placeholders.replace_secret_placeholders(f"Bearer {token}", lambda n: f"<{n}>") == f"Bearer <{name}>"
     assert sb.eval("secrets.get('API_KEY')") == "__FLORA_SECRET_API_KEY__"
 
 
 def test_secret_placeholders_are_found_in_urls_and_headers():
     text = "https://x/__FLORA_SECRET_A__/y?k=__FLORA_SECRET_B_C__&z=__FLORA_SECRET_UNKNOWN__"
-    assert flora_sdk.replace_secret_placeholders(text, {"A": "1", "B_C": "2"}.get) == \
+    assert placeholders.replace_secret_placeholders(text, {"A": "1", "B_C": "2"}.get) == \
         "https://x/1/y?k=2&z=__FLORA_SECRET_UNKNOWN__"
 
 
@@ -1057,7 +1073,9 @@ def test_example_slash_commands(example):
 
 
 def test_starter_and_example_type_check(tmp_path):
-    """The starter and the example compile against sdk/index.d.ts (strict, no DOM lib)."""
+    """The starter and the example compile against the declarations of the enabled plugins (strict, no DOM lib)."""
+    from flora_core.declarations import assemble
+
     try:
         from deno import find_deno_bin
 
@@ -1070,8 +1088,9 @@ def test_starter_and_example_type_check(tmp_path):
     shutil.copytree(ROOT / "sdk" / "starter" / "src", tmp_path / "starter")
     (tmp_path / "deno.json").write_text(json.dumps(
         {"compilerOptions": {"lib": ["es2023"], "strict": True}, "unstable": ["sloppy-imports"]}))
+    (tmp_path / "flora.d.ts").write_text(assemble(Plugins()), encoding="utf-8")
     (tmp_path / "check.ts").write_text(
-        f'/// <reference path="{(ROOT / "sdk" / "index.d.ts").as_posix()}" />\n'
+        '/// <reference path="./flora.d.ts" />\n'
         'import "./example/main.ts";\nimport "./starter/main.ts";\n'
         'import { embed, type EventMessage } from "@uwu/flora-sdk";\n'
         'const m: EventMessage | null = null;\nconsole.warn(embed().toJSON(), m, flora.rest === rest);\n')
@@ -1079,3 +1098,97 @@ def test_starter_and_example_type_check(tmp_path):
     proc = subprocess.run([deno, "check", "--config", "deno.json", "check.ts"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+# ================================================================ plugins extend the SDK
+
+
+def sources_without(monkeypatch, disabled: str) -> list[tuple[str, str]]:
+    monkeypatch.setenv("FLORA_DISABLE_PLUGINS", disabled)
+    return [(n, s) for n, s in Plugins().js_sources() if n not in ("flora:web", "flora:fetch")]
+
+
+def test_kv_secrets_cron_and_rest_come_from_their_plugins():
+    names = [n for n, _ in sdk_sources()]
+    assert names == ["flora:prelude", "flora:sdk", "flora:cron", "flora:kv", "flora:rest", "flora:secrets"]
+    owners = {p["name"]: p["registered"].get("js_source", []) for p in Plugins().describe()}
+    assert owners["kv"] == ["flora:kv"] and owners["cron"] == ["flora:cron"] and owners["discord_ops"] == ["flora:rest"]
+    assert owners["secrets"] == ["flora:fetch", "flora:secrets"] and owners["sdk"] == ["flora:prelude", "flora:sdk", "flora:web"]
+    sdk_js = flora_sdk.read("flora.js") + flora_sdk.read("prelude.js")
+    assert "op_kv_" not in sdk_js and "op_register_cron" not in sdk_js and "op_ban_member" not in sdk_js
+
+
+@pytest.mark.parametrize("disabled, use, error", [
+    ("kv", "kv.store('s')", "kv.store is not available: the kv plugin is disabled or not installed"),
+    ("kv", "store('s')", "store is not available: the kv plugin is disabled or not installed"),
+    ("kv", "new KvStore('s')", "KvStore is not available: the kv plugin is disabled or not installed"),
+    ("kv", "flora.kv.store('s')", "kv.store is not available: the kv plugin is disabled or not installed"),
+    ("cron", "cron('a', '* * * * *', () => {})", "cron is not available: the cron plugin is disabled or not installed"),
+    ("secrets", "secrets.get('A')", "secrets.get is not available: the secrets plugin is disabled or not installed"),
+    ("discord_ops", "rest.sendMessage({})", "rest.sendMessage is not available: the discord_ops plugin is disabled or not installed"),
+])
+def test_a_disabled_plugins_names_throw_naming_it_and_the_rest_works(monkeypatch, disabled, use, error):
+    sandbox = Sandbox(sources=sources_without(monkeypatch, disabled))
+    try:
+        got = sandbox.json(f"(() => {{ try {{ {use}; return null }} catch (e) {{ return [e.constructor.name, e.code, e.message] }} }})()")
+        assert got == ["Error", "OP_UNAVAILABLE", error]
+        # the same 56 names as ever, and everything else works
+        assert sorted(sandbox.json("Object.keys(flora)")) == sorted(SDK_NAMES)
+        assert sandbox.json("[JSON.stringify(flora.rest), String(typeof kv), `${[kv]}` === '[object Object]']") == ["{}", "object", True]
+        sandbox.eval("createBot({ commands: [prefix({ name: 'ping', run: (ctx) => ctx.reply('pong') })] })")
+        calls = sandbox.dispatch("messageCreate", message("!ping"))
+        assert only(calls, "op_send_message")["content"] == "pong"
+        if disabled != "kv":
+            sandbox.run("globalThis.v = await kv.store('s').get('k')")
+        if disabled != "cron":
+            sandbox.run("await cron('c', '* * * * *', () => {})")
+    finally:
+        sandbox.close()
+
+
+def test_provide_adds_a_name_once_and_never_replaces_one(sb):
+    sb.eval("__floraProvide('hello', (n) => `hi ${n}`)")
+    assert sb.eval("hello('x') + ' ' + flora.hello('y')") == "hi x hi y"
+    sb.eval("__floraProvide('quiet', 1, { member: false })")
+    assert sb.json("[quiet, 'quiet' in flora]") == [1, False]
+
+    def refused(code):
+        return sb.json(f"(() => {{ try {{ {code}; return null }} catch (e) {{ return [e.constructor.name, e.message] }} }})()")
+
+    assert refused("__floraProvide('hello', 2)") == ["TypeError", "__floraProvide: 'hello' is already provided"]
+    assert refused("__floraProvide('kv', {})") == ["TypeError", "__floraProvide: 'kv' is already provided"]
+    assert refused("__floraProvide('createBot', 1)") == ["TypeError", "__floraProvide: 'createBot' is already provided"]
+    assert refused("__floraProvide('console', 1)") == ["TypeError", "__floraProvide: 'console' is already provided"]
+    assert refused("__floraProvide('a b', 1)") == ["TypeError", '__floraProvide: invalid name "a b"']
+    assert sb.eval("typeof createBot") == "function"
+
+
+def test_without_the_sdk_the_plugins_install_nothing_and_the_core_dispatches(monkeypatch):
+    sandbox = Sandbox(sources=sources_without(monkeypatch, "sdk"))
+    try:
+        assert sandbox.json("[typeof on, typeof flora, typeof kv, typeof rest, typeof cron, typeof secrets]") == \
+            ["undefined"] * 6
+        sandbox.eval("__floraOn('messageCreate', (ctx) => __floraOp('op_send_message', "
+                     "{ channelId: ctx.msg.channelId, content: Object.keys(ctx).join(',') }))")
+        assert only(sandbox.dispatch("messageCreate", message("x")), "op_send_message")["content"] == "msg"
+    finally:
+        sandbox.close()
+
+
+def test_the_core_events_api(sb):
+    sb.eval("""
+      globalThis.seen = [];
+      globalThis.h = (ctx) => { seen.push(ctx) };
+      __floraOn('custom:a', h);
+      __floraDefineContext('custom:', (payload, event) => ({ event, n: payload.n }));
+      __floraOn('other', h);
+    """)
+    sb.dispatch("custom:a", {"n": 1})
+    sb.dispatch("other", {"n": 2})
+    assert sb.json("seen[0]") == {"event": "custom:a", "n": 1}
+    assert sb.json("Object.keys(seen[1]).sort()") == ["edit", "msg", "reply"]  # the SDK's context of every event
+    sb.eval("__floraSubsDirty = false")
+    assert sb.json("[__floraOff('custom:a', h), __floraOff('custom:a', h), 'custom:a' in __floraHandlers, __floraSubsDirty]") \
+        == [True, False, False, True]
+    assert sb.json("(() => { try { __floraDefineContext('custom:', () => ({})) } catch (e) { return e.message } })()") == \
+        '__floraDefineContext: the context of events starting with "custom:" is already defined'

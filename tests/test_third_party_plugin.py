@@ -64,7 +64,7 @@ def hello_site(tmp_path_factory):
                           "--disable-pip-version-check", "--target", str(site), str(source)],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert (site / "flora_hello-0.3.0.dist-info").is_dir()
+    assert (site / "flora_hello-0.4.0.dist-info").is_dir()
     return site
 
 
@@ -83,11 +83,12 @@ def test_flora_plugins_lists_the_installed_package(hello_site):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert _hello_entry(json.loads(out.stdout)) == {
-        "name": "hello", "version": "0.3.0", "module": "flora_hello", "builtin": False,
-        "registered": {"blueprint": ["flora_hello"], "op": ["op_hello"]},
+        "name": "hello", "version": "0.4.0", "module": "flora_hello", "builtin": False,
+        "registered": {"blueprint": ["flora_hello"], "command": ["hello"], "config_key": ["HELLO_GREETING"],
+                       "js_source": ["hello"], "migrations": ["hello"], "op": ["op_hello"], "type_declarations": ["hello"]},
     }
     out = subprocess.run([sys.executable, "-m", "flora_cli", "plugins"], env=env, capture_output=True, text=True, timeout=120)
-    assert "hello 0.3.0 (flora_hello)" in out.stdout
+    assert "hello 0.4.0 (flora_hello)" in out.stdout
 
 
 def test_flora_serves_the_route_and_scripts_call_the_op_until_disabled(hello_site, tmp_path):
@@ -100,8 +101,8 @@ def test_flora_serves_the_route_and_scripts_call_the_op_until_disabled(hello_sit
     try:
         assert http_json("GET", f"{server.api}/hello") == (200, {"hello": "world", "plugin": "flora-hello"})
         status, plugins = http_json("GET", f"{server.api}/plugins", token=server.token)
-        assert status == 200 and _hello_entry(plugins)["version"] == "0.3.0"
-        assert _hello_entry(plugins)["registered"] == {"blueprint": ["flora_hello"], "op": ["op_hello"]}
+        assert status == 200 and _hello_entry(plugins)["version"] == "0.4.0"
+        assert _hello_entry(plugins)["registered"]["op"] == ["op_hello"]
 
         server.wait_log(g["id"], "starter script deployed")
         assert deploy_files(server, g["id"], {"src/main.ts": SCRIPT})[0] == 200

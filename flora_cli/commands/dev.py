@@ -21,6 +21,7 @@ from ..base import CliFailure, _config, _plugins, port_is_free, require_free_por
 @click.pass_context
 def dev(ctx, project_dir, port, emulator_port):
     """Run PROJECT_DIR against the built-in Discord emulator, redeploy on save, open a web console."""
+    from flora_core.declarations import refresh
     from flora_dev.console import run_dev
 
     config = _config(ctx)
@@ -33,6 +34,9 @@ def dev(ctx, project_dir, port, emulator_port):
                    "(choose one with --port).", err=True)
         port = 0
     require_free_port("127.0.0.1", emulator_port, "Discord emulator", "--emulator-port")
-    code = run_dev(project_dir, config, _plugins(ctx), port=port, emulator_port=emulator_port)
+    plugins = _plugins(ctx)
+    if refresh(project_dir / "flora.d.ts", plugins):  # written by `flora types`: follow the enabled plugins
+        click.echo(f"Updated {project_dir / 'flora.d.ts'} (the declarations of the enabled plugins)")
+    code = run_dev(project_dir, config, plugins, port=port, emulator_port=emulator_port)
     if code:
         ctx.exit(code)

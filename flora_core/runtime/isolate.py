@@ -47,6 +47,8 @@ log = logging.getLogger("flora.isolate")
 MAX_CONCURRENT_DISPATCHES = 16
 
 GLUE = resources.files("flora_core.runtime").joinpath("glue.js").read_text(encoding="utf-8")
+# The core's handler table and dispatch entry point, evaluated right after the glue (see events.js).
+EVENTS = resources.files("flora_core.runtime").joinpath("events.js").read_text(encoding="utf-8")
 
 # V8's process-wide initialisation is not safe to race: two isolates created at once in a
 # fresh process abort it ("Check failed: !IsConfigurablePoolInitialized()"). Initialise once,
@@ -60,6 +62,8 @@ def init_v8() -> None:
 
 
 OpRunner = Callable[["GuildIsolate", str, str], Coroutine[Any, Any, str]]  # (isolate, op_name, args_json) -> result json
+# awaited on the worker's main loop once the runtime's and the plugins' JavaScript ran, before the guild's script
+BuiltHook = Callable[["GuildIsolate"], Coroutine[Any, Any, None]]
 
 
 class ScriptError(Exception):
@@ -237,7 +241,7 @@ LOOP_STOP_WAIT_SECS = 0.2
 class GuildIsolate:
     def __init__(self, guild_id: str, sources: list[tuple[str, str]], run_op: OpRunner, main_loop: asyncio.AbstractEventLoop,
                  memory_mb: int = 64, load_id: str = "", timer_limit_ms: int = 0, show_internal_frames: bool = False,
-                 watchdog: CpuWatchdog | None = None, idle_cpu_budget: float = 0.0):
+                 watchdog: CpuWatchdog | None = None, idle_cpu_budget: float = 0.0, on_built: BuiltHook | None = None):
         self.guild_id = guild_id
         self.load_id = load_id  # names the deploy this isolate runs (e.g. cron jobs registered by it)
         self.timer_limit_ms = timer_limit_ms
@@ -247,6 +251,7 @@ class GuildIsolate:
         self.main_loop = main_loop
         self.memory_mb = memory_mb
         self.watchdog = watchdog
+        self.on_built = on_built
         self.idle_cpu_budget = float(idle_cpu_budget or 0)
         number = next(_isolate_numbers)
         self._os_name = f"flora-iso-{number}"[:15]  # what `top -H` shows; mini-racer's thread inherits it
@@ -572,11 +577,15 @@ class GuildIsolate:
         status = await setup.cancelable()(bell, self.guild_id, int(self.timer_limit_ms))
         with self._lock:
             self._status = status if isinstance(status, memoryview) and len(status) >= 4 else None
+        self._step(token, "script")
+        await self._exec(f"{EVENTS}\n//# sourceURL={INTERNAL_PREFIX}events.js", timeout, "loading flora:events", token)
         # sourceURL names every script in stack traces, so the runtime's own frames can be told apart
         for name, source in self.sources:
             tag = INTERNAL_PREFIX + name.replace("flora:", "").replace(":", "-") + ".js"
             self._step(token, "script")
             await self._exec(f"{source}\n//# sourceURL={tag}", timeout, f"loading {name}", token)
+        if self.on_built is not None:
+            await self._built(timeout)
         self._step(token, "script")
         await self._exec(f"{bundle}\n//# sourceURL=guild/{self.guild_id}/bundle.js", timeout, "module_load", token)
         entropy = json.dumps(os.urandom(16).hex())
@@ -587,6 +596,16 @@ class GuildIsolate:
             timeout, "module_load", token)
         self.subscriptions = set(json.loads(subs)) if isinstance(subs, str) else set()
         return self.subscriptions
+
+    async def _built(self, timeout: float | None) -> None:
+        """Run ``on_built`` on the main loop and wait for it: nothing of the guild's code runs before it ends."""
+        assert self.on_built is not None
+        done = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.on_built(self), self.main_loop))
+        try:
+            await asyncio.wait_for(done, timeout)
+        except TimeoutError:
+            raise ScriptError(f"the plugins' flora_isolate_built hooks did not return within the {timeout:g}s "
+                              "load deadline") from None
 
     def _timeout(self, stage: str, token: int | None) -> ScriptError:
         """The error for a wall-clock timeout, with what the isolate was doing at that moment."""

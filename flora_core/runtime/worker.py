@@ -134,7 +134,8 @@ class Worker:
         iso = GuildIsolate(guild_id, sources, self.run_op, self.loop, self.config.isolate_memory_mb, load_id,
                            timer_limit_ms=self.config.dispatch_timeout_secs * 1000,
                            show_internal_frames=self.config.show_internal_stack_frames,
-                           watchdog=self.watchdog, idle_cpu_budget=self.config.dispatch_timeout_secs)
+                           watchdog=self.watchdog, idle_cpu_budget=self.config.dispatch_timeout_secs,
+                           on_built=self._isolate_built)
         iso.on_stopped = self._isolate_stopped
         try:
             await iso.load(bundle, self.config.load_timeout_secs)
@@ -142,6 +143,13 @@ class Worker:
             await iso.close(StopInfo("closed", "the script failed to load"))
             raise
         return iso
+
+    async def _isolate_built(self, iso: GuildIsolate) -> None:
+        """``flora_isolate_built``: the JavaScript of the runtime and the plugins ran, the guild's has not yet."""
+        try:
+            await self.loop.run_in_executor(None, self.plugins.isolate_built, iso.guild_id, iso.load_id, self.services)
+        except Exception as exc:  # noqa: BLE001 - a plugin failing here must not block the deploy
+            log.error("flora_isolate_built for guild %s failed: %s", iso.guild_id, exc)
 
     async def load(self, guild_id: str, bundle: str, load_id: str = "") -> dict:
         try:

@@ -1,6 +1,7 @@
 """Built-in plugin: ``cron(name, expr, handler, {skipIfRunning, catchUp})`` for guild scripts.
 
-* ``op_register_cron`` (``ops.py``, in the worker) checks a job like flora
+* ``cron()`` for scripts (``cron.js``, an extension of the SDK) calls
+  ``op_register_cron`` (``ops.py``, in the worker), which checks a job like flora
   and stores it in ``cron_jobs`` under the load that registered it.
 * ``flora_script_loaded`` (supervisor) makes a successful load's jobs the
   guild's running ones, continuing the schedule of same-named jobs with the
@@ -60,14 +61,27 @@ def flora_register_ops(register):
     register("op_register_cron", op_register_cron)
 
 
-# optionalhook: called by the worker at every isolate build (see ops.py for why builds are counted);
-# optional so that this plugin loads on a core whose hookspecs.py does not declare the hook.
-@hookimpl(optionalhook=True)
-def flora_isolate_globals(guild_id, services):
+@hookimpl
+def flora_register_js_sources(register):
+    from importlib import resources
+
+    # cron() for scripts: extends the SDK (flora.js, order 20), so after it
+    register("flora:cron", resources.files(__name__).joinpath("cron.js").read_text(encoding="utf-8"), order=50)
+
+
+@hookimpl
+def flora_register_type_declarations(register):
+    from importlib import resources
+
+    register("flora:cron", resources.files(__name__).joinpath("cron.d.ts"), requires=["flora:sdk"])
+
+
+@hookimpl
+def flora_isolate_built(guild_id, load_id, services):
+    """Called by the worker at every isolate build, before the script runs (see ops.py for why builds are counted)."""
     from .ops import note_build
 
     note_build(services, guild_id)
-    return {}
 
 
 @hookimpl

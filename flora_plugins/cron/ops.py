@@ -6,7 +6,8 @@ load), and that the schedule has a future occurrence. Names are counted per
 *isolate build*: when a worker rebuilds a guild's isolate from the same load
 (after a dispatch timeout or running out of memory) the script registers its
 jobs again, which is not a duplicate. Builds are counted by this plugin's
-``flora_isolate_globals``, which the worker calls for every build.
+``flora_isolate_built``, which the worker calls for every build before the script runs (so before the
+first ``op_register_cron`` of that build).
 """
 
 from __future__ import annotations

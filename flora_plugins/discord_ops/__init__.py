@@ -11,6 +11,9 @@ with flora's codes. One module per family:
 * ``ops_channels``      channels and threads                               (guild / channel / thread scope)
 * ``ops_webhooks``      webhooks                                           (webhook scope, + thread)
 
+Scripts call them through ``rest.<method>`` (``rest.js``, this plugin's extension of the SDK: one method
+per op, ``op_`` + the method's name in snake_case) and the SDK's ``ctx.reply``/``ctx.edit``.
+
 Input parsing lives in ``messages`` (bodies, embeds, mentions), ``components`` and ``attachments``;
 ``transport`` sends (JSON, multipart, read retries); ``download`` fetches attachment URLs (behind ``flora_core.netguard``, the guard ``fetch`` uses).
 """
@@ -39,3 +42,18 @@ ALL_OPS = [
 def flora_register_ops(register):
     for fn in ALL_OPS:
         register(fn.__name__, fn)
+
+
+@hookimpl
+def flora_register_js_sources(register):
+    from importlib import resources
+
+    # rest.* for scripts: extends the SDK (flora.js, order 20), so after it
+    register("flora:rest", resources.files(__name__).joinpath("rest.js").read_text(encoding="utf-8"), order=50)
+
+
+@hookimpl
+def flora_register_type_declarations(register):
+    from importlib import resources
+
+    register("flora:rest", resources.files(__name__).joinpath("rest.d.ts"), requires=["flora:sdk"])

@@ -4,6 +4,8 @@ Registers:
 
 * ops ``op_kv_get``, ``op_kv_get_with_metadata``, ``op_kv_set``, ``op_kv_update_metadata``,
   ``op_kv_delete``, ``op_kv_list_keys`` (flora's) and ``op_kv_incr``, ``op_kv_cas`` (ours) — ``ops.py``;
+* the script API over them, ``kv``, ``store``, ``KvStore`` — ``kv.js``, which extends the SDK
+  (``__floraProvide``);
 * the blueprint ``flora_kv``: ``/api/kv/stores…`` and ``/api/kv/{guild}/{store}…`` — ``routes.py``;
 * the command group ``flora kv`` — ``cli.py``;
 * at ``flora serve`` start, one log line naming the KV backend, or saying why it cannot be used.
@@ -13,7 +15,7 @@ listing) in ``service.py``; flora's limits and messages in ``limits.py``; the
 store registry (table ``kv_stores``, ``migrations/``) in
 ``registry.py``; the storage interface in ``backend.py``. The storage itself
 is chosen by ``KV_BACKEND`` among the backends plugins register with
-``flora_register_kv_backends``; the built-in ones are separate plugins in
+``flora_register_kv_backends``, a hook this plugin declares (``hookspecs.py``); the built-in ones are separate plugins in
 ``backends/``: ``sqlite`` (default; ``sqlitedict`` is its earlier name), ``postgres`` and ``redis``.
 """
 
@@ -24,6 +26,13 @@ import logging
 from flora_core import hookimpl
 
 log = logging.getLogger("flora.kv")
+
+
+@hookimpl
+def flora_add_hookspecs(pm):
+    from . import hookspecs  # flora_register_kv_backends: the KV backends are this plugin's interface
+
+    pm.add_hookspecs(hookspecs)
 
 
 @hookimpl
@@ -47,6 +56,21 @@ def flora_register_ops(register):
 
     for name, fn in OPS.items():
         register(name, fn)
+
+
+@hookimpl
+def flora_register_js_sources(register):
+    from importlib import resources
+
+    # kv, store, KvStore for scripts: extends the SDK (flora.js, order 20), so after it
+    register("flora:kv", resources.files(__name__).joinpath("kv.js").read_text(encoding="utf-8"), order=50)
+
+
+@hookimpl
+def flora_register_type_declarations(register):
+    from importlib import resources
+
+    register("flora:kv", resources.files(__name__).joinpath("kv.d.ts"), requires=["flora:sdk"])
 
 
 @hookimpl

@@ -12,9 +12,9 @@ decoded value coming out. ``now`` is unix seconds; an entry whose expiration
 is ``<= now`` does not exist, and a backend deletes it when it meets it
 (only if it is still expired, so a concurrent ``set`` is never undone).
 
-A backend module registers a factory with::
+A backend module registers a factory through the kv plugin's hook (``kv/hookspecs.py``)::
 
-    @hookimpl
+    @hookimpl(optionalhook=True)    # optional: the backend idles while the kv plugin is disabled
     def flora_register_kv_backends(register):
         register("name", factory)   # factory(config) -> KvBackend
 """

@@ -1,4 +1,8 @@
-"""Built-in plugin ``sdk``: the SDK and web globals loaded into every isolate, the starter script, ``op_log`` and ``op_sleep``."""
+"""Built-in plugin ``sdk``: the SDK and web globals loaded into every isolate, the starter script, ``op_log`` and ``op_sleep``.
+
+The SDK (``sdk/flora.js``) is what other plugins extend with ``__floraProvide(name, value)``: kv, rest,
+cron and secrets come from their plugins (sdk/README.md).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,15 @@ def flora_register_js_sources(register):
     register("flora:web", resources.files(__name__).joinpath("web.js").read_text(encoding="utf-8"), order=5)
     register("flora:prelude", flora_sdk.read("prelude.js"), order=10)
     register("flora:sdk", flora_sdk.read("flora.js"), order=20)
+
+
+@hookimpl
+def flora_register_type_declarations(register):
+    from importlib import resources
+
+    sdk = resources.files("flora_sdk")
+    register("flora:web", sdk.joinpath("web.d.ts"))
+    register("flora:sdk", sdk.joinpath("index.d.ts"))
 
 
 @hookimpl

@@ -3,7 +3,8 @@
 * Values live in ``guild_secrets``, encrypted with ``SECRETS_MASTER_KEY``
   (``store.py``). Without a key, the routes, the CLI and a fetch that uses a
   secret answer ``secrets are disabled: set SECRETS_MASTER_KEY``.
-* Scripts never see a value: ``secrets.get(name)`` gives a placeholder that
+* Scripts never see a value: ``secrets.get(name)`` (``secrets.js``, an extension of
+  the SDK) gives a placeholder (``placeholders.py``) that
   ``op_fetch`` (``fetch.py``, ``fetch.js``) replaces in URLs and header values
   for the hosts the secret allows, behind the core's SSRF guard (``flora_core.netguard``).
 * ``__floraSecretNames`` is set at each load so that ``secrets.get`` returns
@@ -56,6 +57,14 @@ def flora_register_ops(register):
 @hookimpl
 def flora_register_js_sources(register):
     register("flora:fetch", resources.files(__name__).joinpath("fetch.js").read_text(encoding="utf-8"), order=30)
+    # secrets.get for scripts: extends the SDK (flora.js, order 20), so after it
+    register("flora:secrets", resources.files(__name__).joinpath("secrets.js").read_text(encoding="utf-8"), order=50)
+
+
+@hookimpl
+def flora_register_type_declarations(register):
+    register("flora:fetch", resources.files(__name__).joinpath("fetch.d.ts"), requires=["flora:web"])  # URL, URLSearchParams
+    register("flora:secrets", resources.files(__name__).joinpath("secrets.d.ts"), requires=["flora:sdk"])
 
 
 # optionalhook: the hook is called by the worker at each isolate build; marked optional so this

@@ -33,6 +33,7 @@ from flora_core import netguard
 from flora_core.errors import INVALID_INPUT, OpError
 
 from . import hosts
+from .placeholders import SECRET_PLACEHOLDER_RE, replace_secret_placeholders, secret_placeholder
 from .store import SecretsDisabled, box_from_config, load_secrets
 
 FETCH_ERROR = "FETCH_ERROR"
@@ -62,9 +63,7 @@ class Redactor:
         self.forms: dict[str, str] = {}
 
     def add(self, secret) -> None:
-        import flora_sdk
-
-        placeholder = flora_sdk.secret_placeholder(secret.name)
+        placeholder = secret_placeholder(secret.name)
         value = secret.value
         for form in {value, value.lower(), quote(value, safe=""), quote(value, safe="/:@!$&'()*+,;="), quote_plus(value)}:
             if form:
@@ -119,9 +118,7 @@ def _parse_args(args) -> tuple[str, str, list[tuple[str, str]], str | None, str]
 
 async def _substitute(ctx, url: str, headers: list[tuple[str, str]], redact: Redactor):
     """Replace secret placeholders; returns the new URL, headers, the secrets used and which headers carry them."""
-    import flora_sdk
-
-    pattern = flora_sdk.SECRET_PLACEHOLDER_RE
+    pattern = SECRET_PLACEHOLDER_RE
     if not pattern.search(url) and not any(pattern.search(v) for _, v in headers):
         return url, headers, {}, set()
     try:
@@ -141,11 +138,11 @@ async def _substitute(ctx, url: str, headers: list[tuple[str, str]], redact: Red
         redact.add(secret)
         return secret.value
 
-    url = flora_sdk.replace_secret_placeholders(url, lookup)
+    url = replace_secret_placeholders(url, lookup)
     out, carriers = [], set()
     for name, value in headers:
         before = len(used)
-        new = flora_sdk.replace_secret_placeholders(value, lookup)
+        new = replace_secret_placeholders(value, lookup)
         if new != value or len(used) != before:
             carriers.add(name.lower())
         out.append((name, new))

@@ -10,9 +10,14 @@ from ..errors import unavailable
 ALIASES = {"sqlitedict": "sqlite"}
 
 
+def installed_backends(plugins) -> dict:
+    """``{name: factory}`` of the KV backends plugins registered (``flora_register_kv_backends``)."""
+    return plugins.collected("flora_register_kv_backends")
+
+
 def open_backend(config, plugins) -> KvBackend:
     """The backend ``KV_BACKEND`` names, built by the plugin that registered it."""
-    backends = plugins.kv_backends()
+    backends = installed_backends(plugins)
     name = ALIASES.get(config.kv_backend, config.kv_backend) if config.kv_backend not in backends else config.kv_backend
     factory = backends.get(name)
     if factory is None:

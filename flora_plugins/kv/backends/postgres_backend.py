@@ -260,6 +260,7 @@ def factory(config) -> PostgresBackend:
     return PostgresBackend(url, max_connections=max(8, getattr(config, "database_max_connections", 5)))
 
 
-@hookimpl
+# optionalhook: the kv plugin declares this hook (kv/hookspecs.py); while it is disabled this plugin idles
+@hookimpl(optionalhook=True)
 def flora_register_kv_backends(register):
     register("postgres", factory)

@@ -281,6 +281,7 @@ def factory(config) -> RedisBackend:
     return RedisBackend(url, prefix)
 
 
-@hookimpl
+# optionalhook: the kv plugin declares this hook (kv/hookspecs.py); while it is disabled this plugin idles
+@hookimpl(optionalhook=True)
 def flora_register_kv_backends(register):
     register("redis", factory)

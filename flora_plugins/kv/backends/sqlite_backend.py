@@ -279,6 +279,7 @@ def factory(config) -> SqliteBackend:
     return SqliteBackend(config.data_path / "kv")
 
 
-@hookimpl
+# optionalhook: the kv plugin declares this hook (kv/hookspecs.py); while it is disabled this plugin idles
+@hookimpl(optionalhook=True)
 def flora_register_kv_backends(register):
     register("sqlite", factory)

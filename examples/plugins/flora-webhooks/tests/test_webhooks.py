@@ -67,3 +67,12 @@ def test_the_cli_lists_and_deletes(flora_server, flora_guild):
     assert flora_server.cli("webhooks", "delete", "--guild-id", flora_guild.id, "ci").stdout.strip() == "Deleted webhook ci"
     bad = flora_server.cli("webhooks", "create", "--guild-id", flora_guild.id, "Bad Name", check=False)
     assert bad.returncode == 1 and bad.stderr.startswith("Error: invalid webhook name 'Bad Name'")
+
+
+def test_the_event_is_declared_for_type_checks(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "flora_cli", "types"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "// ---- webhooks (plugin webhooks) ----" in out.stdout and "webhook: BaseContext<FloraWebhookEvent>" in out.stdout

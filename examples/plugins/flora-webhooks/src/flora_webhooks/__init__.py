@@ -13,7 +13,7 @@ How it works: the API process checks the secret, the size cap (``WEBHOOKS_MAX_BO
 limit (``WEBHOOKS_PER_MINUTE`` per webhook, counted in the database so it holds across API workers), and
 writes the call to the ``webhook_deliveries`` table; the event source in the supervisor drains that table
 (an outbox: a call that arrives while flora restarts is delivered when it is back) and emits the events.
-Hooks used: config keys, migrations, a blueprint, an event source, a CLI group.
+Hooks used: config keys, migrations, type declarations, a blueprint, an event source, a CLI group.
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ def flora_register_config_keys(register):
 @hookimpl
 def flora_register_migrations(register):
     register(resources.files(__name__).joinpath("migrations"))
+
+
+@hookimpl
+def flora_register_type_declarations(register):
+    # the `webhook` event's payload, and `on("webhook", …)` typed (it extends the SDK's FloraEventMap)
+    register("webhooks", resources.files(__name__).joinpath("webhooks.d.ts"), requires=["flora:sdk"])
 
 
 # -- the route (API process) -------------------------------------------------------------------------

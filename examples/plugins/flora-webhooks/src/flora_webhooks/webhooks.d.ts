@@ -11,3 +11,8 @@ interface FloraWebhookEvent {
   id: number;
   receivedAt: number;
 }
+
+/** `on("webhook", …)` is typed: its handler gets the SDK's context with this payload as `ctx.msg`. */
+interface FloraEventMap {
+  webhook: BaseContext<FloraWebhookEvent>
+}
