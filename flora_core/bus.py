@@ -35,6 +35,10 @@ class RuntimeUnavailable(Exception):
     """The runtime is not running or did not answer."""
 
 
+class NoRuntimeNode(RuntimeUnavailable):
+    """No runtime node owns the guild's shard (a bus of several nodes); the message is the API's answer."""
+
+
 class BusNode(Protocol):
     """What a bus calls in the runtime (the supervisor's :class:`~flora_core.runtime.supervisor.Runtime`)."""
 

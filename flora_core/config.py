@@ -369,5 +369,7 @@ def reference_table(keys: list[Key]) -> str:
     return "\n".join(rows)
 
 
-if __name__ == "__main__":
-    print(reference_table(all_keys()))
+if __name__ == "__main__":  # the table of docs/configuration.md: flora's keys and those of the installed plugins
+    from .plugins import Plugins
+
+    print(reference_table(all_keys(Plugins())))

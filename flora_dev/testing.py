@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 BOT_TOKEN = "flora-test-bot-token"
@@ -57,6 +58,7 @@ class FloraServer:
         self.proc = proc
         self.log_path = log_path
         self.token = None
+        self.own_bus_namespace = False  # start_flora made one for this server alone (stop_flora tidies it)
 
     def cli(self, *args: str, check: bool = True, input: str | None = None, cwd: str | None = None) -> subprocess.CompletedProcess:
         out = subprocess.run([sys.executable, "-m", "flora_cli", *args], env=self.env, capture_output=True, text=True,
@@ -99,6 +101,8 @@ def start_flora(emulator, tmp_path: Path, **env_overrides) -> FloraServer:
         "API_ADDRESS": "127.0.0.1",
         "RUNTIME_MAX_WORKERS": "2",
         "FLORA_LOG_LEVEL": "info",
+        # with REDIS_URL the bus is Redis: a namespace of its own, so servers of other tests never meet
+        "BUS_NAMESPACE": f"flora-test-{uuid.uuid4().hex[:12]}",
     })
     env.pop("DATABASE_URL", None)
     env.update({k: str(v) for k, v in env_overrides.items()})
@@ -107,6 +111,7 @@ def start_flora(emulator, tmp_path: Path, **env_overrides) -> FloraServer:
     proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "serve"], env=env, stdout=log_file, stderr=subprocess.STDOUT,
                             cwd=tmp_path, start_new_session=True)
     server = FloraServer(env, data_dir, f"http://127.0.0.1:{port}/api", proc, log_path)
+    server.own_bus_namespace = "BUS_NAMESPACE" not in env_overrides
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -130,7 +135,29 @@ def _children(pid: int) -> list[int]:
     return [int(x) for x in out.stdout.split()]
 
 
+def _forget_bus(server: FloraServer) -> None:
+    """The Redis keys of the server's bus namespace (streams outlive a node on purpose)."""
+    url, namespace = server.env.get("REDIS_URL"), server.env.get("BUS_NAMESPACE", "")
+    if not url or not server.own_bus_namespace:
+        return
+    try:
+        import redis
+
+        r = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        for key in r.scan_iter(match=f"{namespace}:*", count=500):
+            r.delete(key)
+    except Exception:  # noqa: BLE001 - only tidying
+        pass
+
+
 def stop_flora(server: FloraServer) -> None:
+    try:
+        _stop(server)
+    finally:
+        _forget_bus(server)
+
+
+def _stop(server: FloraServer) -> None:
     if server.proc.poll() is None:
         server.proc.send_signal(signal.SIGTERM)
         try:

@@ -201,7 +201,7 @@ def deploy(st, guild_id: str, req: DeploymentRequest, source: str, identity: Ide
         try:
             ok, error = st.runtime.load(guild_id, bundle)
         except RuntimeUnavailable as exc:
-            raise errors.unavailable(f"runtime unavailable: {exc}") from None
+            raise errors.runtime_unavailable(exc) from None
 
     if not ok:
         error = error or "unknown error"

@@ -62,6 +62,14 @@ def unavailable(message: str) -> ApiError:
     return ApiError(503, message)
 
 
+def runtime_unavailable(exc: Exception) -> ApiError:
+    """503 for a bus request that did not reach a runtime (``flora_core.bus.RuntimeUnavailable``); when no
+    node owns the guild's shard the message says just that."""
+    from flora_core.bus import NoRuntimeNode
+
+    return ApiError(503, str(exc) if isinstance(exc, NoRuntimeNode) else f"runtime unavailable: {exc}")
+
+
 def internal() -> ApiError:
     return ApiError(500, "Internal server error")
 

@@ -142,7 +142,7 @@ def rollback(st, guild_id: str, revision_id: str, identity: Identity) -> dict:
     try:
         ok, error = st.runtime.load(guild_id, bundle)
     except RuntimeUnavailable as exc:
-        raise errors.unavailable(f"runtime unavailable: {exc}") from None
+        raise errors.runtime_unavailable(exc) from None
     if not ok:
         error = error or "unknown error"
         repo.record_revision(st.db, guild_id, status="failed", error_message=error, **record)

@@ -104,6 +104,17 @@ class Runtime:
             return "the guild has no script deployed"
         return None
 
+    def owns(self, guild_id: str) -> bool:
+        """Whether ``guild_id`` is on one of this node's shards (``DISCORD_SHARD_IDS`` of
+        ``DISCORD_SHARD_COUNT``; every guild when the node runs all shards)."""
+        ids, count = self.config.shard_ids, self.config.shard_count
+        if not count or ids is None:
+            return True
+        try:
+            return (int(guild_id) >> 22) % count in ids
+        except ValueError:
+            return False
+
     def has_script(self, guild_id: str) -> bool:
         """Whether a script is loaded (or being restored) for ``guild_id``."""
         return guild_id in self.bundles
@@ -128,16 +139,18 @@ class Runtime:
         run_dir = self.config.control_socket.parent
         self._pool = WorkerPool(self.config, str(run_dir / "workers.sock"), self._on_worker_message, self._on_worker_death)
         await self.pool.start()
+        # the bus first: a node of several claims its shards before it loads anything of theirs
+        await self._bus.serve(self)
         self.spawn(self.logs.run(self.db))
         self.housekeeping.every(DROP_REPORT_SECS, self._report_drops, "report dropped events")
         self.housekeeping.every(60, self._forget_stale, "forget old strikes and locks")
         self.housekeeping.every(3600, self._trim_bundle_cache, "trim the bundle cache")
         self.spawn(self.housekeeping.run())
         await self._rebuild_legacy_bundles()
-        self.bundles = await loop.run_in_executor(None, repo.current_bundles, self.db)
+        stored = await loop.run_in_executor(None, repo.current_bundles, self.db)
+        self.bundles = {g: b for g, b in stored.items() if self.owns(g)}  # other nodes' guilds are theirs
         results = await asyncio.gather(*(self._load_stored(g) for g in list(self.bundles)))
         log.info("restored %d of %d deployments", sum(results), len(results))
-        await self._bus.serve(self)
         if self.api is not None:
             self.api.start()
             self.spawn(self.api.watch())
@@ -316,7 +329,7 @@ class Runtime:
             log.error("could not read deployments to restore %s: %s", w.name, exc)
             stored = {}
         for guild_id, bundle in stored.items():
-            if self.pool.worker_for(guild_id) is w:
+            if self.owns(guild_id) and self.pool.worker_for(guild_id) is w:
                 self.bundles[guild_id] = bundle
         mine = [g for g in self.bundles if self.pool.worker_for(g) is w and g not in suspects]
         await asyncio.gather(*(self._load_stored(g) for g in mine))
@@ -337,7 +350,7 @@ class Runtime:
         """An event of a plugin's own source (``webhook``…): to the guild in ``payload["guild_id"]``, if
         its script listens."""
         guild_id = str(payload.get("guild_id") or "")
-        if not guild_id or event not in self.subs.get(guild_id, ()) or guild_id in self.suspended:
+        if not guild_id or not self.owns(guild_id) or event not in self.subs.get(guild_id, ()) or guild_id in self.suspended:
             return
         self.spawn(self.dispatch(guild_id, event, payload))
 
