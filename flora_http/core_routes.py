@@ -41,6 +41,10 @@ def build_blueprint() -> Blueprint:
     def health():
         return Response("ok", mimetype="text/plain")
 
+    @bp.get("/health/nodes")
+    def health_nodes():
+        return metrics.nodes_response(state())
+
     oauth.register_routes(bp)  # /auth/*, /tokens*, /guilds
 
     @bp.get("/plugins")

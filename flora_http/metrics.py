@@ -89,7 +89,7 @@ def collect(st) -> dict:
     if isinstance(status, dict):
         workers = status.get("workers") or []
         extra.update(runtime_up=1, workers=len(workers), workers_alive=sum(1 for w in workers if w.get("alive")),
-                     suspended_guilds=len(status.get("suspended") or []))
+                     suspended_guilds=len(status.get("suspended") or []), nodes=status.get("nodes"))
         if "guilds" in status:
             snap["isolate_count"] = int(status["guilds"])
         # one spawn per worker plus one per restart (flora counts every spawn)
@@ -129,10 +129,54 @@ class _Collector:
                 g = GaugeMetricFamily(name, doc)
                 g.add_metric([], extra[key])
                 yield g
+        yield from _node_families(extra.get("nodes"))
         revs = CounterMetricFamily("flora_deployment_revisions", "Deployment attempts recorded", labels=["status"])
         for status in sorted(set(extra["deployment_revisions"]) | {"success", "failed"}):
             revs.add_metric([status], extra["deployment_revisions"].get(status, 0))
         yield revs
+
+
+def _node_families(nodes: list[dict] | None):
+    """Runtime nodes on a shared bus (``redis_bus``): one series per node, and who owns each shard."""
+    if not nodes:
+        return
+    up = GaugeMetricFamily("flora_node_up", "1 when the runtime node answered over the bus", labels=["node"])
+    workers = GaugeMetricFamily("flora_node_workers", "Worker processes of the node", labels=["node"])
+    guilds = GaugeMetricFamily("flora_node_guilds", "Guilds with a script on the node", labels=["node"])
+    dispatches = CounterMetricFamily("flora_node_dispatches", "Events dispatched by the node", labels=["node"])
+    errors = CounterMetricFamily("flora_node_dispatch_errors", "Failed dispatches of the node", labels=["node"])
+    shards = GaugeMetricFamily("flora_shard_owner", "1 for the node that holds the shard's lease", labels=["shard", "node"])
+    for n in nodes:
+        name = str(n.get("node"))
+        up.add_metric([name], 1 if n.get("up") else 0)
+        if n.get("up"):
+            workers.add_metric([name], int(n.get("workers") or 0))
+            guilds.add_metric([name], int(n.get("guilds") or 0))
+            metrics = n.get("metrics") or {}
+            dispatches.add_metric([name], int(metrics.get("dispatch_total") or 0))
+            errors.add_metric([name], int(metrics.get("dispatch_errors") or 0))
+        for shard in n.get("shards") or []:
+            shards.add_metric([str(shard), name], 1)
+    yield from (up, workers, guilds, dispatches, errors, shards)
+
+
+def nodes_response(st):
+    """``GET /api/health/nodes``: each runtime node (up or not, its shards, workers, guilds) and the owner
+    of each shard (``null`` when none: the API answers 503 for its guilds); ``error`` when no runtime
+    answers at all."""
+    count = int(st.config.shard_count or 1)
+    try:
+        status = st.runtime.status()
+    except RuntimeUnavailable as exc:  # the API is up (200); the body says what it cannot reach
+        return jsonify({"nodes": [], "shards": {str(s): None for s in range(count)}, "error": str(exc)})
+    nodes = status.get("nodes") or [{"node": "embedded", "up": True, "shards": list(range(count)), "shard_count": count,
+                                      "workers": len(status.get("workers") or []), "guilds": status.get("guilds", 0)}]
+    owners: dict[str, str | None] = {str(s): None for s in range(count)}
+    for n in nodes:
+        for shard in n.get("shards") or []:
+            owners[str(shard)] = n["node"]
+    shown = [{k: n.get(k) for k in ("node", "up", "shards", "workers", "guilds", "error") if k in n} for n in nodes]
+    return jsonify({"nodes": shown, "shards": owners})
 
 
 def prometheus_response(st) -> Response:

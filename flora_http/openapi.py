@@ -119,6 +119,8 @@ _JSON = "application/json"
 ROUTE_DOCS: dict[str, dict] = {
     "flora_api.health": {"summary": "Health check", "tags": ["health"], "auth": None,
                          "responses": {"200": {"text/plain": {"type": "string"}}}},
+    "flora_api.health_nodes": {"summary": "Runtime nodes and the owner of each shard", "tags": ["health"], "auth": None,
+                               "responses": {"200": {"application/json": {"type": "object"}}}},
     "flora_api.plugins": {"summary": "Installed plugins", "tags": ["plugins"],
                           "responses": {"200": {_JSON: _array({"type": "object"})}}},
     "flora_api.list_deployments": {"summary": "List deployments the caller may manage", "tags": ["deployments"],

@@ -52,7 +52,8 @@ RULES = _app_rules()
 BODY_OR_QUERY_GUILD = {("POST", "/api/kv/stores"), ("GET", "/api/kv/stores")}
 # routes with no guild at all (a new guild route must land in the parametrization, not here)
 NO_GUILD = {
-    ("GET", "/api/health"), ("GET", "/api/plugins"), ("GET", "/api/deployments"), ("GET", "/api/metrics"),
+    ("GET", "/api/health"), ("GET", "/api/health/nodes"), ("GET", "/api/plugins"), ("GET", "/api/deployments"),
+    ("GET", "/api/metrics"),
     ("GET", "/api/metrics/json"), ("GET", "/api/auth/login"), ("GET", "/api/auth/callback"), ("GET", "/api/auth/me"),
     ("POST", "/api/tokens"), ("GET", "/api/tokens"), ("DELETE", "/api/tokens/<token_id>"), ("GET", "/api/guilds"),
 }

@@ -38,6 +38,7 @@ def redis_url():
 def cluster_env(postgres_url, redis_url):
     namespace = f"flora-test-{uuid.uuid4().hex[:12]}"
     yield {"DATABASE_URL": postgres_url, "REDIS_URL": redis_url, "BUS_NAMESPACE": namespace,
+           "API_OPERATOR_SECRET": "operator-secret-of-the-tests",
            "DISCORD_SHARD_COUNT": str(SHARDS), "BUS_LEASE_SECS": "3", "RUNTIME_MAX_WORKERS": "1"}
     import redis
 
@@ -152,6 +153,20 @@ def test_metrics_and_status_see_every_node(emu, tmp_path, cluster_env):
             assert all(n["up"] for n in status["nodes"])
             assert {w["node"] for w in status["workers"]} == {"node-a", "node-b"}
             assert sorted(s for n in status["nodes"] for s in n["shards"]) == [0, 1, 2, 3]
+            # any node's API tells who owns what, and its metrics carry every node
+            from conftest import http_json
+
+            code, health = http_json("GET", f"{a.api}/health/nodes")
+            assert code == 200 and health["shards"] == {"0": "node-a", "1": "node-a", "2": "node-b", "3": "node-b"}
+            assert sorted((n["node"], n["up"]) for n in health["nodes"]) == [("node-a", True), ("node-b", True)]
+            import urllib.request
+
+            secret = cluster_env["API_OPERATOR_SECRET"]
+            req = urllib.request.Request(f"{b.api}/metrics", headers={"Authorization": f"Bearer {secret}"})
+            text = urllib.request.urlopen(req, timeout=30).read().decode()
+            for node in ("node-a", "node-b"):
+                assert f'flora_node_up{{node="{node}"}} 1.0' in text, text
+            assert 'flora_shard_owner{node="node-b",shard="3"} 1.0' in text
         finally:
             stop_flora(b)
         started = time.monotonic()

@@ -343,7 +343,7 @@ class RedisBusClient:
                 merged["nodes"].append(dict(record, up=False, error=str(exc)))
                 continue
             merged["nodes"].append(dict(record, up=True, workers=len(status.get("workers") or []),
-                                        guilds=status.get("guilds", 0)))
+                                        guilds=status.get("guilds", 0), metrics=status.get("metrics") or {}))
             merged["workers"] += [dict(w, node=record["node"]) for w in status.get("workers") or []]
             merged["guilds"] += int(status.get("guilds") or 0)
             merged["suspended"] += status.get("suspended") or []
