@@ -344,3 +344,50 @@ def test_flora_dev_select_modal_kv_v2(tmp_path):
         await browser.wait("document.querySelector('#kv').textContent.includes('buy milk')", 5, "KV view")
 
     _drive(project, scenario)
+
+
+LAYOUT = """(() => {
+  const r = (sel) => document.querySelector(sel).getBoundingClientRect()
+  const box = document.querySelector('#messages')
+  return { page: document.scrollingElement.scrollHeight, win: innerHeight, composerBottom: r('#composer-form').bottom,
+           channelsTop: r('#channels').top, slashTop: r('#slash-cmd').top,
+           atEnd: box.scrollHeight - box.scrollTop - box.clientHeight < 2, scrolls: box.scrollHeight > box.clientHeight,
+           scrollTop: box.scrollTop, count: box.querySelectorAll('.msg').length }
+})()"""
+SAY = """(async (n, tag) => {
+  for (let i = 0; i < n; i++) {
+    await fetch('/api/say', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ channel_id: S.channel.id, user_id: S.member.id, content: `${tag} ${i}` }) })
+  }
+  return true
+})(%d, %s)"""
+
+
+@pytest.mark.parametrize("width, height", [(1400, 900), (1024, 700)])
+def test_the_console_keeps_its_layout_with_a_hundred_messages(tmp_path, width, height):
+    project = tmp_path / "basic"
+    shutil.copytree(ROOT / "examples" / "basic", project)
+
+    async def scenario(dev, browser):
+        await browser.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+        await browser.js(SAY % (100, json.dumps("line")))
+        await browser.wait("document.querySelectorAll('#messages .msg').length >= 100", 30, "100 messages shown")
+        await browser.wait(f"({LAYOUT}).atEnd", 10, "the view at the last message")
+        layout = await browser.js(LAYOUT)
+        assert layout["page"] <= layout["win"], layout  # the page does not grow: the message pane scrolls
+        assert layout["scrolls"] and layout["composerBottom"] <= layout["win"], layout  # the composer stays visible
+        assert layout["channelsTop"] >= 0 and layout["slashTop"] >= 0, layout  # and so do the channels and slash panel
+        # scrolled up to read, a new message does not pull the view down
+        await browser.js("document.querySelector('#messages').scrollTop = 0, true")
+        await browser.js(SAY % (1, json.dumps("while reading")))
+        await browser.wait("[...document.querySelectorAll('#messages .msg')].some(m => m.textContent.includes('while reading'))",
+                           10, "the new message")
+        assert (await browser.js(LAYOUT))["scrollTop"] < 50
+        # back at the end, the next one keeps the view at the end
+        await browser.js("(() => { const b = document.querySelector('#messages'); b.scrollTop = b.scrollHeight; return true })()")
+        await browser.js(SAY % (1, json.dumps("at the end")))
+        await browser.wait("[...document.querySelectorAll('#messages .msg')].some(m => m.textContent.includes('at the end'))",
+                           10, "the last message")
+        await browser.wait(f"({LAYOUT}).atEnd", 5, "the view still at the end")
+
+    _drive(project, scenario)

@@ -129,10 +129,14 @@ async function loadMessages () {
   try {
     const msgs = await api('GET', `/api/messages/${S.channel.id}?user=${S.member.id}`)
     const box = $('#messages')
+    // new messages keep the view at the end, unless the user scrolled up to read (or it is another channel)
+    const sameChannel = box.dataset.channel === S.channel.id
     const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40
+    const kept = box.scrollTop
     box.innerHTML = ''
     for (const m of msgs) box.append(renderMessage(m))
-    if (atBottom || true) box.scrollTop = box.scrollHeight
+    box.dataset.channel = S.channel.id
+    box.scrollTop = (atBottom || !sameChannel) ? box.scrollHeight : kept
   } finally {
     const again = loading.again
     loading = null
