@@ -233,3 +233,45 @@ def _pings(client) -> bool:
         return bool(client.ping())
     except Exception:  # noqa: BLE001
         return False
+
+
+def _identify_times(emu) -> dict[int, list[float]]:
+    out: dict[int, list[float]] = {}
+    for entry in emu.gateway_log:
+        if entry.get("op") == 2 and entry.get("shard"):
+            out.setdefault(entry["shard"][0], []).append(entry["time"])
+    return out
+
+
+def test_shards_of_one_bucket_identify_apart_even_on_two_nodes(tmp_path, cluster_env):
+    # Discord: max_concurrency shards per 5 s; here 1 per 1.5 s, shards 0 and 1 on two nodes share bucket 0
+    e = Emulator(token=BOT_TOKEN, max_concurrency=1)
+    e.start()
+    env = dict(cluster_env, DISCORD_SHARD_COUNT="2", DISCORD_IDENTIFY_INTERVAL_MS="1500")
+    try:
+        a = _node(e, tmp_path, "node-a", "0", env)
+        try:
+            b = _node(e, tmp_path, "node-b", "1", env)
+            try:
+                times = wait_for(lambda: (t := _identify_times(e)) and len(t) == 2 and t, timeout=30, message="two identifies")
+                assert abs(times[1][0] - times[0][0]) >= 1.4, times
+            finally:
+                stop_flora(b)
+        finally:
+            stop_flora(a)
+    finally:
+        e.stop()
+
+
+def test_shards_of_different_buckets_identify_without_waiting(tmp_path):
+    e = Emulator(token=BOT_TOKEN, max_concurrency=2)
+    e.start()
+    try:
+        node = start_flora(e, tmp_path, DISCORD_SHARD_COUNT="2", DISCORD_IDENTIFY_INTERVAL_MS="5000")
+        try:
+            times = wait_for(lambda: (t := _identify_times(e)) and len(t) == 2 and t, timeout=30, message="two identifies")
+            assert abs(times[1][0] - times[0][0]) < 4, times  # disnake alone waits 5 s before the second
+        finally:
+            stop_flora(node)
+    finally:
+        e.stop()

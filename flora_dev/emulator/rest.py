@@ -295,7 +295,7 @@ class RestApi:
         return json_response({
             "url": self.srv.ws_url, "shards": self.srv.recommended_shards,
             "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 86_400_000,
-                                    "max_concurrency": 1},
+                                    "max_concurrency": self.srv.max_concurrency},
         })
 
     async def app_info(self, request: web.Request) -> web.Response:

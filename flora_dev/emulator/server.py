@@ -44,8 +44,9 @@ class EmulatorServer:
                  interaction_ack_timeout: float | None = 3.0, gateway_compression: bool = True,
                  replay_buffer: int = 10_000, max_recorded_requests: int = 20_000,
                  max_channel_messages: int | None = 10_000,
-                 oauth_client_secret: str | None = None) -> None:
+                 oauth_client_secret: str | None = None, max_concurrency: int = 1) -> None:
         self.heartbeat_interval_ms = int(heartbeat_interval_ms)
+        self.max_concurrency = int(max_concurrency)  # session_start_limit.max_concurrency of /gateway/bot
         self.recommended_shards = int(recommended_shards)
         self.required_shards = int(required_shards)
         self.allowed_intents = allowed_intents

@@ -74,14 +74,15 @@ class DiscordGateway:
                     log.exception("routing %s failed", event)
 
         client.event(on_socket_raw_receive)
-        if _is_local(self.config.discord_api_base):
-            # Discord wants 5 s between IDENTIFYs of one bot; a local emulator does not.
-            async def no_wait(shard_id, *, initial=False):
-                return None
-
-            client.before_identify_hook = no_wait
         self.client = client
         await client.login(self.config.discord_token)
+        gate = IdentifyGate(self.config, await _max_concurrency(client))
+
+        async def before_identify(shard_id, *, initial=False):
+            await gate.wait(shard_id or 0)
+
+        client.before_identify_hook = before_identify
+        self._gate = gate
         self._task = asyncio.create_task(self._run(client))
 
     async def _run(self, client: disnake.Client) -> None:
@@ -93,6 +94,8 @@ class DiscordGateway:
             log.exception("the Discord gateway stopped")
 
     async def stop(self) -> None:
+        if getattr(self, "_gate", None) is not None:
+            await self._gate.close()
         if self.client is not None:
             await self.client.close()
         if self._task is not None:
@@ -100,6 +103,77 @@ class DiscordGateway:
                 await asyncio.wait_for(self._task, 5)
             except (TimeoutError, asyncio.CancelledError):
                 pass
+
+
+async def _max_concurrency(client: disnake.Client) -> int:
+    """``session_start_limit.max_concurrency`` of ``GET /gateway/bot`` (1 when it cannot be read)."""
+    try:
+        data = await client.http.request(disnake.http.Route("GET", "/gateway/bot"))
+        return max(1, int(data["session_start_limit"]["max_concurrency"]))
+    except Exception as exc:  # noqa: BLE001 - the safe answer is one shard at a time
+        log.warning("could not read the bot's identify concurrency (%s); identifying one shard at a time", exc)
+        return 1
+
+
+class IdentifyGate:
+    """Discord's identify rate: the shards of one bucket (``shard_id % max_concurrency``) may IDENTIFY
+    once per ``DISCORD_IDENTIFY_INTERVAL_MS`` (Discord: 5 s), whatever process they are in. With
+    ``REDIS_URL`` the bucket is a key ``<ns>:identify:<bucket>`` set-if-absent with that expiry, shared
+    by every runtime node of the bot; without it, a clock per bucket in this process. disnake alone
+    waits 5 s before every shard, buckets or not. A local emulator wants no wait unless the interval
+    is set explicitly."""
+
+    def __init__(self, config, max_concurrency: int):
+        explicit = "identify_interval_ms" in config.sources
+        local = _is_local(config.discord_api_base)
+        self.interval_ms = int(config.identify_interval_ms) if explicit or not local else 0
+        self.max_concurrency = max(1, int(max_concurrency))
+        self.namespace = getattr(config, "bus_namespace", "flora")
+        self.redis_url = config.redis_url
+        self._redis = None
+        self._last: dict[int, float] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    async def wait(self, shard_id: int) -> None:
+        if self.interval_ms <= 0:
+            return
+        bucket = shard_id % self.max_concurrency
+        if self.redis_url:
+            try:
+                await self._wait_shared(bucket)
+                return
+            except Exception as exc:  # noqa: BLE001 - Redis away: this process's own clock still holds the rate
+                log.warning("identify bucket %d: Redis unavailable (%s); pacing within this node only", bucket, exc)
+        lock = self._locks.setdefault(bucket, asyncio.Lock())
+        async with lock:
+            loop = asyncio.get_running_loop()
+            delay = self._last.get(bucket, -1e9) + self.interval_ms / 1000 - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._last[bucket] = loop.time()
+
+    async def _wait_shared(self, bucket: int) -> None:
+        if self._redis is None:
+            import redis.asyncio as aioredis
+
+            self._redis = aioredis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        key = f"{self.namespace}:identify:{bucket}"
+        while not await self._redis.set(key, "1", nx=True, px=self.interval_ms):
+            left = await self._redis.pttl(key)
+            await asyncio.sleep(max(int(left), 20) / 1000)
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+
+@hookimpl
+def flora_register_config_keys(register):
+    from flora_core.config import Key, int_range
+
+    register(Key("identify_interval_ms", "discord.identify_interval_ms", "DISCORD_IDENTIFY_INTERVAL_MS",
+                 int_range(0, 60_000), 5000))
 
 
 @hookimpl
