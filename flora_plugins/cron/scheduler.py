@@ -1,7 +1,9 @@
 """The cron scheduler: one task in the supervisor, ticking every second.
 
-Each tick takes the due jobs of the running loads from the database and, per
-job, decides once what happens to the occurrences that came due:
+Each tick takes the due jobs of the running loads from the database, keeps
+those of the guilds this runtime node owns (``owns``: the guild is on one of
+its shards; another node's guilds are that node's, neither run nor skipped
+here) and, per job, decides once what happens to the occurrences that came due:
 
 * the guild is suspended or has no script: skipped;
 * they were missed while flora was not running (more than a few seconds
@@ -40,12 +42,14 @@ MISSED_GRACE_SECS = 5
 
 class Scheduler:
     def __init__(self, db, *, dispatch: Callable[..., Awaitable[dict]], guild_log: Callable[[str, str, str, str], None],
-                 skip_reason: Callable[[str], str | None] = lambda guild_id: None, spawn=None,
+                 skip_reason: Callable[[str], str | None] = lambda guild_id: None,
+                 owns: Callable[[str], bool] = lambda guild_id: True, spawn=None,
                  clock: Callable[[], float] = schedule.now, timeout: float = 5, tick: float | None = None):
         self.db = db
         self.dispatch = dispatch
         self.guild_log = guild_log
         self.skip_reason = skip_reason
+        self.owns = owns
         self.spawn = spawn or asyncio.ensure_future
         self.clock = clock
         self.timeout = timeout
@@ -92,11 +96,13 @@ class Scheduler:
             self._wake.clear()
 
     async def step(self) -> None:
-        """Apply pending load outcomes, then handle every due job once."""
+        """Apply pending load outcomes, then handle every due job of this node's guilds once."""
         await self._apply_loads()
         now = self.clock()
         jobs = await asyncio.get_running_loop().run_in_executor(None, store.due_jobs, self.db, int(now))
         for job in jobs:
+            if not self.owns(job["guild_id"]):
+                continue  # another node's guild: its scheduler handles it
             try:
                 await self._consider(job, now)
             except Exception:  # noqa: BLE001
