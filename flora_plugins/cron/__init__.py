@@ -8,7 +8,8 @@
   same expression; a failed load's jobs are dropped and the running ones stay.
 * The scheduler (``scheduler.py``), started by ``flora_startup``, dispatches
   ``__cron:<name>`` with ``{name, scheduledAt}`` to the guild's script, for the
-  guilds this runtime node owns.
+  guilds this runtime node owns, each occurrence once across all nodes (it is
+  claimed in the database before it runs).
 
 Unlike flora, schedules survive restarts and redeploys, missed occurrences
 can be caught up (``catchUp: 'latest'``), ``skipIfRunning`` really skips,

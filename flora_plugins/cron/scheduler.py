@@ -13,8 +13,13 @@ here) and, per job, decides once what happens to the occurrences that came due:
 * otherwise the latest due occurrence runs (normally the only one).
 
 Either way ``next_run`` (and ``last_run`` for a run) is stored **before** the
-run is dispatched, so no occurrence ever runs twice, even if flora dies
-mid-run. Runs are dispatched as tasks, so jobs overlap unless
+run is dispatched, as a compare-and-set from the ``next_run`` this scheduler
+read, and a run is a **claim** (``store.claim``: that, and the job's latest
+claimed occurrence raised in the same transaction): only the scheduler whose
+claim succeeded dispatches, so no occurrence runs twice, whether two nodes'
+schedulers consider the same job, a node restarts or dies mid-run, or a guild's
+jobs move to a new load (a redeploy, another node taking the guild over).
+Runs are dispatched as tasks, so jobs overlap unless
 ``skipIfRunning`` says otherwise. Every run, skip, timeout and failure is
 written to the guild's log (target ``flora:cron``). Activations and discards
 of script loads are applied by the same task, between ticks, so the
@@ -111,6 +116,9 @@ class Scheduler:
     async def _advance(self, job: dict, next_run: int, last_run) -> bool:
         return await asyncio.get_running_loop().run_in_executor(None, store.advance, self.db, job, next_run, last_run)
 
+    async def _claim(self, job: dict, next_run: int, scheduled: int) -> bool:
+        return await asyncio.get_running_loop().run_in_executor(None, store.claim, self.db, job, next_run, scheduled)
+
     def _log(self, guild_id: str, level: str, message: str) -> None:
         self.guild_log(guild_id, level, TARGET, message)
 
@@ -143,7 +151,7 @@ class Scheduler:
                 self._log(guild_id, "info", f"cron '{name}' skipped (scheduled {at}): "
                                             "its previous run is still in progress (skipIfRunning)")
             return
-        if not await self._advance(job, next_run, latest):  # stored before the run: never twice
+        if not await self._claim(job, next_run, latest):  # stored before the run, and only one claim wins: never twice
             return
         if missed_while_down:
             self._log(guild_id, "info", f"cron '{name}': catching up the occurrence of {at}, the latest of "
