@@ -51,5 +51,10 @@ class RuntimeAPI(Protocol):
     def skip_reason(self, guild_id: str) -> str | None:
         """Why events for ``guild_id`` would not run now (suspended, nothing deployed), or ``None``."""
 
+    def owns(self, guild_id: str) -> bool:
+        """Whether ``guild_id`` is this runtime node's: on one of its shards (``DISCORD_SHARD_IDS`` of
+        ``DISCORD_SHARD_COUNT``), or any guild when the node runs every shard. Another node's guild is
+        neither run nor skipped here (the cron scheduler leaves its jobs to that node)."""
+
     def fail(self, message: str) -> None:
         """Stop the runtime because of ``message`` (logged; ``flora serve`` exits 1)."""

@@ -7,7 +7,9 @@
   guild's running ones, continuing the schedule of same-named jobs with the
   same expression; a failed load's jobs are dropped and the running ones stay.
 * The scheduler (``scheduler.py``), started by ``flora_startup``, dispatches
-  ``__cron:<name>`` with ``{name, scheduledAt}`` to the guild's script.
+  ``__cron:<name>`` with ``{name, scheduledAt}`` to the guild's script, for the
+  guilds this runtime node owns, each occurrence once across all nodes (it is
+  claimed in the database before it runs).
 
 Unlike flora, schedules survive restarts and redeploys, missed occurrences
 can be caught up (``catchUp: 'latest'``), ``skipIfRunning`` really skips,
@@ -34,7 +36,7 @@ def scheduler_for(runtime) -> Scheduler:
     scheduler = _schedulers.get(runtime)
     if scheduler is None:
         scheduler = Scheduler(runtime.db, dispatch=runtime.dispatch, guild_log=runtime.guild_log, skip_reason=runtime.skip_reason,
-                              spawn=runtime.spawn, timeout=runtime.config.cron_timeout_secs)
+                              owns=runtime.owns, spawn=runtime.spawn, timeout=runtime.config.cron_timeout_secs)
         _schedulers[runtime] = scheduler
     return scheduler
 

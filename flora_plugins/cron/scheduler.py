@@ -1,7 +1,9 @@
 """The cron scheduler: one task in the supervisor, ticking every second.
 
-Each tick takes the due jobs of the running loads from the database and, per
-job, decides once what happens to the occurrences that came due:
+Each tick takes the due jobs of the running loads from the database, keeps
+those of the guilds this runtime node owns (``owns``: the guild is on one of
+its shards; another node's guilds are that node's, neither run nor skipped
+here) and, per job, decides once what happens to the occurrences that came due:
 
 * the guild is suspended or has no script: skipped;
 * they were missed while flora was not running (more than a few seconds
@@ -11,8 +13,13 @@ job, decides once what happens to the occurrences that came due:
 * otherwise the latest due occurrence runs (normally the only one).
 
 Either way ``next_run`` (and ``last_run`` for a run) is stored **before** the
-run is dispatched, so no occurrence ever runs twice, even if flora dies
-mid-run. Runs are dispatched as tasks, so jobs overlap unless
+run is dispatched, as a compare-and-set from the ``next_run`` this scheduler
+read, and a run is a **claim** (``store.claim``: that, and the job's latest
+claimed occurrence raised in the same transaction): only the scheduler whose
+claim succeeded dispatches, so no occurrence runs twice, whether two nodes'
+schedulers consider the same job, a node restarts or dies mid-run, or a guild's
+jobs move to a new load (a redeploy, another node taking the guild over).
+Runs are dispatched as tasks, so jobs overlap unless
 ``skipIfRunning`` says otherwise. Every run, skip, timeout and failure is
 written to the guild's log (target ``flora:cron``). Activations and discards
 of script loads are applied by the same task, between ticks, so the
@@ -40,12 +47,14 @@ MISSED_GRACE_SECS = 5
 
 class Scheduler:
     def __init__(self, db, *, dispatch: Callable[..., Awaitable[dict]], guild_log: Callable[[str, str, str, str], None],
-                 skip_reason: Callable[[str], str | None] = lambda guild_id: None, spawn=None,
+                 skip_reason: Callable[[str], str | None] = lambda guild_id: None,
+                 owns: Callable[[str], bool] = lambda guild_id: True, spawn=None,
                  clock: Callable[[], float] = schedule.now, timeout: float = 5, tick: float | None = None):
         self.db = db
         self.dispatch = dispatch
         self.guild_log = guild_log
         self.skip_reason = skip_reason
+        self.owns = owns
         self.spawn = spawn or asyncio.ensure_future
         self.clock = clock
         self.timeout = timeout
@@ -92,11 +101,13 @@ class Scheduler:
             self._wake.clear()
 
     async def step(self) -> None:
-        """Apply pending load outcomes, then handle every due job once."""
+        """Apply pending load outcomes, then handle every due job of this node's guilds once."""
         await self._apply_loads()
         now = self.clock()
         jobs = await asyncio.get_running_loop().run_in_executor(None, store.due_jobs, self.db, int(now))
         for job in jobs:
+            if not self.owns(job["guild_id"]):
+                continue  # another node's guild: its scheduler handles it
             try:
                 await self._consider(job, now)
             except Exception:  # noqa: BLE001
@@ -104,6 +115,9 @@ class Scheduler:
 
     async def _advance(self, job: dict, next_run: int, last_run) -> bool:
         return await asyncio.get_running_loop().run_in_executor(None, store.advance, self.db, job, next_run, last_run)
+
+    async def _claim(self, job: dict, next_run: int, scheduled: int) -> bool:
+        return await asyncio.get_running_loop().run_in_executor(None, store.claim, self.db, job, next_run, scheduled)
 
     def _log(self, guild_id: str, level: str, message: str) -> None:
         self.guild_log(guild_id, level, TARGET, message)
@@ -137,7 +151,7 @@ class Scheduler:
                 self._log(guild_id, "info", f"cron '{name}' skipped (scheduled {at}): "
                                             "its previous run is still in progress (skipIfRunning)")
             return
-        if not await self._advance(job, next_run, latest):  # stored before the run: never twice
+        if not await self._claim(job, next_run, latest):  # stored before the run, and only one claim wins: never twice
             return
         if missed_while_down:
             self._log(guild_id, "info", f"cron '{name}': catching up the occurrence of {at}, the latest of "

@@ -1,4 +1,4 @@
-"""The ``cron_jobs`` and ``cron_loads`` tables.
+"""The ``cron_jobs``, ``cron_loads`` and ``cron_claims`` tables.
 
 A job row belongs to the script load that registered it (``load_id``).
 ``cron_loads`` names, per guild, the load whose jobs run (the last one that
@@ -12,6 +12,14 @@ Registration (in a worker) and activation (in the supervisor) may arrive in
 either order: a row inherits at insert from the best row of another load, and
 activation inherits again from the load it replaces. The previous load's rows
 are kept (never scheduled) until the next activation, for late registrations.
+
+A run is **claimed** before it is dispatched (:func:`claim`): one transaction moves the row's
+``next_run`` on from the value the scheduler read (compare-and-set, so of two schedulers that read the
+same row only one moves it) and raises the job's entry in ``cron_claims`` (one per guild and name,
+whatever the load) to the occurrence, only if that is later than the one there. The second condition
+covers what the first cannot see: a new load's row inherits ``next_run`` from the old load's row, so
+while a load takes over (a redeploy, a node taking over a guild) both rows can say the same occurrence
+is due, and whichever claims it second does not run it.
 """
 
 from __future__ import annotations
@@ -89,6 +97,9 @@ def activate(db, guild_id: str, load_id: str) -> None:
         # Older generations, and rows of loads that failed, registered before this activation.
         cur.execute("DELETE FROM cron_jobs WHERE guild_id = ? AND load_id <> ? AND load_id <> ? AND created_at <= ?",
                     (guild_id, load_id, current or "", now))
+        # The claims of jobs no row has any more.
+        cur.execute("DELETE FROM cron_claims WHERE guild_id = ? AND name NOT IN (SELECT name FROM cron_jobs WHERE guild_id = ?)",
+                    (guild_id, guild_id))
 
 
 def discard(db, guild_id: str, load_id: str) -> int:
@@ -111,11 +122,33 @@ def due_jobs(db, now: int) -> list[dict]:
 
 
 def advance(db, job: dict, next_run: int, last_run: int | None) -> bool:
-    """Move a job past the occurrences just handled (before its run starts); False if the row changed meanwhile."""
+    """Move a job past occurrences it does not run (skipped, missed); False if the row changed since it was read."""
     return db.execute(
         "UPDATE cron_jobs SET next_run = ?, last_run = ? WHERE guild_id = ? AND load_id = ? AND name = ? AND next_run = ?",
         (next_run, last_run, job["guild_id"], job["load_id"], job["name"], job["next_run"]),
     ) > 0
+
+
+def claim(db, job: dict, next_run: int, scheduled: int) -> bool:
+    """Claim the run of ``job``'s occurrence ``scheduled`` and move the job on to ``next_run``, in one transaction.
+
+    True: this scheduler runs it. False: the row changed since it was read (another scheduler moved it,
+    nothing is written), or ``scheduled`` or a later occurrence of the job was claimed already through
+    another load's row (the row still moves on, so it is not due again)."""
+    with db.transaction() as cur:
+        cur.execute(
+            "UPDATE cron_jobs SET next_run = ?, last_run = ? WHERE guild_id = ? AND load_id = ? AND name = ? AND next_run = ?",
+            (next_run, scheduled, job["guild_id"], job["load_id"], job["name"], job["next_run"]),
+        )
+        if cur.rowcount == 0:
+            return False
+        cur.execute(
+            "INSERT INTO cron_claims (guild_id, name, scheduled_at, claimed_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (guild_id, name) DO UPDATE SET scheduled_at = excluded.scheduled_at, claimed_at = excluded.claimed_at"
+            " WHERE cron_claims.scheduled_at < excluded.scheduled_at",
+            (job["guild_id"], job["name"], scheduled, _ms()),
+        )
+        return cur.rowcount > 0
 
 
 def jobs_of(db, guild_id: str) -> list[dict]:
