@@ -19,7 +19,7 @@ from uhashring import HashRing
 from flora_core.errors import RuntimeStartError
 
 from . import protocol
-from .worker import worker_main
+from .lifeline import signals_held, worker_process
 
 log = logging.getLogger("flora.pool")
 
@@ -109,10 +109,14 @@ class WorkerPool:
             await asyncio.sleep(0.05)
 
     def _spawn(self, w: WorkerHandle) -> None:
+        # called on the loop's thread only: a worker's parent-death signal fires when the thread that
+        # started it exits (lifeline.py)
         w.ready.clear()
-        w.process = self._ctx.Process(target=worker_main, args=(self.config.to_dict(), w.worker_id, self.socket_path),
+        w.process = self._ctx.Process(target=worker_process,
+                                      args=(self.config.to_dict(), w.worker_id, self.socket_path, os.getpid()),
                                       name=f"flora-{w.name}", daemon=True)
-        w.process.start()
+        with signals_held():  # until the worker's own handlers are in place (lifeline.py)
+            w.process.start()
         log.info("started %s (pid %s)", w.name, w.process.pid)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
