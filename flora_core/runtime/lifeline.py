@@ -1,15 +1,16 @@
 """The supervisor's children (workers, the API process) die with it and stop in the order it sets.
 
-Three things, each done by the child itself right at its start:
+Four things, each done by the child itself right at its start:
 
 * **Parent death.** On Linux the child asks the kernel for ``SIGKILL`` when its parent goes away
   (``prctl(PR_SET_PDEATHSIG)``), then checks that the parent is still the one that started it: if
   the supervisor died in between, the child exits at once. The kernel's signal fires when the
   *thread* that started the child exits, so the supervisor starts its children from its event loop's
   thread, never from an executor thread.
-* **A fallback watch.** Where ``prctl`` is not there (or fails), a daemon thread waits on a file
-  descriptor whose other end only the parent holds (a worker's multiprocessing parent sentinel, the
-  API's supervisor pipe) and ends the process when it closes: the parent is gone, however it died.
+* **A fallback watch.** Where ``prctl`` is not there (or fails), the child waits on a file descriptor
+  whose other end only the parent holds and ends when it closes: the parent is gone, however it died
+  (a worker: a daemon thread on multiprocessing's parent sentinel, ``exit_when_closed``; the API: a
+  greenlet on its supervisor pipe, ``flora_http/serve.py``).
 * **No window at start.** The supervisor starts each child with ``SIGINT`` and ``SIGTERM`` blocked
   (``signals_held``; the mask is inherited across ``fork`` and ``exec``), and the child unblocks them
   (``release_signals``) once its handlers are in place: a group signal sent while a child is starting
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 import os
 import select
 import signal
@@ -38,15 +38,12 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-log = logging.getLogger("flora.lifeline")
-
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-# a child that got SIGINT/SIGTERM exits on its own after this long without an orderly stop
-# (the supervisor's stop takes less than 5 s: supervisor.STOP_BUDGET_SECS)
+# a child that got SIGINT/SIGTERM exits on its own after this long without an orderly stop (the
+# supervisor's stop takes 4 s at most: supervisor.STOP_BUDGET_SECS); its exit status is then 128 + the
+# signal, the shell's convention
 CHILD_STOP_GRACE_SECS = 10.0
-# exit status of a child whose parent went away (the fallback watch), and of one that exited after a
-# signal without an orderly stop (128 + the signal, the shell's convention)
-PARENT_GONE_EXIT = 1
+PARENT_GONE_EXIT = 1  # exit status of a child whose parent is gone
 
 # how the supervisor tells the API process who its parent is and which pipe it holds
 SUPERVISOR_PID_ENV = "FLORA_SUPERVISOR_PID"

@@ -235,6 +235,10 @@ class WorkerPool:
                     protocol.send_nowait(w.writer, {"t": "shutdown"})
                 except (ConnectionError, RuntimeError):
                     pass
+            elif w.process is not None and w.process.exitcode is None and w.process.pid is not None:
+                # still starting (a replacement, say): nothing is loaded there yet, nothing to finish
+                log.info("%s (pid %s) was still starting; killing it", w.name, w.process.pid)
+                w.process.kill()
         procs = [w.process for w in self.workers if w.process is not None and w.process.pid is not None]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace

@@ -363,7 +363,7 @@ class Runtime:
 
     async def _load_stored(self, guild_id: str) -> bool:
         bundle = self.bundles.get(guild_id)
-        if bundle is None:
+        if bundle is None or self.stopping:
             return False
         try:
             reply, _ = await self._load_request(guild_id, bundle)
@@ -426,13 +426,19 @@ class Runtime:
         try:  # storage is the truth: restore what is deployed there now
             stored = await asyncio.get_running_loop().run_in_executor(None, repo.current_bundles, self.db)
         except Exception as exc:  # noqa: BLE001
+            if self.stopping:
+                return
             log.error("could not read deployments to restore %s: %s", w.name, exc)
             stored = {}
+        if self.stopping:
+            return
         for guild_id, bundle in stored.items():
             if self.pool.worker_for(guild_id) is w:
                 self.bundles[guild_id] = bundle
         mine = [g for g in self.bundles if self.pool.worker_for(g) is w and g not in suspects]
         await asyncio.gather(*(self._load_stored(g) for g in mine))
+        if self.stopping:  # the stop began while restoring: what is left is not restored
+            return
         log.info("%s restarted; restored %d guild(s), suspended %d", w.name, len(mine), len(suspects))
 
     def _resume_later(self, guild_id: str) -> None:
