@@ -221,6 +221,24 @@ def test_a_dispatch_in_flight_at_sigterm_sends_its_reply_before_flora_exits(emul
         stop_flora(server)  # exited already: checks that nothing of its group is left
 
 
+def test_a_stop_while_a_worker_is_being_replaced_neither_waits_for_it_nor_restores_it(tmp_path):
+    serve = Serve(tmp_path).start()
+    try:
+        serve.deploy()
+        serve.ping("before")
+        os.kill(_workers(serve.pgid)[0], signal.SIGKILL)  # a crash: the supervisor starts a replacement
+        wait_for(lambda: "restarting it" in serve.log, timeout=30, interval=0.005, message="the replacement started")
+        code, took = serve.signal(signal.SIGTERM)
+        assert code == 0 and took < STOP_SECS, (took, serve.log)
+        after = serve.log.split("SIGTERM: stopping", 1)[1]
+        # whether the replacement had connected yet or not: nothing is restarted or restored from the stop on
+        assert "restarting it" not in after and " restarted; " not in after, serve.log
+        assert "Traceback" not in serve.log, serve.log
+        _assert_group_gone(serve.pgid)
+    finally:
+        serve.kill_all()
+
+
 # -- SIGKILL ---------------------------------------------------------------------------------------
 def test_sigkill_of_the_supervisor_takes_its_children_and_the_next_start_is_clean(tmp_path):
     first = Serve(tmp_path).start()
