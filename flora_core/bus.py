@@ -106,7 +106,8 @@ class UnixSocketBus:
         app.router.add_post("/guilds/{guild_id}/load", load)
         app.router.add_post("/guilds/{guild_id}/restore", restore)
         app.router.add_get("/status", status)
-        self._runner = web.AppRunner(app, access_log=None)
+        # at the runtime's stop, a request still running gets a second, not aiohttp's default minute
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         Path(self.socket_path).parent.mkdir(parents=True, exist_ok=True)
         if os.path.exists(self.socket_path):

@@ -24,6 +24,9 @@ wsgi_app = "flora_http.app:create_served_app()"
 worker_class = "gevent"
 bind = [f"{_host}:{_config.api_port}"]
 accesslog = "-"
+# SIGTERM (systemd's stop): workers get this long to finish their requests, then they are killed; an open
+# log stream (/api/logs/{guild_id}/stream) never finishes on its own, and gunicorn's default is 30 s
+graceful_timeout = 2
 
 
 def post_fork(server, worker):

@@ -193,8 +193,13 @@ def _drive(project: Path, scenario) -> None:
         raise
     finally:
         asyncio.run(browser.close())
+        stopping = time.monotonic()
         code = dev.stop()
+        took = time.monotonic() - stopping
     assert code == 0, dev.output
+    # the runtime's stop is bounded at 4 s (supervisor.STOP_BUDGET_SECS) and takes well under 1 s here;
+    # 5 s leaves room for a busy machine
+    assert took < 5.0, f"flora dev took {took:.2f} s to exit after Ctrl-C:\n{dev.output}"
     assert "Traceback" not in dev.output, dev.output
     deadline = time.monotonic() + 5
     while not _gone(dev.proc.pid) and time.monotonic() < deadline:

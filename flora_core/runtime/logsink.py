@@ -27,6 +27,7 @@ class GuildLogs:
         self.retention = retention
         self._buffer: list[dict] = []
         self._listeners: list[Listener] = []
+        self._closing: asyncio.Event | None = None
 
     def add(self, guild_id: str | None, level: str, target: str, message: str, ts: int | None = None) -> None:
         log.log(LEVELS.get(level, logging.INFO), "[guild %s] %s: %s", guild_id or "-", target, message)
@@ -45,10 +46,19 @@ class GuildLogs:
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     async def run(self, db: Database) -> None:
-        """Write the buffer every 0.25 s until cancelled."""
-        while True:
-            await asyncio.sleep(FLUSH_EVERY_SECS)
+        """Write the buffer every 0.25 s until :meth:`close` (then once more) or until cancelled."""
+        self._closing = asyncio.Event()
+        while not self._closing.is_set():
+            try:
+                await asyncio.wait_for(self._closing.wait(), FLUSH_EVERY_SECS)
+            except TimeoutError:
+                pass
             await self.flush(db)
+
+    def close(self) -> None:
+        """Make :meth:`run` write what it holds and return (the runtime's stop, before the database closes)."""
+        if self._closing is not None:
+            self._closing.set()
 
     async def flush(self, db: Database) -> None:
         if not self._buffer:

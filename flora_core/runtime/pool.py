@@ -19,12 +19,25 @@ from uhashring import HashRing
 from flora_core.errors import RuntimeStartError
 
 from . import protocol
-from .worker import worker_main
+from .lifeline import signals_held, worker_process
 
 log = logging.getLogger("flora.pool")
 
 
 READY_TIMEOUT_SECS = 60
+DEATH_REAP_SECS = 5.0  # how long a worker whose socket closed may take to exit before its status is read
+EXIT_POLL_SECS = 0.02
+KILL_REAP_SECS = 0.5  # a killed worker is gone within this (SIGKILL cannot be caught)
+
+
+async def wait_exit(process: multiprocessing.process.BaseProcess, timeout: float) -> int | None:
+    """The process's exit code once it has exited, or ``None`` after ``timeout`` s; never blocks the loop
+    (a blocking ``join`` in an executor thread would also hold up the interpreter's exit)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while process.exitcode is None and loop.time() < deadline:
+        await asyncio.sleep(EXIT_POLL_SECS)
+    return process.exitcode
 
 
 class WorkerDied(Exception):
@@ -109,10 +122,14 @@ class WorkerPool:
             await asyncio.sleep(0.05)
 
     def _spawn(self, w: WorkerHandle) -> None:
+        # called on the loop's thread only: a worker's parent-death signal fires when the thread that
+        # started it exits (lifeline.py)
         w.ready.clear()
-        w.process = self._ctx.Process(target=worker_main, args=(self.config.to_dict(), w.worker_id, self.socket_path),
+        w.process = self._ctx.Process(target=worker_process,
+                                      args=(self.config.to_dict(), w.worker_id, self.socket_path, os.getpid()),
                                       name=f"flora-{w.name}", daemon=True)
-        w.process.start()
+        with signals_held():  # until the worker's own handlers are in place (lifeline.py)
+            w.process.start()
         log.info("started %s (pid %s)", w.name, w.process.pid)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -151,25 +168,25 @@ class WorkerPool:
     async def _handle_death(self, w: WorkerHandle) -> None:
         exitcode = None
         if w.process is not None:
-            await asyncio.get_running_loop().run_in_executor(None, w.process.join, 5)
-            exitcode = w.process.exitcode
+            exitcode = await wait_exit(w.process, DEATH_REAP_SECS)
         inflight = [req for _, req in w.pending.values()]
         err = WorkerDied(f"{w.name} {describe_exit(exitcode)}", exitcode)
         for fut, _ in w.pending.values():
             if not fut.done():
                 fut.set_exception(err)
         w.pending.clear()
-        if self.stopping:
+        if self.stopping:  # flora is stopping: a worker that exits now is not replaced
             return
         log.error("%s %s; restarting it", w.name, describe_exit(exitcode))
         w.restarts += 1
         self._spawn(w)
         try:
-            await asyncio.wait_for(w.ready.wait(), 60)
+            await asyncio.wait_for(w.ready.wait(), READY_TIMEOUT_SECS)
         except TimeoutError:
-            log.error("%s did not come back within 60 s", w.name)
+            log.error("%s did not come back within %d s", w.name, READY_TIMEOUT_SECS)
             return
-        await self.on_death(w, exitcode, inflight)
+        if not self.stopping:
+            await self.on_death(w, exitcode, inflight)
 
     def replace(self, w: WorkerHandle, why: dict) -> None:
         """The worker asked to be replaced (an isolate it could not stop keeps a core busy): kill it; its
@@ -182,11 +199,16 @@ class WorkerPool:
 
     async def request(self, w: WorkerHandle, message: dict, timeout: float | None = None) -> dict:
         if not w.alive:
+            if self.stopping:
+                raise WorkerDied(f"{w.name} is not connected and flora is stopping", None)
             await asyncio.wait_for(w.ready.wait(), 30)
         req_id = next(self._ids)
         message = dict(message, id=req_id)
-        fut = asyncio.get_running_loop().create_future()
-        w.pending[req_id] = (fut, {k: v for k, v in message.items() if k != "bundle" and k != "payload"})
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        summary = {k: v for k, v in message.items() if k != "bundle" and k != "payload"}
+        summary["sent"] = loop.time()  # when the stop drains requests in flight, their deadline counts from here
+        w.pending[req_id] = (fut, summary)
         if w.writer is None:
             w.pending.pop(req_id, None)
             raise WorkerDied(f"{w.name} is not connected", None)
@@ -198,7 +220,14 @@ class WorkerPool:
     def inflight(self, w: WorkerHandle) -> int:
         return len(w.pending)
 
-    async def stop(self) -> None:
+    def in_flight(self) -> list[tuple[asyncio.Future, dict]]:
+        """Every request sent to a worker and not answered yet, with what it was (no bundle, no payload)."""
+        return [entry for w in self.workers for entry in w.pending.values()]
+
+    async def stop(self, grace: float = 1.0) -> None:
+        """Ask every worker to stop (``{"t": "shutdown"}``: it closes its isolates and exits), wait up to
+        ``grace`` s for all of them together, then SIGKILL the rest. Requests still unanswered fail with
+        :class:`WorkerDied`. No worker is restarted from the moment this is called (``stopping``)."""
         self.stopping = True
         for w in self.workers:
             if w.alive and w.writer is not None:
@@ -206,13 +235,28 @@ class WorkerPool:
                     protocol.send_nowait(w.writer, {"t": "shutdown"})
                 except (ConnectionError, RuntimeError):
                     pass
+            elif w.process is not None and w.process.exitcode is None and w.process.pid is not None:
+                # still starting (a replacement, say): nothing is loaded there yet, nothing to finish
+                log.info("%s (pid %s) was still starting; killing it", w.name, w.process.pid)
+                w.process.kill()
+        procs = [w.process for w in self.workers if w.process is not None and w.process.pid is not None]
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        for proc in procs:
+            await wait_exit(proc, max(0.0, deadline - loop.time()))
+        late = [proc for proc in procs if proc.exitcode is None]
+        for proc in late:
+            log.warning("%s (pid %s) did not stop within %.1f s of being asked; killing it", proc.name, proc.pid, grace)
+            proc.kill()
+        deadline = loop.time() + KILL_REAP_SECS
+        for proc in late:
+            await wait_exit(proc, max(0.0, deadline - loop.time()))
+        err = WorkerDied("flora is stopping", None)
         for w in self.workers:
-            if w.process is not None:
-                await loop.run_in_executor(None, w.process.join, 5)
-                if w.process.is_alive():
-                    w.process.kill()
-                    await loop.run_in_executor(None, w.process.join, 2)
+            for fut, _ in w.pending.values():
+                if not fut.done():
+                    fut.set_exception(err)
+            w.pending.clear()
         if self._server is not None:
             self._server.close()
         if os.path.exists(self.socket_path):

@@ -30,7 +30,7 @@ from .bootstrap import Starter
 from .housekeeping import Housekeeping
 from .logsink import GuildLogs
 from .metrics import DispatchMetrics
-from .pool import WorkerDied, WorkerHandle, WorkerPool, describe_exit
+from .pool import KILL_REAP_SECS, WorkerDied, WorkerHandle, WorkerPool, describe_exit
 
 log = logging.getLogger("flora.runtime")
 
@@ -38,6 +38,16 @@ SUSPEND_MAX_SECS = 600.0
 STRIKE_RESET_SECS = 600.0
 DROP_REPORT_SECS = 10
 BUNDLE_CACHE_MAX_AGE_DAYS = 30
+
+# The stop (Runtime.stop), each step bounded, counted from the moment it began:
+SOURCES_STOP_SECS = 1.0       # event sources (the gateway) close within this
+DRAIN_MAX_SECS = 2.5          # requests in flight get until their deadline, but no later than this
+DRAIN_MARGIN_SECS = 0.25      # after a dispatch's deadline, for the worker's answer to arrive
+WORKER_STOP_GRACE_SECS = 1.0  # then the workers, asked to stop, are killed after this (and reaped within KILL_REAP_SECS)
+CLOSE_STEP_SECS = 0.5         # background tasks, the bus, the last log lines: milliseconds, each bounded by this
+COMPANION_STOP_SECS = 1.0     # flora serve --emulator: the emulator stops last, within this
+STOP_BUDGET_SECS = DRAIN_MAX_SECS + WORKER_STOP_GRACE_SECS + KILL_REAP_SECS  # 4 s, when nothing hangs in closing
+STOPPING = "flora is stopping"
 
 
 class Runtime:
@@ -66,10 +76,13 @@ class Runtime:
         self.api = ApiProcess(config.api_address, config.api_port, self.fail) if with_api else None
         self.starter = Starter(self) if starter else None
         self._tasks: set[asyncio.Task] = set()
+        self._log_task: asyncio.Task | None = None
         self._load_locks: dict[str, asyncio.Lock] = {}
         self._dropped: dict[str, tuple[int, float, str]] = {}  # guild -> (unreported, last report, latest event)
         self.stopped = asyncio.Event()
         self.stop_requested = asyncio.Event()
+        self.stopping = False  # set once, at the first request to stop: nothing is restarted or taken after it
+        self._stop_task: asyncio.Task | None = None
         self.fatal: str | None = None
 
     @property
@@ -94,10 +107,22 @@ class Runtime:
         """Stop the runtime because of ``message`` (``flora serve`` exits 1)."""
         self.fatal = message
         log.error("%s", message)
+        self.request_stop()
+
+    def request_stop(self) -> None:
+        """Mark the runtime stopping (a signal handler calls this; ``stop`` does the rest): from now on no
+        event is taken, no load is started, and no worker or API process that exits is restarted."""
+        self.stopping = True
+        if self._pool is not None:
+            self._pool.stopping = True
+        if self.api is not None:
+            self.api.stopping = True
         self.stop_requested.set()
 
     def skip_reason(self, guild_id: str) -> str | None:
         """Why events for ``guild_id`` would not run now, or ``None``."""
+        if self.stopping:
+            return STOPPING
         if guild_id in self.suspended:
             return "the guild's script is suspended (it crashed its worker)"
         if guild_id not in self.bundles:
@@ -132,16 +157,16 @@ class Runtime:
         self.config.data_path.mkdir(parents=True, exist_ok=True)
         if self.config.redis_url:
             log.info("REDIS_URL is set: the API's caches live there, the scope cache keeps a second layer there "
-                     "and KV_BACKEND=redis can use it; "
-                     "the bus is the embedded one unless a plugin provides another")
+                     "and KV_BACKEND=redis can use it")
         self._db = await loop.run_in_executor(None, open_database, self.config, self.plugins)
         self._bus = open_bus(self.config, self.plugins)
         run_dir = self.config.control_socket.parent
         self._pool = WorkerPool(self.config, str(run_dir / "workers.sock"), self._on_worker_message, self._on_worker_death)
+        self._pool.stopping = self.stopping
         await self.pool.start()
         # the bus first: a node of several claims its shards before it loads anything of theirs
         await self._bus.serve(self)
-        self.spawn(self.logs.run(self.db))
+        self._log_task = asyncio.create_task(self.logs.run(self.db))
         self.housekeeping.every(DROP_REPORT_SECS, self._report_drops, "report dropped events")
         self.housekeeping.every(60, self._forget_stale, "forget old strikes and locks")
         self.housekeeping.every(3600, self._trim_bundle_cache, "trim the bundle cache")
@@ -184,24 +209,104 @@ class Runtime:
         await asyncio.gather(*(rebuild(rev) for rev in legacy))
 
     async def stop(self) -> None:
-        self.plugins.shutdown(self)
-        for source in self.sources:
-            try:
-                await source.stop()
-            except Exception as exc:  # noqa: BLE001
-                log.error("event source failed to stop: %s", exc)
+        """Stop in order, within ``STOP_BUDGET_SECS`` (4 s) plus milliseconds (each step is bounded):
+
+        1. take nothing new: plugins' ``flora_shutdown`` (cron stops), event sources stopped (the gateway's
+           sessions closed), the API process asked to stop (it stops listening);
+        2. requests in flight on the workers (dispatches, loads) get until their deadline, at most
+           ``DRAIN_MAX_SECS`` after the stop began; what is still running then is cut, and said so;
+        3. the workers are asked to stop (SIGKILL after ``WORKER_STOP_GRACE_SECS``), the API process is
+           waited for (SIGKILL after its grace);
+        4. background tasks cancelled, the bus closed, the last guild log lines written, the database closed.
+
+        No worker is restarted and no guild suspended or restored once it has begun. Calling it again
+        waits for the first call."""
+        if self._stop_task is None:
+            self._stop_task = asyncio.ensure_future(self._stop())
+        await asyncio.shield(self._stop_task)
+
+    async def _stop(self) -> None:
+        self.request_stop()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        try:
+            self.plugins.shutdown(self)
+        except Exception as exc:  # noqa: BLE001 - the stop goes on
+            log.error("a plugin failed to shut down: %s", exc)
         if self.api is not None:
-            await self.api.stop()
-        if self._bus is not None:
-            await self._bus.close()
+            self.api.request_stop()
+        await self._stop_sources()
         if self._pool is not None:
-            await self._pool.stop()
-        for task in list(self._tasks):
+            await self._drain(began + DRAIN_MAX_SECS)
+        steps = []
+        if self._pool is not None:
+            steps.append(self._pool.stop(WORKER_STOP_GRACE_SECS))
+        if self.api is not None:
+            steps.append(self.api.stop())
+        await asyncio.gather(*steps)
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=CLOSE_STEP_SECS)
+        if self._bus is not None:
+            await self._bounded(self._bus.close(), CLOSE_STEP_SECS, "closing the runtime bus")
+        if self._log_task is not None:
+            self.logs.close()
+            await asyncio.wait({self._log_task}, timeout=CLOSE_STEP_SECS)
         if self._db is not None:
             await self.logs.flush(self.db)
             self.db.close()
+        log.info("stopped in %.2f s", loop.time() - began)
         self.stopped.set()
+
+    async def _bounded(self, aw: Awaitable, timeout: float, what: str) -> None:
+        try:
+            await asyncio.wait_for(aw, timeout)
+        except TimeoutError:
+            log.error("stopping: %s took longer than %.1f s; going on", what, timeout)
+        except Exception as exc:  # noqa: BLE001 - the stop goes on
+            log.error("stopping: %s failed: %s", what, exc)
+
+    async def _stop_sources(self) -> None:
+        """Every event source stops (together), within ``SOURCES_STOP_SECS``."""
+        async def one(source) -> None:
+            await self._bounded(source.stop(), SOURCES_STOP_SECS, f"stopping event source {type(source).__name__}")
+
+        await asyncio.gather(*(one(source) for source in self.sources))
+
+    async def _drain(self, until: float) -> None:
+        """Wait for the requests in flight on the workers, each until its deadline, all until ``until``."""
+        loop = asyncio.get_running_loop()
+        entries = self.pool.in_flight()
+        if not entries:
+            return
+
+        def deadline(meta: dict) -> float:
+            if meta.get("t") == "dispatch":
+                budget = meta.get("timeout") or self.config.dispatch_timeout_secs
+            elif meta.get("t") == "load":
+                budget = self.config.load_timeout_secs
+            else:
+                budget = 0
+            if not budget:  # no deadline of its own (0 = none): the stop's
+                return until
+            return min(until, float(meta.get("sent", loop.time())) + float(budget) + DRAIN_MARGIN_SECS)
+
+        end = max(deadline(meta) for _, meta in entries)
+        log.info("stopping: waiting up to %.1f s for %d request(s) in flight", max(0.0, end - loop.time()), len(entries))
+        await asyncio.wait([fut for fut, _ in entries], timeout=max(0.0, end - loop.time()))
+        cut = [meta for fut, meta in entries if not fut.done()]
+        if not cut:
+            return
+        log.warning("stopping: %d request(s) still running are cut: %s", len(cut),
+                    ", ".join(f"{m.get('t')} {m.get('event', '')} for guild {m.get('guild')}".replace("  ", " ") for m in cut))
+        for meta in cut:
+            if meta.get("t") == "dispatch" and meta.get("guild"):
+                ran = loop.time() - float(meta.get("sent", loop.time()))
+                self.guild_log(str(meta["guild"]), "warn", "flora:runtime",
+                               f"flora stopped while {meta.get('event', 'an event')} was running "
+                               f"(it had run for {ran:.1f}s); it was cut off")
 
     # -- housekeeping jobs -----------------------------------------------------------------------
     def _forget_stale(self) -> None:
@@ -241,6 +346,8 @@ class Runtime:
 
     async def load(self, guild_id: str, bundle: str) -> tuple[bool, str | None]:
         """Load a new script for a guild; on failure the previous one keeps running."""
+        if self.stopping:
+            return False, STOPPING
         async with self.guild_lock(guild_id):
             return await self.load_locked(guild_id, bundle)
 
@@ -268,7 +375,7 @@ class Runtime:
 
     async def _load_stored(self, guild_id: str) -> bool:
         bundle = self.bundles.get(guild_id)
-        if bundle is None:
+        if bundle is None or self.stopping:
             return False
         try:
             reply, _ = await self._load_request(guild_id, bundle)
@@ -281,6 +388,8 @@ class Runtime:
         return False
 
     async def restore(self, guild_id: str) -> None:
+        if self.stopping:
+            return
         bundle = await asyncio.get_running_loop().run_in_executor(None, repo.current_bundle, self.db, guild_id)
         if bundle is None:
             self.bundles.pop(guild_id, None)
@@ -298,7 +407,10 @@ class Runtime:
             self.pool.replace(w, {"guild": msg.get("guild"), "reason": str(msg.get("reason", ""))})
 
     async def _on_worker_death(self, w: WorkerHandle, exitcode: int | None, inflight: list[dict]) -> None:
-        """Restore the dead worker's guilds; suspend the ones that were running when it died."""
+        """Restore the dead worker's guilds; suspend the ones that were running when it died (never
+        while stopping: the pool does not call this then, and nothing is restored or suspended)."""
+        if self.stopping:
+            return
         recycled, w.recycle = w.recycle, None
         if recycled is not None:  # replaced on its own request: only the guild it could not stop is suspect
             suspects = {str(recycled["guild"])} if recycled.get("guild") else set()
@@ -326,20 +438,26 @@ class Runtime:
         try:  # storage is the truth: restore what is deployed there now
             stored = await asyncio.get_running_loop().run_in_executor(None, repo.current_bundles, self.db)
         except Exception as exc:  # noqa: BLE001
+            if self.stopping:
+                return
             log.error("could not read deployments to restore %s: %s", w.name, exc)
             stored = {}
+        if self.stopping:
+            return
         for guild_id, bundle in stored.items():
             if self.owns(guild_id) and self.pool.worker_for(guild_id) is w:
                 self.bundles[guild_id] = bundle
         mine = [g for g in self.bundles if self.pool.worker_for(g) is w and g not in suspects]
         await asyncio.gather(*(self._load_stored(g) for g in mine))
+        if self.stopping:  # the stop began while restoring: what is left is not restored
+            return
         log.info("%s restarted; restored %d guild(s), suspended %d", w.name, len(mine), len(suspects))
 
     def _resume_later(self, guild_id: str) -> None:
         self.spawn(self._unsuspend(guild_id))
 
     async def _unsuspend(self, guild_id: str) -> None:
-        if guild_id not in self.suspended:
+        if self.stopping or guild_id not in self.suspended:
             return
         del self.suspended[guild_id]
         if await self._load_stored(guild_id):
@@ -357,6 +475,8 @@ class Runtime:
     def emit(self, event_type: str, raw: dict) -> None:
         """Called by event sources: a raw Discord gateway dispatch (``MESSAGE_CREATE``…), or an event of
         the source's own (any other name) whose payload holds ``guild_id``."""
+        if self.stopping:
+            return  # stopping: no event is taken any more
         if event_type == "READY":
             self.bot_user = raw.get("user")
             self._broadcast("ready", payloads.ready(raw))
@@ -413,6 +533,8 @@ class Runtime:
 
     async def dispatch(self, guild_id: str, event: str, payload: dict, timeout: float | None = None) -> dict:
         """Deliver one event to the guild's script (plugins use this too, e.g. cron); returns the worker's reply."""
+        if self.stopping:
+            return {"ok": False, "error": STOPPING}
         w = self.pool.worker_for(guild_id)
         if self.pool.inflight(w) >= self.config.worker_queue_capacity:
             self._note_drop(guild_id, event)
@@ -432,7 +554,7 @@ class Runtime:
         return reply
 
     def _bootstrap(self, guild_id: str) -> None:
-        if self.starter is not None and not self.has_script(guild_id):
+        if self.starter is not None and not self.stopping and not self.has_script(guild_id):
             self.spawn(self.starter.bootstrap(guild_id))
 
     # -- the bus's requests (flora_core.bus.BusNode) ----------------------------------------------
@@ -456,22 +578,60 @@ def serve(config, plugins: Plugins | None = None, *, with_api: bool = True, comp
 
     async def main() -> int:
         nonlocal config
-        stop_companion = None
-        if companion is not None:
-            config, stop_companion = await companion(config)
-        runtime = Runtime(config, plugins, with_api=with_api)
         loop = asyncio.get_running_loop()
+        runtime: Runtime | None = None
+        signalled: list[str] = []
+
+        def on_signal(sig: signal.Signals) -> None:
+            # SIGINT/SIGTERM to this process or to its whole group (Ctrl-C, systemd): the children wait for
+            # this process to stop them in order (lifeline.py), whatever reached them too
+            if signalled:
+                log.info("%s: already stopping", sig.name)
+                return
+            signalled.append(sig.name)
+            log.info("%s: stopping", sig.name)
+            if runtime is not None:
+                runtime.request_stop()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, runtime.stop_requested.set)
+            loop.add_signal_handler(sig, on_signal, sig)
+        stop_companion = None
         try:
-            await runtime.start()
-            log.info("flora is running with %d worker(s); Ctrl-C stops it", config.max_workers)
-            await runtime.stop_requested.wait()
+            if companion is not None:
+                config, stop_companion = await companion(config)
+            runtime = Runtime(config, plugins, with_api=with_api)
+            if signalled:  # a signal came while the companion started
+                runtime.request_stop()
+            else:
+                await _run_until_stopped(runtime, config)
         finally:
-            log.info("stopping")
-            await runtime.stop()
+            if runtime is not None:
+                if not signalled:
+                    log.info("stopping")
+                await runtime.stop()
             if stop_companion is not None:
-                await stop_companion()
-        return 1 if runtime.fatal else 0
+                try:
+                    await asyncio.wait_for(stop_companion(), COMPANION_STOP_SECS)
+                except TimeoutError:
+                    log.error("stopping: the companion (the emulator) did not stop within %.1f s", COMPANION_STOP_SECS)
+        return 1 if runtime is not None and runtime.fatal else 0
 
     return asyncio.run(main())
+
+
+async def _run_until_stopped(runtime: Runtime, config) -> None:
+    """Start the runtime and run until a stop is requested; a stop requested while it starts cancels the
+    start (``Runtime.stop`` then stops what did start)."""
+    starting = asyncio.ensure_future(runtime.start())
+    stop = asyncio.ensure_future(runtime.stop_requested.wait())
+    try:
+        await asyncio.wait({starting, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            return
+        starting.result()  # a start that failed raises here
+        log.info("flora is running with %d worker(s); Ctrl-C stops it", config.max_workers)
+        await stop
+    finally:
+        stop.cancel()

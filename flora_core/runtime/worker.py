@@ -16,7 +16,6 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import time
 import traceback
 
@@ -421,8 +420,8 @@ class Worker:
 
 
 def worker_main(config_values: dict, worker_id: int, socket_path: str) -> None:
-    """Entry point of a worker process (multiprocessing ``spawn`` target)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
+    """Run a worker (after ``lifeline.worker_process``, the process's entry point, set up how it dies
+    with the supervisor and that SIGINT/SIGTERM wait for the supervisor's orderly stop)."""
     level = getattr(logging, str(config_values.get("log_level", "info")).upper(), logging.INFO)
     logging.basicConfig(level=level, format=f"%(asctime)s worker-{worker_id} %(levelname)s %(name)s: %(message)s")
     worker = Worker(Config.from_dict(config_values), worker_id, socket_path)

@@ -390,8 +390,14 @@ def run_dev(project_dir: str | os.PathLike, config, plugins=None, *, port: int =
         session = DevSession(project_dir, config, plugins, port=port, emulator_port=emulator_port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            stop.set()
+            if session.runtime is not None:
+                session.runtime.request_stop()  # from now on no worker is restarted, no event taken
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
         _say(f"flora dev: {session.root}")
         try:
             await session.start()
