@@ -301,6 +301,11 @@ class RedisBusClient:
             raise RuntimeUnavailable(f"bus unavailable: {exc}") from None
 
     def ask(self, node: str, request: dict, timeout: float) -> dict:
+        # the API cuts a whole request after API_REQUEST_TIMEOUT_SECS: a bus request must not outlive it,
+        # or a node could apply a deploy the API has already answered (and not recorded)
+        cap = int(getattr(self.config, "api_request_timeout_secs", 0) or 0)
+        if cap:
+            timeout = min(timeout, max(1.0, cap - 1.0))
         rid = uuid.uuid4().hex
         # a node that reads it later than this drops it: the client has given up (the clocks of the
         # machines must agree to within a second or so, as NTP keeps them)
