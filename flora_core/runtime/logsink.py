@@ -3,6 +3,10 @@ database in batches (every 0.25 s), and handed to listeners (``flora dev``'s con
 
 Retention (``LOG_RETENTION_PER_GUILD``) is applied as each batch is written, so a guild that floods
 its log never holds more than its share of rows.
+
+While the database cannot be written (PostgreSQL down, SQLite locked), lines stay buffered, at most
+:data:`MAX_BUFFERED` (the oldest go first, counted), and are written when it is back; then one line
+says how long the database was away and how many lines were dropped.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from flora_core.storage import Database, repo
 log = logging.getLogger("flora.runtime")
 
 FLUSH_EVERY_SECS = 0.25
+MAX_BUFFERED = 50_000  # lines kept while the database is away (a few MB)
 LEVELS = {"error": logging.ERROR, "warn": logging.WARNING}
 
 Listener = Callable[[dict], None]
@@ -28,12 +33,18 @@ class GuildLogs:
         self._buffer: list[dict] = []
         self._listeners: list[Listener] = []
         self._closing: asyncio.Event | None = None
+        self._failing_since: float | None = None
+        self._dropped = 0
 
     def add(self, guild_id: str | None, level: str, target: str, message: str, ts: int | None = None) -> None:
         log.log(LEVELS.get(level, logging.INFO), "[guild %s] %s: %s", guild_id or "-", target, message)
         entry = {"guild_id": guild_id, "timestamp": ts or int(time.time() * 1000), "level": level,
                  "target": target, "message": message}
         self._buffer.append(entry)
+        if len(self._buffer) > MAX_BUFFERED:  # the database is away: the oldest lines go, counted
+            excess = len(self._buffer) - MAX_BUFFERED
+            del self._buffer[:excess]
+            self._dropped += excess
         for listener in list(self._listeners):
             try:
                 listener(entry)
@@ -66,5 +77,24 @@ class GuildLogs:
         batch, self._buffer = self._buffer, []
         try:
             await asyncio.get_running_loop().run_in_executor(None, repo.append_logs, db, batch, self.retention)
-        except Exception as exc:  # noqa: BLE001
-            log.error("could not store %d log lines: %s", len(batch), exc)
+        except Exception as exc:  # noqa: BLE001 - kept for the next flush, in order
+            self._buffer[:0] = batch
+            if len(self._buffer) > MAX_BUFFERED:
+                excess = len(self._buffer) - MAX_BUFFERED
+                del self._buffer[:excess]
+                self._dropped += excess
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
+                log.error("could not store guild log lines (%s); keeping up to %d until the database is back",
+                          exc, MAX_BUFFERED)
+            return
+        if self._failing_since is not None:
+            away = time.monotonic() - self._failing_since
+            log.warning("the database is back after %.1f s: %d buffered log line(s) stored, %d dropped",
+                        away, len(batch), self._dropped)
+            self._failing_since, self._dropped = None, 0
+
+    @property
+    def backlog(self) -> tuple[int, int]:
+        """(lines waiting to be stored, lines dropped since the database went away)."""
+        return len(self._buffer), self._dropped
