@@ -277,3 +277,69 @@ def test_shards_of_different_buckets_identify_without_waiting(tmp_path):
             stop_flora(node)
     finally:
         e.stop()
+
+
+def test_flora_api_anywhere_deploys_to_either_node_and_streams_a_nodes_logs(emu, tmp_path, cluster_env):
+    """``flora api -w 2`` with no runtime of its own: every guild's requests go over Redis to its node, and
+    a guild's log lines, written by its node into PostgreSQL, stream live through it."""
+    import json
+    from urllib.parse import urlparse
+
+    from conftest import free_port, http_json
+
+    g1, g2 = _guild(emu, 1), _guild(emu, 2)
+    a = _node(emu, tmp_path, "node-a", "0,1", cluster_env)
+    try:
+        b = _node(emu, tmp_path, "node-b", "2,3", cluster_env)
+        try:
+            port = free_port()
+            env = dict(a.env, API_PORT=str(port), FLORA_DATA_DIR=str(tmp_path / "api-only"))
+            api_proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "api", "--workers", "2"], env=env,
+                                        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        start_new_session=True)
+            api = f"http://127.0.0.1:{port}/api"
+            try:
+                wait_for(lambda: _up(api), timeout=60, message="flora api up")
+                for g, tag in ((g1, "via api on a"), (g2, "via api on b")):
+                    status, body = http_json("POST", f"{api}/deployments/{g['id']}", {"entry": "src/main.ts", "files": [
+                        {"path": "src/main.ts", "contents": PING % tag + "console.log('loaded ' + 'now')\n"}]},
+                        token=a.token)
+                    assert status == 200, body
+                    _answer(emu, g, f"here: {tag}")
+                # the log stream of node b's guild, read through the API that runs no V8
+                import http.client
+
+                url = urlparse(api)
+                conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+                conn.request("GET", f"{url.path}/logs/{g2['id']}/stream", headers={"Authorization": f"Bearer {a.token}"})
+                resp = conn.getresponse()
+                assert resp.status == 200
+                status, _ = http_json("POST", f"{api}/deployments/{g2['id']}", {"entry": "src/main.ts", "files": [
+                    {"path": "src/main.ts", "contents": "console.log('streamed from node b')\n"}]}, token=a.token)
+                assert status == 200
+                deadline = time.monotonic() + 30
+                seen = []
+                while time.monotonic() < deadline:
+                    line = resp.readline().decode()
+                    if line.startswith("data: "):
+                        seen.append(json.loads(line[6:])["message"])
+                        if "streamed from node b" in seen:
+                            break
+                assert "streamed from node b" in seen, seen
+                conn.close()
+            finally:
+                os.killpg(api_proc.pid, signal.SIGTERM)
+                api_proc.wait(30)
+        finally:
+            stop_flora(b)
+    finally:
+        stop_flora(a)
+
+
+def _up(api: str) -> bool:
+    from conftest import http_json
+
+    try:
+        return http_json("GET", f"{api}/health", timeout=2)[0] == 200
+    except OSError:
+        return False
