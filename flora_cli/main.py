@@ -19,6 +19,7 @@ from .base import CliFailure, FloraGroup, _error
 from .commands.deploy import deploy
 from .commands.deployments import deployments, logs_command
 from .commands.dev import dev
+from .commands.init import init_command
 from .commands.login import login_command
 from .commands.plugins import plugins_command
 from .commands.serve import api_command, serve
@@ -41,8 +42,8 @@ def make_cli() -> click.Group:
         """flora: one Discord bot, programmed per guild in TypeScript."""
         ctx.ensure_object(dict)["config_path"] = config_path
 
-    for command in (serve, api_command, dev, login_command, deploy, deployments, logs_command, tokens, plugins_command,
-                    types_command):
+    for command in (serve, api_command, dev, init_command, login_command, deploy, deployments, logs_command, tokens,
+                    plugins_command, types_command):
         flora.add_command(command)
     return flora
 

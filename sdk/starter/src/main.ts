@@ -4,7 +4,7 @@
 //   !ping [words]        -> "pong" / "pong (words)"
 //   /hello [name]        -> "Hello, <name>!" (only you see it)
 //   /counter get|increment|reset   a counter kept in the KV store "counters"
-//     (create the store first: `flora kv create-store --guild <id> --name counters`)
+//     (create the store first: `flora kv create --guild-id <id> --store counters`)
 import { greeting, pongText } from './utils/reply'
 
 const COUNTER_STORE = 'counters'
