@@ -5,6 +5,13 @@ through it. Plugins add commands with the ``flora_register_commands`` hook.
 Nothing here imports Flask or the server package ``flora_http``.
 """
 
-from .main import CliFailure, cli, main
-
 __all__ = ["CliFailure", "cli", "main"]
+
+
+def __getattr__(name: str):
+    # lazy, so that the console script (``entry.py``) can catch a Ctrl-C while the CLI imports
+    if name in __all__:
+        import importlib
+
+        return getattr(importlib.import_module("flora_cli.main"), name)
+    raise AttributeError(f"module 'flora_cli' has no attribute {name!r}")

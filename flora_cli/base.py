@@ -26,6 +26,10 @@ class CliFailure(click.ClickException):
 
     exit_code = 1
 
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
 
 class FloraGroup(click.Group):
     """Runs commands without click's standalone handling so every error becomes one line."""

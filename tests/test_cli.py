@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -389,3 +390,74 @@ def test_login_stores_the_token_for_the_other_commands(env, runner, tmp_path, mo
     # the stored token and API are used: the error is now about reaching that API, not a missing token
     out = runner.invoke(cli, ["deployments", "list"])
     assert out.exit_code == 1 and "Missing API token" not in out.output and "127.0.0.1:9" in out.output
+
+
+# -- Ctrl-C ------------------------------------------------------------------------------------
+def _wait_line(proc, needle: str, timeout: float = 60) -> None:
+    import select
+
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], 0.2)
+        if ready:
+            chunk = os.read(proc.stderr.fileno(), 4096).decode()
+            if not chunk:
+                break
+            seen += chunk
+            if needle in seen:
+                return
+    raise AssertionError(f"{needle!r} not printed within {timeout}s; got {seen!r}")
+
+
+def test_ctrl_c_stops_logs_follow_quietly_with_exit_0(api, env):
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "logs", "--guild-id", GUILD, "-f", "--api", api["url"],
+                             "--token", api["token"]], cwd=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_line(proc, "Following the log")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and b"Aborted" not in err and b"Traceback" not in err, err
+
+
+def test_ctrl_c_during_a_deploy_says_the_server_may_have_applied_it(env):
+    import signal
+
+    got_request = threading.Event()
+    release = threading.Event()
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the upload arrives, the answer never comes (until the test ends)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            got_request.set()
+            release.wait(60)
+
+        def log_message(self, *args):
+            pass
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Slow)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    write_project(env, {"src/main.ts": "console.log(1);\n"})
+    proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "deploy", "--guild-id", GUILD, "--api",
+                             f"http://127.0.0.1:{server.server_address[1]}/api", "--token", "t" * 45], cwd=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert got_request.wait(60), "the upload never arrived"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        release.set()
+        server.shutdown()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert err.decode().strip().splitlines()[-1] == (
+        f"Error: Aborted: the server may have applied this deploy anyway; check with "
+        f"`flora deployments history --guild-id {GUILD}`")
+    assert b"Traceback" not in err and b"success" not in out

@@ -70,7 +70,12 @@ def deploy(ctx, entry_arg, guild_id, root, entry_opt, api_url, token, as_json):
         click.echo(f"Collected {len(files)} file{'s' if len(files) != 1 else ''} ({_size(total)}) from {root}", err=True)
         click.echo(f"Deploying {entry} to guild {guild_id} via {api_url}…", err=True)
         client = ApiClient(api_url, token)
-        result = client.deploy(guild_id, entry, files)
+        try:
+            result = client.deploy(guild_id, entry, files)
+        except KeyboardInterrupt:
+            # the upload may have reached the server, which then deploys it whatever happens here
+            raise CliFailure(f"Aborted: the server may have applied this deploy anyway; check with "
+                             f"`flora deployments history --guild-id {guild_id}`", exit_code=130) from None
     except ClientError as exc:
         if "deployment failed:" in str(exc):  # a failed load is recorded as a revision too
             _print_latest_revision(client, guild_id)

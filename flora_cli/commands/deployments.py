@@ -126,9 +126,12 @@ def logs_command(guild_id, limit, follow, api_url, token, as_json):
         def opened():
             click.echo(f"Following the log of guild {guild_id} (Ctrl-C stops)", err=True)
 
-        stream = _call(stream_logs, api, guild_id, opened)
-        while True:
-            entry = _call(next, stream, None)
-            if entry is None:
-                raise CliFailure("the server closed the log stream")
-            show(entry)
+        try:
+            stream = _call(stream_logs, api, guild_id, opened)
+            while True:
+                entry = _call(next, stream, None)
+                if entry is None:
+                    raise CliFailure("the server closed the log stream")
+                show(entry)
+        except KeyboardInterrupt:  # how one stops following: not an error
+            return
