@@ -59,9 +59,9 @@ def test_master_key_rule():
     assert parse_master_key("k" * 32) == b"k" * 32
     assert parse_master_key(None) is None and parse_master_key("") is None
     for raw, n in (("short", 5), ("ab" * 31, 62), ("z" * 64, 64)):
-        with pytest.raises(SecretsError, match=rf"^SECRETS_MASTER_KEY must be 32 bytes \(got {n}\)$"):
+        with pytest.raises(SecretsError, match=rf"^SECRETS_MASTER_KEY must be 32 bytes \(got {n}\): 64 hex characters or 32 raw bytes; generate one with: "):
             parse_master_key(raw)
-    with pytest.raises(SecretsDisabled, match="^secrets are disabled: set SECRETS_MASTER_KEY$"):
+    with pytest.raises(SecretsDisabled, match="^secrets are disabled: set SECRETS_MASTER_KEY \\(64 hex characters; generate one with: python3 -c "):
         box_from_config(config())
 
 

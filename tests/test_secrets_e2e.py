@@ -16,6 +16,8 @@ import time
 import pytest
 from conftest import BOT_TOKEN, deploy_files, emulator_guild, free_port, http_json, start_flora, stop_flora
 
+from flora_plugins.secrets.store import DISABLED_MESSAGE
+
 MASTER_KEY = "5e" * 32
 SECRET_VALUE = "s3cr3t-Value_42"
 
@@ -279,14 +281,14 @@ def test_without_a_master_key_secrets_are_disabled_but_fetch_works(tmp_path, ech
     server.emu = emu
     try:
         server.wait_log(g["id"], "starter script deployed")
-        disabled = {"message": "secrets are disabled: set SECRETS_MASTER_KEY"}
+        disabled = {"message": DISABLED_MESSAGE}
         assert http_json("GET", f"{server.api}/secrets/{g['id']}", token=server.token) == (503, disabled)
         assert http_json("PUT", f"{server.api}/secrets/{g['id']}/A", {"value": "v"}, token=server.token) == (503, disabled)
         out = server.cli("secrets", "set", "A", "--guild-id", g["id"], input="v\n", check=False)
         assert out.returncode == 1 and "secrets are disabled: set SECRETS_MASTER_KEY" in out.stderr
         assert deploy_files(server, g["id"], {"src/main.ts": SCRIPT})[0] == 200
         out = do_fetch(server, g, f"http://127.0.0.1:{port}/echo", headers={"X-Key": "{S:A}"})
-        assert out == {"error": "secrets are disabled: set SECRETS_MASTER_KEY", "code": "SECRETS_DISABLED"}
+        assert out == {"error": DISABLED_MESSAGE, "code": "SECRETS_DISABLED"}
         assert do_fetch(server, g, f"http://127.0.0.1:{port}/echo")["status"] == 200
     finally:
         stop_flora(server)

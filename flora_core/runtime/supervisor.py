@@ -355,6 +355,7 @@ class Runtime:
         """A deploy from the API (over the bus): load, then tell plugins (``flora_deployment_changed``)."""
         ok, error = await self.load(guild_id, bundle)
         if ok:
+            self.guild_log(guild_id, "info", "flora:runtime", "script deployed")
             self.plugins.deployment_changed(guild_id, {"guild_id": guild_id})
         return ok, error
 

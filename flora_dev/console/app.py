@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from flora_cli.client import ClientError
 from flora_core.bundler import BUNDLER_VERSION, BundleError
 from flora_core.runtime.supervisor import Runtime
 from flora_core.storage import repo
@@ -139,7 +140,7 @@ class DevSession:
             if ok:
                 rt.plugins.deployment_changed(self.guild_id, rev)
                 await loop.run_in_executor(None, self._deployed, files)
-        except (BundleError, OSError, ValueError) as exc:
+        except (BundleError, OSError, ValueError, ClientError) as exc:  # the project's fault: its own words
             ok, error = False, str(exc)
         except Exception as exc:  # noqa: BLE001 - a broken project must not stop flora dev
             ok, error = False, f"{type(exc).__name__}: {exc}"
