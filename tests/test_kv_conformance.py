@@ -137,3 +137,33 @@ def test_the_earlier_backend_name_sqlitedict_still_opens_the_same_files(tmp_path
         assert old.backend.name == "sqlite" and old.get(GUILD, "s", "k") == "v"
     finally:
         db.close()
+
+
+def test_postgres_sizes_of_an_existing_table_are_filled_in_once(postgres_url, plugins, tmp_path):
+    """A ``kv_entries`` table from before ``kv_store_usage`` existed: the first backend to connect adds the
+    table and its triggers, filled from the entries; later ones leave it as it is."""
+    import psycopg2
+
+    from flora_plugins.kv.backends.postgres_backend import SCHEMA
+
+    conn = psycopg2.connect(postgres_url)
+    with conn, conn.cursor() as cur:
+        for statement in SCHEMA:
+            cur.execute(statement)
+        cur.execute("INSERT INTO kv_entries (guild_id, store, key, value, meta_size) VALUES"
+                    " (%s, 's', 'a', 'xyz', 0), (%s, 's', 'é', '', 12), (%s, 't', 'k', 'v', 0)", (GUILD, GUILD, OTHER))
+    conn.close()
+    config = load_config(env={"FLORA_DATA_DIR": str(tmp_path), "KV_BACKEND": "postgres", "KV_URL": postgres_url})
+    first = open_backend(config, plugins)
+    try:
+        assert (first.store_bytes(GUILD, "s"), first.store_bytes(OTHER, "t")) == (1 + 3 + 2 + 12, 2)
+        first.set(GUILD, "s", "b", "12", None, None)
+        second = open_backend(config, plugins)
+        try:
+            assert second.store_bytes(GUILD, "s") == 18 + 3
+        finally:
+            second.close()
+        first.drop_store(GUILD, "s")
+        assert first.store_bytes(GUILD, "s") == 0
+    finally:
+        first.close()
