@@ -30,6 +30,7 @@ from .limits import (
     validate_value,
     well_formed,
 )
+from .rate import MemoryCounter, RateCounter, open_counter
 
 
 def metadata_json(metadata: Any) -> str | None:
@@ -62,16 +63,25 @@ def prefix_end(prefix: str) -> str | None:
 
 class KvService:
     def __init__(self, db, backend: KvBackend, limits: Limits | None = None,
-                 clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
+                 counter: RateCounter | None = None):
+        """``counter`` counts the write rate (``rate.py``); without one, this process counts alone with
+        ``monotonic`` (tests, tools running by themselves): :func:`service_for` gives the shared one."""
         self.db = db
         self.backend = backend
         self.limits = limits or Limits()
         self.clock = clock
-        self.rate = WriteRateLimiter(self.limits.writes_per_window, self.limits.window_secs, monotonic)
+        self.counter = counter or MemoryCounter(monotonic)
+        self.rate = WriteRateLimiter(self.limits.writes_per_window, self.limits.window_secs, self.counter)
         self._guild_locks = [threading.Lock() for _ in range(32)]  # a guild's always the same one
 
     def now(self) -> int:
         return int(self.clock())
+
+    def close(self) -> None:
+        """Release the backend's and the counter's connections."""
+        self.backend.close()
+        self.counter.close()
 
     # -- stores ------------------------------------------------------------------
     def create_store(self, guild_id: str, store_name: str) -> dict:
@@ -258,7 +268,8 @@ def service_for(cache: dict, db, config, plugins) -> KvService:
     """The process's KV service, kept in ``cache`` (a worker's ``services.resources``, the app's extensions).
 
     Built on first use, so a misconfigured backend fails the KV calls with one
-    clear message instead of the whole process; a failure is not cached.
+    clear message instead of the whole process; a failure is not cached. Its
+    write rate is counted where every process sees it (``rate.open_counter``).
     """
     service = cache.get("kv.service")
     if service is None:
@@ -271,5 +282,11 @@ def service_for(cache: dict, db, config, plugins) -> KvService:
                     from flora_core.plugins import Plugins
 
                     plugins = Plugins()
-                service = cache["kv.service"] = KvService(db, open_backend(config, plugins))
+                backend = open_backend(config, plugins)
+                try:
+                    counter = open_counter(config)
+                except BaseException:
+                    backend.close()
+                    raise
+                service = cache["kv.service"] = KvService(db, backend, counter=counter)
     return service
