@@ -11,9 +11,11 @@ from conftest import IN_CI
 
 from flora_core.config import load_config
 from flora_core.storage import open_database
+from flora_plugins.kv import conformance
 from flora_plugins.kv.backends import open_backend
+from flora_plugins.kv.backends.sqlite_backend import SqliteBackend
 from flora_plugins.kv.conformance import *  # noqa: F403 - the suite's tests and fixtures
-from flora_plugins.kv.conformance import GUILD, OTHER, T0, KvService, error
+from flora_plugins.kv.conformance import GUILD, OTHER, T0, Clock, KvService, error
 from flora_plugins.kv.errors import KV_STORE_EXISTS, KV_UNAVAILABLE
 
 BACKENDS = ["sqlite", "postgres", "redis"]
@@ -167,3 +169,48 @@ def test_postgres_sizes_of_an_existing_table_are_filled_in_once(postgres_url, pl
         assert first.store_bytes(GUILD, "s") == 0
     finally:
         first.close()
+
+
+# -- a backend without atomic quotas ----------------------------------------------------------------
+class PlainSqlite(SqliteBackend):
+    """The sqlite backend as a third-party backend without ``atomic_quotas``: its writes take no ``quota``."""
+
+    atomic_quotas = False
+
+    def set(self, guild_id, store, key, value, expiration, metadata_json):
+        return super().set(guild_id, store, key, value, expiration, metadata_json)
+
+    def update_metadata(self, guild_id, store, key, metadata_json, now):
+        return super().update_metadata(guild_id, store, key, metadata_json, now)
+
+    def incr(self, guild_id, store, key, by, now):
+        return super().incr(guild_id, store, key, by, now)
+
+    def cas(self, guild_id, store, key, expected, value, expiration, metadata_json, now):
+        return super().cas(guild_id, store, key, expected, value, expiration, metadata_json, now)
+
+
+@pytest.fixture
+def make_plain_kv(tmp_path, plugins):
+    env = {"FLORA_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": f"sqlite:///{tmp_path / 'flora.db'}"}
+    db = open_database(load_config(env=env), plugins)
+    made: list[KvService] = []
+
+    def make(limits):
+        clock = Clock()
+        made.append(KvService(db, PlainSqlite(tmp_path / "data" / "kv"), limits, clock=clock, monotonic=clock))
+        return made[-1]
+
+    yield make
+    for service in made:
+        service.close()
+    db.close()
+
+
+@pytest.mark.parametrize("check", ["edge", "threads-store", "threads-guild"])
+def test_without_atomic_quotas_the_service_checks_before_the_write(make_plain_kv, check):
+    """The same rules, exact among one process's threads (the service never passes ``quota`` to such a backend)."""
+    if check == "edge":
+        conformance.test_a_quota_counts_exact_sizes_at_its_edge(make_plain_kv)
+    else:
+        conformance.test_threads_writing_at_once_cannot_exceed_a_quota(make_plain_kv, check.split("-")[1])
