@@ -16,7 +16,7 @@ from flora_plugins.kv.backends import open_backend
 from flora_plugins.kv.backends.sqlite_backend import SqliteBackend
 from flora_plugins.kv.conformance import *  # noqa: F403 - the suite's tests and fixtures
 from flora_plugins.kv.conformance import GUILD, OTHER, T0, Clock, KvService, error
-from flora_plugins.kv.errors import KV_STORE_EXISTS, KV_UNAVAILABLE
+from flora_plugins.kv.errors import KV_STORE_EXISTS, KV_UNAVAILABLE, KvError
 
 BACKENDS = ["sqlite", "postgres", "redis"]
 
@@ -214,3 +214,51 @@ def test_without_atomic_quotas_the_service_checks_before_the_write(make_plain_kv
         conformance.test_a_quota_counts_exact_sizes_at_its_edge(make_plain_kv)
     else:
         conformance.test_threads_writing_at_once_cannot_exceed_a_quota(make_plain_kv, check.split("-")[1])
+
+
+# -- the guild lock of the file backends ------------------------------------------------------------
+LOCK_CHILD = r"""
+import os, sys
+from pathlib import Path
+from flora_plugins.kv.locks import file_lock
+
+path = Path(sys.argv[1])
+ready_r, ready_w = os.pipe()
+go_r, go_w = os.pipe()
+with file_lock(path):
+    pid = os.fork()
+    if pid == 0:  # the child lives on after its parent let go of the lock
+        os.write(ready_w, b"x")
+        os.read(go_r, 1)
+        os._exit(0)
+    os.read(ready_r, 1)
+try:
+    with file_lock(path, timeout=2):  # the child's inherited descriptor must not hold it
+        print("free", flush=True)
+finally:
+    os.write(go_w, b"x")
+    os.waitpid(pid, 0)
+"""
+
+
+def test_the_guild_lock_excludes_threads_and_is_not_kept_by_a_forked_child(tmp_path):
+    import subprocess
+    import sys
+    import threading
+
+    from flora_plugins.kv.locks import file_lock
+
+    path = tmp_path / "g" / ".quota.lock"
+    inside = threading.Event()
+    with file_lock(path):
+        def other():
+            with pytest.raises(KvError) as info, file_lock(path, timeout=0.2, what="kv backend x: the guild's quota lock"):
+                inside.set()
+            assert info.value.message == f"kv backend x: the guild's quota lock: {path} was not free for 0.2s"
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(10)
+        assert not inside.is_set()
+    done = subprocess.run([sys.executable, "-c", LOCK_CHILD, str(path)], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "free\n"), done.stderr

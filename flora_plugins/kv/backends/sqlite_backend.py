@@ -21,19 +21,18 @@ triggers keep in the same transaction as every change, so a write that
 checks it inside its ``BEGIN IMMEDIATE`` transaction cannot be overtaken by
 another writer of that file. The guild quota spans several files, so a write
 with a quota first takes the guild's lock, ``<guild>/.quota.lock``
-(``flock``, which every process on the machine sees; a process that dies
-lets go of it), reads the guild's other stores' sizes, then writes. Only
-writes with a quota make a store grow, and they all hold that lock; deletes
-and purges, which only shrink stores, do not take it.
+(``locks.file_lock``: ``flock``, which every process on the machine sees; a
+process that dies lets go of it), reads the guild's other stores' sizes,
+then checks and writes. Only writes with a quota make a store grow, and they
+all hold that lock; deletes and purges, which only shrink stores, do not
+take it.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import fcntl
 import json
-import os
 import re
 import sqlite3
 import threading
@@ -46,6 +45,7 @@ from flora_core import hookimpl
 from ..backend import Entry, KvBackend, Quota, check_quota, is_expired, next_counter, scan_live
 from ..errors import unavailable
 from ..limits import entry_size, meta_size
+from ..locks import file_lock
 
 SCHEMA_VERSION = 1
 SIZE = "length(CAST({t}.key AS BLOB)) + COALESCE(length(CAST({t}.value AS BLOB)), 0) + COALESCE({t}.meta_size, 0)"
@@ -148,33 +148,10 @@ class SqliteBackend(KvBackend):
         for conn in evicted + ([db] if db is not None else []):
             conn.close()
 
-    @contextlib.contextmanager
-    def _guild_lock(self, guild_id: str) -> Iterator[None]:
-        """The guild's quota lock, shared by every process on this machine (``flock`` on its own file
-        descriptor, so threads of one process exclude each other too). Taken by polling, so a gevent-patched
-        process waits cooperatively."""
+    def _guild_lock(self, guild_id: str):
+        """The guild's quota lock, shared by every process on this machine (``locks.file_lock``)."""
         folder = self.path(guild_id, "x").parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(folder / ".quota.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise unavailable(f"kv backend sqlite cannot open {folder / '.quota.lock'}: {exc.strerror or exc}") from None
-        try:
-            deadline = time.monotonic() + LOCK_TIMEOUT_SECS
-            pause = 0.0005
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise unavailable(f"kv backend sqlite: guild {guild_id}'s quota lock was held for"
-                                          f" {LOCK_TIMEOUT_SECS:.0f}s") from None
-                    time.sleep(pause)
-                    pause = min(pause * 2, 0.01)
-            yield
-        finally:
-            os.close(fd)  # lets go of the lock
+        return file_lock(folder / ".quota.lock", timeout=LOCK_TIMEOUT_SECS, what="kv backend sqlite: the guild's quota lock")
 
     def _bytes_if_any(self, guild_id: str, store: str) -> int:
         """``store_bytes`` without creating the file of a store nobody wrote to."""
