@@ -15,7 +15,9 @@ a third-party backend, installed with its ``flora`` entry point, passes it like 
                 "KV_BACKEND": "acme"}
 
 ``kv_env`` is the environment that selects your backend (it is rebuilt in child processes for the
-cross-process tests, so it must hold everything your backend needs).
+cross-process tests, so it must hold everything your backend needs). The test of processes writing at
+once against a quota runs only for a backend with ``atomic_quotas`` (``flora_plugins.kv.backend``); for
+one without, it is skipped with that reason, and the same test with threads of one process runs.
 """
 
 from __future__ import annotations

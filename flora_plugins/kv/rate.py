@@ -8,7 +8,8 @@ another worker or another node each allowed the whole limit again. Here they are
 process sees the same count, by a :class:`RateCounter`:
 
 * :class:`RedisCounter` when ``REDIS_URL`` is set: a sorted set per scope
-  (``<BUS_NAMESPACE>:kv-rate:<scope>``, scored by time, expired by Redis after a window), changed by one
+  (``<BUS_NAMESPACE>:kv-rate:<scope>``, the runtime bus's namespace, ``flora`` while the ``redis_bus`` plugin
+  is disabled; scored by time, expired by Redis after a window), changed by one
   Lua script that drops what left the window, counts, and adds only if every scope has room, so no
   two processes, on any machine, can take the same place; the time is Redis's own (``TIME``), so the
   nodes' clocks do not matter. While Redis fails, the machine's counter below is used (one logged line a
