@@ -81,7 +81,7 @@ USAGE_SCHEMA = [
     f"INSERT INTO kv_store_usage (guild_id, store, bytes) SELECT guild_id, store, SUM({SIZE_OF.format(t='e')})"
     " FROM kv_entries e GROUP BY guild_id, store",
 ]
-GUILD_LOCK = 1802268782  # the first key of the guild locks (pg_advisory_xact_lock(int, int)): b"kv_n" as an int
+GUILD_LOCK = 1802919790  # the first key of the guild locks (pg_advisory_xact_lock(int, int)): b"kv_n" as an int
 WHERE_KEY = "guild_id = %s AND store = %s AND key = %s"
 UPSERT = ("INSERT INTO kv_entries (guild_id, store, key, value, expiration, metadata, meta_size)"
           " VALUES (%s, %s, %s, %s, %s, %s::json, %s) ON CONFLICT (guild_id, store, key) DO UPDATE"
