@@ -16,7 +16,8 @@ processes, and quotas too (``atomic_quotas``): a write with a quota is one
 script that reads the ``u`` keys of the store and of the guild's other stores,
 checks and writes, so no other write comes in between. That script names keys
 of several stores, which Redis Cluster would refuse across hash slots: the
-data must live on one Redis (this backend's client is a plain ``redis.Redis``). Expiration is a stored field checked against the caller's clock
+data must live on one Redis (this backend's client is a plain ``redis.Redis``).
+Expiration is a stored field checked against the caller's clock
 (Redis TTLs expire whole keys, not hash fields, before Redis 7.4).
 ``KV_URL=redis://host:6379/0?prefix=myapp:`` changes the prefix (default
 ``flora:kv:``), so several flora instances can share a Redis.
