@@ -377,7 +377,7 @@ def op(config, db, plugins):
     yield call
     kv = services.resources.get("kv.service")
     if kv is not None:
-        kv.backend.close()
+        kv.close()
 
 
 def op_error(op, guild, name, args) -> tuple[str, str]:

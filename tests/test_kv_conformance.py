@@ -11,10 +11,12 @@ from conftest import IN_CI
 
 from flora_core.config import load_config
 from flora_core.storage import open_database
+from flora_plugins.kv import conformance
 from flora_plugins.kv.backends import open_backend
+from flora_plugins.kv.backends.sqlite_backend import SqliteBackend
 from flora_plugins.kv.conformance import *  # noqa: F403 - the suite's tests and fixtures
-from flora_plugins.kv.conformance import GUILD, OTHER, T0, KvService, error
-from flora_plugins.kv.errors import KV_STORE_EXISTS, KV_UNAVAILABLE
+from flora_plugins.kv.conformance import GUILD, OTHER, T0, Clock, KvService, error
+from flora_plugins.kv.errors import KV_STORE_EXISTS, KV_UNAVAILABLE, KvError
 
 BACKENDS = ["sqlite", "postgres", "redis"]
 
@@ -137,3 +139,126 @@ def test_the_earlier_backend_name_sqlitedict_still_opens_the_same_files(tmp_path
         assert old.backend.name == "sqlite" and old.get(GUILD, "s", "k") == "v"
     finally:
         db.close()
+
+
+def test_postgres_sizes_of_an_existing_table_are_filled_in_once(postgres_url, plugins, tmp_path):
+    """A ``kv_entries`` table from before ``kv_store_usage`` existed: the first backend to connect adds the
+    table and its triggers, filled from the entries; later ones leave it as it is."""
+    import psycopg2
+
+    from flora_plugins.kv.backends.postgres_backend import SCHEMA
+
+    conn = psycopg2.connect(postgres_url)
+    with conn, conn.cursor() as cur:
+        for statement in SCHEMA:
+            cur.execute(statement)
+        cur.execute("INSERT INTO kv_entries (guild_id, store, key, value, meta_size) VALUES"
+                    " (%s, 's', 'a', 'xyz', 0), (%s, 's', 'é', '', 12), (%s, 't', 'k', 'v', 0)", (GUILD, GUILD, OTHER))
+    conn.close()
+    config = load_config(env={"FLORA_DATA_DIR": str(tmp_path), "KV_BACKEND": "postgres", "KV_URL": postgres_url})
+    first = open_backend(config, plugins)
+    try:
+        assert (first.store_bytes(GUILD, "s"), first.store_bytes(OTHER, "t")) == (1 + 3 + 2 + 12, 2)
+        first.set(GUILD, "s", "b", "12", None, None)
+        second = open_backend(config, plugins)
+        try:
+            assert second.store_bytes(GUILD, "s") == 18 + 3
+        finally:
+            second.close()
+        first.drop_store(GUILD, "s")
+        assert first.store_bytes(GUILD, "s") == 0
+    finally:
+        first.close()
+
+
+# -- a backend without atomic quotas ----------------------------------------------------------------
+class PlainSqlite(SqliteBackend):
+    """The sqlite backend as a third-party backend without ``atomic_quotas``: its writes take no ``quota``."""
+
+    atomic_quotas = False
+
+    def set(self, guild_id, store, key, value, expiration, metadata_json):
+        return super().set(guild_id, store, key, value, expiration, metadata_json)
+
+    def update_metadata(self, guild_id, store, key, metadata_json, now):
+        return super().update_metadata(guild_id, store, key, metadata_json, now)
+
+    def incr(self, guild_id, store, key, by, now):
+        return super().incr(guild_id, store, key, by, now)
+
+    def cas(self, guild_id, store, key, expected, value, expiration, metadata_json, now):
+        return super().cas(guild_id, store, key, expected, value, expiration, metadata_json, now)
+
+
+@pytest.fixture
+def make_plain_kv(tmp_path, plugins):
+    env = {"FLORA_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": f"sqlite:///{tmp_path / 'flora.db'}"}
+    db = open_database(load_config(env=env), plugins)
+    made: list[KvService] = []
+
+    def make(limits):
+        clock = Clock()
+        made.append(KvService(db, PlainSqlite(tmp_path / "data" / "kv"), limits, clock=clock, monotonic=clock))
+        return made[-1]
+
+    yield make
+    for service in made:
+        service.close()
+    db.close()
+
+
+@pytest.mark.parametrize("check", ["edge", "threads-store", "threads-guild"])
+def test_without_atomic_quotas_the_service_checks_before_the_write(make_plain_kv, check):
+    """The same rules, exact among one process's threads (the service never passes ``quota`` to such a backend)."""
+    if check == "edge":
+        conformance.test_a_quota_counts_exact_sizes_at_its_edge(make_plain_kv)
+    else:
+        conformance.test_threads_writing_at_once_cannot_exceed_a_quota(make_plain_kv, check.split("-")[1])
+
+
+# -- the guild lock of the file backends ------------------------------------------------------------
+LOCK_CHILD = r"""
+import os, sys
+from pathlib import Path
+from flora_plugins.kv.locks import file_lock
+
+path = Path(sys.argv[1])
+ready_r, ready_w = os.pipe()
+go_r, go_w = os.pipe()
+with file_lock(path):
+    pid = os.fork()
+    if pid == 0:  # the child lives on after its parent let go of the lock
+        os.write(ready_w, b"x")
+        os.read(go_r, 1)
+        os._exit(0)
+    os.read(ready_r, 1)
+try:
+    with file_lock(path, timeout=2):  # the child's inherited descriptor must not hold it
+        print("free", flush=True)
+finally:
+    os.write(go_w, b"x")
+    os.waitpid(pid, 0)
+"""
+
+
+def test_the_guild_lock_excludes_threads_and_is_not_kept_by_a_forked_child(tmp_path):
+    import subprocess
+    import sys
+    import threading
+
+    from flora_plugins.kv.locks import file_lock
+
+    path = tmp_path / "g" / ".quota.lock"
+    inside = threading.Event()
+    with file_lock(path):
+        def other():
+            with pytest.raises(KvError) as info, file_lock(path, timeout=0.2, what="kv backend x: the guild's quota lock"):
+                inside.set()
+            assert info.value.message == f"kv backend x: the guild's quota lock: {path} was not free for 0.2s"
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(10)
+        assert not inside.is_set()
+    done = subprocess.run([sys.executable, "-c", LOCK_CHILD, str(path)], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "free\n"), done.stderr

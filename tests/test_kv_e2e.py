@@ -159,3 +159,55 @@ def test_acked_writes_survive_a_sigkilled_worker(tmp_path, kv_server_env):
     finally:
         stop_flora(server)
         emu.stop()
+
+
+FLOOD = """
+on('messageCreate', async (ctx) => {
+  if (ctx.msg.author.bot || ctx.msg.content !== '!flood') return;
+  const store = kv.store('flood');
+  let ok = 0, refused = 0, first = '';
+  for (let i = 0; i < 150; i++) {
+    try { await store.set('script-' + i, 'v'); ok++; } catch (e) { refused++; if (!first) first = `${e.code}: ${e.message}`; }
+  }
+  await ctx.reply(`ok=${ok} refused=${refused} ${first}`);
+});
+"""
+
+
+@pytest.fixture(params=["sqlite-counter", "redis-counter"])
+def counter_env(request):
+    """Where the write rate is counted: the data folder's file, or Redis (REDIS_URL, also the runtime bus)."""
+    if request.param == "redis-counter":
+        url = request.getfixturevalue("redis_url").split("?", 1)[0]
+        return {"REDIS_URL": url}
+    return {}
+
+
+def test_the_api_the_cli_and_the_worker_share_the_write_rate_limit(tmp_path, counter_env):
+    """flora's 120 writes a minute per store: 15 from the API and 5 from `flora kv set` leave the script,
+    in its worker, exactly 100; then the API and the CLI are refused too."""
+    from flora_dev.emulator import Emulator
+
+    emu = Emulator(token=BOT_TOKEN)
+    emu.start()
+    g = emulator_guild(emu, "Flood Guild")
+    server = start_flora(emu, tmp_path, RUNTIME_DISPATCH_TIMEOUT_SECS=60, **counter_env)
+    try:
+        api, token = server.api, server.token
+        assert http_json("POST", f"{api}/kv/stores", {"guild_id": g["id"], "store_name": "flood"}, token=token)[0] == 200
+        assert deploy_files(server, g["id"], {"src/main.ts": FLOOD})[0] == 200
+        for i in range(15):
+            assert http_json("PUT", f"{api}/kv/{g['id']}/flood/api-{i}", {"value": "v"}, token=token)[0] == 200
+        for i in range(5):
+            server.cli("kv", "set", "--guild-id", g["id"], "--store", "flood", f"cli-{i}", "v")
+        assert say_and_wait(emu, g, "!flood") == ["ok=100 refused=50 KV_RATE_LIMITED: kv write rate limit exceeded; retry later"]
+        status, body = http_json("PUT", f"{api}/kv/{g['id']}/flood/api-late", {"value": "v"}, token=token)
+        assert (status, body) == (429, {"message": "Too many requests: kv write rate limit exceeded; retry later"})
+        late = server.cli("kv", "set", "--guild-id", g["id"], "--store", "flood", "cli-late", "v", check=False)
+        assert late.returncode == 1 and late.stderr.strip().splitlines()[-1] == "Error: kv write rate limit exceeded; retry later"
+        status, page = http_json("GET", f"{api}/kv/{g['id']}/flood?limit=1000", token=token)
+        assert len(page["keys"]) == 120
+        http_json("DELETE", f"{api}/kv/stores/{g['id']}/flood", token=token)
+    finally:
+        stop_flora(server)
+        emu.stop()

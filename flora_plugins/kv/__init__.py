@@ -12,8 +12,12 @@ Registers:
 
 Where things live: the semantics (registry check, validation, limits, quotas,
 listing) in ``service.py``; flora's limits and messages in ``limits.py``; the
+counts of the write rate and export limits, shared by every process, in
+``rate.py`` (Redis with ``REDIS_URL``, else a file of the data folder); the
 store registry (table ``kv_stores``, ``migrations/``) in
-``registry.py``; the storage interface in ``backend.py``. The storage itself
+``registry.py``; the storage interface in ``backend.py`` (quotas are checked
+by the backend inside the write: ``atomic_quotas``; ``locks.py`` is the
+per-guild file lock of the file backends). The storage itself
 is chosen by ``KV_BACKEND`` among the backends plugins register with
 ``flora_register_kv_backends``, a hook this plugin declares (``hookspecs.py``); the built-in ones are separate plugins in
 ``backends/``: ``sqlite`` (default; ``sqlitedict`` is its earlier name), ``postgres`` and ``redis``.

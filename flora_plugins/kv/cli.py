@@ -57,7 +57,7 @@ def kv_service(ctx: click.Context) -> Iterator[KvService]:
         raise CliFailure(exc.message + hint) from None
     finally:
         if service is not None:
-            service.backend.close()
+            service.close()
         db.close()
 
 

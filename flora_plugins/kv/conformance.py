@@ -15,7 +15,9 @@ a third-party backend, installed with its ``flora`` entry point, passes it like 
                 "KV_BACKEND": "acme"}
 
 ``kv_env`` is the environment that selects your backend (it is rebuilt in child processes for the
-cross-process tests, so it must hold everything your backend needs).
+cross-process tests, so it must hold everything your backend needs). The test of processes writing at
+once against a quota runs only for a backend with ``atomic_quotas`` (``flora_plugins.kv.backend``); for
+one without, it is skipped with that reason, and the same test with threads of one process runs.
 """
 
 from __future__ import annotations
@@ -587,3 +589,135 @@ def test_a_set_that_returned_survives_sigkill(kv, kv_env):
         last = int(line)
     missing = [i for i in range(last + 1) if kv.get(GUILD, "s", f"k{i}") != f"v{i}"]
     assert not missing, missing[:10]
+
+
+QUOTA_CHILD = r"""
+import json, sys, time
+from flora_core.config import load_config
+from flora_core.plugins import Plugins
+from flora_core.storage import open_database
+from flora_plugins.kv.backends import open_backend
+from flora_plugins.kv.errors import KvError
+from flora_plugins.kv.limits import Limits
+from flora_plugins.kv.service import KvService
+
+env, guild, store, name, tries, store_bytes, guild_bytes = json.loads(sys.argv[1]), *sys.argv[2:5], *map(int, sys.argv[5:])
+config, plugins = load_config(env=env), Plugins()
+backend = open_backend(config, plugins)
+
+
+def slowed(write):  # a pause before each write reaches storage: a check made before the write goes stale
+    def call(*args, **kwargs):
+        time.sleep(0.02)
+        return write(*args, **kwargs)
+    return call
+
+
+backend.set = slowed(backend.set)
+kv = KvService(open_database(config, plugins), backend, Limits(store_bytes=store_bytes, guild_bytes=guild_bytes,
+                                                               writes_per_window=10**9))
+print("ready", flush=True)
+sys.stdin.readline()
+outcomes = []
+for i in range(tries):
+    try:
+        kv.set(guild, store, f"{name}-{i:04d}", "x" * 93)  # 7 + 93: every entry counts 100 bytes
+        outcomes.append("ok")
+    except KvError as exc:
+        outcomes.append(exc.code + ": " + exc.message)
+print(json.dumps(outcomes), flush=True)
+"""
+
+
+@pytest.mark.parametrize("scope", ["store", "guild"])
+def test_processes_writing_at_once_cannot_exceed_a_quota(make_kv, kv_env, scope):
+    """Three processes write 8 entries of 100 bytes each at once against room for 12: exactly 12 are
+    accepted, whoever wrote them, and the other 12 are refused with flora's message. ``store``: all
+    into one store of 1200 bytes; ``guild``: each into a store of its own, under a guild quota of 1200."""
+    kv = make_kv(Limits(store_bytes=1200 if scope == "store" else 10**9,
+                        guild_bytes=1200 if scope == "guild" else 10**9, writes_per_window=10**9))
+    if not kv.backend.atomic_quotas:
+        pytest.skip(f"KV backend {kv.backend.name!r} has atomic_quotas = False: its quotas are exact within one"
+                    " process only (see flora_plugins.kv.backend)")
+    stores = ["s"] * 3 if scope == "store" else ["a", "b", "c"]
+    for store in sorted(set(stores)):
+        kv.create_store(GUILD, store)
+    limits = ["1200", str(10**9)] if scope == "store" else [str(10**9), "1200"]
+    children = [subprocess.Popen([sys.executable, "-c", QUOTA_CHILD, json.dumps(kv_env), GUILD, store, f"p{n}", "8",
+                                  *limits], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) for n, store in enumerate(stores)]
+    outcomes: list[str] = []
+    try:
+        for child in children:
+            assert child.stdout.readline().strip() == "ready", child.stderr.read()
+        for child in children:
+            child.stdin.write("\n")
+            child.stdin.flush()
+        for child in children:
+            out, err = child.communicate(timeout=120)
+            assert child.returncode == 0, err
+            outcomes += json.loads(out.strip().splitlines()[-1])
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+    message = f"KV_QUOTA_EXCEEDED: kv {scope} storage quota exceeded"
+    assert sorted(set(outcomes)) == sorted({"ok", message}), outcomes
+    assert outcomes.count("ok") == 12 and outcomes.count(message) == 12, outcomes
+    held = sum(kv.backend.store_bytes(GUILD, store) for store in set(stores))
+    listed = sum(len(kv.list(GUILD, store, limit=1000)["keys"]) for store in set(stores))
+    assert (held, listed) == (1200, 12)
+
+
+@pytest.mark.parametrize("scope", ["store", "guild"])
+def test_threads_writing_at_once_cannot_exceed_a_quota(make_kv, scope):
+    """What every backend keeps, atomic quotas or not: 6 threads of one process, 4 entries of 100 bytes each,
+    room for 12."""
+    kv = make_kv(Limits(store_bytes=1200 if scope == "store" else 10**9,
+                        guild_bytes=1200 if scope == "guild" else 10**9, writes_per_window=10**9))
+    stores = ["s"] * 6 if scope == "store" else ["a", "b", "c", "d", "e", "f"]
+    for store in sorted(set(stores)):
+        kv.create_store(GUILD, store)
+    outcomes: list[str] = []
+
+    def write(i):
+        for j in range(4):
+            try:
+                kv.set(GUILD, stores[i], f"t{i}-{j:04d}", "x" * 93)
+                outcomes.append("ok")
+            except KvError as exc:
+                outcomes.append(f"{exc.code}: {exc.message}")
+
+    _threads(6, write)
+    message = f"KV_QUOTA_EXCEEDED: kv {scope} storage quota exceeded"
+    assert outcomes.count("ok") == 12 and outcomes.count(message) == 12, outcomes
+    assert sum(kv.backend.store_bytes(GUILD, store) for store in set(stores)) == 1200
+
+
+def test_a_quota_counts_exact_sizes_at_its_edge(make_kv):
+    """A write that leaves a store exactly at its quota is accepted, one byte more is not; replacing, ``incr``,
+    ``cas`` and ``updateMetadata`` count the entry's size after the write (``incr`` its exact new value); a cas
+    whose value does not match is ``false``, not a quota error."""
+    kv = make_kv(Limits(store_bytes=100, guild_bytes=150, writes_per_window=10**9))
+    kv.create_store(GUILD, "s")
+    kv.create_store(GUILD, "t")
+    kv.set(GUILD, "s", "a", "x" * 97)  # 98 bytes
+    assert error(kv.set, GUILD, "s", "b", "x" * 2).message == "kv store storage quota exceeded"  # 101
+    kv.set(GUILD, "s", "b", "x")  # 100
+    kv.set(GUILD, "s", "a", "y" * 97)  # replacing: the difference counts
+    assert error(kv.set, GUILD, "s", "a", "y" * 98).message == "kv store storage quota exceeded"
+    kv.delete(GUILD, "s", "b")
+    kv.set(GUILD, "s", "n", "8")  # 100 again
+    assert kv.incr(GUILD, "s", "n") == 9  # one digit: still 100
+    assert error(kv.incr, GUILD, "s", "n").message == "kv store storage quota exceeded"  # 10 would make 101
+    assert kv.get(GUILD, "s", "n") == "9"
+    assert kv.cas(GUILD, "s", "n", "wrong", "x" * 50) is False  # would not write: no quota error
+    assert error(kv.cas, GUILD, "s", "n", "9", "10").message == "kv store storage quota exceeded"
+    assert error(kv.update_metadata, GUILD, "s", "n", 1).message == "kv store storage quota exceeded"
+    assert kv.get_with_metadata(GUILD, "s", "n").metadata is None
+    kv.delete(GUILD, "s", "n")  # 98 in s
+    kv.set(GUILD, "t", "k", "x" * 51)  # 52 in t: the guild holds 150
+    assert error(kv.set, GUILD, "t", "l", "").message == "kv guild storage quota exceeded"
+    assert error(kv.incr, GUILD, "s", "c").message == "kv guild storage quota exceeded"
+    kv.update_metadata(GUILD, "s", "a", None)  # no growth: fine at the edge
+    assert kv.backend.store_bytes(GUILD, "s") + kv.backend.store_bytes(GUILD, "t") == 150

@@ -3,14 +3,14 @@
 flora took a RocksDB checkpoint; here every store of the guild is read through the configured
 backend and written as one JSON file, ``$FLORA_DATA_DIR/kv-backups/<guild>/<backup_id>.json``,
 so it works the same on SQLite, PostgreSQL and Redis. flora's limits: one export per 60 s per
-guild (and per actor), the newest 5 backups kept. Nothing is downloadable, as in flora.
+guild (and per actor), counted across processes like the write rate (``rate.py``), the newest 5
+backups kept. Nothing is downloadable, as in flora.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -20,26 +20,21 @@ from .limits import validate_guild_id
 
 EXPORT_INTERVAL_SECS = 60
 BACKUPS_KEPT = 5
-_last: dict[str, float] = {}
-_lock = threading.Lock()
 
 
-def _check_rate(keys: list[str]) -> None:
-    now = time.monotonic()
-    with _lock:
-        for key in keys:
-            since = now - _last.get(key, -1e9)
-            if since < EXPORT_INTERVAL_SECS:
-                wait_ms = int((EXPORT_INTERVAL_SECS - since) * 1000)
-                raise KvError(KV_RATE_LIMITED, f"kv export rate limit exceeded; retry in {wait_ms}ms", retry_after=wait_ms / 1000)
-        for key in keys:
-            _last[key] = now
+def _check_rate(service, guild_id: str, actor: str | None) -> None:
+    """flora's export limit, counted where every process sees it (the service's counter, ``rate.py``)."""
+    wait = service.counter.take([f"export:{guild_id}", f"export-actor:{guild_id}:{actor or '-'}"], 1,
+                                EXPORT_INTERVAL_SECS)
+    if wait is not None:
+        wait_ms = int(wait * 1000)
+        raise KvError(KV_RATE_LIMITED, f"kv export rate limit exceeded; retry in {wait_ms}ms", retry_after=wait_ms / 1000)
 
 
 def export_guild(service, data_path: Path, guild_id: str, actor: str | None) -> str:
     """Write the backup; returns its id."""
     validate_guild_id(guild_id)  # it names a folder: a snowflake only, whoever called
-    _check_rate([f"guild:{guild_id}", f"actor:{guild_id}:{actor or '-'}"])
+    _check_rate(service, guild_id, actor)
     stores = {}
     for store in service.list_stores(guild_id):
         name = store["store_name"]

@@ -1,16 +1,13 @@
-"""flora's KV limits (reference §4.3), input validation and the write rate limiter."""
+"""flora's KV limits (reference §4.3), input validation and the write rate limit (counted by ``rate.py``)."""
 
 from __future__ import annotations
 
-import collections
 import math
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import KV_RATE_LIMITED, KvError, invalid
+from .rate import RateCounter
 
 MAX_KEY_BYTES = 512
 MAX_VALUE_BYTES = 1024 * 1024
@@ -127,31 +124,15 @@ def entry_size(key: str, value: str, expiration: int | None, metadata_json: str 
 
 # -- write rate ---------------------------------------------------------------------
 class WriteRateLimiter:
-    """At most ``max_writes`` writes per rolling ``window`` seconds per (guild, store), in this process.
+    """At most ``max_writes`` writes per rolling ``window`` seconds per (guild, store), as flora; counted by
+    ``counter`` (``rate.py``), which every process shares unless it is a ``MemoryCounter``."""
 
-    Like flora's, the count lives in memory: the worker that runs a guild and
-    the API process each count their own writes.
-    """
-
-    def __init__(self, max_writes: int, window: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, max_writes: int, window: float, counter: RateCounter):
         self.max_writes = max_writes
         self.window = window
-        self.clock = clock
-        self._events: dict[tuple[str, str], collections.deque] = {}
-        self._lock = threading.Lock()
-        self._last_sweep = clock()
+        self.counter = counter
 
     def hit(self, guild_id: str, store: str) -> None:
-        now = self.clock()
-        with self._lock:
-            if now - self._last_sweep >= self.window:  # forget idle stores
-                self._last_sweep = now
-                for scope in [s for s, ev in self._events.items() if not ev or now - ev[-1] >= self.window]:
-                    del self._events[scope]
-            events = self._events.setdefault((guild_id, store), collections.deque())
-            while events and now - events[0] >= self.window:
-                events.popleft()
-            if len(events) >= self.max_writes:
-                retry = max(0.0, self.window - (now - events[0]))
-                raise KvError(KV_RATE_LIMITED, "kv write rate limit exceeded; retry later", retry_after=retry)
-            events.append(now)
+        retry = self.counter.take([f"write:{guild_id}:{store}"], self.max_writes, self.window)
+        if retry is not None:
+            raise KvError(KV_RATE_LIMITED, "kv write rate limit exceeded; retry later", retry_after=retry)

@@ -7,15 +7,16 @@ them with ``ctx.run_sync``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import registry
-from .backend import Entry, KvBackend
-from .errors import KV_NOT_FOUND, KV_QUOTA_EXCEEDED, KV_STORE_EXISTS, KvError, invalid
+from .backend import Entry, KvBackend, Quota, check_quota, next_counter
+from .errors import KV_NOT_FOUND, KV_STORE_EXISTS, KvError, invalid
 from .limits import (
     MAX_ENTRY_BYTES,
     Limits,
@@ -29,8 +30,7 @@ from .limits import (
     validate_value,
     well_formed,
 )
-
-COUNTER_MAX_CHARS = 17  # len("-9007199254740991"): the most an incr can add to an entry
+from .rate import MemoryCounter, RateCounter, open_counter
 
 
 def metadata_json(metadata: Any) -> str | None:
@@ -63,15 +63,25 @@ def prefix_end(prefix: str) -> str | None:
 
 class KvService:
     def __init__(self, db, backend: KvBackend, limits: Limits | None = None,
-                 clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
+                 counter: RateCounter | None = None):
+        """``counter`` counts the write rate (``rate.py``); without one, this process counts alone with
+        ``monotonic`` (tests, tools running by themselves): :func:`service_for` gives the shared one."""
         self.db = db
         self.backend = backend
         self.limits = limits or Limits()
         self.clock = clock
-        self.rate = WriteRateLimiter(self.limits.writes_per_window, self.limits.window_secs, monotonic)
+        self.counter = counter or MemoryCounter(monotonic)
+        self.rate = WriteRateLimiter(self.limits.writes_per_window, self.limits.window_secs, self.counter)
+        self._guild_locks = [threading.Lock() for _ in range(32)]  # a guild's always the same one
 
     def now(self) -> int:
         return int(self.clock())
+
+    def close(self) -> None:
+        """Release the backend's and the counter's connections."""
+        self.backend.close()
+        self.counter.close()
 
     # -- stores ------------------------------------------------------------------
     def create_store(self, guild_id: str, store_name: str) -> dict:
@@ -142,22 +152,29 @@ class KvService:
         return out
 
     # -- writes ------------------------------------------------------------------
-    def _check_quota(self, guild_id: str, store: str, key: str, new_size: int, now: int) -> None:
-        self.backend.purge_expired(guild_id, store, now)
-        projected = self.backend.store_bytes(guild_id, store) - self.backend.entry_bytes(guild_id, store, key) + new_size
-        if projected > self.limits.store_bytes:
-            raise KvError(KV_QUOTA_EXCEEDED, "kv store storage quota exceeded")
-        for other in registry.list_stores(self.db, guild_id):
-            if other["store_name"] == store:
-                continue
-            self.backend.purge_expired(guild_id, other["store_name"], now)
-            projected += self.backend.store_bytes(guild_id, other["store_name"])
-            if projected > self.limits.guild_bytes:
-                raise KvError(KV_QUOTA_EXCEEDED, "kv guild storage quota exceeded")
+    def _quota(self, guild_id: str, store: str, now: int) -> Quota:
+        """The quota of a write to ``store``, once the expired entries of the guild's stores are purged."""
+        others = tuple(s["store_name"] for s in registry.list_stores(self.db, guild_id) if s["store_name"] != store)
+        for name in (store, *others):
+            self.backend.purge_expired(guild_id, name, now)
+        return Quota(self.limits.store_bytes, self.limits.guild_bytes, others)
+
+    def _check_before(self, guild_id: str, store: str, key: str, new_size: int, quota: Quota) -> None:
+        """The check for backends without ``atomic_quotas``, made just before their write (under ``_guild_lock``)."""
+        others = sum(self.backend.store_bytes(guild_id, name) for name in quota.other_stores)
+        check_quota(quota, self.backend.store_bytes(guild_id, store), self.backend.entry_bytes(guild_id, store, key),
+                    new_size, others)
+
+    @contextlib.contextmanager
+    def _guild_lock(self, guild_id: str) -> Iterator[None]:
+        """For backends without ``atomic_quotas``: this process's quota writes of a guild one at a time, so that
+        the check made before the write holds among this process's threads (not across processes)."""
+        with self._guild_locks[hash(guild_id) % len(self._guild_locks)]:
+            yield
 
     def _prepare_write(self, guild_id: str, store: str, key: str, value: str, expiration: int | None,
-                       meta: str | None) -> None:
-        """flora's order for a set: key, store, value size, rate, entry size, quotas."""
+                       meta: str | None) -> tuple[int, Quota]:
+        """flora's order for a set: key, store, value size, rate, entry size, quotas (checked by the write)."""
         validate_key(key)
         self._require_store(guild_id, store)
         validate_value(value)
@@ -165,19 +182,36 @@ class KvService:
         size = entry_size(key, value, expiration, meta)
         if size > MAX_ENTRY_BYTES:
             raise invalid("kv entry exceeds maximum size of 2MB")
-        self._check_quota(guild_id, store, key, size, self.now())
+        return size, self._quota(guild_id, store, self.now())
 
     def set(self, guild_id: str, store: str, key: str, value: str, expiration: int | None = None,
             metadata: Any = None) -> None:
         key, value, meta = well_formed(key), well_formed(value), metadata_json(metadata)
-        self._prepare_write(guild_id, store, key, value, expiration, meta)
-        self.backend.set(guild_id, store, key, value, expiration, meta)
+        size, quota = self._prepare_write(guild_id, store, key, value, expiration, meta)
+        if self.backend.atomic_quotas:
+            self.backend.set(guild_id, store, key, value, expiration, meta, quota=quota)  # type: ignore[call-arg]
+            return
+        with self._guild_lock(guild_id):
+            self._check_before(guild_id, store, key, size, quota)
+            self.backend.set(guild_id, store, key, value, expiration, meta)
 
     def cas(self, guild_id: str, store: str, key: str, expected: str | None, value: str,
             expiration: int | None = None, metadata: Any = None) -> bool:
         key, value, expected, meta = well_formed(key), well_formed(value), _text(expected), metadata_json(metadata)
-        self._prepare_write(guild_id, store, key, value, expiration, meta)
-        return self.backend.cas(guild_id, store, key, expected, value, expiration, meta, self.now())
+        size, quota = self._prepare_write(guild_id, store, key, value, expiration, meta)
+        now = self.now()
+        if self.backend.atomic_quotas:
+            return self.backend.cas(guild_id, store, key, expected, value, expiration, meta, now,  # type: ignore[call-arg]
+                                    quota=quota)
+        with self._guild_lock(guild_id):
+            try:
+                self._check_before(guild_id, store, key, size, quota)
+            except KvError:
+                current = self.backend.get(guild_id, store, key, now)
+                if (None if current is None else current.value) != expected:
+                    return False  # as the atomic backends answer: a cas that would not write is refused by its value
+                raise
+            return self.backend.cas(guild_id, store, key, expected, value, expiration, meta, now)
 
     def incr(self, guild_id: str, store: str, key: str, by: int = 1) -> int:
         key = well_formed(key)
@@ -185,10 +219,18 @@ class KvService:
         self._require_store(guild_id, store)
         self.rate.hit(guild_id, store)
         now = self.now()
-        # an upper bound of the entry after the incr: the key and the longest counter
-        growth = len(key.encode("utf-8")) + COUNTER_MAX_CHARS
-        self._check_quota(guild_id, store, key, self.backend.entry_bytes(guild_id, store, key) + growth, now)
-        return self.backend.incr(guild_id, store, key, by, now)
+        quota = self._quota(guild_id, store, now)
+        if self.backend.atomic_quotas:
+            return self.backend.incr(guild_id, store, key, by, now, quota=quota)  # type: ignore[call-arg]
+        with self._guild_lock(guild_id):
+            entry = self.backend.get(guild_id, store, key, now)
+            digits = len(str(next_counter(None if entry is None else entry.value, by)))
+            if entry is None:
+                size = len(key.encode("utf-8")) + digits
+            else:  # the value changes, the rest stays
+                size = self.backend.entry_bytes(guild_id, store, key) - len((entry.value or "").encode("utf-8")) + digits
+            self._check_before(guild_id, store, key, size, quota)
+            return self.backend.incr(guild_id, store, key, by, now)
 
     def update_metadata(self, guild_id: str, store: str, key: str, metadata: Any = None) -> None:
         key = well_formed(key)
@@ -197,12 +239,19 @@ class KvService:
         meta = metadata_json(metadata)
         now = self.now()
         entry = self.backend.get(guild_id, store, key, now)
-        if entry is not None and meta is not None:  # flora did not bound metadata updates; an entry stays <= 2 MB
-            size = entry_size(key, entry.value, entry.expiration, meta)
-            if size > MAX_ENTRY_BYTES:
-                raise invalid("kv entry exceeds maximum size of 2MB")
-            self._check_quota(guild_id, store, key, size, now)
-        if entry is None or not self.backend.update_metadata(guild_id, store, key, meta, now):
+        if entry is None:
+            raise KvError(KV_NOT_FOUND, "key not found")
+        size = entry_size(key, entry.value or "", entry.expiration, meta)
+        if meta is not None and size > MAX_ENTRY_BYTES:  # flora did not bound metadata updates; an entry stays <= 2 MB
+            raise invalid("kv entry exceeds maximum size of 2MB")
+        quota = self._quota(guild_id, store, now)
+        if self.backend.atomic_quotas:
+            updated = self.backend.update_metadata(guild_id, store, key, meta, now, quota=quota)  # type: ignore[call-arg]
+        else:
+            with self._guild_lock(guild_id):
+                self._check_before(guild_id, store, key, size, quota)
+                updated = self.backend.update_metadata(guild_id, store, key, meta, now)
+        if not updated:
             raise KvError(KV_NOT_FOUND, "key not found")
 
     def delete(self, guild_id: str, store: str, key: str) -> None:
@@ -219,7 +268,8 @@ def service_for(cache: dict, db, config, plugins) -> KvService:
     """The process's KV service, kept in ``cache`` (a worker's ``services.resources``, the app's extensions).
 
     Built on first use, so a misconfigured backend fails the KV calls with one
-    clear message instead of the whole process; a failure is not cached.
+    clear message instead of the whole process; a failure is not cached. Its
+    write rate is counted where every process sees it (``rate.open_counter``).
     """
     service = cache.get("kv.service")
     if service is None:
@@ -232,5 +282,11 @@ def service_for(cache: dict, db, config, plugins) -> KvService:
                     from flora_core.plugins import Plugins
 
                     plugins = Plugins()
-                service = cache["kv.service"] = KvService(db, open_backend(config, plugins))
+                backend = open_backend(config, plugins)
+                try:
+                    counter = open_counter(config)
+                except BaseException:
+                    backend.close()
+                    raise
+                service = cache["kv.service"] = KvService(db, backend, counter=counter)
     return service

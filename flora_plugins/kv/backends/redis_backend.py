@@ -12,7 +12,12 @@ lives on one node)::
 The guild id is digits, so ``G:S`` names one (guild, store) only. Every
 operation that touches more than one of these keys is one Lua script, which
 Redis runs atomically: that is what makes ``incr`` and ``cas`` exact across
-processes. Expiration is a stored field checked against the caller's clock
+processes, and quotas too (``atomic_quotas``): a write with a quota is one
+script that reads the ``u`` keys of the store and of the guild's other stores,
+checks and writes, so no other write comes in between. That script names keys
+of several stores, which Redis Cluster would refuse across hash slots: the
+data must live on one Redis (this backend's client is a plain ``redis.Redis``).
+Expiration is a stored field checked against the caller's clock
 (Redis TTLs expire whole keys, not hash fields, before Redis 7.4).
 ``KV_URL=redis://host:6379/0?prefix=myapp:`` changes the prefix (default
 ``flora:kv:``), so several flora instances can share a Redis.
@@ -27,8 +32,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flora_core import hookimpl
 
-from ..backend import Entry, KvBackend, scan_live
-from ..errors import KV_NOT_AN_INTEGER, KvError, unavailable
+from ..backend import Entry, KvBackend, Quota, scan_live
+from ..errors import KV_NOT_AN_INTEGER, KV_QUOTA_EXCEEDED, KvError, unavailable
 from ..limits import meta_record
 
 DEFAULT_PREFIX = "flora:kv:"
@@ -57,6 +62,21 @@ local function expired(key, now)
   local exp = redis.call('ZSCORE', X, key)
   return exp and tonumber(exp) <= now
 end
+local function entry_len(key, val, rec)
+  local n = #key + #val
+  if rec ~= '' then n = n + #key + #rec end
+  return n
+end
+-- flora's quotas for a write that changes the store by delta bytes: false, or the error to answer;
+-- qs = '' means no quota; KEYS[6..] are the size keys of the guild's other stores
+local function over(delta, qs, qg)
+  if qs == nil or qs == '' then return false end
+  local used = tonumber(redis.call('GET', U) or '0') + delta
+  if used > tonumber(qs) then return 'KV_QUOTA_EXCEEDED kv store storage quota exceeded' end
+  for i = 6, #KEYS do used = used + tonumber(redis.call('GET', KEYS[i]) or '0') end
+  if used > tonumber(qg) then return 'KV_QUOTA_EXCEEDED kv guild storage quota exceeded' end
+  return false
+end
 local function put(key, val, exp, rec)
   remove(key)
   redis.call('HSET', V, key, val)
@@ -79,7 +99,12 @@ if not val then return false end
 if expired(key, now) then remove(key) return false end
 return {val, redis.call('HGET', M, key) or false}
 """,
-    "set": "put(ARGV[1], ARGV[2], ARGV[3], ARGV[4]) return 1",
+    "set": """
+local err = over(entry_len(ARGV[1], ARGV[2], ARGV[4]) - size_of(ARGV[1]), ARGV[5], ARGV[6])
+if err then return redis.error_reply(err) end
+put(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+return 1
+""",
     "update_metadata": """
 local key, now, meta = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 if not redis.call('HGET', V, key) then return 0 end
@@ -94,12 +119,10 @@ if exp ~= 'null' or meta ~= '' then
 end
 local delta = 0
 if old then delta = delta - #key - #old end
-if rec ~= '' then
-  redis.call('HSET', M, key, rec)
-  delta = delta + #key + #rec
-else
-  redis.call('HDEL', M, key)
-end
+if rec ~= '' then delta = delta + #key + #rec end
+local err = over(delta, ARGV[4], ARGV[5])
+if err then return redis.error_reply(err) end
+if rec ~= '' then redis.call('HSET', M, key, rec) else redis.call('HDEL', M, key) end
 redis.call('INCRBY', U, delta)
 return 1
 """,
@@ -117,6 +140,10 @@ end
 local r = n + by
 if math.abs(r) > 9007199254740991 then return redis.error_reply('KV_NOT_AN_INTEGER incr result out of range') end
 local s = string.format('%.0f', r)
+local delta = #key + #s
+if val then delta = #s - #val end
+local err = over(delta, ARGV[4], ARGV[5])
+if err then return redis.error_reply(err) end
 if val then
   redis.call('HSET', V, key, s)
   redis.call('INCRBY', U, #s - #val)
@@ -134,6 +161,8 @@ if ARGV[2] == '1' then
 elseif cur then
   return 0
 end
+local err = over(entry_len(key, ARGV[4], ARGV[6]) - size_of(key), ARGV[8], ARGV[9])
+if err then return redis.error_reply(err) end
 put(key, ARGV[4], ARGV[5], ARGV[6])
 return 1
 """,
@@ -171,6 +200,7 @@ def _record(text: str) -> tuple[int | None, object]:
 
 class RedisBackend(KvBackend):
     name = "redis"
+    atomic_quotas = True
 
     def __init__(self, url: str, prefix: str = DEFAULT_PREFIX):
         try:
@@ -196,15 +226,22 @@ class RedisBackend(KvBackend):
             yield
         except self._redis.ResponseError as exc:
             text = str(exc)
-            if KV_NOT_AN_INTEGER in text:
-                raise KvError(KV_NOT_AN_INTEGER, text.split(KV_NOT_AN_INTEGER, 1)[1].strip()) from None
+            for code in (KV_NOT_AN_INTEGER, KV_QUOTA_EXCEEDED):
+                if code in text:
+                    raise KvError(code, text.split(code, 1)[1].strip()) from None
             raise unavailable(f"kv backend redis failed: {text}") from None
         except self._redis.RedisError as exc:
             raise unavailable(f"kv backend redis: {exc}") from None
 
-    def _run(self, script: str, guild_id: str, store: str, *args):
+    def _run(self, script: str, guild_id: str, store: str, *args, quota: Quota | None = None):
+        """Run a script on the store's keys; with ``quota``, after the script's own arguments come the two quotas
+        and after its keys the size keys of the guild's other stores (see ``over`` in the scripts)."""
+        keys = self.keys(guild_id, store)
+        if quota is not None:
+            keys += [self.keys(guild_id, other)[4] for other in quota.other_stores]
+            args += (quota.store_bytes, quota.guild_bytes)
         with self._errors():
-            return self._scripts[script](keys=self.keys(guild_id, store), args=[("" if a is None else a) for a in args])
+            return self._scripts[script](keys=keys, args=[("" if a is None else a) for a in args])
 
     # -- the interface -------------------------------------------------------------------
     def get(self, guild_id, store, key, now):
@@ -215,11 +252,12 @@ class RedisBackend(KvBackend):
         expiration, metadata = _record(record) if record else (None, None)
         return Entry(key, value, expiration, metadata)
 
-    def set(self, guild_id, store, key, value, expiration, metadata_json):
-        self._run("set", guild_id, store, key, value, expiration, meta_record(expiration, metadata_json))
+    def set(self, guild_id, store, key, value, expiration, metadata_json, *, quota=None):
+        record = meta_record(expiration, metadata_json)
+        self._run("set", guild_id, store, key, value, expiration, record, quota=quota)
 
-    def update_metadata(self, guild_id, store, key, metadata_json, now):
-        return self._run("update_metadata", guild_id, store, key, now, metadata_json) == 1
+    def update_metadata(self, guild_id, store, key, metadata_json, now, *, quota=None):
+        return self._run("update_metadata", guild_id, store, key, now, metadata_json, quota=quota) == 1
 
     def delete(self, guild_id, store, key):
         self._run("delete", guild_id, store, key)
@@ -238,13 +276,13 @@ class RedisBackend(KvBackend):
             self._run("purge_keys", guild_id, store, now, *expired)
         return live
 
-    def incr(self, guild_id, store, key, by, now):
-        return int(self._run("incr", guild_id, store, key, by, now))
+    def incr(self, guild_id, store, key, by, now, *, quota=None):
+        return int(self._run("incr", guild_id, store, key, by, now, quota=quota))
 
-    def cas(self, guild_id, store, key, expected, value, expiration, metadata_json, now):
+    def cas(self, guild_id, store, key, expected, value, expiration, metadata_json, now, *, quota=None):
         has_expected = "0" if expected is None else "1"
         return self._run("cas", guild_id, store, key, has_expected, expected, value, expiration,
-                         meta_record(expiration, metadata_json), now) == 1
+                         meta_record(expiration, metadata_json), now, quota=quota) == 1
 
     def entry_bytes(self, guild_id, store, key):
         return int(self._run("entry_bytes", guild_id, store, key))

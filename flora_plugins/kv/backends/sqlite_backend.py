@@ -15,6 +15,17 @@ WAL with ``synchronous=FULL`` (a write is on disk when the call returns),
 ``BEGIN IMMEDIATE`` around incr/cas/updateMetadata (SQLite's file lock makes
 them atomic across threads and processes), and no background thread, so it
 runs unchanged in the API process under gevent.
+
+Quotas (``atomic_quotas``). A store's size is the ``kv_usage`` row that
+triggers keep in the same transaction as every change, so a write that
+checks it inside its ``BEGIN IMMEDIATE`` transaction cannot be overtaken by
+another writer of that file. The guild quota spans several files, so a write
+with a quota first takes the guild's lock, ``<guild>/.quota.lock``
+(``locks.file_lock``: ``flock``, which every process on the machine sees; a
+process that dies lets go of it), reads the guild's other stores' sizes,
+then checks and writes. Only writes with a quota make a store grow, and they
+all hold that lock; deletes and purges, which only shrink stores, do not
+take it.
 """
 
 from __future__ import annotations
@@ -26,14 +37,15 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from flora_core import hookimpl
 
-from ..backend import Entry, KvBackend, is_expired, next_counter, scan_live
+from ..backend import Entry, KvBackend, Quota, check_quota, is_expired, next_counter, scan_live
 from ..errors import unavailable
-from ..limits import meta_size
+from ..limits import entry_size, meta_size
+from ..locks import file_lock
 
 SCHEMA_VERSION = 1
 SIZE = "length(CAST({t}.key AS BLOB)) + COALESCE(length(CAST({t}.value AS BLOB)), 0) + COALESCE({t}.meta_size, 0)"
@@ -56,6 +68,13 @@ UPSERT = ("INSERT INTO kv (key, value, expiration, metadata, meta_size) VALUES (
           " SET value = excluded.value, expiration = excluded.expiration, metadata = excluded.metadata,"
           " meta_size = excluded.meta_size")
 PURGE_KEY = "DELETE FROM kv WHERE key = ? AND expiration <= ?"
+ROW = f"SELECT value, expiration, meta_size, {SIZE.format(t='kv')} FROM kv WHERE key = ?"
+LOCK_TIMEOUT_SECS = 30.0
+Check = Callable[[int, int], None]  # check(bytes of the entry now, bytes after the write)
+
+
+def _no_check(old: int, new: int) -> None:
+    return None
 SAFE_PART = re.compile(r"^[^/\\\0.][^/\0]*$")
 
 
@@ -65,6 +84,7 @@ def _meta(text: str | None):
 
 class SqliteBackend(KvBackend):
     name = "sqlite"
+    atomic_quotas = True
 
     def __init__(self, root: Path, max_files: int = 64, per_file: int = 4):
         self.root = Path(root)
@@ -128,6 +148,32 @@ class SqliteBackend(KvBackend):
         for conn in evicted + ([db] if db is not None else []):
             conn.close()
 
+    def _guild_lock(self, guild_id: str):
+        """The guild's quota lock, shared by every process on this machine (``locks.file_lock``)."""
+        folder = self.path(guild_id, "x").parent
+        return file_lock(folder / ".quota.lock", timeout=LOCK_TIMEOUT_SECS, what="kv backend sqlite: the guild's quota lock")
+
+    def _bytes_if_any(self, guild_id: str, store: str) -> int:
+        """``store_bytes`` without creating the file of a store nobody wrote to."""
+        return self.store_bytes(guild_id, store) if self.path(guild_id, store).exists() else 0
+
+    @contextlib.contextmanager
+    def _writing(self, guild_id: str, store: str, quota: Quota | None) -> Iterator[tuple[sqlite3.Connection, Check]]:
+        """A write transaction on the store's file and ``check(old, new)`` for ``quota`` (none: no check).
+
+        With a quota, the guild's lock is held until the transaction is over: the other stores' sizes read
+        first stay valid (they can only shrink meanwhile), and the store's own is read inside the transaction.
+        """
+        if quota is None:
+            with self._conn(guild_id, store) as db, _write(db):
+                yield db, _no_check
+            return
+        with self._guild_lock(guild_id):
+            others = sum(self._bytes_if_any(guild_id, name) for name in quota.other_stores)
+            with self._conn(guild_id, store) as db, _write(db):
+                used = int(db.execute("SELECT bytes FROM kv_usage WHERE id = 0").fetchone()[0])
+                yield db, lambda old, new: check_quota(quota, used, old, new, others)
+
     def close(self) -> None:
         with self._lock:
             conns = [c for idle in self._idle.values() for c in idle]
@@ -146,20 +192,28 @@ class SqliteBackend(KvBackend):
                 return None
             return Entry(key, row[0], row[1], _meta(row[2]))
 
-    def set(self, guild_id, store, key, value, expiration, metadata_json):
-        with self._conn(guild_id, store) as db:
-            db.execute(UPSERT, (key, value, expiration, metadata_json, meta_size(key, expiration, metadata_json)))
+    def set(self, guild_id, store, key, value, expiration, metadata_json, *, quota=None):
+        row = (key, value, expiration, metadata_json, meta_size(key, expiration, metadata_json))
+        if quota is None:
+            with self._conn(guild_id, store) as db:
+                db.execute(UPSERT, row)
+            return
+        with self._writing(guild_id, store, quota) as (db, check):
+            old = db.execute(ROW, (key,)).fetchone()
+            check(0 if old is None else int(old[3]), entry_size(key, value, expiration, metadata_json))
+            db.execute(UPSERT, row)
 
-    def update_metadata(self, guild_id, store, key, metadata_json, now):
-        with self._conn(guild_id, store) as db, _write(db):
-            row = db.execute("SELECT expiration FROM kv WHERE key = ?", (key,)).fetchone()
+    def update_metadata(self, guild_id, store, key, metadata_json, now, *, quota=None):
+        with self._writing(guild_id, store, quota) as (db, check):
+            row = db.execute(ROW, (key,)).fetchone()
             if row is None:
                 return False
-            if is_expired(row[0], now):
+            if is_expired(row[1], now):
                 db.execute(PURGE_KEY, (key, now))
                 return False
-            db.execute("UPDATE kv SET metadata = ?, meta_size = ? WHERE key = ?",
-                       (metadata_json, meta_size(key, row[0], metadata_json), key))
+            size = meta_size(key, row[1], metadata_json)
+            check(int(row[3]), int(row[3]) - int(row[2]) + size)
+            db.execute("UPDATE kv SET metadata = ?, meta_size = ? WHERE key = ?", (metadata_json, size, key))
             return True
 
     def delete(self, guild_id, store, key):
@@ -182,25 +236,30 @@ class SqliteBackend(KvBackend):
                 db.execute(PURGE_KEY, (key, now))
         return live
 
-    def incr(self, guild_id, store, key, by, now):
-        with self._conn(guild_id, store) as db, _write(db):
-            row = db.execute("SELECT value, expiration FROM kv WHERE key = ?", (key,)).fetchone()
+    def incr(self, guild_id, store, key, by, now, *, quota=None):
+        with self._writing(guild_id, store, quota) as (db, check):
+            row = db.execute(ROW, (key,)).fetchone()
             live = row is not None and not is_expired(row[1], now)
             result = next_counter(row[0] if live else None, by)
+            value = str(result)
+            old = 0 if row is None else int(row[3])
             if live:
-                db.execute("UPDATE kv SET value = ? WHERE key = ?", (str(result), key))
+                check(old, entry_size(key, value, None, None) + int(row[2]))
+                db.execute("UPDATE kv SET value = ? WHERE key = ?", (value, key))
             else:
-                db.execute(UPSERT, (key, str(result), None, None, 0))
+                check(old, entry_size(key, value, None, None))
+                db.execute(UPSERT, (key, value, None, None, 0))
             return result
 
-    def cas(self, guild_id, store, key, expected, value, expiration, metadata_json, now):
-        with self._conn(guild_id, store) as db, _write(db):
-            row = db.execute("SELECT value, expiration FROM kv WHERE key = ?", (key,)).fetchone()
+    def cas(self, guild_id, store, key, expected, value, expiration, metadata_json, now, *, quota=None):
+        with self._writing(guild_id, store, quota) as (db, check):
+            row = db.execute(ROW, (key,)).fetchone()
             current = row[0] if row is not None and not is_expired(row[1], now) else None
             if current != expected:
                 if row is not None and current is None:
                     db.execute(PURGE_KEY, (key, now))
                 return False
+            check(0 if row is None else int(row[3]), entry_size(key, value, expiration, metadata_json))
             db.execute(UPSERT, (key, value, expiration, metadata_json, meta_size(key, expiration, metadata_json)))
             return True
 

@@ -19,6 +19,14 @@ and the write run again. When another process grew the file past this process's 
 (``MapResizedError``), this process adopts the new size. Both happen while no transaction of this
 process is open on that environment, as LMDB requires.
 
+Quotas (``atomic_quotas``). A store's size is a record of its ``meta`` database that every write
+transaction updates, and LMDB lets one write transaction at a time into an environment, so a write
+that reads it in its own transaction and checks before putting cannot be overtaken. The guild quota
+spans a guild's environments, so a write with a quota first takes the guild's lock
+(``<guild>/.quota.lock``, flora's ``locks.file_lock``: ``flock``, seen by every process on the machine,
+let go of when its process dies), reads the guild's other stores' sizes, then writes. Only writes with a
+quota make a store grow, and they all hold the lock; deletes and purges do not take it.
+
 Forks. An environment must not be used in a child created by ``fork()``, and closing it there would
 release the parent's reader slots. So before a fork the process waits for the transactions in flight,
 closes its environments (in the parent, where that is safe) and keeps new ones from opening until the
@@ -29,20 +37,22 @@ that holds a backend: its workers are spawned.)
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import re
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import lmdb
 
-from flora_plugins.kv.backend import Entry, KvBackend, is_expired, next_counter
+from flora_plugins.kv.backend import Entry, KvBackend, Quota, check_quota, is_expired, next_counter
 from flora_plugins.kv.errors import KvError, unavailable
 from flora_plugins.kv.limits import meta_record
+from flora_plugins.kv.locks import file_lock
 
 from . import records
 from .records import HEAD_BYTES, Record, exp_key, split
@@ -53,6 +63,11 @@ USAGE = b"bytes"
 _I64 = struct.Struct(">q")
 MAX_ATTEMPTS = 64  # map resizes (or reader-table checks) one call may go through
 T = TypeVar("T")
+Check = Callable[[Any, "_Store", int, int], None]  # check(txn, store, bytes of the entry now, bytes after the write)
+
+
+def _no_check(txn: Any, st: _Store, old: int, new: int) -> None:
+    return None
 
 
 class _Store:
@@ -80,6 +95,10 @@ def entry_size(key: bytes, rec: Record) -> int:
     """flora's entry size (``limits.entry_size``) from bytes: key + value, plus key + metadata record."""
     record = meta_record(rec.expiration, rec.metadata)
     return len(key) + rec.value_len + (0 if record is None else len(key) + len(record.encode("utf-8")))
+
+
+def _size(key: bytes, rec: Record | None) -> int:
+    return 0 if rec is None else entry_size(key, rec)
 
 
 def bucket_size(head: bytes, bucket: dict[bytes, Record]) -> int:
@@ -263,6 +282,7 @@ os.register_at_fork(before=ENVIRONMENTS.before_fork, after_in_parent=ENVIRONMENT
 
 class LmdbBackend(KvBackend):
     name = "lmdb"
+    atomic_quotas = True
 
     def __init__(self, root: Path, map_size: int = 64 * MB, max_map_size: int = 16384 * MB):
         self.root = Path(root)
@@ -278,6 +298,24 @@ class LmdbBackend(KvBackend):
     def map_size_of(self, guild_id: str, store: str) -> int:
         """The map size this process uses for the store now, in bytes."""
         return self._run(guild_id, store, lambda st: int(st.env.info()["map_size"]))
+
+    @contextlib.contextmanager
+    def _quota(self, guild_id: str, quota: Quota | None) -> Iterator[Check]:
+        """``check(txn, st, old, new)`` for ``quota``, to call inside the write transaction (none: no check). With a
+        quota the guild's lock is held around the whole write, so the other stores' sizes read first stay valid
+        (they can only shrink meanwhile); the store's own is read in the transaction."""
+        if quota is None:
+            yield _no_check
+            return
+        with file_lock(self.root / guild_id / ".quota.lock", what="kv backend lmdb: the guild's quota lock"):
+            others = sum(self.store_bytes(guild_id, name) for name in quota.other_stores
+                         if self.path(guild_id, name).exists())
+
+            def check(txn, st: _Store, old: int, new: int) -> None:
+                (used,) = _I64.unpack(txn.get(USAGE, db=st.meta))
+                check_quota(quota, used, old, new, others)
+
+            yield check
 
     def close(self) -> None:
         """Close the process's environments once the calls in flight are done (another backend instance of this
@@ -384,37 +422,43 @@ class LmdbBackend(KvBackend):
         assert rec.value is not None
         return Entry(key, rec.value.decode("utf-8"), rec.expiration, _meta(rec.metadata))
 
-    def set(self, guild_id, store, key, value, expiration, metadata_json):
-        head, suffix = split(key.encode("utf-8"))
+    def set(self, guild_id, store, key, value, expiration, metadata_json, *, quota=None):
+        kb = key.encode("utf-8")
+        head, suffix = split(kb)
         data = value.encode("utf-8")
         rec = Record(expiration, metadata_json, data, len(data))
 
-        def write(st: _Store) -> None:
-            with st.env.begin(write=True) as txn:
-                old = self._bucket(txn, st, head)
-                self._put(txn, st, head, old, {**old, suffix: rec})
+        with self._quota(guild_id, quota) as check:
+            def write(st: _Store) -> None:
+                with st.env.begin(write=True) as txn:
+                    old = self._bucket(txn, st, head)
+                    check(txn, st, _size(kb, old.get(suffix)), entry_size(kb, rec))  # a KvError aborts the transaction
+                    self._put(txn, st, head, old, {**old, suffix: rec})
 
-        self._run(guild_id, store, write)
+            self._run(guild_id, store, write)
 
-    def update_metadata(self, guild_id, store, key, metadata_json, now):
-        head, suffix = split(key.encode("utf-8"))
+    def update_metadata(self, guild_id, store, key, metadata_json, now, *, quota=None):
+        kb = key.encode("utf-8")
+        head, suffix = split(kb)
 
-        def write(st: _Store) -> bool:
-            with st.env.begin(write=True) as txn:
-                old = self._bucket(txn, st, head)
-                rec = old.get(suffix)
-                if rec is None:
-                    return False
-                new = dict(old)
-                if is_expired(rec.expiration, now):
-                    del new[suffix]
+        with self._quota(guild_id, quota) as check:
+            def write(st: _Store) -> bool:
+                with st.env.begin(write=True) as txn:
+                    old = self._bucket(txn, st, head)
+                    rec = old.get(suffix)
+                    if rec is None:
+                        return False
+                    new = dict(old)
+                    if is_expired(rec.expiration, now):
+                        del new[suffix]
+                        self._put(txn, st, head, old, new)
+                        return False
+                    new[suffix] = Record(rec.expiration, metadata_json, rec.value, rec.value_len)
+                    check(txn, st, entry_size(kb, rec), entry_size(kb, new[suffix]))
                     self._put(txn, st, head, old, new)
-                    return False
-                new[suffix] = Record(rec.expiration, metadata_json, rec.value, rec.value_len)
-                self._put(txn, st, head, old, new)
-                return True
+                    return True
 
-        return self._run(guild_id, store, write)
+            return self._run(guild_id, store, write)
 
     def delete(self, guild_id, store, key):
         head, suffix = split(key.encode("utf-8"))
@@ -465,44 +509,51 @@ class LmdbBackend(KvBackend):
             self._purge(guild_id, store, expired, now)
         return live
 
-    def incr(self, guild_id, store, key, by, now):
-        head, suffix = split(key.encode("utf-8"))
+    def incr(self, guild_id, store, key, by, now, *, quota=None):
+        kb = key.encode("utf-8")
+        head, suffix = split(kb)
 
-        def write(st: _Store) -> int:
-            with st.env.begin(write=True) as txn:
-                old = self._bucket(txn, st, head)
-                rec = old.get(suffix)
-                live = rec is not None and not is_expired(rec.expiration, now)
-                current = rec.value.decode("utf-8") if live and rec is not None and rec.value is not None else None
-                result = next_counter(current, by)  # a KvError aborts the transaction
-                data = str(result).encode("ascii")
-                if live and rec is not None:
-                    updated = Record(rec.expiration, rec.metadata, data, len(data))
-                else:
-                    updated = Record(None, None, data, len(data))
-                self._put(txn, st, head, old, {**old, suffix: updated})
-                return result
+        with self._quota(guild_id, quota) as check:
+            def write(st: _Store) -> int:
+                with st.env.begin(write=True) as txn:
+                    old = self._bucket(txn, st, head)
+                    rec = old.get(suffix)
+                    live = rec is not None and not is_expired(rec.expiration, now)
+                    current = rec.value.decode("utf-8") if live and rec is not None and rec.value is not None else None
+                    result = next_counter(current, by)  # a KvError aborts the transaction
+                    data = str(result).encode("ascii")
+                    if live and rec is not None:
+                        updated = Record(rec.expiration, rec.metadata, data, len(data))
+                    else:
+                        updated = Record(None, None, data, len(data))
+                    check(txn, st, _size(kb, rec), entry_size(kb, updated))
+                    self._put(txn, st, head, old, {**old, suffix: updated})
+                    return result
 
-        return self._run(guild_id, store, write)
+            return self._run(guild_id, store, write)
 
-    def cas(self, guild_id, store, key, expected, value, expiration, metadata_json, now):
-        head, suffix = split(key.encode("utf-8"))
+    def cas(self, guild_id, store, key, expected, value, expiration, metadata_json, now, *, quota=None):
+        kb = key.encode("utf-8")
+        head, suffix = split(kb)
         data = value.encode("utf-8")
+        new_rec = Record(expiration, metadata_json, data, len(data))
 
-        def write(st: _Store) -> bool:
-            with st.env.begin(write=True) as txn:
-                old = self._bucket(txn, st, head)
-                rec = old.get(suffix)
-                live = rec is not None and not is_expired(rec.expiration, now)
-                current = rec.value.decode("utf-8") if live and rec is not None and rec.value is not None else None
-                if current != expected:
-                    if rec is not None and not live:  # met an expired entry: purge it
-                        self._put(txn, st, head, old, {s: r for s, r in old.items() if s != suffix})
-                    return False
-                self._put(txn, st, head, old, {**old, suffix: Record(expiration, metadata_json, data, len(data))})
-                return True
+        with self._quota(guild_id, quota) as check:
+            def write(st: _Store) -> bool:
+                with st.env.begin(write=True) as txn:
+                    old = self._bucket(txn, st, head)
+                    rec = old.get(suffix)
+                    live = rec is not None and not is_expired(rec.expiration, now)
+                    current = rec.value.decode("utf-8") if live and rec is not None and rec.value is not None else None
+                    if current != expected:
+                        if rec is not None and not live:  # met an expired entry: purge it
+                            self._put(txn, st, head, old, {s: r for s, r in old.items() if s != suffix})
+                        return False
+                    check(txn, st, _size(kb, rec), entry_size(kb, new_rec))
+                    self._put(txn, st, head, old, {**old, suffix: new_rec})
+                    return True
 
-        return self._run(guild_id, store, write)
+            return self._run(guild_id, store, write)
 
     def entry_bytes(self, guild_id, store, key):
         kb = key.encode("utf-8")
