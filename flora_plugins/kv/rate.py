@@ -155,10 +155,9 @@ class SqliteCounter(RateCounter):
         return db
 
     def _take(self, scopes, limit, window):
-        now = self.clock()
         with self._lock:
             try:
-                return self._take_locked(scopes, limit, window, now)
+                return self._take_locked(scopes, limit, window)
             except (sqlite3.Error, OSError) as exc:
                 if self._db is not None:
                     self._db.close()
@@ -166,9 +165,12 @@ class SqliteCounter(RateCounter):
                 _warn(f"cannot count in {self.path}; the event was let through", exc)
                 return None
 
-    def _take_locked(self, scopes: list[str], limit: int, window: float, now: float) -> float | None:
+    def _take_locked(self, scopes: list[str], limit: int, window: float) -> float | None:
         db = self._conn()
         db.execute("BEGIN IMMEDIATE")
+        # the clock is read inside the transaction: read before it, another process's later count could
+        # look like one "from the future" (a clock set back) and be deleted
+        now = self.clock()
         try:
             if now - self._last_sweep >= SWEEP_EVERY_SECS:  # scopes nobody counts in any more
                 db.execute("DELETE FROM hits WHERE until <= ? OR at > ?", (now, now))
