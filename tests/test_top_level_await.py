@@ -19,6 +19,7 @@ LOAD_TIMEOUT = 3
 DOC_EXAMPLE = """
 const s = kv.store('x');
 await s.set('k', 'v');
+await new Promise((resolve) => setTimeout(resolve, 20));  // a timer at the top level, too
 on('messageCreate', async (ctx) => {
   if (ctx.msg.author.bot) return;
   await ctx.reply(`k=${await s.get('k')}`);
