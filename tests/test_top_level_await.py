@@ -195,3 +195,14 @@ def test_the_bundle_of_a_script_with_top_level_await(tmp_path):
     # other errors are reported as before, with the position
     with pytest.raises(BundleError, match=r"src/main\.ts:2:\d+: "):
         bundler.bundle("src/main.ts", [{"path": "src/main.ts", "contents": "await 1;\nconst x: number = ;\n"}])
+
+
+def test_flora_deploy_uploads_a_project_with_top_level_await(tla, tmp_path):
+    g = emulator_guild(tla.emu, "TLA CLI")
+    _create_store(tla, g["id"], "x")
+    (tmp_path / "bot" / "src").mkdir(parents=True)
+    (tmp_path / "bot" / "src" / "main.ts").write_text(DOC_EXAMPLE)
+    out = tla.deploy_dir(g["id"], tmp_path / "bot")
+    assert f"Deployed guild {g['id']}" in out.stdout
+    assert http_json("GET", f"{tla.api}/kv/{g['id']}/x/k", token=tla.token)[1] == {"value": "v"}
+    assert _answer(tla, g, "cli", "k=") == "k=v"
