@@ -27,7 +27,9 @@ if (!result.success && result.errors.length && result.errors.every(tla)) {
   topLevelAwait = true;
   result = await Deno.bundle({ ...options, format: "esm" });
 }
-const out = { success: result.success, errors: result.errors, warnings: result.warnings, js: null, map: null };
+// other errors with it: those are the script's problems (top-level await is not one)
+const errors = result.errors.some((m) => !tla(m)) ? result.errors.filter((m) => !tla(m)) : result.errors;
+const out = { success: result.success, errors, warnings: result.warnings, js: null, map: null };
 for (const file of result.outputFiles ?? []) {
   if (file.path.endsWith(".map")) out.map = file.text();
   else out.js = file.text();

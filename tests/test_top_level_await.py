@@ -195,6 +195,10 @@ def test_the_bundle_of_a_script_with_top_level_await(tmp_path):
     # other errors are reported as before, with the position
     with pytest.raises(BundleError, match=r"src/main\.ts:2:\d+: "):
         bundler.bundle("src/main.ts", [{"path": "src/main.ts", "contents": "await 1;\nconst x: number = ;\n"}])
+    with pytest.raises(BundleError, match=r"^src/main\.ts:2:\d+: .*No matching export") as info:
+        bundler.bundle("src/main.ts", [{"path": "src/main.ts", "contents": "await 1;\nimport { nope } from './n';\nnope();\n"},
+                                       {"path": "src/n.ts", "contents": "export const n = 1;\n"}])
+    assert "Top-level await" not in str(info.value)  # only the script's real problem is named
 
 
 def test_flora_deploy_uploads_a_project_with_top_level_await(tla, tmp_path):
