@@ -144,9 +144,10 @@ class Bundler:
         """A prebuilt bundle (flora's build service makes ES modules) as a classic script.
 
         mini-racer evaluates scripts, not modules, so ``export``/``import`` statements of an
-        ESM bundle would be syntax errors; deno turns the module into an IIFE (module
-        semantics kept: strict mode, top-level names stay local). A prebuilt bundle is tenant
-        input like any file: it goes through the same checks.
+        ESM bundle would be syntax errors; deno turns the module into an IIFE (top-level names
+        stay local), or, if it uses top-level await, into an async function that the load
+        awaits (``bundle_driver.js``). A prebuilt bundle is tenant input like any file: it goes
+        through the same checks.
         """
         return self.bundle("bundle.js", [{"path": "bundle.js", "contents": bundle}], max_total_bytes=max_bytes)
 

@@ -107,6 +107,19 @@ def test_escape_route_is_refused_with_the_import_and_its_position(bundler, secre
     assert not list((bundler.cache_dir).rglob("*.js"))  # nothing cached
 
 
+@pytest.mark.parametrize("route", ESCAPE_NAMES)
+def test_with_top_level_await_each_route_is_refused_by_the_other_layers_too(bundler, secret_files, route, monkeypatch):
+    """A script with top-level await is bundled a second time, as an ES module (bundle_driver.js): with the
+    module-graph check switched off, deno's permissions, the sandbox and the source map still refuse."""
+    monkeypatch.setattr(Bundler, "_check_graph", staticmethod(lambda info, root, allowed: None))
+    source = "await Promise.resolve();\n" + _escapes(secret_files)[route]
+    with pytest.raises(BundleError) as info:
+        bundler.bundle("src/main.ts", [{"path": "src/main.ts", "contents": source}])
+    assert MARKER not in str(info.value)
+    assert "Top-level await" not in str(info.value)  # not a problem any more: the read is the one named
+    assert not list((bundler.cache_dir).rglob("*.js"))  # nothing cached
+
+
 @pytest.mark.parametrize("kind", ["text", "bytes"])
 def test_only_json_attributes_even_for_the_projects_own_files(bundler, kind):
     files = [{"path": "src/main.ts", "contents": f'import s from "./notes.txt" with {{ type: "{kind}" }};\nconsole.log(s);\n'},

@@ -93,6 +93,24 @@
   }
   define("__floraTrack", track);
 
+  // A script with top-level await is bundled as `__floraTopLevel(async () => {<module body>});` (see
+  // bundle_driver.js): its body starts here, during the eval of the bundle, and the load then awaits
+  // it (__floraTopLevelDone, under the load deadline). Only the first call counts.
+  let topLevel = null;
+  let topLevelTaken = false;
+  define("__floraTopLevel", function __floraTopLevel(body) {
+    if (topLevel !== null || topLevelTaken) throw new TypeError("__floraTopLevel: the script's top level has already started");
+    if (typeof body !== "function") throw new TypeError("__floraTopLevel: the top level must be a function");
+    topLevel = P.resolve(undefined);
+    topLevel = body();
+  });
+  define("__floraTopLevelDone", function __floraTopLevelDone() {
+    const done = topLevel;
+    topLevelTaken = true;
+    topLevel = null;
+    return then.call(P.resolve(done), () => null);
+  });
+
   define("__floraGuildId", guildId);
   define("__floraTimerLimitMs", timerLimitMs || 0);
   define("__floraOp", async function __floraOp(name, args) {

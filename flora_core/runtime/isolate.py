@@ -80,6 +80,16 @@ class ScriptOOM(ScriptError):
 
 
 INTERNAL_PREFIX = "flora-internal/"
+# How the bundler wraps a script with top-level await (flora_core/bundle_driver.js): its module body becomes
+# an async function that glue.js's __floraTopLevel starts, and the load awaits.
+TOP_LEVEL_PREFIX = "__floraTopLevel(async () => {"
+
+
+def has_top_level_await(bundle: str) -> bool:
+    """Is ``bundle`` a script with top-level await (after a ``#!`` line, if it has one)?"""
+    if bundle.startswith("#!"):
+        bundle = bundle.partition("\n")[2]
+    return bundle.startswith(TOP_LEVEL_PREFIX)
 
 
 def _is_internal_frame(line: str) -> bool:
@@ -128,9 +138,13 @@ def overrun_text(event: str, deadline: float, cpu: float | None, where: str | No
     return f"after {cpu:.1f} s of CPU {where}, {head}"
 
 
-def load_overrun_text(deadline: float, cpu: float, where: str, busy: bool = True) -> str:
-    """How a load overran its deadline, in the same words for the watchdog and the wall-clock deadline."""
+def load_overrun_text(deadline: float, cpu: float, where: str, busy: bool = True, top_level: bool = False) -> str:
+    """How a load overran its deadline, in the same words for the watchdog and the wall-clock deadline;
+    ``top_level``: it was awaiting the script's top level (a script with top-level await)."""
     head = f"loading the script exceeded the {deadline:g}s load deadline"
+    if top_level and (not busy or cpu < BUSY_SHARE * deadline):  # no watchdog samples yet: the CPU says it
+        return (f"the script's top level did not finish within the {deadline:g}s load deadline: it was still "
+                f"awaiting ({cpu:.1f} s of CPU), e.g. a promise that never settles")
     if not busy:
         return f"while waiting ({cpu:.1f} s of CPU), {head}"
     return f"after {cpu:.1f} s of CPU {where}, {head}"
@@ -181,6 +195,7 @@ class _Activity:
     # (__floraRun, __floraTrack) is pending; "waiting": that eval returned, the run goes on in microtasks
     step: str = "script"
     run_id: int = 0  # the run it is in (see the status word in glue.js)
+    top_level: bool = False  # a load awaiting the script's top level (top-level await)
 
 
 # -- CPU clocks of threads -------------------------------------------------------------------------------
@@ -458,6 +473,8 @@ class GuildIsolate:
         executing; if none is, the JS that runs is promise callbacks (microtasks)."""
         running = self._running_run()
         if act.kind == "load":
+            if act.top_level:
+                return "in the script's top level"  # its synchronous code after an await, or its microtasks
             if act.step == "script":
                 return "in the script"  # its top level, or a microtask queued by an earlier script: cannot tell
             return "in its synchronous code" if running and running == act.run_id else "in a microtask loop"
@@ -545,7 +562,8 @@ class GuildIsolate:
                 now = self.cpu_seconds()
                 with self._lock:
                     act = self._activities[token]
-                text = load_overrun_text(act.budget, now - act.cpu0, self._where(act, [act]), self._using_cpu(now, time.monotonic()))
+                text = load_overrun_text(act.budget, now - act.cpu0, self._where(act, [act]), self._using_cpu(now, time.monotonic()),
+                                         act.top_level)
             raise ScriptTimeout(f"{text}; isolate stopped") from None
         finally:
             self._end(token)
@@ -587,7 +605,10 @@ class GuildIsolate:
         if self.on_built is not None:
             await self._built(timeout)
         self._step(token, "script")
+        started = time.monotonic()
         await self._exec(f"{bundle}\n//# sourceURL=guild/{self.guild_id}/bundle.js", timeout, "module_load", token)
+        if has_top_level_await(bundle):
+            await self._top_level(None if timeout is None else timeout - (time.monotonic() - started), token)
         entropy = json.dumps(os.urandom(16).hex())
         subs = await self._run(lambda run_id: (
             f"__floraBegin({run_id}), __floraTrack({run_id}, (async () => {{ if (globalThis.__floraReseed) __floraReseed({entropy});"
@@ -596,6 +617,25 @@ class GuildIsolate:
             timeout, "module_load", token)
         self.subscriptions = set(json.loads(subs)) if isinstance(subs, str) else set()
         return self.subscriptions
+
+    async def _top_level(self, timeout: float | None, token: int) -> None:
+        """Await the top level of a script with top-level await: within what is left of the load deadline
+        since its bundle began to run, ops answered as in any run (the outbox bridge is live)."""
+        with self._lock:
+            act = self._activities.get(token)
+            if act is not None:
+                act.top_level = True
+        try:
+            await self._run(lambda run_id: f"__floraBegin({run_id}), __floraTrack({run_id}, __floraTopLevelDone())",
+                            None if timeout is None else max(timeout, 0.05), "module_load", token)
+        except (ScriptTimeout, ScriptOOM, IsolateStopped):
+            raise
+        except ScriptError as exc:
+            raise ScriptError(f"the script's top level failed: {exc}") from None
+        finally:
+            with self._lock:
+                if act is not None:
+                    act.top_level = False
 
     async def _built(self, timeout: float | None) -> None:
         """Run ``on_built`` on the main loop and wait for it: nothing of the guild's code runs before it ends."""
@@ -618,7 +658,7 @@ class GuildIsolate:
             if act is not None and act.kind == "load":
                 now = self.cpu_seconds()
                 exc.load_text = load_overrun_text(act.budget, now - act.cpu0, self._where(act, [act]),
-                                                  self._using_cpu(now, time.monotonic()))
+                                                  self._using_cpu(now, time.monotonic()), act.top_level)
             elif act is not None:
                 exc.overrun = self.describe_overrun(token)
         return exc
@@ -632,7 +672,8 @@ class GuildIsolate:
 
     async def _exec(self, code: str, timeout: float | None, stage: str, token: int | None = None) -> None:
         """Evaluate a script. Its completion value is not awaited: awaiting a JSPromise blocks (see the bridge);
-        bundles are IIFEs, and the end of a load waits for the script's timers."""
+        bundles are IIFEs (a script with top-level await: its top level is awaited by _top_level, through the outbox),
+        and the end of a load waits for the script's timers."""
         task = asyncio.ensure_future(self.mr.eval_cancelable(code))
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout)
