@@ -265,7 +265,8 @@ def _request(api: str, method: str, path: str, token: str, body: bytes | None = 
     return conn, conn.getresponse()
 
 
-def cli_deploy(create_api: str, follow_api: str, token: str, guild_id: str, project: dict[str, str]) -> tuple[list[str], dict]:
+def cli_deploy(create_api: str, follow_api: str, token: str, guild_id: str, project: dict[str, str],
+               follow_api_kind: str = "flora serve") -> tuple[list[str], dict]:
     """§7.3 steps 2–6 as the original CLI sends them; returns the ``data:`` lines it printed and the build."""
     body, ctype = multipart({"guild_id": guild_id, "entry": "src/main.ts"}, make_zip(project))
     conn, resp = _request(create_api, "POST", "/builds", token, body, {"content-type": ctype})
@@ -278,7 +279,8 @@ def cli_deploy(create_api: str, follow_api: str, token: str, guild_id: str, proj
     assert resp.status == 200
     assert resp.getheader("content-type") == "text/event-stream"
     assert resp.getheader("cache-control") == "no-cache"
-    assert resp.getheader("connection") in ("keep-alive", None)  # gunicorn sets hop-by-hop headers itself
+    if "flora api" not in follow_api_kind:  # gunicorn owns hop-by-hop headers and sends its own
+        assert resp.getheader("connection") == "keep-alive"
     printed, raw = [], b""
     deadline = time.monotonic() + 60  # the CLI's own wait
     while time.monotonic() < deadline:
