@@ -350,7 +350,11 @@ def stream_response(db: Database, build_id: str) -> Response:
 
 
 def lookup(build_id: str) -> dict:
-    row = get_build(state().db, build_id)
+    try:
+        known = str(uuid.UUID(build_id)) == build_id  # ids are made here; anything else names no build
+    except ValueError:
+        known = False
+    row = get_build(state().db, build_id) if known else None
     if row is None:
         raise errors.not_found(f"build {build_id} not found")
     return row

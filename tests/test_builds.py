@@ -23,7 +23,7 @@ import zipfile
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import bot_replies, emulator_guild, free_port, http_json, start_flora, stop_flora, wait_for
+from conftest import bot_replies, emulator_guild, free_port, http_json, postgres_url, start_flora, stop_flora, wait_for  # noqa: F401
 from test_http_api import GUILD, auth, client, config, db, make_config, plugins, runtime, shared_data_dir, token  # noqa: F401
 
 from flora_core.storage import repo
@@ -244,17 +244,17 @@ def test_a_failing_build_says_why_and_oversized_bundles_fail(client, auth, db, m
 def test_builds_expire_and_a_build_whose_process_died_times_out(client, auth, db):
     old = "2020-01-01T00:00:00.000Z"
     db.execute("INSERT INTO builds (build_id, guild_id, entry, status, created_at, finished_at) VALUES"
-               " ('old', ?, 'src/main.ts', 'done', '2020-01-01T00:00:00.000000+00:00', ?)", (GUILD, old))
-    db.execute("INSERT INTO build_logs (build_id, line) VALUES ('old', 'Build complete')")
+               " ('00000000-0000-4000-8000-000000000001', ?, 'src/main.ts', 'done', '2020-01-01T00:00:00.000000+00:00', ?)", (GUILD, old))
+    db.execute("INSERT INTO build_logs (build_id, line) VALUES ('00000000-0000-4000-8000-000000000001', 'Build complete')")
     db.execute("INSERT INTO builds (build_id, guild_id, entry, status, created_at) VALUES"
-               " ('orphan', ?, 'src/main.ts', 'running', '2020-01-01T00:00:00.000000+00:00')", (GUILD,))
-    resp = client.get("/api/builds/orphan", headers=auth)
+               " ('00000000-0000-4000-8000-000000000002', ?, 'src/main.ts', 'running', '2020-01-01T00:00:00.000000+00:00')", (GUILD,))
+    resp = client.get("/api/builds/00000000-0000-4000-8000-000000000002", headers=auth)
     assert resp.get_json()["status"] == "failed" and resp.get_json()["error"] == "Build timed out"
-    text = client.get("/api/builds/orphan/logs", headers=auth).get_data(as_text=True)
+    text = client.get("/api/builds/00000000-0000-4000-8000-000000000002/logs", headers=auth).get_data(as_text=True)
     assert text == 'event: done\ndata: {"status":"failed"}\n\n'
     builds.prune(db)
-    assert client.get("/api/builds/old", headers=auth).status_code == 404
-    assert db.fetchall("SELECT * FROM build_logs WHERE build_id = 'old'") == []
+    assert client.get("/api/builds/00000000-0000-4000-8000-000000000001", headers=auth).status_code == 404
+    assert db.fetchall("SELECT * FROM build_logs WHERE build_id = '00000000-0000-4000-8000-000000000001'") == []
 
 
 # -- end to end: the original CLI's sequence against flora serve --------------------------------------
@@ -390,3 +390,26 @@ def test_the_log_stream_is_live_while_the_build_runs(client, auth, monkeypatch):
     assert rest.startswith("event: log\ndata: Bundle size: ")
     assert rest.endswith('event: log\ndata: Build complete\n\nevent: done\ndata: {"status":"done"}\n\n')
     resp.close()
+
+
+def test_builds_on_postgresql(make_config, plugins, runtime, postgres_url):  # noqa: F811 - fixtures
+    """The same rows on PostgreSQL: a build, its lines, the limits, expiry."""
+    from flora_core.storage import open_database
+    from flora_http import create_app
+
+    pg = open_database(make_config(DATABASE_URL=postgres_url), plugins)
+    try:
+        app = create_app(make_config(DATABASE_URL=postgres_url), plugins, pg, runtime.client())
+        pg_client, pg_auth = app.test_client(), {"Authorization": f"Bearer {repo.create_token(pg, label='pg')[0]}"}
+        resp = post_build(pg_client, pg_auth, make_zip(PROJECT))
+        assert resp.status_code == 200, resp.get_json()
+        assert post_build(pg_client, pg_auth, make_zip(PROJECT)).status_code == 429
+        build = wait_finished(pg_client, pg_auth, resp.get_json()["build_id"])
+        assert build["status"] == "done" and build["logs"][-1] == "Build complete" and "artifact" in build
+        refused = post_build(pg_client, pg_auth, make_zip({"src/main.ts": "x", "/abs.ts": "x"}), guild="223456789012345678")
+        assert refused.get_json() == {"message": "Bad request: Absolute path not allowed: /abs.ts"}
+        pg.execute("UPDATE builds SET finished_at = '2020-01-01T00:00:00.000Z'")
+        builds.prune(pg)
+        assert pg.fetchall("SELECT * FROM builds") == [] and pg.fetchall("SELECT * FROM build_logs") == []
+    finally:
+        pg.close()
