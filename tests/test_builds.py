@@ -132,6 +132,9 @@ BAD_ARCHIVES = {
     "file too large": (lambda: make_zip({"src/main.ts": "export {};", "src/big.ts": b"\0" * (10 * 1024 * 1024 + 1)}),
                        "Bad request: File src/big.ts exceeds maximum size of 10485760 bytes"),
     # zipfile stops inflating at the declared size, then the checksum does not match
+    "total too large": (lambda: make_zip({"src/main.ts": "export {};",
+                                          **{f"src/z{i}.ts": b"\0" * (10 * 1024 * 1024) for i in range(20)}}),
+                        "Bad request: Total uncompressed size exceeds limit of 209715200 bytes"),
     "lying sizes": (_lying_zip, "Bad request: project_zip is not a valid zip archive: src/bomb.ts: Bad CRC-32 for file 'src/bomb.ts'"),
     "disallowed file": (lambda: make_zip({"src/main.ts": "export {};", "package-lock.json": "{}"}),
                         "Bad request: Disallowed file in project: package-lock.json"),
@@ -325,9 +328,42 @@ def test_the_original_cli_deploy_sequence_against_flora_serve(emulator, tmp_path
                  timeout=15, message="the deployed build's reply")
         status, history = http_json("GET", f"{server.api}/deployments/{g['id']}/history", token=server.token)
         assert history[0]["deploy_source"] == "cli" and history[0]["status"] == "success"
+        _the_api_answers_while_an_archive_is_inflated(server)
 
     finally:
         stop_flora(server)
+
+
+def _the_api_answers_while_an_archive_is_inflated(server) -> None:
+    """190 MiB of files (about half a second of inflating) are extracted off the gevent loop: other
+    requests keep being answered while the upload's request waits for it."""
+    import threading
+
+    files = {"src/main.ts": "export {};\n", **{f"assets/blob{i}.bin": b"\0" * (10 * 1024 * 1024) for i in range(19)}}
+    body, ctype = multipart({"guild_id": "323456789012345678", "entry": "src/main.ts"}, make_zip(files))
+    done, answer = threading.Event(), {}
+
+    def upload():
+        conn, resp = _request(server.api, "POST", "/builds", server.token, body, {"content-type": ctype})
+        answer["status"], answer["body"] = resp.status, json.loads(resp.read())
+        conn.close()
+        done.set()
+
+    started = threading.Event()
+    thread = threading.Thread(target=lambda: (started.set(), upload()))
+    thread.start()
+    started.wait(5)
+    answered = 0
+    deadline = time.monotonic() + 60
+    while not done.is_set() and time.monotonic() < deadline:
+        if http_json("GET", f"{server.api}/health", timeout=5)[0] == 200 and not done.is_set():
+            answered += 1
+        time.sleep(0.01)
+    thread.join(30)
+    assert answer["status"] == 200, answer
+    assert answered >= 5, f"only {answered} health checks answered while the archive was inflated"
+    status, build = http_json("GET", f"{server.api}/builds/{answer['body']['build_id']}", token=server.token)
+    assert build["logs"][1] == "Extracted 20 files (190.0MB)"
 
 
 def test_a_build_started_on_one_api_process_is_read_from_another(emulator, tmp_path):
