@@ -48,7 +48,7 @@ from .app import state
 log = logging.getLogger("flora.api.builds")
 
 BUILD_TIMEOUT_SECS = 120.0
-STEP_TIMEOUT_SECS = 60.0  # each of the bundler's two deno runs
+STEP_TIMEOUT_SECS = 60.0  # each of the bundler's two deno runs, at most what is left of the build's time
 STALE_GRACE_SECS = 30.0  # a build still active this long after its timeout lost its process
 MAX_BUNDLE_BYTES = 25 * 1024 * 1024
 MAX_LOG_LINES = 2000
@@ -263,6 +263,10 @@ def _run(db: Database, bundler: Bundler, build_id: str, work: Path, entry_path: 
          created: float) -> None:
     try:
         with runner().slots:
+            remaining = BUILD_TIMEOUT_SECS - (time.monotonic() - created)
+            if remaining <= 0:  # it waited in the queue for all of its time
+                raise BundleError("Build timed out")
+            bundler.timeout = min(STEP_TIMEOUT_SECS, remaining)
             _set_running(db, build_id)
             append_line(db, build_id, "Validating package.json...")
             append_line(db, build_id, f"Found {deps} dependencies")

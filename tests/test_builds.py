@@ -449,3 +449,11 @@ def test_builds_on_postgresql(make_config, plugins, runtime, postgres_url):  # n
         assert pg.fetchall("SELECT * FROM builds") == [] and pg.fetchall("SELECT * FROM build_logs") == []
     finally:
         pg.close()
+
+
+def test_a_build_that_waited_out_its_time_in_the_queue_fails_as_timed_out(client, auth, monkeypatch):
+    monkeypatch.setattr(builds, "BUILD_TIMEOUT_SECS", 0)
+    resp = post_build(client, auth, make_zip(PROJECT))
+    build = wait_finished(client, auth, resp.get_json()["build_id"])
+    assert (build["status"], build["error"], build["logs"][-1]) == ("failed", "Build timed out", "Build failed: Build timed out")
+    assert "started_at" not in build and "artifact" not in build
