@@ -261,6 +261,7 @@ def create(st, guild_id: str, entry: str, data: bytes) -> dict:
 
 def _run(db: Database, bundler: Bundler, build_id: str, work: Path, entry_path: str, files: set[str], deps: int,
          created: float) -> None:
+    outcome: tuple[str, dict, str] = ("failed", {"error": "Internal server error"}, "Build failed: Internal server error")
     try:
         with runner().slots:
             remaining = BUILD_TIMEOUT_SECS - (time.monotonic() - created)
@@ -280,20 +281,19 @@ def _run(db: Database, bundler: Bundler, build_id: str, work: Path, entry_path: 
             if size > MAX_BUNDLE_BYTES:
                 raise BundleError(f"Bundle size {format_bytes(size)} exceeds limit of {format_bytes(MAX_BUNDLE_BYTES)}")
             append_line(db, build_id, "Sourcemap generated")
-            _finish(db, build_id, "done", bundle=js, source_map=source_map, last_line="Build complete")
+            outcome = ("done", {"bundle": js, "source_map": source_map}, "Build complete")
     except BundleError as exc:
         message = strip_ansi(str(exc))
-        append_line(db, build_id, f"Build failed: {message}")
-        _finish(db, build_id, "failed", error=message)
+        outcome = ("failed", {"error": message}, f"Build failed: {message}")
     except Exception:  # noqa: BLE001 - a build must end; the detail goes to the server's log
         log.exception("build %s failed unexpectedly", build_id)
-        try:
-            append_line(db, build_id, "Build failed: Internal server error")
-            _finish(db, build_id, "failed", error="Internal server error")
-        except Exception:  # noqa: BLE001 - the database is gone too; readers fail it as timed out
-            log.exception("build %s: could not record its failure", build_id)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)  # before the status: a finished build has left nothing behind
+    status, fields, last_line = outcome
+    try:
+        _finish(db, build_id, status, last_line=last_line, **fields)
+    except Exception:  # noqa: BLE001 - the database is gone; readers fail the build as timed out
+        log.exception("build %s: could not record its end", build_id)
 
 
 # -- the request side ------------------------------------------------------------------------------
