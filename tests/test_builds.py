@@ -380,6 +380,11 @@ def test_a_build_started_on_one_api_process_is_read_from_another(emulator, tmp_p
         for _ in range(4):  # whichever gunicorn worker answers
             status, again = http_json("GET", f"{gunicorn}/builds/{build['build_id']}", token=server.token)
             assert status == 200 and again["artifact"] == build["artifact"]
+            conn, resp = _request(gunicorn, "GET", f"/builds/{build['build_id']}/logs", server.token)
+            assert resp.status == 200 and resp.getheader("content-type") == "text/event-stream"
+            assert resp.read().decode() == "".join(f"event: log\ndata: {line}\n\n" for line in build["logs"]) + \
+                'event: done\ndata: {"status":"done"}\n\n'
+            conn.close()
         emulator.user_says(g["channel_id"], g["user_id"], "!built")
         wait_for(lambda: [m for m in bot_replies(emulator, g["channel_id"]) if m["content"] == "built on the server (zip)"],
                  timeout=15, message="the reply of a build made through gunicorn")
