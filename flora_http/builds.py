@@ -200,15 +200,15 @@ def _gevent_patched() -> bool:
     return monkey.is_module_patched("threading")
 
 
-_runner_lock = threading.Lock()
-_runners: list[_Runner] = []
-
-
 def runner() -> _Runner:
-    with _runner_lock:
-        if not _runners:
-            _runners.append(_Runner())
-        return _runners[0]
+    """This app's builds runner (``app.extensions["flora_builds"]``), made at the first build."""
+    from flask import current_app
+
+    with _RUNNER_LOCK:
+        return current_app.extensions.setdefault("flora_builds", _Runner())
+
+
+_RUNNER_LOCK = threading.Lock()
 
 
 def _extract_checked(data: bytes, work: Path, entry: str) -> tuple[Extracted, str, int]:
@@ -255,15 +255,16 @@ def create(st, guild_id: str, entry: str, data: bytes) -> dict:
     for line in ("Extracting project...", f"Extracted {len(extracted.files)} files ({format_bytes(extracted.total_size)})"):
         append_line(st.db, build_id, line)
     bundler = Bundler(st.bundler.cache_dir, timeout=STEP_TIMEOUT_SECS, sandbox=st.bundler.sandbox)
-    runner().spawn(_run, st.db, bundler, build_id, work, entry_path, set(extracted.files), deps, time.monotonic())
+    run = runner()
+    run.spawn(_run, run, st.db, bundler, build_id, work, entry_path, set(extracted.files), deps, time.monotonic())
     return {"build_id": build_id, "status": "queued"}
 
 
-def _run(db: Database, bundler: Bundler, build_id: str, work: Path, entry_path: str, files: set[str], deps: int,
-         created: float) -> None:
+def _run(run: _Runner, db: Database, bundler: Bundler, build_id: str, work: Path, entry_path: str, files: set[str],
+         deps: int, created: float) -> None:
     outcome: tuple[str, dict, str] = ("failed", {"error": "Internal server error"}, "Build failed: Internal server error")
     try:
-        with runner().slots:
+        with run.slots:
             remaining = BUILD_TIMEOUT_SECS - (time.monotonic() - created)
             if remaining <= 0:  # it waited in the queue for all of its time
                 raise BundleError("Build timed out")
@@ -323,7 +324,7 @@ def _event(name: str, data: str) -> str:
 
 def stream_response(db: Database, build_id: str) -> Response:
     """Replay the build's lines, then the new ones, then ``event: done`` with its status; then close."""
-    sock = logstream._client_socket(request.environ)
+    sock = logstream.client_socket(request.environ)
 
     def events():
         last_id = 0
@@ -338,9 +339,9 @@ def stream_response(db: Database, build_id: str) -> Response:
                     status = row["status"] if row is not None else "failed"
                     yield _event("done", json.dumps({"status": status}, separators=(",", ":")))
                     return
-                if logstream._peer_closed(sock):
+                if logstream.peer_closed(sock):
                     return
-                logstream._sleep(POLL_INTERVAL)
+                logstream.cooperative_sleep(POLL_INTERVAL)
         except GeneratorExit:
             return
 
