@@ -238,6 +238,7 @@ def _extract_checked(data: bytes, work: Path, entry: str) -> tuple[Extracted, st
 
 def create(st, guild_id: str, entry: str, data: bytes) -> dict:
     """Check and extract the archive (400 on refusal, nothing stored), then queue the build."""
+    uploaded = time.monotonic()  # the build's 120 s count from here
     check_limits(st.db, guild_id)
     work = Path(tempfile.mkdtemp(prefix="flora-build-"))
     try:
@@ -256,7 +257,7 @@ def create(st, guild_id: str, entry: str, data: bytes) -> dict:
         append_line(st.db, build_id, line)
     bundler = Bundler(st.bundler.cache_dir, timeout=STEP_TIMEOUT_SECS, sandbox=st.bundler.sandbox)
     run = runner()
-    run.spawn(_run, run, st.db, bundler, build_id, work, entry_path, set(extracted.files), deps, time.monotonic())
+    run.spawn(_run, run, st.db, bundler, build_id, work, entry_path, set(extracted.files), deps, uploaded)
     return {"build_id": build_id, "status": "queued"}
 
 
