@@ -239,9 +239,13 @@ class Bundler:
     def bundle_folder(self, work: Path, entry_path: str, files: set[str]) -> str:
         """Bundle the project in ``work/project`` (its ``files``, relative paths) from ``entry_path``.
 
-        Every layer applies here, whoever filled the folder (the uploaded files today; an extracted
-        archive or an install later): what the project folder holds beyond ``files`` is not readable.
+        Every layer applies here, whoever filled the folder (the uploaded files, or an archive extracted
+        by the build API): what the project folder holds beyond ``files`` is not readable.
         """
+        return self.bundle_folder_with_map(work, entry_path, files)[0]
+
+    def bundle_folder_with_map(self, work: Path, entry_path: str, files: set[str]) -> tuple[str, str]:
+        """:meth:`bundle_folder`, and the bundle's source map (JSON; ``sources`` relative to the project)."""
         work = Path(os.path.realpath(work))
         root = work / "project"
         allowed = {os.path.normpath(root / p) for p in files}
@@ -285,7 +289,7 @@ class Bundler:
         if info is None:
             raise BundleError(f"the bundler could not read the module graph: {_last_line(graph.stderr)}")
         self._check_sources(result.get("map"), work, allowed)
-        return result["js"]
+        return result["js"], _project_relative_map(result["map"])
 
     def sandbox_kind(self) -> str:
         try:
@@ -427,6 +431,13 @@ class Bundler:
         lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("Stack backtrace")]
         cut = next((i for i, ln in enumerate(lines) if re.match(r"^\d+: ", ln)), len(lines))
         return ("\n".join(lines[:cut]).removeprefix("error: ") or "the bundler failed").strip()
+
+
+def _project_relative_map(source_map: str) -> str:
+    """The map with ``sources`` as the project's own paths (``project/src/a.ts`` → ``src/a.ts``)."""
+    parsed = json.loads(source_map)
+    parsed["sources"] = [str(s).removeprefix("project/") for s in parsed.get("sources") or []]
+    return json.dumps(parsed, separators=(",", ":"), ensure_ascii=False)
 
 
 def _last_line(text: str | None) -> str:

@@ -7,6 +7,7 @@ State lives in ``app.extensions["flora"]`` (a :class:`FloraState`).
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from .cache import Cache, open_api_cache
 from .errors import install_error_handlers
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # flora's DefaultBodyLimit
+_BUILD_LOGS = re.compile(r"^/api/builds/[^/]+/logs/?$")
 
 
 @dataclass
@@ -75,14 +77,15 @@ def create_app(config: Config | None = None, plugins: Plugins | None = None, db:
 def with_request_timeout(app, seconds: int):
     """flora's whole-request timeout (10 s → 408), for the gevent servers; 0 turns it off.
 
-    Log streams (``…/stream``) are long-lived by design and exempt. Needs gevent (the API's servers).
+    Log streams (``…/stream``, a build's ``…/logs``, which ends with its build) are long-lived by design and exempt. Needs gevent (the API's servers).
     """
     if not seconds:
         return app
     import gevent
 
     def timed(environ, start_response):
-        if environ.get("PATH_INFO", "").endswith("/stream"):
+        path = environ.get("PATH_INFO", "")
+        if path.endswith("/stream") or _BUILD_LOGS.match(path):
             return app(environ, start_response)
         started = []
 

@@ -215,12 +215,12 @@ def user_admin_guilds(identity: Identity) -> list[dict]:
     return out
 
 
-_DEPLOY_ROUTE = re.compile(r"^/api/deployments/[^/]+(/rollback/[^/]+)?/?$")
+_DEPLOY_ROUTE = re.compile(r"^/api/(deployments/[^/]+(/rollback/[^/]+)?|builds)/?$")
 
 
 def required_scope() -> str:
-    """What the current request needs of a token: ``read`` for GET/HEAD, ``deploy`` for a deploy or a
-    rollback, ``admin`` for anything else that changes a guild (KV and secrets writes, plugins' routes)."""
+    """What the current request needs of a token: ``read`` for GET/HEAD, ``deploy`` for a deploy, a
+    rollback or a build, ``admin`` for anything else that changes a guild (KV and secrets writes, plugins' routes)."""
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return "read"
     if request.method == "POST" and _DEPLOY_ROUTE.match(request.path):

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from flora_core.storage import repo
 
-from . import deployments, errors, logstream, metrics, oauth, revisions
+from . import builds, deployments, errors, logstream, metrics, oauth, revisions
 from .app import state
 from .auth import require_bot_in_guild, require_guild_access, require_identity
 
@@ -99,6 +99,27 @@ def build_blueprint() -> Blueprint:
         identity = require_guild_access(guild_id)
         require_bot_in_guild(guild_id)
         return jsonify(revisions.rollback(state(), guild_id, revision_id, identity))
+
+    @bp.post("/builds")
+    def create_build():
+        require_identity()
+        guild_id, entry, data = builds.form_fields()
+        require_guild_access(guild_id)
+        return jsonify(builds.create(state(), guild_id, entry, data))
+
+    @bp.get("/builds/<build_id>")
+    def get_build(build_id: str):
+        require_identity()
+        row = builds.lookup(build_id)
+        require_guild_access(row["guild_id"])
+        return jsonify(builds.status_response(state().db, row))
+
+    @bp.get("/builds/<build_id>/logs")
+    def build_logs(build_id: str):
+        require_identity()
+        row = builds.lookup(build_id)
+        require_guild_access(row["guild_id"])
+        return builds.stream_response(state().db, build_id)
 
     @bp.get("/logs/<guild_id>")
     def guild_logs(guild_id: str):

@@ -30,7 +30,7 @@ KEEPALIVE_INTERVAL = 15.0
 BATCH = 500
 
 
-def _sleep(seconds: float) -> None:
+def cooperative_sleep(seconds: float) -> None:
     """Cooperative under gevent (the API process is monkey-patched; this makes it explicit)."""
     try:
         from gevent import monkey
@@ -45,7 +45,7 @@ def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def _client_socket(environ) -> _socket.socket | None:
+def client_socket(environ) -> _socket.socket | None:
     """The raw client socket, when the WSGI server lets us find it."""
     sock = environ.get("gunicorn.socket")
     if sock is None:
@@ -56,7 +56,7 @@ def _client_socket(environ) -> _socket.socket | None:
     return real if isinstance(real, _socket.socket) else None
 
 
-def _peer_closed(sock: _socket.socket | None) -> bool:
+def peer_closed(sock: _socket.socket | None) -> bool:
     if sock is None:
         return False
     try:
@@ -78,7 +78,7 @@ def format_entry(row: dict) -> str:
 
 def stream_response(db, guild_id: str) -> Response:
     start_id = repo.last_log_id(db)
-    sock = _client_socket(request.environ)
+    sock = client_socket(request.environ)
 
     def events():
         last_id = start_id
@@ -98,9 +98,9 @@ def stream_response(db, guild_id: str) -> Response:
                 elif time.monotonic() - last_write >= KEEPALIVE_INTERVAL:
                     yield ":\n\n"
                     last_write = time.monotonic()
-                if _peer_closed(sock):
+                if peer_closed(sock):
                     return
-                _sleep(POLL_INTERVAL)
+                cooperative_sleep(POLL_INTERVAL)
         except GeneratorExit:  # the server closed the response: client gone
             return
         finally:

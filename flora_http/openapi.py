@@ -24,7 +24,8 @@ _CONVERTER = re.compile(r"<(?:[a-zA-Z_][a-zA-Z0-9_]*(?:\([^)]*\))?:)?([a-zA-Z_][
 
 
 def doc(**meta):
-    """Attach OpenAPI metadata to a view: ``summary``, ``tags``, ``query``, ``request``, ``responses``, ``auth``."""
+    """Attach OpenAPI metadata to a view: ``summary``, ``tags``, ``query``, ``request`` (a JSON body's schema),
+    ``form`` (a multipart body's), ``responses``, ``auth``."""
     def wrap(view):
         view.__flora_openapi__ = meta
         return view
@@ -94,6 +95,31 @@ SCHEMAS = {
                        "target": {"type": "string"}, "guild_id": {"type": "string", "nullable": True},
                        "message": {"type": "string"}},
     },
+    "CreateBuildRequest": {
+        "type": "object", "required": ["guild_id", "entry", "project_zip"],
+        "properties": {"guild_id": {"type": "string"}, "entry": {"type": "string"},
+                       "project_zip": {"type": "string", "format": "binary",
+                                       "description": "the project as a zip: at most 1,000 files, 10 MiB a file, "
+                                                      "200 MiB in all; no symbolic links, absolute or `..` paths"}},
+    },
+    "CreateBuildResponse": {
+        "type": "object", "required": ["build_id", "status"],
+        "properties": {"build_id": {"type": "string", "format": "uuid"}, "status": {"type": "string", "enum": ["queued"]}},
+    },
+    "BuildArtifactResponse": {
+        "type": "object", "required": ["bundle", "source_map"],
+        "properties": {"bundle": {"type": "string"}, "source_map": {"type": "string"}},
+    },
+    "BuildStatusResponse": {
+        "type": "object", "required": ["build_id", "guild_id", "entry", "status", "logs"],
+        "properties": {
+            "build_id": {"type": "string"}, "guild_id": {"type": "string"}, "entry": {"type": "string"},
+            "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+            "logs": _array({"type": "string"}), "started_at": {"type": "string", "format": "date-time"},
+            "finished_at": {"type": "string", "format": "date-time"}, "artifact": _ref("BuildArtifactResponse"),
+            "error": {"type": "string"},
+        },
+    },
     "MetricsSnapshot": {
         "type": "object",
         "description": "flora's fields; null where the runtime does not expose the number",
@@ -146,6 +172,16 @@ ROUTE_DOCS: dict[str, dict] = {
                                       "path": {"revision_id": {"type": "string", "format": "uuid"}},
                                       "headers": {"x-flora-deploy-source": {"type": "string", "enum": ["cli", "webui", "bootstrap", "api", "unknown"]}},
                                       "responses": {"200": {_JSON: _ref("DeploymentRevisionResponse")}, "503": None}},
+    "flora_api.create_build": {"summary": "Build a project uploaded as a zip (multipart); follow it with its logs",
+                               "tags": ["builds"], "form": _ref("CreateBuildRequest"),
+                               "responses": {"200": {_JSON: _ref("CreateBuildResponse")}, "413": None, "429": None,
+                                             "503": None}},
+    "flora_api.get_build": {"summary": "A build's status, logs and artifact", "tags": ["builds"],
+                            "responses": {"200": {_JSON: _ref("BuildStatusResponse")}, "404": None}},
+    "flora_api.build_logs": {"summary": "A build's log (Server-Sent Events: `event: log` per line, replayed then live, "
+                                        "then `event: done` with `{\"status\"}`)",
+                             "tags": ["builds"], "streaming": True,
+                             "responses": {"200": {"text/event-stream": {"type": "string"}}, "404": None}},
     "flora_api.guild_logs": {"summary": "Recent guild log entries (oldest first)", "tags": ["logs"],
                              "query": {"limit": {"type": "integer", "minimum": 0, "maximum": 1000, "default": 100}},
                              "responses": {"200": {_JSON: _array(_ref("LogEntry"))}}},
@@ -184,6 +220,7 @@ ROUTE_DOCS: dict[str, dict] = {
 _ERROR = {_JSON: _ref("Error")}
 _STATUS_TEXT = {"400": "Bad request", "401": "Unauthorized", "403": "Forbidden", "404": "Not found",
                 "413": "Payload too large", "415": "Unsupported media type", "422": "Unprocessable entity",
+                "429": "Too many requests",
                 "500": "Internal server error", "503": "Runtime unavailable"}
 
 
@@ -219,6 +256,8 @@ def _operation(rule, method: str, meta: dict) -> dict:
         op["parameters"] = params
     if meta.get("request") is not None:
         op["requestBody"] = {"required": True, "content": {_JSON: {"schema": meta["request"]}}}
+    elif meta.get("form") is not None:
+        op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": meta["form"]}}}
     elif generic and method in ("POST", "PUT", "PATCH"):
         op["requestBody"] = {"required": False, "content": {_JSON: {"schema": {}}}}
     responses: dict = {}
@@ -228,7 +267,7 @@ def _operation(rule, method: str, meta: dict) -> dict:
         else:
             responses[code] = {"description": "OK" if code.startswith("2") else _STATUS_TEXT.get(code, ""), "content": _media(content)}
     auth = meta.get("auth", "token")
-    for code in (["400"] if rule.arguments or meta.get("query") or meta.get("request") else []) + (
+    for code in (["400"] if rule.arguments or meta.get("query") or meta.get("request") or meta.get("form") else []) + (
             ["401", "403"] if auth else []) + ["500"]:
         responses.setdefault(code, {"description": _STATUS_TEXT[code], "content": _media(_ERROR)})
     op["responses"] = responses

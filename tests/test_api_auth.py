@@ -58,11 +58,14 @@ NO_GUILD = {
     ("POST", "/api/tokens"), ("GET", "/api/tokens"), ("DELETE", "/api/tokens/<token_id>"), ("GET", "/api/guilds"),
 }
 GUILD_RULES = [(m, r) for m, r in RULES if "<guild_id>" in r or (m, r) in BODY_OR_QUERY_GUILD]
+# the build routes: the guild is a multipart field, or the build's own (test_build_routes_refuse_non_admins)
+BUILD_RULES = {("POST", "/api/builds"), ("GET", "/api/builds/<build_id>"), ("GET", "/api/builds/<build_id>/logs")}
 SAMPLE = {"store_name": "store", "path:key": "key", "key": "key", "name": "API_KEY", "revision_id": REVISION}
 
 
 def test_every_route_is_classified():
-    unknown = [(m, r) for m, r in RULES if r.startswith("/api/") and (m, r) not in NO_GUILD and (m, r) not in GUILD_RULES]
+    unknown = [(m, r) for m, r in RULES if r.startswith("/api/") and (m, r) not in NO_GUILD and (m, r) not in GUILD_RULES
+               and (m, r) not in BUILD_RULES]
     assert not unknown, f"classify these routes (guild-scoped or not): {unknown}"
     assert len(GUILD_RULES) >= 17
 
@@ -305,6 +308,43 @@ def test_guild_routes_refuse_non_admins(world, alice, seeded, method, rule):
         assert (status, resp) == (403, {"message": message}), (who, which, m, path)
     for gid in (world["B"], world["C"]):
         assert _observe(server, gid) == seeded[gid]
+
+
+def test_build_routes_refuse_non_admins(world, alice):
+    """POST /api/builds checks the guild of its form; reading a build, the build's guild."""
+    from test_builds import PROJECT, make_zip, multipart
+
+    server = world["server"]
+    expected = {
+        ("session", "B"): "Forbidden: Admin permission required",
+        ("session", "C"): "Forbidden: User is not in guild",
+        ("token", "B"): "Forbidden: Admin permission required",
+        ("token", "C"): "Forbidden: Member fetch failed: 404 Unknown Member",
+    }
+    for (who, which), message in expected.items():
+        body, ctype = multipart({"guild_id": world[which], "entry": "src/main.ts"}, make_zip(PROJECT))
+        req = urllib.request.Request(f"{server.api}/builds", data=body, method="POST", headers={"Content-Type": ctype})
+        if who == "token":
+            req.add_header("Authorization", f"Bearer {alice.token}")
+        try:
+            resp = (alice.opener if who == "session" else urllib.request.build_opener()).open(req, timeout=30)
+        except urllib.error.HTTPError as exc:
+            resp = exc
+        assert (resp.code, json.loads(resp.read())) == (403, {"message": message}), (who, which)
+    for which in ("B", "C"):  # a build of a guild alice may not manage, made by the server's own token
+        body, ctype = multipart({"guild_id": world[which], "entry": "src/main.ts"}, make_zip(PROJECT))
+        req = urllib.request.Request(f"{server.api}/builds", data=body, method="POST",
+                                     headers={"Content-Type": ctype, "Authorization": f"Bearer {server.token}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            build_id = json.loads(resp.read())["build_id"]
+        for path in (f"builds/{build_id}", f"builds/{build_id}/logs"):
+            for who in ("session", "token"):
+                if who == "session":
+                    status, resp_body, _ = alice.request("GET", f"{server.api}/{path}")
+                else:
+                    status, resp_body = http_json("GET", f"{server.api}/{path}", token=alice.token)
+                assert (status, resp_body) == (403, {"message": expected[(who, which)]}), (who, which, path)
+        assert http_json("GET", f"{server.api}/builds/{build_id}", token=server.token)[0] == 200
 
 
 def test_operator_token_keeps_full_access(world, seeded):
