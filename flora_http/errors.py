@@ -105,6 +105,13 @@ def install_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        state = app.extensions.get("flora")
+        why = state.db.unavailable(exc) if state is not None else None
+        if why is not None:  # the database is away: say so (503), the operator's log has one line
+            log.error("database unavailable: %s", why)
+            resp = jsonify(message=f"database unavailable: {why}")
+            resp.status_code = 503
+            return resp
         log.exception("unhandled error in %s", type(exc).__name__)
         resp = jsonify(message="Internal server error")
         resp.status_code = 500

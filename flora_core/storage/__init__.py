@@ -57,6 +57,13 @@ class Database:
         finally:
             self.release(conn)
 
+    def unavailable(self, exc: BaseException) -> str | None:
+        """If ``exc`` means the database cannot be reached now (not a bad query), one line saying so; the
+        API answers it with 503. Backends override it for their driver's errors."""
+        if isinstance(exc, StorageError):
+            return str(exc)
+        return None
+
     def release(self, conn) -> None:
         pass
 

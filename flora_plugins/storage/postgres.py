@@ -59,12 +59,19 @@ class PostgresDatabase(Database):
             self._slots.release()
             raise
 
+    def unavailable(self, exc: BaseException) -> str | None:
+        errors = self._psycopg2
+        if isinstance(exc, errors.OperationalError | errors.InterfaceError):
+            return f"PostgreSQL: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}"
+        return super().unavailable(exc)
+
     def release(self, conn) -> None:
         try:
             if self._pool.closed:  # closed during the transaction: its connection is closed already
                 conn.close()
             else:
-                self._pool.putconn(conn)
+                # a connection the server dropped (restart, network) is not given to the next caller
+                self._pool.putconn(conn, close=bool(conn.closed))
         finally:
             self._slots.release()
 
