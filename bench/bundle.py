@@ -37,9 +37,28 @@ def baseline(files: list[dict], entry: str) -> float:
             (root / f["path"]).write_text(f["contents"], encoding="utf-8")
         env = dict(os.environ, NO_COLOR="1", DENO_NO_UPDATE_CHECK="1", DENO_DIR=deno_dir())
         t0 = time.perf_counter()
-        subprocess.run([_deno_bin(), "bundle", "--quiet", "--format", "iife", "--platform", "browser", "--no-config",
-                        "--no-lock", "--no-remote", "--no-npm", "-o", str(Path(tmp) / "out.js"), entry],
-                       cwd=root, env=env, check=True, capture_output=True)
+        subprocess.run(
+            [
+                _deno_bin(),
+                "bundle",
+                "--quiet",
+                "--format",
+                "iife",
+                "--platform",
+                "browser",
+                "--no-config",
+                "--no-lock",
+                "--no-remote",
+                "--no-npm",
+                "-o",
+                str(Path(tmp) / "out.js"),
+                entry,
+            ],
+            cwd=root,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         return time.perf_counter() - t0
 
 
@@ -65,8 +84,10 @@ def main() -> None:
     files = collect_files(ROOT / "examples" / "basic")
     entry = "src/main.ts"
     flora(files, entry, "none")  # warm: esbuild fetched once, the OS file cache filled
-    kinds = {"baseline: deno bundle, no checks": lambda: baseline(files, entry),
-             "flora, BUNDLER_SANDBOX=none": lambda: flora(files, entry, "none")}
+    kinds = {
+        "baseline: deno bundle, no checks": lambda: baseline(files, entry),
+        "flora, BUNDLER_SANDBOX=none": lambda: flora(files, entry, "none"),
+    }
     if shutil.which("bwrap"):
         kinds["flora, BUNDLER_SANDBOX=bwrap"] = lambda: flora(files, entry, "bwrap")
     results: dict[str, list[float]] = {k: [] for k in kinds}

@@ -121,8 +121,13 @@ def main() -> None:
     results = {}
     try:
         # (a) bare disnake
-        proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare_bot.py")], env=base_env, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "bare_bot.py")],
+            env=base_env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_connected(emu, proc)
             results["disnake"] = measure(emu, channels, user, args.latency_events, args.burst_events)
@@ -134,14 +139,32 @@ def main() -> None:
         # (b) flora
         with tempfile.TemporaryDirectory() as tmp:
             port = free_port()
-            env = dict(base_env, FLORA_DATA_DIR=tmp, API_PORT=str(port), API_ADDRESS="127.0.0.1",
-                       RUNTIME_MAX_WORKERS=str(args.workers), RUNTIME_WORKER_QUEUE_CAPACITY="1000000")  # measure, do not shed load
-            proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "serve"], env=env, start_new_session=True, cwd=tmp,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env = dict(
+                base_env,
+                FLORA_DATA_DIR=tmp,
+                API_PORT=str(port),
+                API_ADDRESS="127.0.0.1",
+                RUNTIME_MAX_WORKERS=str(args.workers),
+                RUNTIME_WORKER_QUEUE_CAPACITY="1000000",
+            )  # measure, do not shed load
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "flora_cli", "serve"],
+                env=env,
+                start_new_session=True,
+                cwd=tmp,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             try:
                 wait_connected(emu, proc)
-                token = subprocess.run([sys.executable, "-m", "flora_cli", "tokens", "create"], env=env, cwd=tmp,
-                                       capture_output=True, text=True, check=True).stdout.strip()
+                token = subprocess.run(
+                    [sys.executable, "-m", "flora_cli", "tokens", "create"],
+                    env=env,
+                    cwd=tmp,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.strip()
                 api = f"http://127.0.0.1:{port}/api"
                 for _ in range(100):
                     try:
@@ -150,9 +173,26 @@ def main() -> None:
                     except OSError:
                         time.sleep(0.1)
                 for guild_id in guilds:
-                    subprocess.run([sys.executable, "-m", "flora_cli", "deploy", "--guild-id", guild_id, "--root",
-                                    str(ROOT / "examples" / "basic"), "--api", api, "--token", token], env=env, cwd=tmp,
-                                   check=True, capture_output=True)
+                    subprocess.run(
+                        [
+                            sys.executable,
+                            "-m",
+                            "flora_cli",
+                            "deploy",
+                            "--guild-id",
+                            guild_id,
+                            "--root",
+                            str(ROOT / "examples" / "basic"),
+                            "--api",
+                            api,
+                            "--token",
+                            token,
+                        ],
+                        env=env,
+                        cwd=tmp,
+                        check=True,
+                        capture_output=True,
+                    )
                 emu.clear_requests()
                 results["flora"] = measure(emu, channels, user, args.latency_events, args.burst_events)
             finally:
@@ -161,13 +201,17 @@ def main() -> None:
         emu.stop()
 
     a, b = results["disnake"], results["flora"]
-    print(f"!ping load: {args.latency_events} sequential events for latency, a burst of {args.burst_events} over {args.guilds} guilds "
-          f"for throughput; flora with {args.workers} worker(s); one emulator process shares the machine")
+    print(
+        f"!ping load: {args.latency_events} sequential events for latency, a burst of {args.burst_events} over {args.guilds} guilds "
+        f"for throughput; flora with {args.workers} worker(s); one emulator process shares the machine"
+    )
     print(f"{'':10} {'p50 ms':>8} {'p99 ms':>8} {'events/s':>9}")
     for name, r in results.items():
         print(f"{name:10} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['events_per_s']:9.0f}")
-    print(f"{'flora/bare':10} {b['p50_ms'] / a['p50_ms']:7.2f}x {b['p99_ms'] / a['p99_ms']:7.2f}x "
-          f"{b['events_per_s'] / a['events_per_s']:8.2f}x")
+    print(
+        f"{'flora/bare':10} {b['p50_ms'] / a['p50_ms']:7.2f}x {b['p99_ms'] / a['p99_ms']:7.2f}x "
+        f"{b['events_per_s'] / a['events_per_s']:8.2f}x"
+    )
     print(f"(burst send rate of the driver: {a['send_rate']:.0f}/s and {b['send_rate']:.0f}/s)")
     print(json.dumps(results))
 

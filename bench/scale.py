@@ -58,8 +58,14 @@ def drop_schema(url: str, schema: str) -> None:
 def start_node(env: dict, shards: str, core: int, name: str, folder: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     node_env = dict(env, DISCORD_SHARD_IDS=shards, FLORA_NODE_ID=name, FLORA_DATA_DIR=folder, API_PORT=str(port))
-    proc = subprocess.Popen(["taskset", "-c", str(core), sys.executable, "-m", "flora_cli", "serve"], env=node_env,
-                            cwd=folder, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["taskset", "-c", str(core), sys.executable, "-m", "flora_cli", "serve"],
+        env=node_env,
+        cwd=folder,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     api = f"http://127.0.0.1:{port}/api"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -73,8 +79,7 @@ def start_node(env: dict, shards: str, core: int, name: str, folder: str) -> tup
     raise SystemExit(f"node {name} did not come up")
 
 
-def run(emu: Emulator, env: dict, nodes: list[tuple[str, int]], guilds: list[str], channels: list[str], user: str,
-        args) -> dict:
+def run(emu: Emulator, env: dict, nodes: list[tuple[str, int]], guilds: list[str], channels: list[str], user: str, args) -> dict:
     procs = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -88,12 +93,37 @@ def run(emu: Emulator, env: dict, nodes: list[tuple[str, int]], guilds: list[str
             deadline = time.monotonic() + 60
             while len(emu.connected_sessions) < SHARDS and time.monotonic() < deadline:
                 time.sleep(0.05)
-            token = subprocess.run([sys.executable, "-m", "flora_cli", "tokens", "create"], env=dict(env, FLORA_DATA_DIR=tmp),
-                                   capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            token = (
+                subprocess.run(
+                    [sys.executable, "-m", "flora_cli", "tokens", "create"],
+                    env=dict(env, FLORA_DATA_DIR=tmp),
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             for guild_id in guilds:
-                subprocess.run([sys.executable, "-m", "flora_cli", "deploy", "--guild-id", guild_id, "--root",
-                                str(ROOT / "examples" / "basic"), "--api", apis[0], "--token", token],
-                               env=dict(env, FLORA_DATA_DIR=tmp), check=True, capture_output=True)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "flora_cli",
+                        "deploy",
+                        "--guild-id",
+                        guild_id,
+                        "--root",
+                        str(ROOT / "examples" / "basic"),
+                        "--api",
+                        apis[0],
+                        "--token",
+                        token,
+                    ],
+                    env=dict(env, FLORA_DATA_DIR=tmp),
+                    check=True,
+                    capture_output=True,
+                )
             emu.clear_requests()
             return measure(emu, channels, user, args.latency_events, args.burst_events)
         finally:
@@ -126,10 +156,19 @@ def main() -> None:
     try:
         for label, nodes in (("1 node", [("0,1,2,3", 0)]), ("2 nodes", [("0,1", 0), ("2,3", 1 % cores)])):
             db_url, schema = postgres_schema(pg)
-            env = dict(os.environ, DISCORD_TOKEN=TOKEN, FLORA_DISCORD_API_BASE=emu.api_base, FLORA_LOG_LEVEL="warning",
-                       DATABASE_URL=db_url, REDIS_URL=redis_url, BUS_NAMESPACE=f"flora-bench-{uuid.uuid4().hex[:8]}",
-                       DISCORD_SHARD_COUNT=str(SHARDS), RUNTIME_MAX_WORKERS="1", API_ADDRESS="127.0.0.1",
-                       RUNTIME_WORKER_QUEUE_CAPACITY="1000000")
+            env = dict(
+                os.environ,
+                DISCORD_TOKEN=TOKEN,
+                FLORA_DISCORD_API_BASE=emu.api_base,
+                FLORA_LOG_LEVEL="warning",
+                DATABASE_URL=db_url,
+                REDIS_URL=redis_url,
+                BUS_NAMESPACE=f"flora-bench-{uuid.uuid4().hex[:8]}",
+                DISCORD_SHARD_COUNT=str(SHARDS),
+                RUNTIME_MAX_WORKERS="1",
+                API_ADDRESS="127.0.0.1",
+                RUNTIME_WORKER_QUEUE_CAPACITY="1000000",
+            )
             try:
                 results[label] = run(emu, env, nodes, guilds, channels, user, args)
             finally:
@@ -138,9 +177,11 @@ def main() -> None:
         emu.stop()
 
     one, two = results["1 node"], results["2 nodes"]
-    print(f"!ping over {len(guilds)} guilds on {SHARDS} shards; a burst of {args.burst_events} for events/s, "
-          f"{args.latency_events} single events for latency; each node pinned to one core of {cores}, one worker each; "
-          "the emulator and the driver are not pinned")
+    print(
+        f"!ping over {len(guilds)} guilds on {SHARDS} shards; a burst of {args.burst_events} for events/s, "
+        f"{args.latency_events} single events for latency; each node pinned to one core of {cores}, one worker each; "
+        "the emulator and the driver are not pinned"
+    )
     print(f"{'':10} {'events/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for name, r in results.items():
         print(f"{name:10} {r['events_per_s']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f}")

@@ -124,8 +124,13 @@ def _open_db(ctx: click.Context):
 
 
 # -- deployments / logs (API clients) -------------------------------------------
-_API_OPTION = click.option("--api", "-a", "api_url", metavar="URL",
-                           help="API base URL including /api (default: $FLORA_API_URL, http://127.0.0.1:3000/api).")
+_API_OPTION = click.option(
+    "--api",
+    "-a",
+    "api_url",
+    metavar="URL",
+    help="API base URL including /api (default: $FLORA_API_URL, http://127.0.0.1:3000/api).",
+)
 _TOKEN_OPTION = click.option("--token", metavar="TOKEN", help="API token (default: $FLORA_TOKEN).")
 _JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
 

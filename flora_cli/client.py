@@ -29,10 +29,25 @@ DEFAULT_API_URL = "http://127.0.0.1:3000/api"
 SNOWFLAKE = re.compile(r"^[0-9]{1,20}$")  # a Discord id, as the API checks it
 PROJECT_CONFIG = "flora.toml"
 EXTRA_FILE_NAMES = ("package.json", "tsconfig.json")
-SKIP_DIRS = frozenset({
-    "node_modules", "target", "dist", ".output", ".next", ".nuxt", ".svelte-kit", "build", "out",
-    ".turbo", ".cache", "coverage", ".parcel-cache", ".vite", ".git",
-})
+SKIP_DIRS = frozenset(
+    {
+        "node_modules",
+        "target",
+        "dist",
+        ".output",
+        ".next",
+        ".nuxt",
+        ".svelte-kit",
+        "build",
+        "out",
+        ".turbo",
+        ".cache",
+        "coverage",
+        ".parcel-cache",
+        ".vite",
+        ".git",
+    }
+)
 # a walk that finds more script files than this is in the wrong folder (a home directory, say)
 MAX_CANDIDATES = 20_000
 GRAPH_TIMEOUT_SECS = 60
@@ -114,8 +129,11 @@ def collect_files(root: Path, exclude: tuple[Path, ...] = ()) -> list[dict]:
         rel_base = base.relative_to(root).as_posix()
         prefix = "" if rel_base == "." else rel_base + "/"
         dirnames[:] = sorted(
-            d for d in dirnames
-            if d not in SKIP_DIRS and not (base / d).is_symlink() and not rules.ignored(prefix + d, True)
+            d
+            for d in dirnames
+            if d not in SKIP_DIRS
+            and not (base / d).is_symlink()
+            and not rules.ignored(prefix + d, True)
             and (base / d) not in excluded
         )
         for name in sorted(filenames):
@@ -151,12 +169,34 @@ def imported_files(root: Path, entry: str, files: list[dict]) -> list[dict]:
 
     root = root.resolve()
     with tempfile.TemporaryDirectory(prefix="flora-graph-") as denodir:
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DENO_DIR": denodir, "NO_COLOR": "1",
-               "DENO_NO_UPDATE_CHECK": "1", "DENO_NO_PROMPT": "1", "HOME": denodir}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "DENO_DIR": denodir,
+            "NO_COLOR": "1",
+            "DENO_NO_UPDATE_CHECK": "1",
+            "DENO_NO_PROMPT": "1",
+            "HOME": denodir,
+        }
         try:
-            proc = subprocess.run([find_deno_bin(), "info", "--json", "--unstable-sloppy-imports", "--no-config",
-                                   "--no-lock", "--no-remote", "--no-npm", entry], cwd=root, env=env,
-                                  capture_output=True, text=True, timeout=GRAPH_TIMEOUT_SECS, stdin=subprocess.DEVNULL)
+            proc = subprocess.run(
+                [
+                    find_deno_bin(),
+                    "info",
+                    "--json",
+                    "--unstable-sloppy-imports",
+                    "--no-config",
+                    "--no-lock",
+                    "--no-remote",
+                    "--no-npm",
+                    entry,
+                ],
+                cwd=root,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=GRAPH_TIMEOUT_SECS,
+                stdin=subprocess.DEVNULL,
+            )
             info = json.loads(proc.stdout)
         except (OSError, subprocess.SubprocessError, ValueError):
             return _without_data_files(files)

@@ -35,15 +35,31 @@ def make_cli() -> click.Group:
 
     @click.group(cls=FloraGroup, context_settings={"help_option_names": ["-h", "--help"]})
     @click.version_option(__version__, "--version", "-V", prog_name="flora")
-    @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="FLORA_CONFIG",
-                  help="Server config file (default: ./config.toml; environment variables win).")
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        envvar="FLORA_CONFIG",
+        help="Server config file (default: ./config.toml; environment variables win).",
+    )
     @click.pass_context
     def flora(ctx, config_path):
         """flora: one Discord bot, programmed per guild in TypeScript."""
         ctx.ensure_object(dict)["config_path"] = config_path
 
-    for command in (serve, api_command, dev, init_command, login_command, deploy, deployments, logs_command, tokens,
-                    plugins_command, types_command):
+    for command in (
+        serve,
+        api_command,
+        dev,
+        init_command,
+        login_command,
+        deploy,
+        deployments,
+        logs_command,
+        tokens,
+        plugins_command,
+        types_command,
+    ):
         flora.add_command(command)
     return flora
 

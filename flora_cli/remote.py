@@ -37,10 +37,12 @@ def format_revision(rev: dict) -> str:
 
 
 def describe_revision(rev: dict) -> list[str]:
-    lines = [f"Revision {rev['id']} ({rev['status']})",
-             f"  guild: {rev['guild_id']}",
-             f"  entry: {rev['entry']}",
-             f"  deployed: {rev['deployed_at']} via {rev['deploy_source']} by {rev.get('actor', {}).get('actor_type', '?')}"]
+    lines = [
+        f"Revision {rev['id']} ({rev['status']})",
+        f"  guild: {rev['guild_id']}",
+        f"  entry: {rev['entry']}",
+        f"  deployed: {rev['deployed_at']} via {rev['deploy_source']} by {rev.get('actor', {}).get('actor_type', '?')}",
+    ]
     if rev.get("base_revision_id"):
         lines.append(f"  base: {rev['base_revision_id']}")
     summary = rev.get("change_summary")

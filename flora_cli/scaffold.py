@@ -107,13 +107,13 @@ def flora_register_config_keys(register):
   provide("{pkg}Greet", (name) => __floraOp("op_{pkg}_greet", {{ name }}));
 }})();
 ''',
-        f"src/{pkg}/{pkg}.d.ts": f'''/** Greets `name` with the server's configured greeting ({dist}). */
+        f"src/{pkg}/{pkg}.d.ts": f"""/** Greets `name` with the server's configured greeting ({dist}). */
 declare function {pkg}Greet(name: string): Promise<string>;
 
 interface FloraSdk {{
   {pkg}Greet: typeof {pkg}Greet;
 }}
-''',
+""",
         "tests/test_plugin.py": f'''"""{dist} against a real flora (flora's test kit: flora_server, flora_guild)."""
 
 import subprocess

@@ -45,8 +45,19 @@ BUNDLER_VERSION = 2
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _OWN_FILES = "a script may import only its own files"
 # Only for flora's one-time esbuild download (flora's own input, never a guild's).
-_DOWNLOAD_ENV = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy",
-                 "NPM_CONFIG_REGISTRY", "DENO_CERT", "DENO_TLS_CA_STORE", "SSL_CERT_FILE", "SSL_CERT_DIR")
+_DOWNLOAD_ENV = (
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "NO_PROXY",
+    "https_proxy",
+    "http_proxy",
+    "no_proxy",
+    "NPM_CONFIG_REGISTRY",
+    "DENO_CERT",
+    "DENO_TLS_CA_STORE",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+)
 
 
 class BundleError(Exception):
@@ -124,8 +135,16 @@ def _file_path(specifier: str) -> str | None:
 
 
 class Bundler:
-    def __init__(self, cache_dir: str | os.PathLike, max_files: int = 200, max_total_bytes: int = 1024 * 1024,
-                 timeout: float = 60.0, *, sandbox: ToolSandbox | str = "auto", deno_bin: str | None = None):
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike,
+        max_files: int = 200,
+        max_total_bytes: int = 1024 * 1024,
+        timeout: float = 60.0,
+        *,
+        sandbox: ToolSandbox | str = "auto",
+        deno_bin: str | None = None,
+    ):
         self.cache_dir = Path(cache_dir)
         self.max_files = max_files
         self.max_total_bytes = max_total_bytes
@@ -137,8 +156,12 @@ class Bundler:
     @classmethod
     def from_config(cls, config) -> Bundler:
         """The bundler of a server: cache in the data folder, limits and sandbox from the config."""
-        return cls(config.data_path / "cache" / "bundles", config.max_bundle_files, config.max_bundle_total_bytes,
-                   sandbox=config.bundler_sandbox)
+        return cls(
+            config.data_path / "cache" / "bundles",
+            config.max_bundle_files,
+            config.max_bundle_total_bytes,
+            sandbox=config.bundler_sandbox,
+        )
 
     def script_from_bundle(self, bundle: str, max_bytes: int) -> str:
         """A prebuilt bundle (flora's build service makes ES modules) as a classic script.
@@ -264,8 +287,14 @@ class Bundler:
             binds.append(Bind(str(esbuild), target=str(dl)))
         else:
             dl.symlink_to(esbuild, target_is_directory=True)
-        env = {"PATH": "/usr/bin:/bin", "DENO_DIR": str(denodir), "HOME": str(work), "NO_COLOR": "1",
-               "DENO_NO_UPDATE_CHECK": "1", "DENO_NO_PROMPT": "1"}
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "DENO_DIR": str(denodir),
+            "HOME": str(work),
+            "NO_COLOR": "1",
+            "DENO_NO_UPDATE_CHECK": "1",
+            "DENO_NO_PROMPT": "1",
+        }
         common = ["--no-config", "--no-lock", "--no-remote", "--no-npm"]
 
         graph = self._run([deno, "info", "--json", "--unstable-sloppy-imports", *common, entry_path], binds, env, str(root))
@@ -277,9 +306,23 @@ class Bundler:
             self._check_graph(info, root, allowed)
 
         out_path = work / "bundle.js"
-        proc = self._run([deno, "run", "--unstable-bundle", *common, "--no-prompt", f"--allow-read={root}",
-                          "--v8-flags=--max-old-space-size=512", _driver_path(), entry_path, str(out_path)],
-                         binds, env, str(root))
+        proc = self._run(
+            [
+                deno,
+                "run",
+                "--unstable-bundle",
+                *common,
+                "--no-prompt",
+                f"--allow-read={root}",
+                "--v8-flags=--max-old-space-size=512",
+                _driver_path(),
+                entry_path,
+                str(out_path),
+            ],
+            binds,
+            env,
+            str(root),
+        )
         try:
             result = json.loads(proc.stdout)
         except ValueError:
@@ -316,21 +359,34 @@ class Bundler:
             with tempfile.TemporaryDirectory(prefix="flora-esbuild-") as tmp:
                 Path(tmp, "warm.js").write_text("globalThis.flora = 1;\n", encoding="utf-8")
                 env = {k: v for k, v in os.environ.items() if k in _DOWNLOAD_ENV}
-                env.update(PATH=os.environ.get("PATH", "/usr/bin:/bin"), DENO_DIR=shared, NO_COLOR="1",
-                           DENO_NO_UPDATE_CHECK="1", HOME=tmp)
+                env.update(
+                    PATH=os.environ.get("PATH", "/usr/bin:/bin"),
+                    DENO_DIR=shared,
+                    NO_COLOR="1",
+                    DENO_NO_UPDATE_CHECK="1",
+                    HOME=tmp,
+                )
                 # deno trusts only its own (Mozilla) roots unless told; a registry behind the operator's
                 # proxy or mirror is trusted by the machine's store
                 env.setdefault("DENO_TLS_CA_STORE", "mozilla,system")
                 try:
-                    proc = subprocess.run([self._deno or _deno_bin(), "bundle", "--quiet", "--no-config", "--no-lock",
-                                           "-o", "out.js", "warm.js"], cwd=tmp, env=env, capture_output=True,
-                                          text=True, timeout=max(self.timeout, 120), stdin=subprocess.DEVNULL)
+                    proc = subprocess.run(
+                        [self._deno or _deno_bin(), "bundle", "--quiet", "--no-config", "--no-lock", "-o", "out.js", "warm.js"],
+                        cwd=tmp,
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                        timeout=max(self.timeout, 120),
+                        stdin=subprocess.DEVNULL,
+                    )
                 except (OSError, subprocess.SubprocessError) as exc:
                     raise BundleError(f"the bundler could not fetch esbuild: {exc}") from None
             found = self._find_esbuild()
             if found is None:
-                raise BundleError("the bundler could not fetch esbuild from the npm registry "
-                                  f"into {shared}: {_last_line(_ANSI.sub('', proc.stderr)) or 'no esbuild after the download'}")
+                raise BundleError(
+                    "the bundler could not fetch esbuild from the npm registry "
+                    f"into {shared}: {_last_line(_ANSI.sub('', proc.stderr)) or 'no esbuild after the download'}"
+                )
             return found
 
     @staticmethod
@@ -382,8 +438,10 @@ class Bundler:
         kind = dep.get("assertionType")
         if part == "code" and kind is not None:
             if kind != "json":
-                return (f"import {shown} with {{ type: {json.dumps(kind)} }} is not allowed: "
-                        'the only import attribute is { type: "json" }, for a .json file of the project')
+                return (
+                    f"import {shown} with {{ type: {json.dumps(kind)} }} is not allowed: "
+                    'the only import attribute is { type: "json" }, for a .json file of the project'
+                )
             if not path.endswith(".json"):
                 return f'import {shown} with {{ type: "json" }} must name a .json file'
         return None

@@ -158,8 +158,7 @@ class UnixSocketClient:
         except ValueError:
             raise RuntimeUnavailable(f"the runtime answered {resp.status} with a non-JSON body") from None
         if resp.status >= 500:
-            raise RuntimeUnavailable((out.get("error") if isinstance(out, dict) else None)
-                                     or f"runtime error {resp.status}")
+            raise RuntimeUnavailable((out.get("error") if isinstance(out, dict) else None) or f"runtime error {resp.status}")
         return out
 
     def load(self, guild_id: str, bundle: str, timeout: float = 60.0) -> tuple[bool, str | None]:

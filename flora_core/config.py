@@ -123,7 +123,13 @@ KEYS: list[Key] = [
     Key("max_bundle_files", "runtime.max_bundle_files", "RUNTIME_MAX_BUNDLE_FILES", int_range(1), 200),
     Key("max_bundle_total_bytes", "runtime.max_bundle_total_bytes", "RUNTIME_MAX_BUNDLE_TOTAL_BYTES", int_range(1), 1024 * 1024),
     Key("bundler_sandbox", "runtime.bundler_sandbox", "BUNDLER_SANDBOX", choice("auto", "bwrap", "none"), "auto"),
-    Key("show_internal_stack_frames", "runtime.show_internal_stack_frames", "RUNTIME_SHOW_INTERNAL_STACK_FRAMES", bool_value, False),
+    Key(
+        "show_internal_stack_frames",
+        "runtime.show_internal_stack_frames",
+        "RUNTIME_SHOW_INTERNAL_STACK_FRAMES",
+        bool_value,
+        False,
+    ),
     Key("isolate_memory_mb", "runtime.isolate_memory_mb", "RUNTIME_ISOLATE_MEMORY_MB", int_range(8, 1024), 64),
     Key("worker_max_rss_mb", "runtime.worker_max_rss_mb", "RUNTIME_WORKER_MAX_RSS_MB", int_range(64), 2048),
     Key("auto_defer_ms", "runtime.auto_defer_ms", "RUNTIME_AUTO_DEFER_MS", int_range(0, 2900), 2500),
@@ -191,8 +197,7 @@ class Config:
 
     sources: dict[str, str]  # attr -> where its value came from (an env name or a TOML path); defaults absent
 
-    def __init__(self, values: dict[str, Any], warnings: list[str] | None = None,
-                 sources: dict[str, str] | None = None):
+    def __init__(self, values: dict[str, Any], warnings: list[str] | None = None, sources: dict[str, str] | None = None):
         self._values = dict(values)
         self.warnings = list(warnings or [])
         self.sources = dict(sources or {})
@@ -344,8 +349,9 @@ def _unknown_keys(table: dict, toml_path: Path, keys: list[Key]) -> list[str]:
         if path in by_env:  # API_PORT = 3001 at the top level
             section, _, name = by_env[path].toml.rpartition(".")
             where = f"[{section}] {name}" if section else name
-            raise ConfigError(f"unknown key {path} in {toml_path}: that is the environment variable's name; "
-                              f"in config.toml write {where} = …")
+            raise ConfigError(
+                f"unknown key {path} in {toml_path}: that is the environment variable's name; in config.toml write {where} = …"
+            )
         close = difflib.get_close_matches(path, list(known), n=1, cutoff=0.75)
         if close:
             raise ConfigError(f"unknown key {path} in {toml_path}: did you mean {close[0]}?")

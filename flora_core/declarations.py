@@ -23,8 +23,14 @@ def core_declarations() -> str:
 
 def assemble(plugins: Plugins) -> str:
     """One ``.d.ts``: the core's declarations, then each plugin's by name (each under a comment naming it)."""
-    parts = [HEADER, "// Do not edit: what a plugin declares is its own (docs/plugins.md, flora_register_type_declarations).", "",
-             "// ---- flora core (flora_core/runtime/core.d.ts) ----", core_declarations().rstrip(), ""]
+    parts = [
+        HEADER,
+        "// Do not edit: what a plugin declares is its own (docs/plugins.md, flora_register_type_declarations).",
+        "",
+        "// ---- flora core (flora_core/runtime/core.d.ts) ----",
+        core_declarations().rstrip(),
+        "",
+    ]
     owners = {name: plugin for plugin, names in _owners(plugins).items() for name in names}
     for name, text in plugins.type_declarations():
         parts += [f"// ---- {name} (plugin {owners.get(name, '?')}) ----", text.rstrip(), ""]

@@ -45,43 +45,59 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # ECS task metadata and EKS pod identity (169.254.170.2, 169.254.170.23, fd00:ec2::23), GCP over IPv6
 # (fd20:ce::254), Alibaba (100.100.100.200), Oracle (192.0.0.192) and Azure's WireServer, which is a
 # public address (168.63.129.16).
-METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
-    "169.254.169.254", "fd00:ec2::254", "169.254.170.2", "169.254.170.23", "fd00:ec2::23", "fd20:ce::254",
-    "100.100.100.200", "192.0.0.192", "168.63.129.16",
-))
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",
+        "fd00:ec2::254",
+        "169.254.170.2",
+        "169.254.170.23",
+        "fd00:ec2::23",
+        "fd20:ce::254",
+        "100.100.100.200",
+        "192.0.0.192",
+        "168.63.129.16",
+    )
+)
 
 _N = ipaddress.ip_network
 # (network, why a script may not connect there), first match wins; after these, anything Python's
 # ipaddress does not call global is refused too ("a non-public address").
-_IPV4_RULES = tuple((_N(net), why) for net, why in (
-    ("0.0.0.0/32", "an unspecified address"),
-    ("255.255.255.255/32", "a broadcast address"),
-    ("127.0.0.0/8", "a loopback address"),
-    ("0.0.0.0/8", "a reserved address"),  # "this network"; Linux connects 0.x to the host itself
-    ("10.0.0.0/8", "a private address"),
-    ("172.16.0.0/12", "a private address"),
-    ("192.168.0.0/16", "a private address"),
-    ("100.64.0.0/10", "a carrier-grade NAT address"),
-    ("169.254.0.0/16", "a link-local address"),
-    ("224.0.0.0/4", "a multicast address"),
-    ("240.0.0.0/4", "a reserved address"),
-    ("192.0.0.0/24", "a reserved address"),  # IETF protocol assignments
-    ("192.0.2.0/24", "a documentation address"),
-    ("198.51.100.0/24", "a documentation address"),
-    ("203.0.113.0/24", "a documentation address"),
-    ("198.18.0.0/15", "a benchmarking address"),
-))
-_IPV6_RULES = tuple((_N(net), why) for net, why in (
-    ("::/128", "an unspecified address"),
-    ("::1/128", "a loopback address"),
-    ("fe80::/10", "a link-local address"),
-    ("fec0::/10", "a private address"),  # site-local (deprecated)
-    ("fc00::/7", "a private address"),  # unique local
-    ("ff00::/8", "a multicast address"),
-    ("100::/64", "a reserved address"),  # discard-only
-    ("2001:db8::/32", "a documentation address"),
-    ("3fff::/20", "a documentation address"),
-))
+_IPV4_RULES = tuple(
+    (_N(net), why)
+    for net, why in (
+        ("0.0.0.0/32", "an unspecified address"),
+        ("255.255.255.255/32", "a broadcast address"),
+        ("127.0.0.0/8", "a loopback address"),
+        ("0.0.0.0/8", "a reserved address"),  # "this network"; Linux connects 0.x to the host itself
+        ("10.0.0.0/8", "a private address"),
+        ("172.16.0.0/12", "a private address"),
+        ("192.168.0.0/16", "a private address"),
+        ("100.64.0.0/10", "a carrier-grade NAT address"),
+        ("169.254.0.0/16", "a link-local address"),
+        ("224.0.0.0/4", "a multicast address"),
+        ("240.0.0.0/4", "a reserved address"),
+        ("192.0.0.0/24", "a reserved address"),  # IETF protocol assignments
+        ("192.0.2.0/24", "a documentation address"),
+        ("198.51.100.0/24", "a documentation address"),
+        ("203.0.113.0/24", "a documentation address"),
+        ("198.18.0.0/15", "a benchmarking address"),
+    )
+)
+_IPV6_RULES = tuple(
+    (_N(net), why)
+    for net, why in (
+        ("::/128", "an unspecified address"),
+        ("::1/128", "a loopback address"),
+        ("fe80::/10", "a link-local address"),
+        ("fec0::/10", "a private address"),  # site-local (deprecated)
+        ("fc00::/7", "a private address"),  # unique local
+        ("ff00::/8", "a multicast address"),
+        ("100::/64", "a reserved address"),  # discard-only
+        ("2001:db8::/32", "a documentation address"),
+        ("3fff::/20", "a documentation address"),
+    )
+)
 _GLOBAL_UNICAST = _N("2000::/3")
 _MAPPED = _N("::ffff:0:0/96")
 _COMPATIBLE = _N("::/96")
@@ -137,7 +153,7 @@ def address_problem(address: Any) -> str | None:
             return own  # else an IPv6 spelling of a public IPv4 address
     if ip in METADATA_ADDRESSES:
         return "a cloud metadata address"
-    for network, why in (_IPV4_RULES if ip.version == 4 else _IPV6_RULES):
+    for network, why in _IPV4_RULES if ip.version == 4 else _IPV6_RULES:
         if ip in network:
             return why
     if ip.version == 6 and ip not in _GLOBAL_UNICAST:
@@ -177,8 +193,12 @@ def parse_ipv4(host: str) -> ipaddress.IPv4Address | None:
         return None
     maybe = [_ipv4_number(p) for p in parts]
     numbers = [n for n in maybe if n is not None]
-    if len(parts) > 4 or len(numbers) != len(maybe) or any(n > 255 for n in numbers[:-1]) \
-            or numbers[-1] >= 256 ** (5 - len(parts)):
+    if (
+        len(parts) > 4
+        or len(numbers) != len(maybe)
+        or any(n > 255 for n in numbers[:-1])
+        or numbers[-1] >= 256 ** (5 - len(parts))
+    ):
         raise ValueError(f"{host!r} is not a valid IPv4 address")
     value = numbers[-1]
     for i, n in enumerate(numbers[:-1]):
@@ -476,15 +496,21 @@ class Guard:
     def session(self, *, connector_options: dict | None = None, **options) -> aiohttp.ClientSession:
         """A session whose connections go only where the guard allows; no proxy from the environment,
         no cookie jar (cookies would leak between guilds)."""
-        session = aiohttp.ClientSession(connector=self.connector(**(connector_options or {})),
-                                        cookie_jar=aiohttp.DummyCookieJar(), trust_env=False, **options)
+        session = aiohttp.ClientSession(
+            connector=self.connector(**(connector_options or {})), cookie_jar=aiohttp.DummyCookieJar(), trust_env=False, **options
+        )
         self._sessions.add(session)
         return session
 
-    async def request(self, session: aiohttp.ClientSession, hop: Hop, *,
-                      follow: Callable[[aiohttp.ClientResponse, Hop], Hop | None],
-                      check: Callable[[Hop], None] | None = None,
-                      max_redirects: int = MAX_REDIRECTS) -> tuple[aiohttp.ClientResponse, int]:
+    async def request(
+        self,
+        session: aiohttp.ClientSession,
+        hop: Hop,
+        *,
+        follow: Callable[[aiohttp.ClientResponse, Hop], Hop | None],
+        check: Callable[[Hop], None] | None = None,
+        max_redirects: int = MAX_REDIRECTS,
+    ) -> tuple[aiohttp.ClientResponse, int]:
         """Send ``hop`` and follow redirects by hand; returns the last response (to be read and released by
         the caller) and how many redirects were followed.
 
@@ -502,8 +528,7 @@ class Guard:
                 check(hop)
             self.refuse_private_literal(hop.url)
             try:
-                resp = await session.request(hop.method, hop.url, headers=hop.headers, data=hop.data,
-                                             allow_redirects=False)
+                resp = await session.request(hop.method, hop.url, headers=hop.headers, data=hop.data, allow_redirects=False)
             except aiohttp.ClientConnectorError as exc:
                 cause = exc.os_error if isinstance(exc.os_error, Refused) else exc.__cause__
                 if isinstance(cause, Refused):

@@ -68,8 +68,7 @@ def _entry_points() -> list[importlib.metadata.EntryPoint]:
     """The ``flora`` entry points, built-ins first, then by name; the first of a duplicated name wins."""
     seen: set[str] = set()
     found = []
-    for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP),
-                     key=lambda e: (not _is_builtin(e), e.name)):
+    for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (not _is_builtin(e), e.name)):
         if ep.name not in seen:
             seen.add(ep.name)
             found.append(ep)
@@ -155,8 +154,9 @@ class Plugins:
             version = ep.dist.version if ep.dist is not None else None
             self.add(module, ep.name, version=version, module=ep.value, builtin=_is_builtin(ep))
 
-    def add(self, plugin: object, name: str, *, version: str | None = None, module: str | None = None,
-            builtin: bool = False) -> None:
+    def add(
+        self, plugin: object, name: str, *, version: str | None = None, module: str | None = None, builtin: bool = False
+    ) -> None:
         """Register ``plugin`` (a module or an object with hook implementations) under ``name``."""
         try:
             self.pm.register(_guarded(self, name, plugin), name=name)
@@ -304,8 +304,11 @@ class Plugins:
                     try:
                         declarations = declarations.read_text(encoding="utf-8")
                     except (OSError, UnicodeDecodeError) as exc:
-                        self._fail(plugin, f"plugin {plugin} was disabled: cannot read its type declarations "
-                                           f"{name!r}: {getattr(exc, 'strerror', None) or exc}")
+                        self._fail(
+                            plugin,
+                            f"plugin {plugin} was disabled: cannot read its type declarations "
+                            f"{name!r}: {getattr(exc, 'strerror', None) or exc}",
+                        )
                         break
                 out.append((name, declarations))
             else:
@@ -364,6 +367,7 @@ class Plugins:
 
     def migrations(self) -> list[tuple[str, Any]]:
         """``[(plugin, folder)]`` in load order (built-ins first)."""
+
         def validate(folder):
             if not hasattr(folder, "joinpath"):
                 raise PluginError(f"migrations folder {folder!r} must be a path")
@@ -374,6 +378,7 @@ class Plugins:
 
     def blueprints(self) -> list:
         """The API's blueprints; a plugin whose blueprint name clashes is disabled (in the API process)."""
+
         def validate(blueprint):
             return blueprint.name, blueprint
 
@@ -427,8 +432,13 @@ class Plugins:
         """Every loaded plugin with its version and what it registered."""
         self.blueprints()
         return [
-            {"name": p.name, "version": p.version, "module": p.module, "builtin": p.builtin,
-             "registered": {k: sorted(v) for k, v in p.registered.items() if v}}
+            {
+                "name": p.name,
+                "version": p.version,
+                "module": p.module,
+                "builtin": p.builtin,
+                "registered": {k: sorted(v) for k, v in p.registered.items() if v},
+            }
             for p in sorted(self.loaded.values(), key=lambda p: p.name)
         ]
 

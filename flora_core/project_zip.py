@@ -31,11 +31,23 @@ MAX_TOTAL_UNCOMPRESSED_SIZE = 200 * 1024 * 1024
 _CHUNK = 64 * 1024
 
 # flora's build service refuses these wherever they are: they configure or pin a package manager
-DISALLOWED_FILES = frozenset({
-    ".npmrc", ".pnpmfile.cjs", ".pnpmfile.mjs", ".yarnrc", ".yarnrc.yml", "bun.lock", "bun.lockb",
-    "npm-shrinkwrap.json", "package-lock.json", "pnpm-lock.yaml", "pnpm-workspace.yaml", "pnpm-workspace.yml",
-    "yarn.lock",
-})
+DISALLOWED_FILES = frozenset(
+    {
+        ".npmrc",
+        ".pnpmfile.cjs",
+        ".pnpmfile.mjs",
+        ".yarnrc",
+        ".yarnrc.yml",
+        "bun.lock",
+        "bun.lockb",
+        "npm-shrinkwrap.json",
+        "package-lock.json",
+        "pnpm-lock.yaml",
+        "pnpm-workspace.yaml",
+        "pnpm-workspace.yml",
+        "yarn.lock",
+    }
+)
 _SEPARATORS = re.compile(r"[\\/]+")
 
 
@@ -131,12 +143,19 @@ def extract(data: bytes, dest: Path) -> Extracted:
                     if written > min(info.file_size, MAX_INDIVIDUAL_FILE_SIZE):
                         raise ProjectZipError(f"File {info.filename} inflates beyond its declared size; refused")
                     if total > MAX_TOTAL_UNCOMPRESSED_SIZE:
-                        raise ProjectZipError(
-                            f"Total uncompressed size exceeds limit of {MAX_TOTAL_UNCOMPRESSED_SIZE} bytes")
+                        raise ProjectZipError(f"Total uncompressed size exceeds limit of {MAX_TOTAL_UNCOMPRESSED_SIZE} bytes")
                     out.write(chunk)
         except ProjectZipError:
             raise
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
-                OSError, ValueError) as exc:  # a corrupt entry, an unknown compression method
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            zlib.error,
+            EOFError,
+            NotImplementedError,
+            RuntimeError,
+            OSError,
+            ValueError,
+        ) as exc:  # a corrupt entry, an unknown compression method
             raise ProjectZipError(f"project_zip is not a valid zip archive: {info.filename}: {exc}") from None
     return Extracted(files=[rel for _, rel in files], total_size=total)

@@ -31,8 +31,7 @@ log = logging.getLogger("flora.sandbox")
 
 MODES = ("auto", "bwrap", "none")
 # What any dynamically linked tool needs to start; none of it is secret.
-_SYSTEM_RO = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc/ld.so.cache", "/etc/ld.so.conf",
-              "/etc/ld.so.conf.d")
+_SYSTEM_RO = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d")
 
 
 class SandboxUnavailable(Exception):
@@ -62,10 +61,16 @@ def _probe_bwrap() -> str | None:
             reason: str | None = "bwrap is not installed (Debian: apt install bubblewrap)"
         else:
             try:
-                proc = subprocess.run([exe, *_base_args(), "--", "/usr/bin/env", "true"],
-                                      capture_output=True, text=True, timeout=30, env={})
-                reason = None if proc.returncode == 0 else (
-                    f"bwrap cannot create its namespaces here: {(proc.stderr or '').strip().splitlines()[-1:] or proc.returncode}")
+                proc = subprocess.run(
+                    [exe, *_base_args(), "--", "/usr/bin/env", "true"], capture_output=True, text=True, timeout=30, env={}
+                )
+                reason = (
+                    None
+                    if proc.returncode == 0
+                    else (
+                        f"bwrap cannot create its namespaces here: {(proc.stderr or '').strip().splitlines()[-1:] or proc.returncode}"
+                    )
+                )
             except (OSError, subprocess.SubprocessError) as exc:
                 reason = f"bwrap failed to start: {exc}"
         _probe_result[f"bwrap:{exe}"] = reason
@@ -101,8 +106,11 @@ class ToolSandbox:
             raise SandboxUnavailable(f"BUNDLER_SANDBOX=bwrap but {reason}")
         if not _probe_result.get("warned"):
             _probe_result["warned"] = "yes"
-            log.warning("tenant files are bundled without an OS sandbox (%s); deno's read permission and "
-                        "flora's import checks still apply. Set BUNDLER_SANDBOX=bwrap to require it.", reason)
+            log.warning(
+                "tenant files are bundled without an OS sandbox (%s); deno's read permission and "
+                "flora's import checks still apply. Set BUNDLER_SANDBOX=bwrap to require it.",
+                reason,
+            )
         return "none"
 
     def check(self) -> None:
@@ -126,8 +134,10 @@ class ToolSandbox:
         args += ["--chdir", cwd, "--", *argv]
         return args, {}
 
-    def run(self, argv: list[str], *, binds: list[Bind], env: dict[str, str], cwd: str,
-            timeout: float) -> subprocess.CompletedProcess:
+    def run(
+        self, argv: list[str], *, binds: list[Bind], env: dict[str, str], cwd: str, timeout: float
+    ) -> subprocess.CompletedProcess:
         cmd, proc_env = self.command(argv, binds=binds, env=env, cwd=cwd)
-        return subprocess.run(cmd, cwd=cwd, env=proc_env, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            cmd, cwd=cwd, env=proc_env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )

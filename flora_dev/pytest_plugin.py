@@ -51,6 +51,7 @@ class Guild:
 
     def wait_reply(self, timeout: float = 30.0, count: int = 1) -> str:
         """The bot's ``count``-th message in ``#general``, waiting for it at most ``timeout`` seconds."""
+
         def enough():
             replies = self.replies()
             return replies if len(replies) >= count else None

@@ -28,19 +28,22 @@ def emulator_companion(port: int):
         os.environ["DISCORD_TOKEN"] = EMULATOR_TOKEN
         ch = world["channels"]["general"]["id"]
         alice = world["users"]["alice"]["id"]
-        print(f"""
+        print(
+            f"""
   Discord emulator: {emu.url}  (no Discord account needed; nothing leaves this machine)
-  guild "flora dev": {world['guild']['id']}   #general: {ch}   alice: {alice}   bob: {world['users']['bob']['id']}
+  guild "flora dev": {world["guild"]["id"]}   #general: {ch}   alice: {alice}   bob: {world["users"]["bob"]["id"]}
   say something as alice:
     curl -s -X POST {emu.url}/_emu/say -H 'Content-Type: application/json' \\
       -d '{{"channel_id": "{ch}", "user_id": "{alice}", "content": "!ping hello"}}'
   read the channel:  curl -s {emu.url}/_emu/messages/{ch}
   run a slash command as alice (its answer, ephemeral ones too, is in the interaction it returns):
     curl -s -X POST {emu.url}/_emu/slash -H 'Content-Type: application/json' \\
-      -d '{{"guild_id": "{world['guild']['id']}", "channel_id": "{ch}", "user_id": "{alice}", "name": "hello"}}'
+      -d '{{"guild_id": "{world["guild"]["id"]}", "channel_id": "{ch}", "user_id": "{alice}", "name": "hello"}}'
     curl -s {emu.url}/_emu/interactions/<id from that answer>
   a Discord-like window on all this: `flora dev PROJECT` (its console)
-""", flush=True)
+""",
+            flush=True,
+        )
         return Config.from_dict(values), emu.stop
 
     return start

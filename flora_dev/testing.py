@@ -60,9 +60,18 @@ class FloraServer:
         self.token = None
         self.own_bus_namespace = False  # start_flora made one for this server alone (stop_flora tidies it)
 
-    def cli(self, *args: str, check: bool = True, input: str | None = None, cwd: str | None = None) -> subprocess.CompletedProcess:
-        out = subprocess.run([sys.executable, "-m", "flora_cli", *args], env=self.env, capture_output=True, text=True,
-                             timeout=120, input=input, cwd=cwd)
+    def cli(
+        self, *args: str, check: bool = True, input: str | None = None, cwd: str | None = None
+    ) -> subprocess.CompletedProcess:
+        out = subprocess.run(
+            [sys.executable, "-m", "flora_cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            input=input,
+            cwd=cwd,
+        )
         if check and out.returncode != 0:
             raise AssertionError(f"flora {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
         return out
@@ -85,31 +94,50 @@ class FloraServer:
         raise AssertionError(f"no log line containing {needle!r} for guild {guild_id}; got {self.guild_logs(guild_id)}")
 
     def deploy_dir(self, guild_id: str, root: Path | str, *extra: str, check: bool = True):
-        return self.cli("deploy", "--guild-id", str(guild_id), "--root", str(root), "--api", self.api, "--token", self.token,
-                        *extra, check=check)
+        return self.cli(
+            "deploy",
+            "--guild-id",
+            str(guild_id),
+            "--root",
+            str(root),
+            "--api",
+            self.api,
+            "--token",
+            self.token,
+            *extra,
+            check=check,
+        )
 
 
 def start_flora(emulator, tmp_path: Path, **env_overrides) -> FloraServer:
     data_dir = tmp_path / "data"
     port = int(env_overrides.get("API_PORT") or free_port())  # given when the test must know it in advance
     env = dict(os.environ)
-    env.update({
-        "DISCORD_TOKEN": BOT_TOKEN,
-        "FLORA_DISCORD_API_BASE": emulator.api_base,
-        "FLORA_DATA_DIR": str(data_dir),
-        "API_PORT": str(port),
-        "API_ADDRESS": "127.0.0.1",
-        "RUNTIME_MAX_WORKERS": "2",
-        "FLORA_LOG_LEVEL": "info",
-        # with REDIS_URL the bus is Redis: a namespace of its own, so servers of other tests never meet
-        "BUS_NAMESPACE": f"flora-test-{uuid.uuid4().hex[:12]}",
-    })
+    env.update(
+        {
+            "DISCORD_TOKEN": BOT_TOKEN,
+            "FLORA_DISCORD_API_BASE": emulator.api_base,
+            "FLORA_DATA_DIR": str(data_dir),
+            "API_PORT": str(port),
+            "API_ADDRESS": "127.0.0.1",
+            "RUNTIME_MAX_WORKERS": "2",
+            "FLORA_LOG_LEVEL": "info",
+            # with REDIS_URL the bus is Redis: a namespace of its own, so servers of other tests never meet
+            "BUS_NAMESPACE": f"flora-test-{uuid.uuid4().hex[:12]}",
+        }
+    )
     env.pop("DATABASE_URL", None)
     env.update({k: str(v) for k, v in env_overrides.items()})
     log_path = tmp_path / "flora-serve.log"
     log_file = open(log_path, "w")  # noqa: SIM115 - the server writes to it for its whole life
-    proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "serve"], env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                            cwd=tmp_path, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flora_cli", "serve"],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
     server = FloraServer(env, data_dir, f"http://127.0.0.1:{port}/api", proc, log_path)
     server.own_bus_namespace = "BUS_NAMESPACE" not in env_overrides
     deadline = time.monotonic() + 60

@@ -41,8 +41,13 @@ def state() -> FloraState:
     return current_app.extensions["flora"]
 
 
-def create_app(config: Config | None = None, plugins: Plugins | None = None, db: Database | None = None, runtime=None,
-               cache: Cache | None = None) -> Flask:
+def create_app(
+    config: Config | None = None,
+    plugins: Plugins | None = None,
+    db: Database | None = None,
+    runtime=None,
+    cache: Cache | None = None,
+) -> Flask:
     """Build the API app; every route is a blueprint registered by a plugin (``api_core`` for flora's own)."""
     config = config if config is not None else load_config()
     cache = cache if cache is not None else open_api_cache(config)  # ConfigError if REDIS_URL lacks redis-py
@@ -55,8 +60,7 @@ def create_app(config: Config | None = None, plugins: Plugins | None = None, db:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # keep flora's field order
     app.url_map.strict_slashes = False  # `/api/deployments` and `/api/deployments/` both answer
-    app.extensions["flora"] = FloraState(config=config, plugins=plugins, db=db, runtime=runtime, bundler=bundler,
-                                          cache=cache)
+    app.extensions["flora"] = FloraState(config=config, plugins=plugins, db=db, runtime=runtime, bundler=bundler, cache=cache)
     install_error_handlers(app)
 
     @app.after_request
@@ -71,7 +75,6 @@ def create_app(config: Config | None = None, plugins: Plugins | None = None, db:
 
     app.register_blueprint(docs_blueprint())
     return app
-
 
 
 def with_request_timeout(app, seconds: int):

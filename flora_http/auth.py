@@ -68,7 +68,7 @@ def _bearer_token() -> str | None:
     header = request.headers.get("Authorization")
     if header is None or not header.startswith("Bearer "):
         return None
-    return header[len("Bearer "):]
+    return header[len("Bearer ") :]
 
 
 def _session_identity() -> Identity | None:
@@ -92,9 +92,14 @@ def require_identity() -> Identity:
             # flora answers "Login required" for a wrong token too; a token made in another data folder
             # (the CLI run elsewhere) then looks like a login problem, so say what is wrong
             raise errors.unauthorized("invalid or unknown token" if token else "Login required")
-        identity = Identity("token", token_id=row["token_id"], user_id=row.get("user_id"), label=row.get("label"),
-                            scope=row.get("scope") or "admin",
-                            guild_ids=tuple(row["guild_ids"]) if row.get("guild_ids") else None)
+        identity = Identity(
+            "token",
+            token_id=row["token_id"],
+            user_id=row.get("user_id"),
+            label=row.get("label"),
+            scope=row.get("scope") or "admin",
+            guild_ids=tuple(row["guild_ids"]) if row.get("guild_ids") else None,
+        )
     g.flora_identity = identity
     return identity
 

@@ -96,30 +96,43 @@ def get_build(db: Database, build_id: str) -> dict | None:
 
 
 def build_lines(db: Database, build_id: str, after_id: int = 0) -> list[dict]:
-    return db.fetchall("SELECT id, line FROM build_logs WHERE build_id = ? AND id > ? ORDER BY id",
-                       (build_id, int(after_id)))
+    return db.fetchall("SELECT id, line FROM build_logs WHERE build_id = ? AND id > ? ORDER BY id", (build_id, int(after_id)))
 
 
 def append_line(db: Database, build_id: str, line: str) -> None:
     line = strip_ansi(line)
     with db.transaction() as cur:
         cur.execute("INSERT INTO build_logs (build_id, line) VALUES (?, ?)", (build_id, line.replace("\x00", "\ufffd")))
-        cur.execute("DELETE FROM build_logs WHERE build_id = ? AND id <= (SELECT id FROM build_logs WHERE build_id = ?"
-                    " ORDER BY id DESC LIMIT 1 OFFSET ?)", (build_id, build_id, MAX_LOG_LINES))
+        cur.execute(
+            "DELETE FROM build_logs WHERE build_id = ? AND id <= (SELECT id FROM build_logs WHERE build_id = ?"
+            " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (build_id, build_id, MAX_LOG_LINES),
+        )
 
 
 def _set_running(db: Database, build_id: str) -> None:
-    db.execute("UPDATE builds SET status = 'running', started_at = ? WHERE build_id = ? AND status = 'queued'",
-               (iso_now(), build_id))
+    db.execute(
+        "UPDATE builds SET status = 'running', started_at = ? WHERE build_id = ? AND status = 'queued'", (iso_now(), build_id)
+    )
 
 
-def _finish(db: Database, build_id: str, status: str, *, error: str | None = None, bundle: str | None = None,
-            source_map: str | None = None, last_line: str | None = None) -> None:
+def _finish(
+    db: Database,
+    build_id: str,
+    status: str,
+    *,
+    error: str | None = None,
+    bundle: str | None = None,
+    source_map: str | None = None,
+    last_line: str | None = None,
+) -> None:
     """The terminal status, its last log line in the same transaction (a follower sees both or neither)."""
     with db.transaction() as cur:
-        cur.execute("UPDATE builds SET status = ?, finished_at = ?, error = ?, bundle = ?, source_map = ?"
-                    " WHERE build_id = ? AND status IN ('queued', 'running')",
-                    (status, iso_now(), error, bundle, source_map, build_id))
+        cur.execute(
+            "UPDATE builds SET status = ?, finished_at = ?, error = ?, bundle = ?, source_map = ?"
+            " WHERE build_id = ? AND status IN ('queued', 'running')",
+            (status, iso_now(), error, bundle, source_map, build_id),
+        )
         if cur.rowcount and last_line is not None:
             cur.execute("INSERT INTO build_logs (build_id, line) VALUES (?, ?)", (build_id, strip_ansi(last_line)))
 
@@ -129,9 +142,11 @@ def prune(db: Database) -> None:
     cutoff = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=RETENTION_SECS)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     with db.transaction() as cur:
         cur.execute("DELETE FROM builds WHERE status IN ('done', 'failed') AND finished_at < ?", (cutoff,))
-        cur.execute("DELETE FROM builds WHERE status IN ('done', 'failed') AND build_id NOT IN"
-                    " (SELECT build_id FROM (SELECT build_id FROM builds ORDER BY created_at DESC LIMIT ?) AS kept)",
-                    (MAX_RETAINED_BUILDS,))
+        cur.execute(
+            "DELETE FROM builds WHERE status IN ('done', 'failed') AND build_id NOT IN"
+            " (SELECT build_id FROM (SELECT build_id FROM builds ORDER BY created_at DESC LIMIT ?) AS kept)",
+            (MAX_RETAINED_BUILDS,),
+        )
         cur.execute("DELETE FROM build_logs WHERE build_id NOT IN (SELECT build_id FROM builds)")
 
 
@@ -150,8 +165,13 @@ def check_limits(db: Database, guild_id: str) -> None:
 
 def status_response(db: Database, row: dict) -> dict:
     """BuildStatusResponse (absent fields omitted, as flora's ``skip_serializing_if``)."""
-    out: dict = {"build_id": row["build_id"], "guild_id": row["guild_id"], "entry": row["entry"],
-                 "status": row["status"], "logs": [r["line"] for r in build_lines(db, row["build_id"])]}
+    out: dict = {
+        "build_id": row["build_id"],
+        "guild_id": row["guild_id"],
+        "entry": row["entry"],
+        "status": row["status"],
+        "logs": [r["line"] for r in build_lines(db, row["build_id"])],
+    }
     for field in ("started_at", "finished_at"):
         if row[field] is not None:
             out[field] = row[field]
@@ -231,8 +251,10 @@ def _extract_checked(data: bytes, work: Path, entry: str) -> tuple[Extracted, st
         if isinstance(pkg, dict) and isinstance(pkg.get("dependencies"), dict):
             deps = len(pkg["dependencies"])
         if deps:
-            raise ProjectZipError(f"package.json lists {deps} dependencies; npm dependencies are not supported by "
-                                  "this server yet (a script may import only its own files)")
+            raise ProjectZipError(
+                f"package.json lists {deps} dependencies; npm dependencies are not supported by "
+                "this server yet (a script may import only its own files)"
+            )
     return extracted, entry_path, deps
 
 
@@ -248,8 +270,10 @@ def create(st, guild_id: str, entry: str, data: bytes) -> dict:
             raise errors.bad_request(str(exc)) from None
         prune(st.db)
         build_id = str(uuid.uuid4())
-        st.db.execute("INSERT INTO builds (build_id, guild_id, entry, status, created_at) VALUES (?, ?, ?, 'queued', ?)",
-                      (build_id, guild_id, entry, utcnow()))
+        st.db.execute(
+            "INSERT INTO builds (build_id, guild_id, entry, status, created_at) VALUES (?, ?, ?, 'queued', ?)",
+            (build_id, guild_id, entry, utcnow()),
+        )
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -261,8 +285,17 @@ def create(st, guild_id: str, entry: str, data: bytes) -> dict:
     return {"build_id": build_id, "status": "queued"}
 
 
-def _run(run: _Runner, db: Database, bundler: Bundler, build_id: str, work: Path, entry_path: str, files: set[str],
-         deps: int, created: float) -> None:
+def _run(
+    run: _Runner,
+    db: Database,
+    bundler: Bundler,
+    build_id: str,
+    work: Path,
+    entry_path: str,
+    files: set[str],
+    deps: int,
+    created: float,
+) -> None:
     outcome: tuple[str, dict, str] = ("failed", {"error": "Internal server error"}, "Build failed: Internal server error")
     try:
         with run.slots:

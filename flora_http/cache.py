@@ -77,8 +77,10 @@ def encode_value(value: Any) -> str:
     except (TypeError, ValueError) as exc:
         raise CacheValueError(f"cache values must be JSON: {exc}") from None
     if json.loads(text) != value:
-        raise CacheValueError(f"cache values must be JSON: this {type(value).__name__} would not come back equal "
-                              "(tuples become lists, non-string keys become strings)")
+        raise CacheValueError(
+            f"cache values must be JSON: this {type(value).__name__} would not come back equal "
+            "(tuples become lists, non-string keys become strings)"
+        )
     return text
 
 
@@ -140,8 +142,7 @@ class SqliteCache(Cache):
     backend = "sqlite"
     TABLE = "api"
 
-    def __init__(self, path: str | os.PathLike, *, clock: Callable[[], float] = time.time,
-                 purge_every: float = PURGE_EVERY_SECS):
+    def __init__(self, path: str | os.PathLike, *, clock: Callable[[], float] = time.time, purge_every: float = PURGE_EVERY_SECS):
         self.path = Path(path)
         self.clock = clock
         self.purge_every = purge_every
@@ -166,8 +167,17 @@ class SqliteCache(Cache):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if not self.path.exists():  # readable by this user only, like the rest of the data folder should be
                 os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-            db = SqliteDict(str(self.path), tablename=self.TABLE, autocommit=True, journal_mode="WAL",
-                            encode=_dumps, decode=json.loads, encode_key=str, decode_key=str, outer_stack=False)
+            db = SqliteDict(
+                str(self.path),
+                tablename=self.TABLE,
+                autocommit=True,
+                journal_mode="WAL",
+                encode=_dumps,
+                decode=json.loads,
+                encode_key=str,
+                decode_key=str,
+                outer_stack=False,
+            )
             db.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             db.commit()  # waits for the two statements above, and raises what they raised
         except (OSError, RuntimeError, sqlite3.Error) as exc:
@@ -199,8 +209,9 @@ class SqliteCache(Cache):
         if self._live(record, now):
             return record["v"]
         # only if still expired: another process may have stored a fresh value since we read
-        self._run("delete", lambda db: self._sql(
-            db, f'DELETE FROM "{self.TABLE}" WHERE key = ? AND {_expired("value")}', (key, now)))
+        self._run(
+            "delete", lambda db: self._sql(db, f'DELETE FROM "{self.TABLE}" WHERE key = ? AND {_expired("value")}', (key, now))
+        )
         return None
 
     def set(self, key: str, value: Any, ttl: float) -> None:
@@ -225,8 +236,10 @@ class SqliteCache(Cache):
         # sqlitedict has no conditional write: one UPSERT (atomic in SQLite) on its connection, which
         # replaces the row only when it has expired; the read-back tells whether ours is the row now
         current = f'"{self.TABLE}".value'
-        upsert = (f'INSERT INTO "{self.TABLE}" (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE '
-                  f'SET value = excluded.value WHERE {_expired(current)}')
+        upsert = (
+            f'INSERT INTO "{self.TABLE}" (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE '
+            f"SET value = excluded.value WHERE {_expired(current)}"
+        )
 
         def attempt(db):
             self._sql(db, upsert, (key, _dumps(record), now))
@@ -345,9 +358,17 @@ def _degraded(exc: CacheError) -> None:
     log.warning("%s; going to the source without the cache (said at most once a minute)", exc)
 
 
-def get_or_fill(cache: Cache, key: str, ttl: float, fetch: Callable[[], tuple[Any, bool]], *,
-                lock_ttl: float = FILL_LOCK_TTL_SECS, poll: float = FILL_POLL_SECS,
-                clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Any:
+def get_or_fill(
+    cache: Cache,
+    key: str,
+    ttl: float,
+    fetch: Callable[[], tuple[Any, bool]],
+    *,
+    lock_ttl: float = FILL_LOCK_TTL_SECS,
+    poll: float = FILL_POLL_SECS,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Any:
     """The cached value of ``key``; on a miss, ``fetch()`` → ``(value, keep)``, stored for ``ttl`` when ``keep``.
 
     One process at a time fetches a key: it holds ``<key>#fill`` (taken with :meth:`Cache.add`, for at

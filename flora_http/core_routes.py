@@ -126,10 +126,18 @@ def build_blueprint() -> Blueprint:
         require_guild_access(guild_id)
         limit = _limit_arg()
         rows = repo.recent_logs(state().db, guild_id, limit) if limit else []
-        return jsonify([
-            {"timestamp": int(r["timestamp"]), "level": r["level"], "target": r["target"], "guild_id": r["guild_id"], "message": r["message"]}
-            for r in rows
-        ])
+        return jsonify(
+            [
+                {
+                    "timestamp": int(r["timestamp"]),
+                    "level": r["level"],
+                    "target": r["target"],
+                    "guild_id": r["guild_id"],
+                    "message": r["message"],
+                }
+                for r in rows
+            ]
+        )
 
     @bp.get("/logs/<guild_id>/stream")
     def guild_log_stream(guild_id: str):

@@ -25,8 +25,9 @@ def oauth_base(api_base: str) -> str:
     return base
 
 
-def discord_call(method: str, path: str, *, bearer: str | None = None, bot: bool = False,
-                 form: dict | None = None) -> tuple[int, Any]:
+def discord_call(
+    method: str, path: str, *, bearer: str | None = None, bot: bool = False, form: dict | None = None
+) -> tuple[int, Any]:
     """One Discord API call; returns (status, parsed JSON or text). Status 0 = unreachable."""
     cfg = state().config
     url = cfg.discord_api_base.rstrip("/") + path

@@ -71,8 +71,13 @@ def peer_closed(sock: _socket.socket | None) -> bool:
 
 
 def format_entry(row: dict) -> str:
-    entry = {"timestamp": int(row["timestamp"]), "level": row["level"], "target": row["target"],
-             "guild_id": row["guild_id"], "message": row["message"]}
+    entry = {
+        "timestamp": int(row["timestamp"]),
+        "level": row["level"],
+        "target": row["target"],
+        "guild_id": row["guild_id"],
+        "message": row["message"],
+    }
     return "data: " + json.dumps(entry, separators=(",", ":"), ensure_ascii=False) + "\n\n"
 
 

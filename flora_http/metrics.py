@@ -32,9 +32,20 @@ from . import errors
 PROMETHEUS_CONTENT_TYPE = "text/plain; charset=utf-8"  # flora's
 
 SNAPSHOT_FIELDS = (
-    "isolate_count", "dispatch_total", "dispatch_errors", "timeout_errors", "oom_errors", "isolate_restarts",
-    "runtime_restarts", "migration_success", "migration_timeout", "migration_quiesce_duration_us",
-    "avg_latency_us", "p50_latency_us", "p95_latency_us", "p99_latency_us",
+    "isolate_count",
+    "dispatch_total",
+    "dispatch_errors",
+    "timeout_errors",
+    "oom_errors",
+    "isolate_restarts",
+    "runtime_restarts",
+    "migration_success",
+    "migration_timeout",
+    "migration_quiesce_duration_us",
+    "avg_latency_us",
+    "p50_latency_us",
+    "p95_latency_us",
+    "p99_latency_us",
 )
 
 # SQL LIKE patterns over flora:runtime log messages (flora_core/runtime/worker.py)
@@ -72,7 +83,7 @@ def require_operator(config) -> None:
     header = request.headers.get("Authorization")
     if header is None or not header.startswith("Bearer "):
         raise errors.unauthorized("Operator bearer token required")
-    given = header[len("Bearer "):].encode("utf-8")
+    given = header[len("Bearer ") :].encode("utf-8")
     if not hmac.compare_digest(given, secret.encode("utf-8")):
         raise errors.forbidden("Invalid operator token")
 
@@ -80,16 +91,26 @@ def require_operator(config) -> None:
 def collect(st) -> dict:
     """Everything this process can know: ``{"snapshot": MetricsSnapshot-with-nulls, "extra": {...}}``."""
     snap: dict = dict.fromkeys(SNAPSHOT_FIELDS)
-    extra: dict = {"runtime_up": 0, "workers": None, "workers_alive": None, "suspended_guilds": None,
-                   "deployment_revisions": repo.count_revisions_by_status(st.db)}
+    extra: dict = {
+        "runtime_up": 0,
+        "workers": None,
+        "workers_alive": None,
+        "suspended_guilds": None,
+        "deployment_revisions": repo.count_revisions_by_status(st.db),
+    }
     try:
         status = st.runtime.status()
     except (RuntimeUnavailable, AttributeError):
         status = None
     if isinstance(status, dict):
         workers = status.get("workers") or []
-        extra.update(runtime_up=1, workers=len(workers), workers_alive=sum(1 for w in workers if w.get("alive")),
-                     suspended_guilds=len(status.get("suspended") or []), nodes=status.get("nodes"))
+        extra.update(
+            runtime_up=1,
+            workers=len(workers),
+            workers_alive=sum(1 for w in workers if w.get("alive")),
+            suspended_guilds=len(status.get("suspended") or []),
+            nodes=status.get("nodes"),
+        )
         if "guilds" in status:
             snap["isolate_count"] = int(status["guilds"])
         # one spawn per worker plus one per restart (flora counts every spawn)
@@ -122,9 +143,11 @@ class _Collector:
         up = GaugeMetricFamily("flora_runtime_up", "1 when the runtime answered its control socket")
         up.add_metric([], extra["runtime_up"])
         yield up
-        for key, name, doc in (("workers", "flora_workers", "Worker processes"),
-                               ("workers_alive", "flora_workers_alive", "Worker processes alive"),
-                               ("suspended_guilds", "flora_suspended_guilds", "Guilds suspended after crashing a worker")):
+        for key, name, doc in (
+            ("workers", "flora_workers", "Worker processes"),
+            ("workers_alive", "flora_workers_alive", "Worker processes alive"),
+            ("suspended_guilds", "flora_suspended_guilds", "Guilds suspended after crashing a worker"),
+        ):
             if extra[key] is not None:
                 g = GaugeMetricFamily(name, doc)
                 g.add_metric([], extra[key])
@@ -169,8 +192,16 @@ def nodes_response(st):
         status = st.runtime.status()
     except RuntimeUnavailable as exc:  # the API is up (200); the body says what it cannot reach
         return jsonify({"nodes": [], "shards": {str(s): None for s in range(count)}, "error": str(exc)})
-    nodes = status.get("nodes") or [{"node": "embedded", "up": True, "shards": list(range(count)), "shard_count": count,
-                                      "workers": len(status.get("workers") or []), "guilds": status.get("guilds", 0)}]
+    nodes = status.get("nodes") or [
+        {
+            "node": "embedded",
+            "up": True,
+            "shards": list(range(count)),
+            "shard_count": count,
+            "workers": len(status.get("workers") or []),
+            "guilds": status.get("guilds", 0),
+        }
+    ]
     owners: dict[str, str | None] = {str(s): None for s in range(count)}
     for n in nodes:
         for shard in n.get("shards") or []:

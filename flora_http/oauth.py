@@ -48,11 +48,17 @@ def register_routes(bp: Blueprint) -> None:
             raise errors.forbidden("Discord login is not configured: DISCORD_CLIENT_ID and DISCORD_CLIENT_SECRET are required")
         oauth_state = "".join(secrets.choice(_ALNUM) for _ in range(24))
         repo.create_oauth_state(state().db, oauth_state, STATE_TTL)
-        query = urllib.parse.urlencode({
-            "client_id": cfg.discord_client_id, "response_type": "code",
-            "redirect_uri": cfg.discord_redirect_uri, "scope": OAUTH_SCOPE,
-            "state": oauth_state, "prompt": "consent",
-        }, quote_via=urllib.parse.quote)
+        query = urllib.parse.urlencode(
+            {
+                "client_id": cfg.discord_client_id,
+                "response_type": "code",
+                "redirect_uri": cfg.discord_redirect_uri,
+                "scope": OAUTH_SCOPE,
+                "state": oauth_state,
+                "prompt": "consent",
+            },
+            quote_via=urllib.parse.quote,
+        )
         resp = redirect(f"{oauth_base(cfg.discord_api_base)}/oauth2/authorize?{query}", code=302)
         resp.set_cookie(STATE_COOKIE, oauth_state, max_age=STATE_TTL, **cookie_kwargs())
         return resp
@@ -71,8 +77,9 @@ def register_routes(bp: Blueprint) -> None:
         if not repo.consume_oauth_state(state().db, cookie_state):
             raise errors.unauthorized("Expired OAuth state")
         secret()
-        grant = token_grant({"grant_type": "authorization_code", "code": request.args["code"],
-                              "redirect_uri": cfg.discord_redirect_uri})
+        grant = token_grant(
+            {"grant_type": "authorization_code", "code": request.args["code"], "redirect_uri": cfg.discord_redirect_uri}
+        )
         if grant is None:
             raise errors.unauthorized("OAuth code exchange failed")
         status, user = discord_call("GET", "/users/@me", bearer=grant["access_token"])
@@ -81,8 +88,15 @@ def register_routes(bp: Blueprint) -> None:
         now = int(time.time())
         sid = "".join(secrets.choice(_ALNUM) for _ in range(24))
         ttl = cfg.api_cookie_ttl_secs
-        repo.create_session(state().db, sid, user, grant["access_token"], grant.get("refresh_token"),
-                            now + int(grant.get("expires_in", 604800)) - 30, now + ttl)
+        repo.create_session(
+            state().db,
+            sid,
+            user,
+            grant["access_token"],
+            grant.get("refresh_token"),
+            now + int(grant.get("expires_in", 604800)) - 30,
+            now + ttl,
+        )
         resp = redirect("/", code=302)
         resp.set_cookie(SESSION_COOKIE, f"{sid}.{sign(sid)}", max_age=ttl, **cookie_kwargs())
         resp.set_cookie(STATE_COOKIE, "", max_age=0, **cookie_kwargs())
@@ -93,8 +107,9 @@ def register_routes(bp: Blueprint) -> None:
         identity = require_identity()
         if identity.kind == "session":
             s = identity.session
-            return jsonify({"user": {"id": s["user_id"], "username": s["username"],
-                                     "global_name": s["global_name"], "avatar": s["avatar"]}})
+            return jsonify(
+                {"user": {"id": s["user_id"], "username": s["username"], "global_name": s["global_name"], "avatar": s["avatar"]}}
+            )
         return jsonify({"user": {"id": identity.user_id, "username": "", "global_name": None, "avatar": None}})
 
     @bp.post("/tokens")
@@ -110,10 +125,12 @@ def register_routes(bp: Blueprint) -> None:
     @bp.get("/tokens")
     def list_tokens():
         identity = require_session()
-        return jsonify([
-            {"token_id": r["token_id"], "label": r["label"], "created_at": r["created_at"], "last_used_at": r["last_used_at"]}
-            for r in repo.list_user_tokens(state().db, identity.user_id)
-        ])
+        return jsonify(
+            [
+                {"token_id": r["token_id"], "label": r["label"], "created_at": r["created_at"], "last_used_at": r["last_used_at"]}
+                for r in repo.list_user_tokens(state().db, identity.user_id)
+            ]
+        )
 
     @bp.delete("/tokens/<token_id>")
     def delete_token(token_id: str):

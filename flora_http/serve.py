@@ -41,8 +41,10 @@ def _supervisor() -> tuple[int, int] | None:
     try:
         return int(pid), int(fd)
     except ValueError:
-        print(f"flora api: ignoring {lifeline.SUPERVISOR_PID_ENV}={pid!r} {lifeline.SUPERVISOR_FD_ENV}={fd!r} "
-              "(not numbers)", file=sys.stderr)
+        print(
+            f"flora api: ignoring {lifeline.SUPERVISOR_PID_ENV}={pid!r} {lifeline.SUPERVISOR_FD_ENV}={fd!r} (not numbers)",
+            file=sys.stderr,
+        )
         return None
 
 
@@ -82,8 +84,11 @@ def _on_signal(stopper: _Stopper, supervised: bool, signum: int) -> None:
     if stopper.signalled:
         return
     stopper.signalled = True
-    gevent.spawn_later(lifeline.CHILD_STOP_GRACE_SECS, stopper.stop,
-                       f"signal {signum} and no orderly stop from the supervisor within {lifeline.CHILD_STOP_GRACE_SECS:g} s")
+    gevent.spawn_later(
+        lifeline.CHILD_STOP_GRACE_SECS,
+        stopper.stop,
+        f"signal {signum} and no orderly stop from the supervisor within {lifeline.CHILD_STOP_GRACE_SECS:g} s",
+    )
 
 
 def patch_psycopg() -> None:

@@ -68,7 +68,9 @@ def load_session() -> dict | None:
         repo.delete_session(db, sid)
         return None
     if int(row["expires_at"]) <= now:
-        grant = token_grant({"grant_type": "refresh_token", "refresh_token": row["refresh_token"]}) if row["refresh_token"] else None
+        grant = (
+            token_grant({"grant_type": "refresh_token", "refresh_token": row["refresh_token"]}) if row["refresh_token"] else None
+        )
         if grant is None:
             repo.delete_session(db, sid)
             return None

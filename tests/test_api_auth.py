@@ -36,8 +36,10 @@ def _app_rules() -> list[tuple[str, str]]:
 
     tmp = tempfile.mkdtemp(prefix="flora-auth-rules-")
     (Path(tmp) / "none.toml").write_text("")
-    config = load_config(path=Path(tmp) / "none.toml", env={"FLORA_DATA_DIR": tmp, "DATABASE_URL": f"sqlite:///{tmp}/f.db",
-                                                            "SECRETS_MASTER_KEY": MASTER_KEY})
+    config = load_config(
+        path=Path(tmp) / "none.toml",
+        env={"FLORA_DATA_DIR": tmp, "DATABASE_URL": f"sqlite:///{tmp}/f.db", "SECRETS_MASTER_KEY": MASTER_KEY},
+    )
     plugins = Plugins()
     db = open_database(config, plugins)
     try:
@@ -52,10 +54,19 @@ RULES = _app_rules()
 BODY_OR_QUERY_GUILD = {("POST", "/api/kv/stores"), ("GET", "/api/kv/stores")}
 # routes with no guild at all (a new guild route must land in the parametrization, not here)
 NO_GUILD = {
-    ("GET", "/api/health"), ("GET", "/api/health/nodes"), ("GET", "/api/plugins"), ("GET", "/api/deployments"),
+    ("GET", "/api/health"),
+    ("GET", "/api/health/nodes"),
+    ("GET", "/api/plugins"),
+    ("GET", "/api/deployments"),
     ("GET", "/api/metrics"),
-    ("GET", "/api/metrics/json"), ("GET", "/api/auth/login"), ("GET", "/api/auth/callback"), ("GET", "/api/auth/me"),
-    ("POST", "/api/tokens"), ("GET", "/api/tokens"), ("DELETE", "/api/tokens/<token_id>"), ("GET", "/api/guilds"),
+    ("GET", "/api/metrics/json"),
+    ("GET", "/api/auth/login"),
+    ("GET", "/api/auth/callback"),
+    ("GET", "/api/auth/me"),
+    ("POST", "/api/tokens"),
+    ("GET", "/api/tokens"),
+    ("DELETE", "/api/tokens/<token_id>"),
+    ("GET", "/api/guilds"),
 }
 GUILD_RULES = [(m, r) for m, r in RULES if "<guild_id>" in r or (m, r) in BODY_OR_QUERY_GUILD]
 # the build routes: the guild is a multipart field, or the build's own (test_build_routes_refuse_non_admins)
@@ -64,8 +75,11 @@ SAMPLE = {"store_name": "store", "path:key": "key", "key": "key", "name": "API_K
 
 
 def test_every_route_is_classified():
-    unknown = [(m, r) for m, r in RULES if r.startswith("/api/") and (m, r) not in NO_GUILD and (m, r) not in GUILD_RULES
-               and (m, r) not in BUILD_RULES]
+    unknown = [
+        (m, r)
+        for m, r in RULES
+        if r.startswith("/api/") and (m, r) not in NO_GUILD and (m, r) not in GUILD_RULES and (m, r) not in BUILD_RULES
+    ]
     assert not unknown, f"classify these routes (guild-scoped or not): {unknown}"
     assert len(GUILD_RULES) >= 17
 
@@ -100,7 +114,9 @@ class Browser:
 
     def request(self, method: str, url: str, body=None, headers: dict | None = None):
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
+        req = urllib.request.Request(
+            url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+        )
         try:
             resp = self.opener.open(req, timeout=30)
         except urllib.error.HTTPError as exc:
@@ -155,9 +171,16 @@ def world(tmp_path_factory):
         emu.add_member(b["id"], bob["id"])
         emu.add_member(c["id"], bob["id"])
         port = free_port()  # the redirect URI must name the API's port
-        server = start_flora(emu, tmp_path_factory.mktemp("auth"), API_PORT=port, DISCORD_CLIENT_ID=CLIENT_ID,
-                             DISCORD_CLIENT_SECRET=CLIENT_SECRET, API_SECRET=API_SECRET, SECRETS_MASTER_KEY=MASTER_KEY,
-                             DISCORD_REDIRECT_URI=f"http://127.0.0.1:{port}/api/auth/callback")
+        server = start_flora(
+            emu,
+            tmp_path_factory.mktemp("auth"),
+            API_PORT=port,
+            DISCORD_CLIENT_ID=CLIENT_ID,
+            DISCORD_CLIENT_SECRET=CLIENT_SECRET,
+            API_SECRET=API_SECRET,
+            SECRETS_MASTER_KEY=MASTER_KEY,
+            DISCORD_REDIRECT_URI=f"http://127.0.0.1:{port}/api/auth/callback",
+        )
         yield {"emu": emu, "server": server, "alice": alice, "bob": bob, "A": a["id"], "B": b["id"], "C": c["id"]}
     finally:
         if server is not None:
@@ -178,7 +201,9 @@ def alice(world):
 def test_login_and_me(world, alice):
     api = world["server"].api
     status, body, _ = alice.request("GET", f"{api}/auth/me")
-    assert status == 200 and body == {"user": {"id": world["alice"]["id"], "username": "alice", "global_name": "Alice A", "avatar": None}}
+    assert status == 200 and body == {
+        "user": {"id": world["alice"]["id"], "username": "alice", "global_name": "Alice A", "avatar": None}
+    }
     status, body = http_json("GET", f"{api}/auth/me", token=alice.token)
     assert status == 200 and body == {"user": {"id": world["alice"]["id"], "username": "", "global_name": None, "avatar": None}}
     assert http_json("GET", f"{api}/auth/me") == (401, {"message": "Unauthorized: Login required"})
@@ -188,8 +213,14 @@ def test_callback_state_checks(world):
     api = world["server"].api
     url = f"{api}/auth/callback?code=abc&state=s1"
     assert http_json("GET", url) == (401, {"message": "Unauthorized: Missing OAuth state"})
-    assert http_json("GET", url, headers={"Cookie": "flora_oauth_state=s2"}) == (401, {"message": "Unauthorized: OAuth state mismatch"})
-    assert http_json("GET", url, headers={"Cookie": "flora_oauth_state=s1"}) == (401, {"message": "Unauthorized: Expired OAuth state"})
+    assert http_json("GET", url, headers={"Cookie": "flora_oauth_state=s2"}) == (
+        401,
+        {"message": "Unauthorized: OAuth state mismatch"},
+    )
+    assert http_json("GET", url, headers={"Cookie": "flora_oauth_state=s1"}) == (
+        401,
+        {"message": "Unauthorized: Expired OAuth state"},
+    )
     # a real state is one-shot: replaying a completed callback is refused
     b = Browser()
     _, _, headers = b.request("GET", f"{api}/auth/login")
@@ -198,11 +229,16 @@ def test_callback_state_checks(world):
     callback = headers["Location"]
     state = b.cookie("flora_oauth_state")
     assert b.request("GET", callback)[0] == 302
-    assert http_json("GET", callback, headers={"Cookie": f"flora_oauth_state={state}"}) == (401, {"message": "Unauthorized: Expired OAuth state"})
+    assert http_json("GET", callback, headers={"Cookie": f"flora_oauth_state={state}"}) == (
+        401,
+        {"message": "Unauthorized: Expired OAuth state"},
+    )
     # a wrong code is refused by Discord (the emulator) and no session is made
     _, _, headers = b.request("GET", f"{api}/auth/login")
     state = b.cookie("flora_oauth_state")
-    status, body = http_json("GET", f"{api}/auth/callback?code=nope&state={state}", headers={"Cookie": f"flora_oauth_state={state}"})
+    status, body = http_json(
+        "GET", f"{api}/auth/callback?code=nope&state={state}", headers={"Cookie": f"flora_oauth_state={state}"}
+    )
     assert status == 401 and "OAuth code exchange failed" in body["message"]
 
 
@@ -211,8 +247,14 @@ def test_session_required_routes(world, alice):
     assert http_json("GET", f"{api}/tokens", token=alice.token) == (401, {"message": "Unauthorized: Login required"})
     assert http_json("POST", f"{api}/tokens", {}, token=alice.token) == (401, {"message": "Unauthorized: Login required"})
     forged = "A" * 24 + ".bad-signature"
-    assert http_json("GET", f"{api}/tokens", headers={"Cookie": f"flora_session={forged}"}) == (401, {"message": "Unauthorized: Session expired"})
-    assert http_json("GET", f"{api}/guilds", token=alice.token) == (403, {"message": "Forbidden: User session required for guild listing"})
+    assert http_json("GET", f"{api}/tokens", headers={"Cookie": f"flora_session={forged}"}) == (
+        401,
+        {"message": "Unauthorized: Session expired"},
+    )
+    assert http_json("GET", f"{api}/guilds", token=alice.token) == (
+        403,
+        {"message": "Forbidden: User session required for guild listing"},
+    )
     assert http_json("GET", f"{api}/guilds") == (401, {"message": "Unauthorized: Login required"})
 
 
@@ -254,7 +296,9 @@ def _seed(world):
     for gid in (world["B"], world["C"]):
         body = {"entry": "src/main.ts", "bundle": "console.log('seed')", "files": [{"path": "src/main.ts", "contents": "seed"}]}
         assert http_json("POST", f"{server.api}/deployments/{gid}", body, token=server.token)[0] == 200
-        assert http_json("POST", f"{server.api}/kv/stores", {"guild_id": gid, "store_name": "store"}, token=server.token)[0] == 200
+        assert (
+            http_json("POST", f"{server.api}/kv/stores", {"guild_id": gid, "store_name": "store"}, token=server.token)[0] == 200
+        )
         assert http_json("PUT", f"{server.api}/kv/{gid}/store/key", {"value": "v"}, token=server.token)[0] == 200
         assert http_json("PUT", f"{server.api}/secrets/{gid}/API_KEY", {"value": "s"}, token=server.token)[0] == 200
         snapshot[gid] = _observe(server, gid)
@@ -263,7 +307,13 @@ def _seed(world):
 
 def _observe(server, gid):
     out = {}
-    for path in (f"deployments/{gid}/history", f"kv/stores?guild_id={gid}", f"kv/{gid}/store/key", f"secrets/{gid}", f"deployments/{gid}"):
+    for path in (
+        f"deployments/{gid}/history",
+        f"kv/stores?guild_id={gid}",
+        f"kv/{gid}/store/key",
+        f"secrets/{gid}",
+        f"deployments/{gid}",
+    ):
         status, body = http_json("GET", f"{server.api}/{path}", token=server.token)
         assert status == 200, (path, body)
         out[path] = body
@@ -333,8 +383,12 @@ def test_build_routes_refuse_non_admins(world, alice):
         assert (resp.code, json.loads(resp.read())) == (403, {"message": message}), (who, which)
     for which in ("B", "C"):  # a build of a guild alice may not manage, made by the server's own token
         body, ctype = multipart({"guild_id": world[which], "entry": "src/main.ts"}, make_zip(PROJECT))
-        req = urllib.request.Request(f"{server.api}/builds", data=body, method="POST",
-                                     headers={"Content-Type": ctype, "Authorization": f"Bearer {server.token}"})
+        req = urllib.request.Request(
+            f"{server.api}/builds",
+            data=body,
+            method="POST",
+            headers={"Content-Type": ctype, "Authorization": f"Bearer {server.token}"},
+        )
         with urllib.request.urlopen(req, timeout=30) as resp:
             build_id = json.loads(resp.read())["build_id"]
         for path in (f"builds/{build_id}", f"builds/{build_id}/logs"):
@@ -367,12 +421,19 @@ def test_emulator_oauth_token_endpoint(world):
             return exc.code, json.loads(exc.read())
 
     base = {"client_id": "any", "redirect_uri": "http://x/cb"}
-    assert post({**base, "client_secret": "wrong", "grant_type": "authorization_code", "code": "c"}) == (400, {"error": "invalid_grant", "error_description": "Invalid \"code\" in request."})
+    assert post({**base, "client_secret": "wrong", "grant_type": "authorization_code", "code": "c"}) == (
+        400,
+        {"error": "invalid_grant", "error_description": 'Invalid "code" in request.'},
+    )
     assert post({**base, "client_secret": CLIENT_SECRET, "grant_type": "authorization_code", "code": "nope"})[0] == 400
     grant = emu.in_loop(emu.server.oauth.issue, world["bob"]["id"])
-    status, refreshed = post({**base, "client_secret": CLIENT_SECRET, "grant_type": "refresh_token", "refresh_token": grant["refresh_token"]})
+    status, refreshed = post(
+        {**base, "client_secret": CLIENT_SECRET, "grant_type": "refresh_token", "refresh_token": grant["refresh_token"]}
+    )
     assert status == 200 and refreshed["token_type"] == "Bearer" and refreshed["access_token"] != grant["access_token"]
-    req = urllib.request.Request(f"{emu.api_base}/users/@me/guilds", headers={"Authorization": f"Bearer {refreshed['access_token']}"})
+    req = urllib.request.Request(
+        f"{emu.api_base}/users/@me/guilds", headers={"Authorization": f"Bearer {refreshed['access_token']}"}
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         guilds = json.loads(resp.read())
     assert sorted(g["id"] for g in guilds) == sorted([world["B"], world["C"]])
@@ -390,13 +451,22 @@ def test_short_api_secret_is_a_clear_error(tmp_path, monkeypatch):
     from flora_http import create_app
 
     monkeypatch.chdir(tmp_path)
-    config = load_config(env={"FLORA_DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/f.db",
-                              "API_SECRET": "short", "DISCORD_CLIENT_ID": CLIENT_ID, "DISCORD_CLIENT_SECRET": "s"})
+    config = load_config(
+        env={
+            "FLORA_DATA_DIR": str(tmp_path),
+            "DATABASE_URL": f"sqlite:///{tmp_path}/f.db",
+            "API_SECRET": "short",
+            "DISCORD_CLIENT_ID": CLIENT_ID,
+            "DISCORD_CLIENT_SECRET": "s",
+        }
+    )
     plugins = Plugins()
     db = open_database(config, plugins)
     try:
         resp = create_app(config, plugins, db, runtime=object()).test_client().get("/api/auth/login")
-        assert resp.status_code == 403 and resp.get_json() == {"message": "Forbidden: Discord login is not configured: API_SECRET must be at least 32 characters"}
+        assert resp.status_code == 403 and resp.get_json() == {
+            "message": "Forbidden: Discord login is not configured: API_SECRET must be at least 32 characters"
+        }
     finally:
         db.close()
 
@@ -435,13 +505,21 @@ def test_login_token_deploys_history_rollback_and_live_logs(world, alice):
     server, emu, a = world["server"], world["emu"], world["A"]
     channel = emu.create_channel(a, "story")
     good = "on('messageCreate', (ctx) => { if (!ctx.msg.author.bot) console.log('v1 heard', ctx.msg.content); });"
-    status, body = http_json("POST", f"{server.api}/deployments/{a}",
-                             {"entry": "src/main.ts", "files": [{"path": "src/main.ts", "contents": good}]}, token=alice.token,
-                             headers={"x-flora-deploy-source": "cli"})
+    status, body = http_json(
+        "POST",
+        f"{server.api}/deployments/{a}",
+        {"entry": "src/main.ts", "files": [{"path": "src/main.ts", "contents": good}]},
+        token=alice.token,
+        headers={"x-flora-deploy-source": "cli"},
+    )
     assert status == 200, body
     broken = "on('messageCreate', (ctx) => { console.log('v2' ;"
-    status, body = http_json("POST", f"{server.api}/deployments/{a}",
-                             {"entry": "src/main.ts", "files": [{"path": "src/main.ts", "contents": broken}]}, token=alice.token)
+    status, body = http_json(
+        "POST",
+        f"{server.api}/deployments/{a}",
+        {"entry": "src/main.ts", "files": [{"path": "src/main.ts", "contents": broken}]},
+        token=alice.token,
+    )
     assert status == 400 and body["message"].startswith("Bad request: invalid deployment files: src/main.ts:1:")
 
     status, history = http_json("GET", f"{server.api}/deployments/{a}/history?limit=5", token=alice.token)

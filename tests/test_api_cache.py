@@ -30,20 +30,31 @@ def _env_without_redis_py(tmp_path) -> dict:
     hide.mkdir()
     (hide / "sitecustomize.py").write_text("import sys\nsys.modules['redis'] = None  # as if redis-py were not installed\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNTIME_", "API_", "DATABASE_", "FLORA_", "REDIS_", "KV_"))}
-    env.update(PYTHONPATH=str(hide), FLORA_DATA_DIR=str(tmp_path / "data"), API_ADDRESS="127.0.0.1", API_PORT=str(free_port()),
-               DISCORD_TOKEN="t", REDIS_URL="redis://127.0.0.1:6379/0")
+    env.update(
+        PYTHONPATH=str(hide),
+        FLORA_DATA_DIR=str(tmp_path / "data"),
+        API_ADDRESS="127.0.0.1",
+        API_PORT=str(free_port()),
+        DISCORD_TOKEN="t",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+    )
     return env
 
 
-@pytest.mark.parametrize("argv, prefix", [
-    (["-m", "flora_cli", "api"], "Error: "),
-    (["-m", "flora_cli", "serve"], "Error: "),
-    (["-m", "flora_http.serve"], "flora api: "),
-    (["-m", "gunicorn", "-c", str(ROOT / "flora_http" / "gunicorn.conf.py")], "flora api: "),
-], ids=["flora api", "flora serve", "the API process", "gunicorn by hand"])
+@pytest.mark.parametrize(
+    "argv, prefix",
+    [
+        (["-m", "flora_cli", "api"], "Error: "),
+        (["-m", "flora_cli", "serve"], "Error: "),
+        (["-m", "flora_http.serve"], "flora api: "),
+        (["-m", "gunicorn", "-c", str(ROOT / "flora_http" / "gunicorn.conf.py")], "flora api: "),
+    ],
+    ids=["flora api", "flora serve", "the API process", "gunicorn by hand"],
+)
 def test_redis_url_without_redis_py_stops_the_servers_at_start_in_one_line(tmp_path, argv, prefix):
-    proc = subprocess.run([sys.executable, *argv], env=_env_without_redis_py(tmp_path), cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, *argv], env=_env_without_redis_py(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.strip().splitlines() == [prefix + REDIS_MISSING]
 
@@ -124,15 +135,25 @@ def test_missing_keys_and_delete(backend):
     assert cache.get("k") is None
 
 
-@pytest.mark.parametrize("value, message", [
-    ({1, 2}, "cache values must be JSON: Object of type set is not JSON serializable"),
-    (b"raw", "cache values must be JSON: Object of type bytes is not JSON serializable"),
-    (object(), "cache values must be JSON: Object of type object is not JSON serializable"),
-    ((1, 2), "cache values must be JSON: this tuple would not come back equal (tuples become lists, non-string keys become strings)"),
-    ({1: "a"}, "cache values must be JSON: this dict would not come back equal (tuples become lists, non-string keys become strings)"),
-    ([float("nan")], "cache values must be JSON: Out of range float values are not JSON compliant"),
-    (None, "cannot cache None: get() answers None for a missing key"),
-], ids=["set", "bytes", "object", "tuple", "int keys", "nan", "None"])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ({1, 2}, "cache values must be JSON: Object of type set is not JSON serializable"),
+        (b"raw", "cache values must be JSON: Object of type bytes is not JSON serializable"),
+        (object(), "cache values must be JSON: Object of type object is not JSON serializable"),
+        (
+            (1, 2),
+            "cache values must be JSON: this tuple would not come back equal (tuples become lists, non-string keys become strings)",
+        ),
+        (
+            {1: "a"},
+            "cache values must be JSON: this dict would not come back equal (tuples become lists, non-string keys become strings)",
+        ),
+        ([float("nan")], "cache values must be JSON: Out of range float values are not JSON compliant"),
+        (None, "cannot cache None: get() answers None for a missing key"),
+    ],
+    ids=["set", "bytes", "object", "tuple", "int keys", "nan", "None"],
+)
 def test_a_value_json_cannot_carry_is_refused_in_one_line(backend, value, message):
     _, cache, _ = backend
     for write in (cache.set, cache.add):
@@ -142,17 +163,20 @@ def test_a_value_json_cannot_carry_is_refused_in_one_line(backend, value, messag
     assert cache.get("k") is None  # nothing was stored
 
 
-@pytest.mark.parametrize("key, ttl, message", [
-    ("", 30, "cache keys must be non-empty strings, got str ''"),
-    (7, 30, "cache keys must be non-empty strings, got int 7"),
-    ("k" * 513, 30, "cache keys must be at most 512 characters, got 513"),
-    ("k", 0, "cache TTLs must be seconds, more than 0 and at most 2592000, got 0"),
-    ("k", -1, "cache TTLs must be seconds, more than 0 and at most 2592000, got -1"),
-    ("k", "30", "cache TTLs must be seconds, more than 0 and at most 2592000, got '30'"),
-    ("k", True, "cache TTLs must be seconds, more than 0 and at most 2592000, got True"),
-    ("k", float("inf"), "cache TTLs must be seconds, more than 0 and at most 2592000, got inf"),
-    ("k", 31 * 24 * 3600, "cache TTLs must be seconds, more than 0 and at most 2592000, got 2678400"),
-])
+@pytest.mark.parametrize(
+    "key, ttl, message",
+    [
+        ("", 30, "cache keys must be non-empty strings, got str ''"),
+        (7, 30, "cache keys must be non-empty strings, got int 7"),
+        ("k" * 513, 30, "cache keys must be at most 512 characters, got 513"),
+        ("k", 0, "cache TTLs must be seconds, more than 0 and at most 2592000, got 0"),
+        ("k", -1, "cache TTLs must be seconds, more than 0 and at most 2592000, got -1"),
+        ("k", "30", "cache TTLs must be seconds, more than 0 and at most 2592000, got '30'"),
+        ("k", True, "cache TTLs must be seconds, more than 0 and at most 2592000, got True"),
+        ("k", float("inf"), "cache TTLs must be seconds, more than 0 and at most 2592000, got inf"),
+        ("k", 31 * 24 * 3600, "cache TTLs must be seconds, more than 0 and at most 2592000, got 2678400"),
+    ],
+)
 def test_bad_keys_and_ttls_are_refused_in_one_line(backend, key, ttl, message):
     _, cache, _ = backend
     for write in (cache.set, cache.add):
@@ -205,16 +229,16 @@ def test_sqlite_purges_every_expired_record_at_most_once_a_minute(tmp_path):
     path = tmp_path / "api.sqlite"
     cache = SqliteCache(path, clock=clock, purge_every=60)
     try:
-        cache.set("short", 1, 10)    # the first write purges (nothing yet): the next purge is due in 60 s
+        cache.set("short", 1, 10)  # the first write purges (nothing yet): the next purge is due in 60 s
         cache.set("long", 2, 1000)
         clock.advance(50)
-        cache.set("later", 3, 5)     # short has expired, but no purge is due
+        cache.set("later", 3, 5)  # short has expired, but no purge is due
         assert set(_rows(path)) == {"short", "long", "later"}
         clock.advance(11)
-        cache.set("fresh", 4, 10)    # 61 s after the first: purges short and later
+        cache.set("fresh", 4, 10)  # 61 s after the first: purges short and later
         assert set(_rows(path)) == {"long", "fresh"}
         clock.advance(10)
-        cache.purge()                # on demand
+        cache.purge()  # on demand
         assert set(_rows(path)) == {"long"}
     finally:
         cache.close()
@@ -313,8 +337,10 @@ def test_of_many_processes_adding_one_key_exactly_one_wins(backend, tmp_path):
         "    time.sleep(0.001)\n"
         "print(cache.add('lock', os.getpid(), 60), flush=True)\n"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-             for _ in range(4)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        for _ in range(4)
+    ]
     try:
         for proc in procs:
             assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
@@ -471,8 +497,10 @@ def test_get_or_fill_from_many_processes_fetches_once(backend, tmp_path):
         "    return {'filled_by': os.getpid()}, True\n"
         "print(get_or_fill(cache, 'guilds', 30, fetch)['filled_by'], flush=True)\n"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-             for _ in range(4)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        for _ in range(4)
+    ]
     try:
         for proc in procs:
             assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
@@ -528,36 +556,58 @@ def test_two_gunicorn_workers_ask_discord_once_for_a_users_guilds(tmp_path, kind
         emu.add_member(b["id"], bob["id"], roles=[emu.create_role(b["id"], "admins", permissions=str(0x8))["id"]])
         emu.add_member(b["id"], alice["id"])  # a plain member there: not in her admin list
         serve_port = free_port()
-        server = start_flora(emu, tmp_path, API_PORT=serve_port, DISCORD_CLIENT_ID=CLIENT_ID, DISCORD_CLIENT_SECRET=CLIENT_SECRET,
-                             API_SECRET=API_SECRET, DISCORD_REDIRECT_URI=f"http://127.0.0.1:{serve_port}/api/auth/callback", **extra)
+        server = start_flora(
+            emu,
+            tmp_path,
+            API_PORT=serve_port,
+            DISCORD_CLIENT_ID=CLIENT_ID,
+            DISCORD_CLIENT_SECRET=CLIENT_SECRET,
+            API_SECRET=API_SECRET,
+            DISCORD_REDIRECT_URI=f"http://127.0.0.1:{serve_port}/api/auth/callback",
+            **extra,
+        )
         cookies = {who: login(server, emu, user["id"]).cookie("flora_session") for who, user in (("alice", alice), ("bob", bob))}
         assert emu.oauth_requests("/users/@me/guilds") == []  # logging in asks for /users/@me only
 
         port = free_port()
-        env = dict(server.env, API_PORT=str(port),
-                   GUNICORN_CMD_ARGS="--worker-connections 1 --keep-alive 120 --access-logformat '%(p)s %(m)s %(U)s %(s)s'")
+        env = dict(
+            server.env,
+            API_PORT=str(port),
+            GUNICORN_CMD_ARGS="--worker-connections 1 --keep-alive 120 --access-logformat '%(p)s %(m)s %(U)s %(s)s'",
+        )
         log_path = tmp_path / "flora-api.log"
         with open(log_path, "w") as log_file:
-            proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "api", "--workers", "2"], env=env, cwd=tmp_path,
-                                    stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: log_path.read_text(errors="replace").count("Booting worker with pid") == 2 or proc.poll() is not None,
-                 timeout=60, message="two gunicorn workers")
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "flora_cli", "api", "--workers", "2"],
+                env=env,
+                cwd=tmp_path,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_for(
+            lambda: log_path.read_text(errors="replace").count("Booting worker with pid") == 2 or proc.poll() is not None,
+            timeout=60,
+            message="two gunicorn workers",
+        )
         assert proc.poll() is None, log_path.read_text()
         api = f"http://127.0.0.1:{port}/api"
 
         def as_user(who: str, path: str):
             return http_json("GET", api + path, headers={"Cookie": f"flora_session={cookies[who]}"}, timeout=30)
 
-        holds.append(_hold_a_worker(port))      # worker X is busy
-        status, first = as_user("alice", "/guilds")                     # so worker Y answers, asking Discord
-        assert status == 200 and [(g["id"], g["name"]) for g in first] == [(a["id"], "Alice's")] and first[0]["permissions"] & 0x20
-        holds.append(_hold_a_worker(port))      # now Y is busy (X still is)
-        holds.pop(0).close()                    # X is free again: it answers the next requests
+        holds.append(_hold_a_worker(port))  # worker X is busy
+        status, first = as_user("alice", "/guilds")  # so worker Y answers, asking Discord
+        assert (
+            status == 200 and [(g["id"], g["name"]) for g in first] == [(a["id"], "Alice's")] and first[0]["permissions"] & 0x20
+        )
+        holds.append(_hold_a_worker(port))  # now Y is busy (X still is)
+        holds.pop(0).close()  # X is free again: it answers the next requests
         assert as_user("alice", "/guilds") == (200, first)
-        assert as_user("alice", f"/logs/{a['id']}")[0] == 200           # a guild route: the same cached answers
+        assert as_user("alice", f"/logs/{a['id']}")[0] == 200  # a guild route: the same cached answers
         assert as_user("alice", f"/logs/{b['id']}") == (403, {"message": "Forbidden: Admin permission required"})
         status, bobs = as_user("bob", "/guilds")
-        assert status == 200 and [g["id"] for g in bobs] == [b["id"]]   # his own list, not alice's
+        assert status == 200 and [g["id"] for g in bobs] == [b["id"]]  # his own list, not alice's
         holds.pop().close()
 
         wait_for(lambda: len(_served_by(log_path, "/api/guilds")) == 3, timeout=10, message="the access log")
@@ -565,8 +615,13 @@ def test_two_gunicorn_workers_ask_discord_once_for_a_users_guilds(tmp_path, kind
         assert served_by[0] != served_by[1], (served_by, log_path.read_text())  # alice's two requests: two workers
         assert len(emu.oauth_requests("/users/@me/guilds", user_id=alice["id"])) == 1
         assert len(emu.oauth_requests("/users/@me/guilds", user_id=bob["id"])) == 1
-        bot_checks = [r for r in emu.requests if r["method"] == "GET" and r["path"] == f"/guilds/{a['id']}"
-                      and r["headers"].get("User-Agent") == "DiscordBot (flora, 1.0)"]
+        bot_checks = [
+            r
+            for r in emu.requests
+            if r["method"] == "GET"
+            and r["path"] == f"/guilds/{a['id']}"
+            and r["headers"].get("User-Agent") == "DiscordBot (flora, 1.0)"
+        ]
         assert len(bot_checks) == 1, bot_checks
 
         # what the cache holds of alice's token: its SHA-256 in the key, never the token

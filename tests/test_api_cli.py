@@ -63,9 +63,27 @@ def test_logs_and_follow(stack):
     assert line.endswith(f"INFO  [{g['id']}] flora:js: v1 heard first") and line[4] == "-" and line[19] == "."
     assert _cli(stack, "logs", "--guild-id", g["id"], "-n", "0").stdout.strip() == "No logs found"
 
-    proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "logs", "--guild-id", g["id"], "-n", "0", "-f",
-                             "--api", stack.api, "--token", stack.token], env=stack.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flora_cli",
+            "logs",
+            "--guild-id",
+            g["id"],
+            "-n",
+            "0",
+            "-f",
+            "--api",
+            stack.api,
+            "--token",
+            stack.token,
+        ],
+        env=stack.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         opened = selectors.DefaultSelector()
         opened.register(proc.stderr, selectors.EVENT_READ)
@@ -83,6 +101,13 @@ def test_logs_and_follow(stack):
         proc.terminate()
         proc.wait(timeout=10)
 
-    no_token = subprocess.run([sys.executable, "-m", "flora_cli", "logs", "--guild-id", g["id"], "--api", stack.api],
-                              env={k: v for k, v in stack.env.items() if k != "FLORA_TOKEN"}, capture_output=True, text=True)
-    assert no_token.returncode == 1 and no_token.stderr.strip() == "Error: Missing API token; run `flora login`, pass --token or set FLORA_TOKEN"
+    no_token = subprocess.run(
+        [sys.executable, "-m", "flora_cli", "logs", "--guild-id", g["id"], "--api", stack.api],
+        env={k: v for k, v in stack.env.items() if k != "FLORA_TOKEN"},
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        no_token.returncode == 1
+        and no_token.stderr.strip() == "Error: Missing API token; run `flora login`, pass --token or set FLORA_TOKEN"
+    )

@@ -86,9 +86,14 @@ def test_stream_delivers_new_console_log_lines(stack):
         emu.user_says(g["channel_id"], g["user_id"], "hello stream")
         event = _next_event(resp)
         assert event.startswith("data: ") and event.endswith("\n") and "\nevent:" not in event
-        entry = json.loads(event[len("data: "):])
-        assert entry == {"timestamp": entry["timestamp"], "level": "info", "target": "flora:js", "guild_id": g["id"],
-                         "message": 'heard hello stream {"n":1}'}
+        entry = json.loads(event[len("data: ") :])
+        assert entry == {
+            "timestamp": entry["timestamp"],
+            "level": "info",
+            "target": "flora:js",
+            "guild_id": g["id"],
+            "message": 'heard hello stream {"n":1}',
+        }
         assert abs(entry["timestamp"] / 1000 - time.time()) < 60
     finally:
         conn.close()
@@ -116,13 +121,18 @@ def test_stream_format_filter_and_keepalive_in_process(client, auth, db, monkeyp
     assert resp.status_code == 200 and resp.mimetype == "text/event-stream"
     chunks = iter(resp.response)
     assert next(chunks) == b":\n\n"  # nothing new yet: a keep-alive comment
-    repo.append_logs(db, [
-        {"guild_id": "999", "timestamp": 2, "level": "info", "target": "flora:js", "message": "other guild"},
-        {"guild_id": GUILD, "timestamp": 3, "level": "error", "target": "flora:runtime", "message": "dispatch failed: x ✓"},
-    ])
+    repo.append_logs(
+        db,
+        [
+            {"guild_id": "999", "timestamp": 2, "level": "info", "target": "flora:js", "message": "other guild"},
+            {"guild_id": GUILD, "timestamp": 3, "level": "error", "target": "flora:runtime", "message": "dispatch failed: x ✓"},
+        ],
+    )
     data = next(chunks)
     while data == b":\n\n":
         data = next(chunks)
-    assert data.decode() == ('data: {"timestamp":3,"level":"error","target":"flora:runtime","guild_id":"%s",'
-                             '"message":"dispatch failed: x ✓"}\n\n' % GUILD)
+    assert data.decode() == (
+        'data: {"timestamp":3,"level":"error","target":"flora:runtime","guild_id":"%s",'
+        '"message":"dispatch failed: x ✓"}\n\n' % GUILD
+    )
     resp.close()

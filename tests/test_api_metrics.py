@@ -24,13 +24,20 @@ class StatusOnly:
     def status(self):
         if self._status is None:
             from flora_core.bus import RuntimeUnavailable
+
             raise RuntimeUnavailable("down")
         return self._status
 
 
-STATUS = {"workers": [{"name": "worker-0", "alive": True, "restarts": 2, "inflight": 0},
-                      {"name": "worker-1", "alive": False, "restarts": 0, "inflight": 0}],
-          "guilds": 3, "suspended": ["1"], "subscriptions": {}}
+STATUS = {
+    "workers": [
+        {"name": "worker-0", "alive": True, "restarts": 2, "inflight": 0},
+        {"name": "worker-1", "alive": False, "restarts": 0, "inflight": 0},
+    ],
+    "guilds": 3,
+    "suspended": ["1"],
+    "subscriptions": {},
+}
 
 
 def _app(make_config, plugins, db, status=STATUS, **env):
@@ -44,14 +51,18 @@ def _op(secret=SECRET):
 def _seed_logs(db):
     def rt(msg):
         return {"guild_id": GUILD, "level": "error", "target": "flora:runtime", "message": msg}
-    repo.append_logs(db, [
-        rt("dispatch failed: Error: boom"),
-        rt("dispatch failed: messageCreate handler exceeded the 1s dispatch deadline; isolate restarted"),
-        {**rt("isolate restarted after a dispatch timeout"), "level": "warn"},
-        rt("dispatch failed: out of memory; isolate restarted"),
-        {**rt("isolate restarted after running out of memory"), "level": "warn"},
-        {"guild_id": GUILD, "level": "info", "target": "flora:js", "message": "dispatch failed: only a console.log"},
-    ])
+
+    repo.append_logs(
+        db,
+        [
+            rt("dispatch failed: Error: boom"),
+            rt("dispatch failed: messageCreate handler exceeded the 1s dispatch deadline; isolate restarted"),
+            {**rt("isolate restarted after a dispatch timeout"), "level": "warn"},
+            rt("dispatch failed: out of memory; isolate restarted"),
+            {**rt("isolate restarted after running out of memory"), "level": "warn"},
+            {"guild_id": GUILD, "level": "info", "target": "flora:js", "message": "dispatch failed: only a console.log"},
+        ],
+    )
 
 
 def test_operator_auth(make_config, plugins, db, token):
@@ -93,8 +104,9 @@ def test_prometheus_text(make_config, plugins, db):
     assert resp.status_code == 200 and resp.headers["Content-Type"] == "text/plain; charset=utf-8"
     text = resp.get_data(as_text=True)
     assert "# HELP flora_isolate_count" in text and "# TYPE flora_dispatch_errors_total counter" in text
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for fam in text_string_to_metric_families(text) for s in fam.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+    }
     assert samples[("flora_isolate_count", ())] == 3
     assert samples[("flora_dispatch_errors_total", ())] == 3
     assert samples[("flora_timeout_errors_total", ())] == 1
@@ -136,6 +148,7 @@ def test_metrics_through_the_real_stack(emulator, tmp_path):
             status, body = http_json("GET", f"{server.api}/metrics/json", token=SECRET)
             assert status == 200, body
             return body
+
         snap = wait_for(lambda: (s := snapshot())["timeout_errors"] >= 1 and s, message="timeout counted")
         assert snap["dispatch_errors"] == 2 and snap["timeout_errors"] == 1 and snap["isolate_restarts"] == 1
         assert snap["isolate_count"] >= 1 and snap["runtime_restarts"] == 2  # RUNTIME_MAX_WORKERS=2, none restarted

@@ -32,7 +32,7 @@ from flora_http.openapi import doc
 def _rules(app):
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/api/") or rule.rule == "/api":
-            path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)[len("/api"):]
+            path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)[len("/api") :]
             for method in rule.methods - {"HEAD", "OPTIONS"}:
                 yield path, method.lower(), rule
 
@@ -54,11 +54,19 @@ def test_every_api_rule_is_documented(client):
     assert documented == {(p, m) for p, m, _ in rules}  # and nothing that isn't served
     # a few shapes
     history = spec["paths"]["/deployments/{guild_id}/history"]["get"]
-    assert {p["name"] for p in history["parameters"]} == {"guild_id", "limit", "cursor_deployed_at", "cursor_id", "include_bundle"}
+    assert {p["name"] for p in history["parameters"]} == {
+        "guild_id",
+        "limit",
+        "cursor_deployed_at",
+        "cursor_id",
+        "include_bundle",
+    }
     assert history["responses"]["200"]["content"]["application/json"]["schema"]["items"] == {
-        "$ref": "#/components/schemas/DeploymentRevisionResponse"}
+        "$ref": "#/components/schemas/DeploymentRevisionResponse"
+    }
     assert spec["paths"]["/deployments/{guild_id}"]["post"]["requestBody"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/DeploymentRequest"}
+        "$ref": "#/components/schemas/DeploymentRequest"
+    }
     assert spec["paths"]["/metrics/json"]["get"]["security"] == [{"operatorToken": []}]
     assert spec["paths"]["/health"]["get"]["security"] == []
     for ref in re.findall(r'"\$ref": "#/components/schemas/(\w+)"', resp.get_data(as_text=True)):
@@ -135,7 +143,9 @@ def test_schemathesis_finds_no_server_errors_and_no_schema_violations(make_confi
             try:  # what the document promises for this status must hold
                 case.validate_response(response, checks=[response_schema_conformance, content_type_conformance])
             except Exception as exc:  # noqa: BLE001 - collected and reported together
-                failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: schema violation: {str(exc)[:300]}")
+                failures.append(
+                    f"{case.method} {case.formatted_path} -> {response.status_code}: schema violation: {str(exc)[:300]}"
+                )
 
         run()
     assert checked > 50

@@ -36,7 +36,9 @@ def _deploy(client, auth, text: str, source: str | None = None):
 
 def test_history_is_newest_first_with_revision_shape(client, auth):
     assert _deploy(client, auth, "one", "cli").status_code == 200
-    assert client.post(f"/api/deployments/{GUILD}", json={"entry": "m.js", "bundle": "FAIL_LOAD()"}, headers=auth).status_code == 400
+    assert (
+        client.post(f"/api/deployments/{GUILD}", json={"entry": "m.js", "bundle": "FAIL_LOAD()"}, headers=auth).status_code == 400
+    )
     assert _deploy(client, auth, "two").status_code == 200
     resp = client.get(f"/api/deployments/{GUILD}/history", headers=auth)
     assert resp.status_code == 200
@@ -75,8 +77,9 @@ def test_history_keyset_paging(client, auth, db):
     ids = sorted((s["id"] for s in seen), reverse=True)
     page = client.get(f"/api/deployments/{GUILD}/history?limit=2", headers=auth).get_json()
     assert [p["id"] for p in page] == ids[:2]
-    page = client.get(f"/api/deployments/{GUILD}/history?limit=2&cursor_deployed_at=2030-01-01T00:00:00Z&cursor_id={ids[1]}",
-                      headers=auth).get_json()
+    page = client.get(
+        f"/api/deployments/{GUILD}/history?limit=2&cursor_deployed_at=2030-01-01T00:00:00Z&cursor_id={ids[1]}", headers=auth
+    ).get_json()
     assert [p["id"] for p in page] == ids[2:4]
 
 
@@ -85,9 +88,13 @@ def test_history_limit_clamping_and_cursor_errors(client, auth):
         _deploy(client, auth, f"v{i}")
     assert len(client.get(f"/api/deployments/{GUILD}/history?limit=0", headers=auth).get_json()) == 1
     assert len(client.get(f"/api/deployments/{GUILD}/history?limit=1000", headers=auth).get_json()) == 3
-    for query in ("cursor_id=" + str(uuid.uuid4()), "cursor_deployed_at=2030-01-01T00:00:00Z",
-                  "cursor_deployed_at=yesterday&cursor_id=" + str(uuid.uuid4()),
-                  "cursor_deployed_at=2030-01-01T00:00:00Z&cursor_id=nope", "limit=x"):
+    for query in (
+        "cursor_id=" + str(uuid.uuid4()),
+        "cursor_deployed_at=2030-01-01T00:00:00Z",
+        "cursor_deployed_at=yesterday&cursor_id=" + str(uuid.uuid4()),
+        "cursor_deployed_at=2030-01-01T00:00:00Z&cursor_id=nope",
+        "limit=x",
+    ):
         resp = client.get(f"/api/deployments/{GUILD}/history?{query}", headers=auth)
         assert resp.status_code == 400, query
         assert resp.get_json()["message"].startswith("Bad request: ")
@@ -105,7 +112,9 @@ def test_get_revision(client, auth):
     assert bad.status_code == 400 and bad.get_json() == {"message": "Bad request: Invalid revision ID"}
     for path in (f"/api/deployments/{GUILD}/revisions/{uuid.uuid4()}", f"/api/deployments/{OTHER}/revisions/{rev['id']}"):
         missing = client.get(path, headers=auth)
-        assert missing.status_code == 404 and missing.get_json() == {"message": "Resource not found: Deployment revision not found"}
+        assert missing.status_code == 404 and missing.get_json() == {
+            "message": "Resource not found: Deployment revision not found"
+        }
 
 
 def test_rollback_redeploys_a_successful_revision(client, auth, runtime, db):
@@ -125,9 +134,24 @@ def test_rollback_redeploys_a_successful_revision(client, auth, runtime, db):
     assert current["bundle"] == one["bundle"]
     assert repo.get_deployment(db, GUILD)["revision_id"] == new["id"]
     # header sets the source; `unknown` means api
-    assert client.post(f"/api/deployments/{GUILD}/rollback/{two['id']}", headers={**auth, "x-flora-deploy-source": "cli"}).get_json()["deploy_source"] == "cli"
-    assert client.post(f"/api/deployments/{GUILD}/rollback/{two['id']}", headers={**auth, "x-flora-deploy-source": "unknown"}).get_json()["deploy_source"] == "api"
-    assert client.post(f"/api/deployments/{GUILD}/rollback/{two['id']}", headers={**auth, "x-flora-deploy-source": "nope"}).status_code == 400
+    assert (
+        client.post(
+            f"/api/deployments/{GUILD}/rollback/{two['id']}", headers={**auth, "x-flora-deploy-source": "cli"}
+        ).get_json()["deploy_source"]
+        == "cli"
+    )
+    assert (
+        client.post(
+            f"/api/deployments/{GUILD}/rollback/{two['id']}", headers={**auth, "x-flora-deploy-source": "unknown"}
+        ).get_json()["deploy_source"]
+        == "api"
+    )
+    assert (
+        client.post(
+            f"/api/deployments/{GUILD}/rollback/{two['id']}", headers={**auth, "x-flora-deploy-source": "nope"}
+        ).status_code
+        == 400
+    )
 
 
 def test_rollback_refuses_bad_targets(client, auth, runtime):
@@ -136,8 +160,11 @@ def test_rollback_refuses_bad_targets(client, auth, runtime):
     failed, ok = reversed(client.get(f"/api/deployments/{GUILD}/history", headers=auth).get_json())
     runtime.calls.clear()
     msg = {"message": "Bad request: Rollback target must be a successful revision"}
-    for path in (f"/api/deployments/{GUILD}/rollback/{failed['id']}", f"/api/deployments/{GUILD}/rollback/{uuid.uuid4()}",
-                 f"/api/deployments/{OTHER}/rollback/{ok['id']}"):
+    for path in (
+        f"/api/deployments/{GUILD}/rollback/{failed['id']}",
+        f"/api/deployments/{GUILD}/rollback/{uuid.uuid4()}",
+        f"/api/deployments/{OTHER}/rollback/{ok['id']}",
+    ):
         resp = client.post(path, headers=auth)
         assert resp.status_code == 400 and resp.get_json() == msg, path
     bad = client.post(f"/api/deployments/{GUILD}/rollback/xyz", headers=auth)
@@ -148,8 +175,15 @@ def test_rollback_refuses_bad_targets(client, auth, runtime):
 
 def test_rollback_load_failure_is_recorded(client, auth, db):
     _deploy(client, auth, "good")
-    target = repo.record_revision(db, GUILD, entry="m.js", status="success", bundle="FAIL_LOAD()", deploy_source="api",
-                                  bundler_version=repo.TRUSTED_BUNDLER_VERSION)
+    target = repo.record_revision(
+        db,
+        GUILD,
+        entry="m.js",
+        status="success",
+        bundle="FAIL_LOAD()",
+        deploy_source="api",
+        bundler_version=repo.TRUSTED_BUNDLER_VERSION,
+    )
     _deploy(client, auth, "latest")
     latest = repo.latest_success(db, GUILD)
     resp = client.post(f"/api/deployments/{GUILD}/rollback/{target['id']}", headers=auth)

@@ -23,7 +23,9 @@ createBot({ slashCommands: [
 
 def _ready(stack, g):
     assert deploy_files(stack, g["id"], {"src/main.ts": SCRIPT})[0] == 200
-    wait_for(lambda: {c["name"] for c in stack.emu.commands(g["id"])} >= {"slow", "slowsecret", "fast", "form"}, message="commands")
+    wait_for(
+        lambda: {c["name"] for c in stack.emu.commands(g["id"])} >= {"slow", "slowsecret", "fast", "form"}, message="commands"
+    )
 
 
 def test_a_slow_slash_handler_still_answers(stack):
@@ -31,8 +33,11 @@ def test_a_slow_slash_handler_still_answers(stack):
     _ready(stack, g)
     start = time.monotonic()
     inter = emu.invoke_slash(g["id"], g["channel_id"], g["user_id"], "slow")
-    state = wait_for(lambda: (s := emu.interaction(inter["id"]))["original"] and s["original"].get("content") == "slow answer" and s,
-                     timeout=8, message="edited original")
+    state = wait_for(
+        lambda: (s := emu.interaction(inter["id"]))["original"] and s["original"].get("content") == "slow answer" and s,
+        timeout=8,
+        message="edited original",
+    )
     assert [r["type"] for r in state["responses"]] == [5]  # deferred by the runtime, in time
     assert time.monotonic() - start >= 2.8
     stack.wait_log(g["id"], f"interaction {inter['id']} deferred automatically")

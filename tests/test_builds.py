@@ -31,9 +31,9 @@ from flora_http import builds
 
 PROJECT = {
     "src/main.ts": 'import { reply } from "./utils/reply";\nimport { Kind } from "./types";\n\n'
-                   'on("messageCreate", async (ctx) => {\n  if (ctx.msg.content === "!built") await ctx.reply(reply(Kind.Built));\n});\n',
+    'on("messageCreate", async (ctx) => {\n  if (ctx.msg.content === "!built") await ctx.reply(reply(Kind.Built));\n});\n',
     "src/utils/reply.ts": 'import type { Kind } from "../types";\nexport function reply(kind: Kind): string {\n'
-                          '  return `built on the server (${kind})`;\n}\n',
+    "  return `built on the server (${kind})`;\n}\n",
     "src/types.ts": 'export enum Kind { Built = "zip" }\n',
     "package.json": '{"name": "built", "version": "1.0.0"}\n',
 }
@@ -54,8 +54,12 @@ def multipart(fields: dict[str, str], zip_bytes: bytes | None) -> tuple[bytes, s
     for name, value in fields.items():
         parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
     if zip_bytes is not None:
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="project_zip"; filename="project.zip"\r\n'
-                     "Content-Type: application/octet-stream\r\n\r\n".encode() + zip_bytes + b"\r\n")
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="project_zip"; filename="project.zip"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n".encode()
+            + zip_bytes
+            + b"\r\n"
+        )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
@@ -110,40 +114,66 @@ def _lying_zip() -> bytes:
     with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
         info = zf.getinfo("src/bomb.ts")
     size = (9 * 1024 * 1024).to_bytes(4, "little")
-    for at in (i for i in range(len(data) - 3) if data[i:i + 4] == size):
-        data[at:at + 4] = (1000).to_bytes(4, "little")  # local header and central directory
+    for at in (i for i in range(len(data) - 3) if data[i : i + 4] == size):
+        data[at : at + 4] = (1000).to_bytes(4, "little")  # local header and central directory
     assert info.file_size == 9 * 1024 * 1024
     return bytes(data)
 
 
 BAD_ARCHIVES = {
-    "traversal": (lambda: make_zip({"src/main.ts": "export {};", "../evil.ts": "x"}), "Bad request: Path traversal not allowed: ../evil.ts"),
-    "nested traversal": (lambda: make_zip({"src/main.ts": "export {};", "src/../../evil.ts": "x"}),
-                         "Bad request: Path traversal not allowed: src/../../evil.ts"),
-    "backslash traversal": (lambda: make_zip({"src/main.ts": "export {};", "src\\..\\..\\evil.ts": "x"}),
-                            "Bad request: Path traversal not allowed: src\\..\\..\\evil.ts"),
-    "absolute": (lambda: make_zip({"src/main.ts": "export {};", "/etc/cron.d/x": "x"}), "Bad request: Absolute path not allowed: /etc/cron.d/x"),
+    "traversal": (
+        lambda: make_zip({"src/main.ts": "export {};", "../evil.ts": "x"}),
+        "Bad request: Path traversal not allowed: ../evil.ts",
+    ),
+    "nested traversal": (
+        lambda: make_zip({"src/main.ts": "export {};", "src/../../evil.ts": "x"}),
+        "Bad request: Path traversal not allowed: src/../../evil.ts",
+    ),
+    "backslash traversal": (
+        lambda: make_zip({"src/main.ts": "export {};", "src\\..\\..\\evil.ts": "x"}),
+        "Bad request: Path traversal not allowed: src\\..\\..\\evil.ts",
+    ),
+    "absolute": (
+        lambda: make_zip({"src/main.ts": "export {};", "/etc/cron.d/x": "x"}),
+        "Bad request: Absolute path not allowed: /etc/cron.d/x",
+    ),
     "drive": (lambda: make_zip({"src/main.ts": "export {};", "C:/x.ts": "x"}), "Bad request: Absolute path not allowed: C:/x.ts"),
-    "nul": (lambda: _patched_zip({"src/main.ts": b"export {};", "src/aXb.ts": b"x"}, b"src/aXb.ts", b"src/a\0b.ts"),
-            "Bad request: Null byte not allowed in path: src/a\0b.ts"),
+    "nul": (
+        lambda: _patched_zip({"src/main.ts": b"export {};", "src/aXb.ts": b"x"}, b"src/aXb.ts", b"src/a\0b.ts"),
+        "Bad request: Null byte not allowed in path: src/a\0b.ts",
+    ),
     "symlink": (_symlink_zip, "Bad request: Symbolic link not allowed: src/secrets.ts"),
-    "too many files": (lambda: make_zip({"src/main.ts": "export {};", **{f"src/f{i}.ts": "" for i in range(1000)}}),
-                       "Bad request: Zip contains more than 1000 files"),
-    "file too large": (lambda: make_zip({"src/main.ts": "export {};", "src/big.ts": b"\0" * (10 * 1024 * 1024 + 1)}),
-                       "Bad request: File src/big.ts exceeds maximum size of 10485760 bytes"),
+    "too many files": (
+        lambda: make_zip({"src/main.ts": "export {};", **{f"src/f{i}.ts": "" for i in range(1000)}}),
+        "Bad request: Zip contains more than 1000 files",
+    ),
+    "file too large": (
+        lambda: make_zip({"src/main.ts": "export {};", "src/big.ts": b"\0" * (10 * 1024 * 1024 + 1)}),
+        "Bad request: File src/big.ts exceeds maximum size of 10485760 bytes",
+    ),
     # zipfile stops inflating at the declared size, then the checksum does not match
-    "total too large": (lambda: make_zip({"src/main.ts": "export {};",
-                                          **{f"src/z{i}.ts": b"\0" * (10 * 1024 * 1024) for i in range(20)}}),
-                        "Bad request: Total uncompressed size exceeds limit of 209715200 bytes"),
-    "lying sizes": (_lying_zip, "Bad request: project_zip is not a valid zip archive: src/bomb.ts: Bad CRC-32 for file 'src/bomb.ts'"),
-    "disallowed file": (lambda: make_zip({"src/main.ts": "export {};", "package-lock.json": "{}"}),
-                        "Bad request: Disallowed file in project: package-lock.json"),
-    "nested disallowed file": (lambda: make_zip({"src/main.ts": "export {};", "src/.npmrc": "registry=http://evil"}),
-                               "Bad request: Disallowed file in project: src/.npmrc"),
+    "total too large": (
+        lambda: make_zip({"src/main.ts": "export {};", **{f"src/z{i}.ts": b"\0" * (10 * 1024 * 1024) for i in range(20)}}),
+        "Bad request: Total uncompressed size exceeds limit of 209715200 bytes",
+    ),
+    "lying sizes": (
+        _lying_zip,
+        "Bad request: project_zip is not a valid zip archive: src/bomb.ts: Bad CRC-32 for file 'src/bomb.ts'",
+    ),
+    "disallowed file": (
+        lambda: make_zip({"src/main.ts": "export {};", "package-lock.json": "{}"}),
+        "Bad request: Disallowed file in project: package-lock.json",
+    ),
+    "nested disallowed file": (
+        lambda: make_zip({"src/main.ts": "export {};", "src/.npmrc": "registry=http://evil"}),
+        "Bad request: Disallowed file in project: src/.npmrc",
+    ),
     "not a zip": (lambda: b"PK\x03\x04 this is not a zip", None),
-    "dependencies": (lambda: make_zip({"src/main.ts": "export {};", "package.json": '{"dependencies": {"left-pad": "1.3.0"}}'}),
-                     "Bad request: package.json lists 1 dependencies; npm dependencies are not supported by this server yet "
-                     "(a script may import only its own files)"),
+    "dependencies": (
+        lambda: make_zip({"src/main.ts": "export {};", "package.json": '{"dependencies": {"left-pad": "1.3.0"}}'}),
+        "Bad request: package.json lists 1 dependencies; npm dependencies are not supported by this server yet "
+        "(a script may import only its own files)",
+    ),
     "no entry": (lambda: make_zip({"src/other.ts": "export {};"}), "Bad request: entry file not found: src/main.ts"),
 }
 
@@ -163,8 +193,7 @@ def test_a_bad_archive_is_one_400_with_flora_message_and_nothing_is_stored(clien
 
 def test_missing_fields_and_bad_entry_get_flora_messages(client, auth, db):
     zip_bytes = make_zip(PROJECT)
-    for fields, expected in (({"entry": "src/main.ts"}, "`guild_id` is required"),
-                             ({"guild_id": GUILD}, "`entry` is required")):
+    for fields, expected in (({"entry": "src/main.ts"}, "`guild_id` is required"), ({"guild_id": GUILD}, "`entry` is required")):
         body, ctype = multipart(fields, zip_bytes)
         resp = client.post("/api/builds", data=body, headers={**auth, "Content-Type": ctype})
         assert (resp.status_code, resp.get_json()) == (400, {"message": f"Bad request: {expected}"})
@@ -211,9 +240,16 @@ def test_a_project_builds_with_logs_artifact_and_flora_limits(client, auth, db, 
     build = wait_finished(client, auth, created["build_id"])
     assert build["status"] == "done", build
     assert list(build) == ["build_id", "guild_id", "entry", "status", "logs", "started_at", "finished_at", "artifact"]
-    assert build["logs"] == ["Extracting project...", f"Extracted 4 files ({sum(len(c.encode()) for c in PROJECT.values())}B)", "Validating package.json...",
-                             "Found 0 dependencies", "Bundling src/main.ts", build["logs"][5], "Sourcemap generated",
-                             "Build complete"], build["logs"]
+    assert build["logs"] == [
+        "Extracting project...",
+        f"Extracted 4 files ({sum(len(c.encode()) for c in PROJECT.values())}B)",
+        "Validating package.json...",
+        "Found 0 dependencies",
+        "Bundling src/main.ts",
+        build["logs"][5],
+        "Sourcemap generated",
+        "Build complete",
+    ], build["logs"]
     assert build["logs"][5].startswith("Bundle size: ")
     assert "built on the server" in build["artifact"]["bundle"] and "sourceMappingURL" not in build["artifact"]["bundle"]
     assert sorted(json.loads(build["artifact"]["source_map"])["sources"]) == ["src/main.ts", "src/types.ts", "src/utils/reply.ts"]
@@ -246,11 +282,17 @@ def test_a_failing_build_says_why_and_oversized_bundles_fail(client, auth, db, m
 
 def test_builds_expire_and_a_build_whose_process_died_times_out(client, auth, db):
     old = "2020-01-01T00:00:00.000Z"
-    db.execute("INSERT INTO builds (build_id, guild_id, entry, status, created_at, finished_at) VALUES"
-               " ('00000000-0000-4000-8000-000000000001', ?, 'src/main.ts', 'done', '2020-01-01T00:00:00.000000+00:00', ?)", (GUILD, old))
+    db.execute(
+        "INSERT INTO builds (build_id, guild_id, entry, status, created_at, finished_at) VALUES"
+        " ('00000000-0000-4000-8000-000000000001', ?, 'src/main.ts', 'done', '2020-01-01T00:00:00.000000+00:00', ?)",
+        (GUILD, old),
+    )
     db.execute("INSERT INTO build_logs (build_id, line) VALUES ('00000000-0000-4000-8000-000000000001', 'Build complete')")
-    db.execute("INSERT INTO builds (build_id, guild_id, entry, status, created_at) VALUES"
-               " ('00000000-0000-4000-8000-000000000002', ?, 'src/main.ts', 'running', '2020-01-01T00:00:00.000000+00:00')", (GUILD,))
+    db.execute(
+        "INSERT INTO builds (build_id, guild_id, entry, status, created_at) VALUES"
+        " ('00000000-0000-4000-8000-000000000002', ?, 'src/main.ts', 'running', '2020-01-01T00:00:00.000000+00:00')",
+        (GUILD,),
+    )
     resp = client.get("/api/builds/00000000-0000-4000-8000-000000000002", headers=auth)
     assert resp.get_json()["status"] == "failed" and resp.get_json()["error"] == "Build timed out"
     text = client.get("/api/builds/00000000-0000-4000-8000-000000000002/logs", headers=auth).get_data(as_text=True)
@@ -268,8 +310,9 @@ def _request(api: str, method: str, path: str, token: str, body: bytes | None = 
     return conn, conn.getresponse()
 
 
-def cli_deploy(create_api: str, follow_api: str, token: str, guild_id: str, project: dict[str, str],
-               follow_api_kind: str = "flora serve") -> tuple[list[str], dict]:
+def cli_deploy(
+    create_api: str, follow_api: str, token: str, guild_id: str, project: dict[str, str], follow_api_kind: str = "flora serve"
+) -> tuple[list[str], dict]:
     """§7.3 steps 2–6 as the original CLI sends them; returns the ``data:`` lines it printed and the build."""
     body, ctype = multipart({"guild_id": guild_id, "entry": "src/main.ts"}, make_zip(project))
     conn, resp = _request(create_api, "POST", "/builds", token, body, {"content-type": ctype})
@@ -293,7 +336,7 @@ def cli_deploy(create_api: str, follow_api: str, token: str, guild_id: str, proj
         raw += line
         text = line.decode().rstrip("\n")
         if text.startswith("data:"):
-            printed.append(text[len("data: "):])
+            printed.append(text[len("data: ") :])
         if text.startswith("event: done"):
             break
     else:
@@ -304,10 +347,15 @@ def cli_deploy(create_api: str, follow_api: str, token: str, guild_id: str, proj
     status, build = http_json("GET", f"{follow_api}/builds/{created['build_id']}", token=token)
     assert status == 200 and build["status"] == "done", build
     files = [{"path": p, "contents": c} for p, c in project.items() if p.endswith(".ts") or p == "package.json"]
-    deployment = {"entry": build["entry"], "files": files, "bundle": build["artifact"]["bundle"],
-                  "source_map": {"path": "bundle.js.map", "contents": build["artifact"]["source_map"]}}
-    status, body = http_json("POST", f"{create_api}/deployments/{build['guild_id']}", deployment, token=token,
-                             headers={"x-flora-deploy-source": "cli"})
+    deployment = {
+        "entry": build["entry"],
+        "files": files,
+        "bundle": build["artifact"]["bundle"],
+        "source_map": {"path": "bundle.js.map", "contents": build["artifact"]["source_map"]},
+    }
+    status, body = http_json(
+        "POST", f"{create_api}/deployments/{build['guild_id']}", deployment, token=token, headers={"x-flora-deploy-source": "cli"}
+    )
     assert status == 200, body
     return printed, build
 
@@ -316,16 +364,23 @@ def test_the_original_cli_deploy_sequence_against_flora_serve(emulator, tmp_path
     g = emulator_guild(emulator, "Builds")
     server = start_flora(emulator, tmp_path)
     try:  # a refused archive is not a build: it does not count toward flora's 5 s between builds
-        body, ctype = multipart({"guild_id": g["id"], "entry": "src/main.ts"},
-                                make_zip({"src/main.ts": "export {};", "../../etc/x": "x"}))
+        body, ctype = multipart(
+            {"guild_id": g["id"], "entry": "src/main.ts"}, make_zip({"src/main.ts": "export {};", "../../etc/x": "x"})
+        )
         conn, resp = _request(server.api, "POST", "/builds", server.token, body, {"content-type": ctype})
-        assert (resp.status, json.loads(resp.read())) == (400, {"message": "Bad request: Path traversal not allowed: ../../etc/x"})
+        assert (resp.status, json.loads(resp.read())) == (
+            400,
+            {"message": "Bad request: Path traversal not allowed: ../../etc/x"},
+        )
         conn.close()
         printed, build = cli_deploy(server.api, server.api, server.token, g["id"], PROJECT)
         assert printed == build["logs"], printed  # the CLI stops at `event: done`
         emulator.user_says(g["channel_id"], g["user_id"], "!built")
-        wait_for(lambda: [m for m in bot_replies(emulator, g["channel_id"]) if m["content"] == "built on the server (zip)"],
-                 timeout=15, message="the deployed build's reply")
+        wait_for(
+            lambda: [m for m in bot_replies(emulator, g["channel_id"]) if m["content"] == "built on the server (zip)"],
+            timeout=15,
+            message="the deployed build's reply",
+        )
         status, history = http_json("GET", f"{server.api}/deployments/{g['id']}/history", token=server.token)
         assert history[0]["deploy_source"] == "cli" and history[0]["status"] == "success"
         _the_api_answers_while_an_archive_is_inflated(server)
@@ -370,8 +425,15 @@ def test_a_build_started_on_one_api_process_is_read_from_another(emulator, tmp_p
     g = emulator_guild(emulator, "Builds across")
     server = start_flora(emulator, tmp_path)
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "api", "--workers", "2"], env=dict(server.env, API_PORT=str(port)),
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flora_cli", "api", "--workers", "2"],
+        env=dict(server.env, API_PORT=str(port)),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     gunicorn = f"http://127.0.0.1:{port}/api"
     try:
         wait_for(lambda: _health(gunicorn), timeout=30, message="flora api up")
@@ -382,12 +444,17 @@ def test_a_build_started_on_one_api_process_is_read_from_another(emulator, tmp_p
             assert status == 200 and again["artifact"] == build["artifact"]
             conn, resp = _request(gunicorn, "GET", f"/builds/{build['build_id']}/logs", server.token)
             assert resp.status == 200 and resp.getheader("content-type") == "text/event-stream"
-            assert resp.read().decode() == "".join(f"event: log\ndata: {line}\n\n" for line in build["logs"]) + \
-                'event: done\ndata: {"status":"done"}\n\n'
+            assert (
+                resp.read().decode()
+                == "".join(f"event: log\ndata: {line}\n\n" for line in build["logs"]) + 'event: done\ndata: {"status":"done"}\n\n'
+            )
             conn.close()
         emulator.user_says(g["channel_id"], g["user_id"], "!built")
-        wait_for(lambda: [m for m in bot_replies(emulator, g["channel_id"]) if m["content"] == "built on the server (zip)"],
-                 timeout=15, message="the reply of a build made through gunicorn")
+        wait_for(
+            lambda: [m for m in bot_replies(emulator, g["channel_id"]) if m["content"] == "built on the server (zip)"],
+            timeout=15,
+            message="the reply of a build made through gunicorn",
+        )
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)

@@ -122,19 +122,24 @@ def test_with_top_level_await_each_route_is_refused_by_the_other_layers_too(bund
 
 @pytest.mark.parametrize("kind", ["text", "bytes"])
 def test_only_json_attributes_even_for_the_projects_own_files(bundler, kind):
-    files = [{"path": "src/main.ts", "contents": f'import s from "./notes.txt" with {{ type: "{kind}" }};\nconsole.log(s);\n'},
-             {"path": "src/notes.txt", "contents": "hello"}]
+    files = [
+        {"path": "src/main.ts", "contents": f'import s from "./notes.txt" with {{ type: "{kind}" }};\nconsole.log(s);\n'},
+        {"path": "src/notes.txt", "contents": "hello"},
+    ]
     with pytest.raises(BundleError, match=rf'^src/main.ts:1:15: import "./notes.txt" with {{ type: "{kind}" }} is not allowed'):
         bundler.bundle("src/main.ts", files)
 
 
-@pytest.mark.parametrize("specifier, reason", [
-    ("npm:left-pad", "npm: packages are not supported"),
-    ("jsr:@std/path", "jsr: packages are not supported"),
-    ("https://deno.land/x/y.ts", "remote imports are not supported"),
-    ("node:fs", "Node.js built-in modules do not exist"),
-    ("data:text/javascript,export default 1", "is not a file of the project"),
-])
+@pytest.mark.parametrize(
+    "specifier, reason",
+    [
+        ("npm:left-pad", "npm: packages are not supported"),
+        ("jsr:@std/path", "jsr: packages are not supported"),
+        ("https://deno.land/x/y.ts", "remote imports are not supported"),
+        ("node:fs", "Node.js built-in modules do not exist"),
+        ("data:text/javascript,export default 1", "is not a file of the project"),
+    ],
+)
 def test_remote_and_package_specifiers_are_refused(bundler, specifier, reason):
     files = [{"path": "src/main.ts", "contents": f'\nimport x from "{specifier}";\nconsole.log(x);\n'}]
     with pytest.raises(BundleError) as info:
@@ -150,10 +155,13 @@ def test_an_import_of_a_missing_project_file_says_so(bundler):
 
 def test_the_projects_own_files_still_bundle(bundler):
     files = [
-        {"path": "src/main.ts", "contents": 'import cfg from "./config.json" with { type: "json" };\n'
-                                            'import { add } from "./lib/math";\nimport * as all from "./lib";\n'
-                                            'enum Color { Red }\ninterface P { n: number }\nconst p: P = { n: add(1, 2) };\n'
-                                            'console.log(cfg.name, p.n, all.add, Color.Red);\n'},
+        {
+            "path": "src/main.ts",
+            "contents": 'import cfg from "./config.json" with { type: "json" };\n'
+            'import { add } from "./lib/math";\nimport * as all from "./lib";\n'
+            "enum Color { Red }\ninterface P { n: number }\nconst p: P = { n: add(1, 2) };\n"
+            "console.log(cfg.name, p.n, all.add, Color.Red);\n",
+        },
         {"path": "src/config.json", "contents": '{"name": "flora-json"}'},
         {"path": "src/lib/math.ts", "contents": "export const add = (a: number, b: number): number => a + b;\n"},
         {"path": "src/lib/index.ts", "contents": 'export * from "./math.ts";\n'},
@@ -195,7 +203,9 @@ def test_the_bundlers_processes_get_no_secret_from_the_environment(mode, tmp_pat
         "    out = sys.argv[-1]\n"
         "    sources = [os.path.relpath(os.path.join(os.getcwd(), 'src/main.ts'), os.path.dirname(out))]\n"
         "    print(json.dumps({'success': True, 'js': json.dumps(dict(os.environ)),\n"
-        "                      'map': json.dumps({'version': 3, 'sources': sources})}))\n", encoding="utf-8")
+        "                      'map': json.dumps({'version': 3, 'sources': sources})}))\n",
+        encoding="utf-8",
+    )
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     bundler = Bundler(tmp_path / "cache", sandbox=mode, deno_bin=str(fake))
     env = json.loads(bundler.bundle("src/main.ts", [{"path": "src/main.ts", "contents": "console.log(1)"}]))
@@ -249,22 +259,31 @@ def api(tmp_path, monkeypatch):
 
 def test_api_refuses_files_that_read_outside_the_project(api, secret_files):
     client, auth, db, runtime = api
-    files = [{"path": "src/main.ts", "contents": f'import s from "{secret_files["kv"]}" with {{ type: "text" }};\nconsole.log(s);\n'}]
+    files = [
+        {"path": "src/main.ts", "contents": f'import s from "{secret_files["kv"]}" with {{ type: "text" }};\nconsole.log(s);\n'}
+    ]
     resp = client.post(f"/api/deployments/{GUILD}", json={"entry": "src/main.ts", "files": files}, headers=auth)
     assert resp.status_code == 400
     message = resp.get_json()["message"]
-    assert message == (f'Bad request: invalid deployment files: src/main.ts:1:15: import "{secret_files["kv"]}" '
-                       "is outside the project (a script may import only its own files)")
+    assert message == (
+        f'Bad request: invalid deployment files: src/main.ts:1:15: import "{secret_files["kv"]}" '
+        "is outside the project (a script may import only its own files)"
+    )
     assert MARKER not in resp.get_data(as_text=True)
     assert runtime.calls == [] and db.fetchall("SELECT id FROM deployment_revisions") == []
 
 
 def test_api_refuses_a_prebuilt_bundle_that_reads_outside_the_project(api):
     client, auth, db, runtime = api
-    body = {"entry": "src/main.ts", "bundle": 'import env from "/proc/self/environ" with { type: "text" };\nexport default env;\n'}
+    body = {
+        "entry": "src/main.ts",
+        "bundle": 'import env from "/proc/self/environ" with { type: "text" };\nexport default env;\n',
+    }
     resp = client.post(f"/api/deployments/{GUILD}", json=body, headers=auth)
     assert resp.status_code == 400
-    assert resp.get_json()["message"].startswith('Bad request: invalid deployment bundle: bundle.js:1:17: import "/proc/self/environ"')
+    assert resp.get_json()["message"].startswith(
+        'Bad request: invalid deployment bundle: bundle.js:1:17: import "/proc/self/environ"'
+    )
     assert runtime.calls == []
 
 
@@ -276,17 +295,27 @@ def _legacy_revision(db, files, bundle):
 def test_legacy_bundles_are_never_served_and_rollback_rebuilds_them(api, secret_files):
     client, auth, db, runtime = api
     good = _legacy_revision(db, [{"path": "src/main.ts", "contents": 'console.log("rebuilt");\n'}], f'console.log("{MARKER}")')
-    evil = _legacy_revision(db, [{"path": "src/main.ts", "contents": f'import s from "{secret_files["plain"]}";\nconsole.log(s);\n'}],
-                            f'console.log("{MARKER}")')
+    evil = _legacy_revision(
+        db,
+        [{"path": "src/main.ts", "contents": f'import s from "{secret_files["plain"]}";\nconsole.log(s);\n'}],
+        f'console.log("{MARKER}")',
+    )
     bare = repo.record_revision(db, GUILD, entry="src/main.ts", status="success", bundle=f'console.log("{MARKER}")')
     assert repo.current_bundles(db) == {} and repo.current_bundle(db, GUILD) is None
-    for path in (f"/api/deployments/{GUILD}?include_bundle=true", f"/api/deployments/{GUILD}/history?include_bundle=true",
-                 f"/api/deployments/{GUILD}/revisions/{good['id']}?include_bundle=true"):
+    for path in (
+        f"/api/deployments/{GUILD}?include_bundle=true",
+        f"/api/deployments/{GUILD}/history?include_bundle=true",
+        f"/api/deployments/{GUILD}/revisions/{good['id']}?include_bundle=true",
+    ):
         resp = client.get(path, headers=auth)
         assert resp.status_code == 200 and MARKER not in resp.get_data(as_text=True), path
 
     resp = client.post(f"/api/deployments/{GUILD}/rollback/{evil['id']}", headers=auth)
-    assert resp.status_code == 400 and "cannot be rebuilt" in resp.get_json()["message"] and "outside the project" in resp.get_json()["message"]
+    assert (
+        resp.status_code == 400
+        and "cannot be rebuilt" in resp.get_json()["message"]
+        and "outside the project" in resp.get_json()["message"]
+    )
     resp = client.post(f"/api/deployments/{GUILD}/rollback/{bare['id']}", headers=auth)
     assert resp.status_code == 400 and "no source files to rebuild it from" in resp.get_json()["message"]
     assert runtime.calls == []
@@ -340,7 +369,9 @@ def test_flora_serve_rebuilds_legacy_deployments_at_start_and_leaves_refused_one
         finally:
             stop_flora(server)
         leaked = f"on('messageCreate', (ctx) => ctx.reply('{MARKER}'));"
-        evil_files = json.dumps([{"path": "src/main.ts", "contents": f'import s from "{secret_files["plain"]}";\nconsole.log(s);\n'}])
+        evil_files = json.dumps(
+            [{"path": "src/main.ts", "contents": f'import s from "{secret_files["plain"]}";\nconsole.log(s);\n'}]
+        )
         conn = sqlite3.connect(tmp_path / "data" / "flora.db")
         with conn:  # as an earlier flora stored them: no bundler version, a bundle that may hold anything
             conn.execute("UPDATE deployment_revisions SET bundler_version = NULL, bundle = ?", (leaked,))
@@ -369,8 +400,10 @@ def test_flora_serve_rebuilds_legacy_deployments_at_start_and_leaves_refused_one
 
 
 # -- the other places tenant input could reach a host file --------------------------------------
-@pytest.mark.parametrize("url", ["file:///etc/hostname", "file://localhost/proc/self/environ", "/etc/hostname",
-                                 "ftp://example.com/x", "data:text/plain,hi"])
+@pytest.mark.parametrize(
+    "url",
+    ["file:///etc/hostname", "file://localhost/proc/self/environ", "/etc/hostname", "ftp://example.com/x", "data:text/plain,hi"],
+)
 def test_attachment_urls_never_name_a_host_file(url):
     from flora_core.errors import OpError
     from flora_core.netguard import Guard

@@ -112,8 +112,13 @@ def test_missing_config_file_given_with_config_is_exit_2(env, runner):
 
 
 def test_console_script_config_error_has_no_traceback(env):
-    out = subprocess.run([str(FLORA_BIN), "tokens", "list"], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "RUNTIME_MAX_WORKERS": "0"})
+    out = subprocess.run(
+        [str(FLORA_BIN), "tokens", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "RUNTIME_MAX_WORKERS": "0"},
+    )
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert "Error: invalid RUNTIME_MAX_WORKERS: must be between 1 and 64, got 0" in out.stderr.splitlines()
@@ -150,21 +155,28 @@ def test_tokens_create_list_revoke_round_trip(env, runner):
     assert_one_line_error(runner.invoke(cli, ["tokens", "revoke", token_id]), 1, f"Token not found: {token_id}")
 
 
-@pytest.mark.parametrize("args", [["tokens", "list"], ["tokens", "create"], ["kv", "stores", "--guild-id", GUILD],
-                                  ["secrets", "list", "--guild-id", GUILD]])
+@pytest.mark.parametrize(
+    "args",
+    [["tokens", "list"], ["tokens", "create"], ["kv", "stores", "--guild-id", GUILD], ["secrets", "list", "--guild-id", GUILD]],
+)
 def test_data_commands_in_a_folder_without_the_servers_data_create_nothing(env, args):
-    out = subprocess.run([sys.executable, "-m", "flora_cli", *args], capture_output=True, text=True, timeout=120,
-                         env=dict(os.environ), cwd=env)
-    assert (out.returncode, out.stderr) == (1, f"Error: no flora database at {env / 'data' / 'flora.db'}: run this where "
-                                               "`flora serve` runs, or point FLORA_DATA_DIR (or --config) at the "
-                                               "server's data folder\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "flora_cli", *args], capture_output=True, text=True, timeout=120, env=dict(os.environ), cwd=env
+    )
+    assert (out.returncode, out.stderr) == (
+        1,
+        f"Error: no flora database at {env / 'data' / 'flora.db'}: run this where "
+        "`flora serve` runs, or point FLORA_DATA_DIR (or --config) at the "
+        "server's data folder\n",
+    )
     assert not (env / "data").exists()
 
 
 def test_tokens_create_a_guild_scoped_deploy_token_and_list_shows_it(env, runner):
     open_database(load_config(), Plugins()).close()
-    created = runner.invoke(cli, ["tokens", "create", "--label", "ci", "--guild-id", GUILD, "--guild-id", "223456789012345678",
-                                  "--scope", "deploy"])
+    created = runner.invoke(
+        cli, ["tokens", "create", "--label", "ci", "--guild-id", GUILD, "--guild-id", "223456789012345678", "--scope", "deploy"]
+    )
     assert created.exit_code == 0, created.stderr
     assert f"scope deploy, guild(s) {GUILD}, 223456789012345678" in created.stderr
     [item] = json.loads(runner.invoke(cli, ["tokens", "list", "--json"]).stdout)
@@ -189,6 +201,7 @@ def test_plugins_json_lists_built_ins(env, runner):
 
 def test_plugins_add_commands_and_a_broken_one_does_not_break_the_cli(env, runner, monkeypatch):
     monkeypatch.delenv("FLORA_STRICT_PLUGINS", raising=False)  # production mode: log and go on
+
     class Greeter:
         @hookimpl
         def flora_register_commands(self, cli):
@@ -209,7 +222,9 @@ def test_plugins_add_commands_and_a_broken_one_does_not_break_the_cli(env, runne
         plugins.register_commands(group)
         result = runner.invoke(group, ["hello"], obj={"plugins": plugins})
         assert result.exit_code == 0 and result.stdout == "hello from a plugin\n"
-        described = {p["name"]: p for p in json.loads(runner.invoke(group, ["plugins", "--json"], obj={"plugins": plugins}).stdout)}
+        described = {
+            p["name"]: p for p in json.loads(runner.invoke(group, ["plugins", "--json"], obj={"plugins": plugins}).stdout)
+        }
         assert described["greeter"]["registered"]["command"] == ["hello"]
     finally:
         plugins.remove("greeter")
@@ -226,7 +241,11 @@ def write_project(root: Path, files: dict[str, str]) -> None:
 
 def test_deploy_without_token(env, runner):
     write_project(env, {"src/main.ts": "console.log(1);\n"})
-    assert_one_line_error(runner.invoke(cli, ["deploy", "--guild-id", GUILD]), 1, "Missing API token; run `flora login`, pass --token or set FLORA_TOKEN")
+    assert_one_line_error(
+        runner.invoke(cli, ["deploy", "--guild-id", GUILD]),
+        1,
+        "Missing API token; run `flora login`, pass --token or set FLORA_TOKEN",
+    )
 
 
 def test_deploy_without_entry_file(env, runner, monkeypatch):
@@ -247,22 +266,25 @@ def test_deploy_with_unreachable_api(env, runner):
 
 
 def test_collect_files_like_flora(tmp_path):
-    write_project(tmp_path, {
-        "src/main.ts": "import './util';\n",
-        "src/util.mts": "export {};\n",
-        "src/view.tsx": "export {};\n",
-        "src/readme.md": "# not code\n",
-        "src/ignored.ts": "nope\n",
-        "src/generated/x.ts": "nope\n",
-        "scripts/tool.cjs": "module.exports = 1;\n",
-        "package.json": "{}\n",
-        "tsconfig.json": "{}\n",
-        "node_modules/dep/index.js": "nope\n",
-        "dist/bundle.js": "nope\n",
-        ".git/hooks/x.js": "nope\n",
-        "data/cache/bundles/abc.js": "the server's cache\n",
-        ".gitignore": "# comment\nignored.ts\n/src/generated/\n",
-    })
+    write_project(
+        tmp_path,
+        {
+            "src/main.ts": "import './util';\n",
+            "src/util.mts": "export {};\n",
+            "src/view.tsx": "export {};\n",
+            "src/readme.md": "# not code\n",
+            "src/ignored.ts": "nope\n",
+            "src/generated/x.ts": "nope\n",
+            "scripts/tool.cjs": "module.exports = 1;\n",
+            "package.json": "{}\n",
+            "tsconfig.json": "{}\n",
+            "node_modules/dep/index.js": "nope\n",
+            "dist/bundle.js": "nope\n",
+            ".git/hooks/x.js": "nope\n",
+            "data/cache/bundles/abc.js": "the server's cache\n",
+            ".gitignore": "# comment\nignored.ts\n/src/generated/\n",
+        },
+    )
     paths = [f["path"] for f in collect_files(tmp_path, exclude=(tmp_path / "data",))]
     assert paths == ["package.json", "scripts/tool.cjs", "src/main.ts", "src/util.mts", "src/view.tsx", "tsconfig.json"]
 
@@ -314,7 +336,12 @@ def api(env):
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
-        yield {"url": f"http://127.0.0.1:{server.server_port}/api", "token": repo.create_token(db)[0], "db": db, "runtime": runtime}
+        yield {
+            "url": f"http://127.0.0.1:{server.server_port}/api",
+            "token": repo.create_token(db)[0],
+            "db": db,
+            "runtime": runtime,
+        }
     finally:
         server.shutdown()
         runtime.close()
@@ -323,11 +350,14 @@ def api(env):
 def test_deploy_uploads_the_project_and_prints_the_result(api, env, runner, monkeypatch):
     monkeypatch.setenv("FLORA_TOKEN", api["token"])
     monkeypatch.setenv("FLORA_API_URL", api["url"])
-    write_project(env, {
-        "src/main.ts": 'import { n } from "./n";\nconsole.log(n);\n',
-        "src/n.ts": "export const n: number = 41 + 1;\n",
-        "flora.toml": f'[deploy]\nguild_id = "{GUILD}"\n',
-    })
+    write_project(
+        env,
+        {
+            "src/main.ts": 'import { n } from "./n";\nconsole.log(n);\n',
+            "src/n.ts": "export const n: number = 41 + 1;\n",
+            "flora.toml": f'[deploy]\nguild_id = "{GUILD}"\n',
+        },
+    )
     result = runner.invoke(cli, ["deploy"])
     assert result.exit_code == 0, result.stderr
     assert "Collected 2 files" in result.stderr and "Deploying src/main.ts" in result.stderr
@@ -345,14 +375,16 @@ def test_deploy_uploads_the_project_and_prints_the_result(api, env, runner, monk
 
 def test_deploy_uploads_what_the_entry_imports_json_included_and_not_unrelated_files(api, env, runner):
     files = {f"docs/example{i}.ts": f"export const x{i} = {i};\n" for i in range(300)}  # beyond the server's 200
-    files.update({
-        "src/main.ts": 'import { n } from "./n";\nimport data from "./data.json" with { type: "json" };\n'
-                       "console.log(n, data.greeting);\n",
-        "src/n.ts": "export type N = number;\nexport const n: N = 42;\n",
-        "src/data.json": '{"greeting": "hej"}\n',
-        "src/unused.json": '{"secret": "not uploaded"}\n',
-        "package.json": "{}\n",
-    })
+    files.update(
+        {
+            "src/main.ts": 'import { n } from "./n";\nimport data from "./data.json" with { type: "json" };\n'
+            "console.log(n, data.greeting);\n",
+            "src/n.ts": "export type N = number;\nexport const n: N = 42;\n",
+            "src/data.json": '{"greeting": "hej"}\n',
+            "src/unused.json": '{"secret": "not uploaded"}\n',
+            "package.json": "{}\n",
+        }
+    )
     write_project(env, files)
     result = runner.invoke(cli, ["deploy", "--guild-id", GUILD, "--api", api["url"], "--token", api["token"]])
     assert result.exit_code == 0, result.stderr
@@ -372,7 +404,9 @@ def test_deploy_shows_the_servers_typescript_error(api, env, runner):
 
 def test_deploy_with_a_bad_token_shows_the_server_message(api, env, runner):
     write_project(env, {"src/main.ts": "console.log(1);\n"})
-    result = runner.invoke(cli, ["deploy", "--guild-id", GUILD, "--api", api["url"], "--token", "abcdefghijkl.abcdefghijklmnopqrstuvwxyz012345"])
+    result = runner.invoke(
+        cli, ["deploy", "--guild-id", GUILD, "--api", api["url"], "--token", "abcdefghijkl.abcdefghijklmnopqrstuvwxyz012345"]
+    )
     assert_one_line_error(result, 1, "Unauthorized: invalid or unknown token")
 
 
@@ -413,8 +447,12 @@ def _wait_line(proc, needle: str, timeout: float = 60) -> None:
 def test_ctrl_c_stops_logs_follow_quietly_with_exit_0(api, env):
     import signal
 
-    proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "logs", "--guild-id", GUILD, "-f", "--api", api["url"],
-                             "--token", api["token"]], cwd=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flora_cli", "logs", "--guild-id", GUILD, "-f", "--api", api["url"], "--token", api["token"]],
+        cwd=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         _wait_line(proc, "Following the log")
         proc.send_signal(signal.SIGINT)
@@ -444,9 +482,23 @@ def test_ctrl_c_during_a_deploy_says_the_server_may_have_applied_it(env):
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     write_project(env, {"src/main.ts": "console.log(1);\n"})
-    proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "deploy", "--guild-id", GUILD, "--api",
-                             f"http://127.0.0.1:{server.server_address[1]}/api", "--token", "t" * 45], cwd=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flora_cli",
+            "deploy",
+            "--guild-id",
+            GUILD,
+            "--api",
+            f"http://127.0.0.1:{server.server_address[1]}/api",
+            "--token",
+            "t" * 45,
+        ],
+        cwd=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert got_request.wait(60), "the upload never arrived"
         proc.send_signal(signal.SIGINT)
@@ -459,5 +511,6 @@ def test_ctrl_c_during_a_deploy_says_the_server_may_have_applied_it(env):
     assert proc.returncode == 130
     assert err.decode().strip().splitlines()[-1] == (
         f"Error: Aborted: the server may have applied this deploy anyway; check with "
-        f"`flora deployments history --guild-id {GUILD}`")
+        f"`flora deployments history --guild-id {GUILD}`"
+    )
     assert b"Traceback" not in err and b"success" not in out

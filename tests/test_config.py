@@ -69,26 +69,44 @@ def test_invalid_toml_is_one_line(tmp_path):
     assert "config.toml: invalid TOML" in str(err.value)
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"RUNTIME_MAX_WORKERS": "0"}, "invalid RUNTIME_MAX_WORKERS: must be between 1 and 64, got 0"),
-    ({"RUNTIME_MAX_WORKERS": "65"}, "invalid RUNTIME_MAX_WORKERS: must be between 1 and 64, got 65"),
-    ({"RUNTIME_MAX_WORKERS": "four"}, "invalid RUNTIME_MAX_WORKERS: expected an integer, got 'four'"),
-    ({"API_PORT": "70000"}, "invalid API_PORT: must be between 0 and 65535, got 70000"),
-    ({"RUNTIME_DISPATCH_TIMEOUT_SECS": "-1"}, "invalid RUNTIME_DISPATCH_TIMEOUT_SECS: must be at least 0, got -1"),
-    ({"RUNTIME_MAX_SCRIPT_BYTES": "10"}, "invalid RUNTIME_MAX_SCRIPT_BYTES: must be at least 1024, got 10"),
-    ({"RUNTIME_WORKER_QUEUE_CAPACITY": "0"}, "invalid RUNTIME_WORKER_QUEUE_CAPACITY: must be at least 1, got 0"),
-    ({"RUNTIME_ISOLATE_MEMORY_MB": "4"}, "invalid RUNTIME_ISOLATE_MEMORY_MB: must be between 8 and 1024, got 4"),
-    ({"API_COOKIE_SECURE": "maybe"}, "invalid API_COOKIE_SECURE: expected true or false, got 'maybe'"),
-    ({"RUNTIME_SHOW_INTERNAL_STACK_FRAMES": "2"}, "invalid RUNTIME_SHOW_INTERNAL_STACK_FRAMES: expected true or false, got '2'"),
-    ({"DISCORD_SHARD_IDS": "a,b", "DISCORD_SHARD_COUNT": "2"}, "invalid DISCORD_SHARD_IDS: expected a comma-separated list of shard numbers, got 'a,b'"),
-    ({"DISCORD_SHARD_IDS": "0,1"}, "DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT"),
-    ({"DISCORD_SHARD_IDS": "0,2", "DISCORD_SHARD_COUNT": "2"}, "DISCORD_SHARD_IDS must be between 0 and DISCORD_SHARD_COUNT-1 (1)"),
-    ({"DISCORD_SHARD_COUNT": "0"}, "invalid DISCORD_SHARD_COUNT: must be at least 1, got 0"),
-    ({"FLORA_DISCORD_API_BASE": "ftp://x"}, "invalid FLORA_DISCORD_API_BASE: expected an http(s) URL, got 'ftp://x'"),
-    ({"REDIS_URL": "localhost:6379"}, "invalid REDIS_URL: expected a redis://, rediss:// or unix:// URL, got a value without a scheme"),
-    # the URL may carry a password: only its scheme is repeated
-    ({"REDIS_URL": "http://:hunter2@cache:6379/0"}, "invalid REDIS_URL: expected a redis://, rediss:// or unix:// URL, got a http:// URL"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"RUNTIME_MAX_WORKERS": "0"}, "invalid RUNTIME_MAX_WORKERS: must be between 1 and 64, got 0"),
+        ({"RUNTIME_MAX_WORKERS": "65"}, "invalid RUNTIME_MAX_WORKERS: must be between 1 and 64, got 65"),
+        ({"RUNTIME_MAX_WORKERS": "four"}, "invalid RUNTIME_MAX_WORKERS: expected an integer, got 'four'"),
+        ({"API_PORT": "70000"}, "invalid API_PORT: must be between 0 and 65535, got 70000"),
+        ({"RUNTIME_DISPATCH_TIMEOUT_SECS": "-1"}, "invalid RUNTIME_DISPATCH_TIMEOUT_SECS: must be at least 0, got -1"),
+        ({"RUNTIME_MAX_SCRIPT_BYTES": "10"}, "invalid RUNTIME_MAX_SCRIPT_BYTES: must be at least 1024, got 10"),
+        ({"RUNTIME_WORKER_QUEUE_CAPACITY": "0"}, "invalid RUNTIME_WORKER_QUEUE_CAPACITY: must be at least 1, got 0"),
+        ({"RUNTIME_ISOLATE_MEMORY_MB": "4"}, "invalid RUNTIME_ISOLATE_MEMORY_MB: must be between 8 and 1024, got 4"),
+        ({"API_COOKIE_SECURE": "maybe"}, "invalid API_COOKIE_SECURE: expected true or false, got 'maybe'"),
+        (
+            {"RUNTIME_SHOW_INTERNAL_STACK_FRAMES": "2"},
+            "invalid RUNTIME_SHOW_INTERNAL_STACK_FRAMES: expected true or false, got '2'",
+        ),
+        (
+            {"DISCORD_SHARD_IDS": "a,b", "DISCORD_SHARD_COUNT": "2"},
+            "invalid DISCORD_SHARD_IDS: expected a comma-separated list of shard numbers, got 'a,b'",
+        ),
+        ({"DISCORD_SHARD_IDS": "0,1"}, "DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT"),
+        (
+            {"DISCORD_SHARD_IDS": "0,2", "DISCORD_SHARD_COUNT": "2"},
+            "DISCORD_SHARD_IDS must be between 0 and DISCORD_SHARD_COUNT-1 (1)",
+        ),
+        ({"DISCORD_SHARD_COUNT": "0"}, "invalid DISCORD_SHARD_COUNT: must be at least 1, got 0"),
+        ({"FLORA_DISCORD_API_BASE": "ftp://x"}, "invalid FLORA_DISCORD_API_BASE: expected an http(s) URL, got 'ftp://x'"),
+        (
+            {"REDIS_URL": "localhost:6379"},
+            "invalid REDIS_URL: expected a redis://, rediss:// or unix:// URL, got a value without a scheme",
+        ),
+        # the URL may carry a password: only its scheme is repeated
+        (
+            {"REDIS_URL": "http://:hunter2@cache:6379/0"},
+            "invalid REDIS_URL: expected a redis://, rediss:// or unix:// URL, got a http:// URL",
+        ),
+    ],
+)
 def test_invalid_values_have_one_line_messages(env, message):
     with pytest.raises(ConfigError) as err:
         load_config(env=env)
@@ -104,10 +122,16 @@ def test_invalid_value_in_the_file_names_key_and_file(tmp_path):
 
 
 def test_valid_values_are_parsed():
-    config = load_config(env={
-        "API_COOKIE_SECURE": "yes", "RUNTIME_MAX_WORKERS": " 64 ", "DISCORD_SHARD_IDS": "0, 2",
-        "DISCORD_SHARD_COUNT": "4", "DATABASE_URL": "postgres://u:p@db/flora", "FLORA_DISCORD_API_BASE": "http://127.0.0.1:9/api/v10",
-    })
+    config = load_config(
+        env={
+            "API_COOKIE_SECURE": "yes",
+            "RUNTIME_MAX_WORKERS": " 64 ",
+            "DISCORD_SHARD_IDS": "0, 2",
+            "DISCORD_SHARD_COUNT": "4",
+            "DATABASE_URL": "postgres://u:p@db/flora",
+            "FLORA_DISCORD_API_BASE": "http://127.0.0.1:9/api/v10",
+        }
+    )
     assert config.api_cookie_secure is True and config.max_workers == 64
     assert config.shard_ids == [0, 2] and config.shard_count == 4
     assert config.db_url == "postgres://u:p@db/flora"
@@ -128,14 +152,20 @@ def test_redis_url_without_redis_py_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "redis", None)  # what `import redis` sees when it is not installed
     with pytest.raises(ConfigError) as err:
         require_redis_client(load_config(env={"REDIS_URL": "redis://127.0.0.1:6379/0"}))
-    assert str(err.value) == "REDIS_URL is set but redis-py is not installed: pip install 'flora-runtime[redis]' (or unset REDIS_URL)"
+    assert (
+        str(err.value)
+        == "REDIS_URL is set but redis-py is not installed: pip install 'flora-runtime[redis]' (or unset REDIS_URL)"
+    )
 
 
 def test_require_names_the_variable_the_toml_key_and_the_hint():
     config = load_config(env={})
     with pytest.raises(ConfigError) as err:
         config.require("discord_token", hint="run `flora dev`")
-    assert str(err.value) == "DISCORD_TOKEN is required (set it in the environment or as discord.bot_token in config.toml); run `flora dev`"
+    assert (
+        str(err.value)
+        == "DISCORD_TOKEN is required (set it in the environment or as discord.bot_token in config.toml); run `flora dev`"
+    )
     load_config(env={"DISCORD_TOKEN": "t"}).require("discord_token")
 
 
@@ -158,12 +188,17 @@ def test_a_missing_plugin_key_says_which_plugin_to_enable(monkeypatch):
         Config({}).kv_backend  # noqa: B018 - the attribute access is the test
 
 
-@pytest.mark.parametrize("toml, message", [
-    ("[api]\nprot = 3001\n", "unknown key api.prot in {path}: did you mean api.port?"),
-    ("API_PORT = 3001\n", "unknown key API_PORT in {path}: that is the environment variable's name; "
-                          "in config.toml write [api] port = …"),
-    ("[runtime]\nmax_worker = 2\n", "unknown key runtime.max_worker in {path}: did you mean runtime.max_workers?"),
-])
+@pytest.mark.parametrize(
+    "toml, message",
+    [
+        ("[api]\nprot = 3001\n", "unknown key api.prot in {path}: did you mean api.port?"),
+        (
+            "API_PORT = 3001\n",
+            "unknown key API_PORT in {path}: that is the environment variable's name; in config.toml write [api] port = …",
+        ),
+        ("[runtime]\nmax_worker = 2\n", "unknown key runtime.max_worker in {path}: did you mean runtime.max_workers?"),
+    ],
+)
 def test_a_typo_in_config_toml_is_one_line_naming_the_closest_key(tmp_path, toml, message):
     path = tmp_path / "config.toml"
     path.write_text(toml, encoding="utf-8")
@@ -175,7 +210,7 @@ def test_a_typo_in_config_toml_is_one_line_naming_the_closest_key(tmp_path, toml
 def test_an_unknown_section_is_a_warning_not_an_error(tmp_path):
     # a disabled plugin's section must not stop flora (a broken plugin never takes the host down)
     path = tmp_path / "config.toml"
-    path.write_text("[api]\nport = 3005\n[acme_weather]\ncity = \"Oslo\"\n", encoding="utf-8")
+    path.write_text('[api]\nport = 3005\n[acme_weather]\ncity = "Oslo"\n', encoding="utf-8")
     config = load_config(path, env={})
     assert config.api_port == 3005
     assert config.warnings == [f"{path}: unknown key acme_weather.city ignored (no enabled plugin reads it)"]
@@ -188,7 +223,8 @@ def test_the_cli_refuses_a_config_typo_with_exit_2(tmp_path):
 
     (tmp_path / "config.toml").write_text("[api]\nprot = 3001\n", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLORA_", "API_"))}
-    out = subprocess.run([sys.executable, "-m", "flora_cli", "tokens", "list"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "flora_cli", "tokens", "list"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert (out.returncode, out.stderr) == (2, "Error: unknown key api.prot in config.toml: did you mean api.port?\n")
     assert not (tmp_path / "data").exists()  # nothing was created on the way to the error

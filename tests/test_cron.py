@@ -66,8 +66,12 @@ class Clock:
 def test_expressions_follow_flora():
     assert schedule.normalize("*/5  *  * * *") == "*/5 * * * *"
     assert schedule.normalize("@hourly") == "0 * * * *"
-    for expr, text in (("* * * *", "expected 5 fields"), ("* * * * * *", "got 6"), ("61 * * * *", "out of range"),
-                       ("a b c d e", "not acceptable")):
+    for expr, text in (
+        ("* * * *", "expected 5 fields"),
+        ("* * * * * *", "got 6"),
+        ("61 * * * *", "out of range"),
+        ("a b c d e", "not acceptable"),
+    ):
         with pytest.raises(schedule.CronError) as info:
             schedule.normalize(expr)
         assert str(info.value).startswith(f"invalid cron expression '{expr}': ") and text in str(info.value)
@@ -188,8 +192,15 @@ class Recorder:
         self.lines.append((level, message))
 
     def scheduler(self, clock) -> Scheduler:
-        return Scheduler(self.db, dispatch=self.dispatch, guild_log=self.log, clock=clock, timeout=5, tick=0.01,
-                         skip_reason=lambda g: "suspended" if g in self.suspended else None)
+        return Scheduler(
+            self.db,
+            dispatch=self.dispatch,
+            guild_log=self.log,
+            clock=clock,
+            timeout=5,
+            tick=0.01,
+            skip_reason=lambda g: "suspended" if g in self.suspended else None,
+        )
 
 
 async def _settle(s: Scheduler):
@@ -241,10 +252,15 @@ def test_catch_up_after_downtime(db):
         await s2.step()
         await _settle(s2)
         assert rec.runs == [("latest", minute(4))]
-        assert ("info", f"cron 'latest': catching up the occurrence of {minute(4)}, the latest of 3 occurrences missed while "
-                        "flora was not running (catchUp: 'latest')") in rec.lines
-        assert ("info", f"cron 'none': 3 occurrences missed while flora was not running, not run (catchUp: 'none'); "
-                        f"next run at {minute(5)}") in rec.lines
+        assert (
+            "info",
+            f"cron 'latest': catching up the occurrence of {minute(4)}, the latest of 3 occurrences missed while "
+            "flora was not running (catchUp: 'latest')",
+        ) in rec.lines
+        assert (
+            "info",
+            f"cron 'none': 3 occurrences missed while flora was not running, not run (catchUp: 'none'); next run at {minute(5)}",
+        ) in rec.lines
         await s2.step()  # nothing is due twice
         clock.t = T0 + 30 + 4 * MIN
         await s2.step()
@@ -269,8 +285,9 @@ def test_skip_if_running_really_skips_and_otherwise_runs_overlap(sqlite_db):
         assert [r for r in rec.runs if r[0] == "solo"] == [("solo", minute(1))]
         assert [r for r in rec.runs if r[0] == "overlap"] == [("overlap", minute(n)) for n in (1, 2, 3)]
         skips = [m for _, m in rec.lines if "skipIfRunning" in m]
-        assert skips == [f"cron 'solo' skipped (scheduled {minute(n)}): its previous run is still in progress (skipIfRunning)"
-                         for n in (2, 3)]
+        assert skips == [
+            f"cron 'solo' skipped (scheduled {minute(n)}): its previous run is still in progress (skipIfRunning)" for n in (2, 3)
+        ]
         assert s.running == {}
         clock.t = T0 + 30 + 3 * MIN
         await s.step()
@@ -299,8 +316,11 @@ def test_suspended_guilds_failures_and_timeouts_are_logged(sqlite_db):
         clock.t += MIN
         await s.step()
         await _settle(s)
-        assert rec.lines[-1] == ("error", f"cron failed: 'tick' (scheduled {minute(3)}) exceeded the 5s cron timeout "
-                                          "(RUNTIME_CRON_TIMEOUT_SECS); its isolate was restarted")
+        assert rec.lines[-1] == (
+            "error",
+            f"cron failed: 'tick' (scheduled {minute(3)}) exceeded the 5s cron timeout "
+            "(RUNTIME_CRON_TIMEOUT_SECS); its isolate was restarted",
+        )
 
     asyncio.run(main())
 

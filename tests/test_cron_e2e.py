@@ -50,8 +50,11 @@ class ClockFile:
 def running_jobs(server, guild_id: str) -> list[str]:
     conn = sqlite3.connect(server.data_dir / "flora.db")
     try:
-        rows = conn.execute("SELECT c.name FROM cron_jobs c JOIN cron_loads l ON l.guild_id = c.guild_id AND l.load_id = c.load_id"
-                            " WHERE c.guild_id = ? ORDER BY c.name", (guild_id,)).fetchall()
+        rows = conn.execute(
+            "SELECT c.name FROM cron_jobs c JOIN cron_loads l ON l.guild_id = c.guild_id AND l.load_id = c.load_id"
+            " WHERE c.guild_id = ? ORDER BY c.name",
+            (guild_id,),
+        ).fetchall()
     except sqlite3.OperationalError:
         rows = []
     finally:
@@ -64,8 +67,12 @@ def messages(server, guild_id: str) -> list[str]:
 
 
 def wait_message(server, guild_id: str, needle: str, timeout: float = 15) -> None:
-    wait_for(lambda: any(needle in m for m in messages(server, guild_id)), timeout=timeout, interval=0.1,
-             message=f"log line {needle!r} in guild {guild_id}")
+    wait_for(
+        lambda: any(needle in m for m in messages(server, guild_id)),
+        timeout=timeout,
+        interval=0.1,
+        message=f"log line {needle!r} in guild {guild_id}",
+    )
 
 
 def runs(server, guild_id: str, prefix: str) -> collections.Counter:
@@ -89,15 +96,19 @@ def test_cron_runs_skips_and_survives_a_restart_across_occurrences(tmp_path):
             server.wait_log(g["id"], "starter script deployed")
         assert deploy_files(server, a["id"], {"src/main.ts": TICKS})[0] == 200
         assert deploy_files(server, b["id"], {"src/main.ts": SLOW})[0] == 200
-        wait_for(lambda: running_jobs(server, a["id"]) == ["tick-latest", "tick-none"] and running_jobs(server, b["id"]) == ["slow"],
-                 message="jobs registered")
+        wait_for(
+            lambda: running_jobs(server, a["id"]) == ["tick-latest", "tick-none"] and running_jobs(server, b["id"]) == ["slow"],
+            message="jobs registered",
+        )
 
         clock.set(at(1, 5))
         wait_message(server, a["id"], f"RUN tick-latest {iso(1)}")
         wait_message(server, a["id"], f"RUN tick-none {iso(1)}")
         # started in the same tick as the ticks above; its log lines only appear once its busy loop ends
         clock.set(at(2, 5))  # so the 12:01 run of 'slow' is still going
-        wait_message(server, b["id"], f"cron 'slow' skipped (scheduled {iso(2)}): its previous run is still in progress (skipIfRunning)")
+        wait_message(
+            server, b["id"], f"cron 'slow' skipped (scheduled {iso(2)}): its previous run is still in progress (skipIfRunning)"
+        )
         wait_message(server, a["id"], f"RUN tick-none {iso(2)}")
         wait_message(server, a["id"], f"RUN tick-latest {iso(2)}")
         wait_message(server, b["id"], f"cron 'slow' ran (scheduled {iso(1)})")
@@ -109,7 +120,9 @@ def test_cron_runs_skips_and_survives_a_restart_across_occurrences(tmp_path):
     server = start_flora(emu, tmp_path, **env)
     try:
         wait_message(server, a["id"], f"RUN tick-latest {iso(5)}")
-        wait_message(server, a["id"], "cron 'tick-none': 3 occurrences missed while flora was not running, not run (catchUp: 'none')")
+        wait_message(
+            server, a["id"], "cron 'tick-none': 3 occurrences missed while flora was not running, not run (catchUp: 'none')"
+        )
         wait_message(server, b["id"], "cron 'slow': 3 occurrences missed while flora was not running, not run (catchUp: 'none')")
         clock.set(at(6, 5))
         wait_message(server, a["id"], f"RUN tick-latest {iso(6)}")
@@ -122,8 +135,10 @@ def test_cron_runs_skips_and_survives_a_restart_across_occurrences(tmp_path):
         assert runs(server, b["id"], "START slow") == {iso(1): 1, iso(6): 1}
         assert runs(server, b["id"], "END slow") == {iso(1): 1, iso(6): 1}
         catch_up = [m for m in messages(server, a["id"]) if m.startswith("cron 'tick-latest': catching up")]
-        assert catch_up == [f"cron 'tick-latest': catching up the occurrence of {iso(5)}, the latest of 3 occurrences missed "
-                            "while flora was not running (catchUp: 'latest')"]
+        assert catch_up == [
+            f"cron 'tick-latest': catching up the occurrence of {iso(5)}, the latest of 3 occurrences missed "
+            "while flora was not running (catchUp: 'latest')"
+        ]
     finally:
         stop_flora(server)
         emu.stop()
@@ -148,7 +163,9 @@ def test_a_redeploy_keeps_the_schedule_and_a_failed_one_keeps_the_jobs(tmp_path)
         # the same jobs deployed again: 12:01 is not repeated, 12:02 is not lost
         assert deploy_files(server, g["id"], {"src/main.ts": TICKS + "\n// v2\n"})[0] == 200
         # a failing deploy: the running jobs stay (flora lost them)
-        status, body = deploy_files(server, g["id"], {"src/main.ts": "cron('other', '* * * * *', () => {});\nthrow new Error('broken');"})
+        status, body = deploy_files(
+            server, g["id"], {"src/main.ts": "cron('other', '* * * * *', () => {});\nthrow new Error('broken');"}
+        )
         assert status == 400 and "broken" in body["message"]
         wait_for(lambda: running_jobs(server, g["id"]) == ["tick-latest", "tick-none"], message="jobs kept")
         # a job refused at registration is reported, and the script still loads

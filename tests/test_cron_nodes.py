@@ -60,9 +60,16 @@ def redis_url():
 @pytest.fixture
 def cluster_env(postgres_url, redis_url, tmp_path):
     namespace = f"flora-test-{uuid.uuid4().hex[:12]}"
-    yield {"DATABASE_URL": postgres_url, "REDIS_URL": redis_url, "BUS_NAMESPACE": namespace,
-           "DISCORD_SHARD_COUNT": str(SHARDS), "BUS_LEASE_SECS": "3", "RUNTIME_MAX_WORKERS": "1",
-           "FLORA_CRON_TEST_CLOCK": str(tmp_path / "clock"), "FLORA_CRON_TEST_TICK_SECS": "0.2"}
+    yield {
+        "DATABASE_URL": postgres_url,
+        "REDIS_URL": redis_url,
+        "BUS_NAMESPACE": namespace,
+        "DISCORD_SHARD_COUNT": str(SHARDS),
+        "BUS_LEASE_SECS": "3",
+        "RUNTIME_MAX_WORKERS": "1",
+        "FLORA_CRON_TEST_CLOCK": str(tmp_path / "clock"),
+        "FLORA_CRON_TEST_TICK_SECS": "0.2",
+    }
     import redis
 
     r = redis.Redis.from_url(redis_url)
@@ -105,8 +112,15 @@ def _query(url: str, sql: str, params: tuple = ()) -> list[tuple]:
 
 
 def running_jobs(url: str, guild_id: str) -> list[str]:
-    return [r[0] for r in _query(url, "SELECT c.name FROM cron_jobs c JOIN cron_loads l ON l.guild_id = c.guild_id"
-                                      " AND l.load_id = c.load_id WHERE c.guild_id = %s ORDER BY c.name", (guild_id,))]
+    return [
+        r[0]
+        for r in _query(
+            url,
+            "SELECT c.name FROM cron_jobs c JOIN cron_loads l ON l.guild_id = c.guild_id"
+            " AND l.load_id = c.load_id WHERE c.guild_id = %s ORDER BY c.name",
+            (guild_id,),
+        )
+    ]
 
 
 def stored_messages(url: str, guild_id: str) -> list[str]:
@@ -123,8 +137,12 @@ def wait_runs(server, runs: list[tuple[str, int]], timeout: float = 20) -> None:
     """Until each (guild, minute) ran both jobs (read through ``server``'s API, which reads PostgreSQL)."""
     for guild_id, minute in runs:
         for job in ("tick-latest", "tick-none"):
-            wait_for(lambda g=guild_id, j=job, m=minute: ran(server, g, j, m), timeout=timeout, interval=0.1,
-                     message=f"RUN {job} {iso(minute)} in guild {guild_id}")
+            wait_for(
+                lambda g=guild_id, j=job, m=minute: ran(server, g, j, m),
+                timeout=timeout,
+                interval=0.1,
+                message=f"RUN {job} {iso(minute)} in guild {guild_id}",
+            )
 
 
 def counts(messages: list[str], job: str) -> collections.Counter:
@@ -133,8 +151,12 @@ def counts(messages: list[str], job: str) -> collections.Counter:
 
 
 def wait_line(server, guild_id: str, needle: str, timeout: float = 20) -> None:
-    wait_for(lambda: any(needle in e["message"] for e in server.guild_logs(guild_id)), timeout=timeout, interval=0.1,
-             message=f"log line {needle!r} in guild {guild_id}")
+    wait_for(
+        lambda: any(needle in e["message"] for e in server.guild_logs(guild_id)),
+        timeout=timeout,
+        interval=0.1,
+        message=f"log line {needle!r} in guild {guild_id}",
+    )
 
 
 def test_two_nodes_fire_each_occurrence_once_and_the_owner_catches_up_after_a_restart(emu, tmp_path, cluster_env):
@@ -152,8 +174,11 @@ def test_two_nodes_fire_each_occurrence_once_and_the_owner_catches_up_after_a_re
         # each deployed through the other node's API (over the Redis bus to the guild's node)
         assert deploy_files(b, g0, {"src/main.ts": TICKS})[0] == 200
         assert deploy_files(a, g3, {"src/main.ts": TICKS})[0] == 200
-        wait_for(lambda: running_jobs(url, g0) == running_jobs(url, g3) == ["tick-latest", "tick-none"], timeout=30,
-                 message="jobs registered")
+        wait_for(
+            lambda: running_jobs(url, g0) == running_jobs(url, g3) == ["tick-latest", "tick-none"],
+            timeout=30,
+            message="jobs registered",
+        )
 
         # both nodes tick every 0.2 s over the same table: each occurrence of each guild runs, on its own node
         for minute in (1, 2):
@@ -183,7 +208,8 @@ def test_two_nodes_fire_each_occurrence_once_and_the_owner_catches_up_after_a_re
     assert counts(m3, "tick-latest") == counts(m3, "tick-none") == {iso(n): 1 for n in range(1, 7)}
     assert [m for m in m0 if m.startswith("cron 'tick-latest': catching up")] == [
         f"cron 'tick-latest': catching up the occurrence of {iso(5)}, the latest of 3 occurrences missed "
-        "while flora was not running (catchUp: 'latest')"]
+        "while flora was not running (catchUp: 'latest')"
+    ]
     assert [m for m in m0 + m3 if "skipped" in m or "no script" in m or "fell behind" in m] == []
     ran_at = sorted(r[0] for r in _query(url, "SELECT scheduled_at FROM cron_claims WHERE guild_id = %s", (g0,)))
     assert ran_at == [at(6), at(6)]  # each job's latest claimed occurrence

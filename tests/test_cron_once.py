@@ -80,8 +80,16 @@ class Node:
 
     def start(self) -> Scheduler:
         """A (re)started node: a new scheduler, which counts occurrences before now as missed while it was down."""
-        self.scheduler = Scheduler(self.db, dispatch=self.dispatch, guild_log=self.log, clock=self.clock, timeout=5, tick=0.01,
-                                   skip_reason=lambda g: None if g in self.loaded else NO_SCRIPT, owns=self.owns)
+        self.scheduler = Scheduler(
+            self.db,
+            dispatch=self.dispatch,
+            guild_log=self.log,
+            clock=self.clock,
+            timeout=5,
+            tick=0.01,
+            skip_reason=lambda g: None if g in self.loaded else NO_SCRIPT,
+            owns=self.owns,
+        )
         return self.scheduler
 
     async def dispatch(self, guild_id, event, payload, timeout):
@@ -111,7 +119,7 @@ async def step_all(nodes: list[Node], order: int) -> None:
     if order % 3 == 2:
         await asyncio.gather(*(n.step() for n in nodes))
     else:
-        for n in (nodes if order % 3 == 0 else nodes[::-1]):
+        for n in nodes if order % 3 == 0 else nodes[::-1]:
             await n.step()
 
 
@@ -254,10 +262,13 @@ def test_catch_up_after_the_owner_was_down_while_the_other_node_ran(dbs):
         await step_all([a, b], 2)  # nothing is due twice
         assert cluster.counts() == {(GA, "latest", minute(1)): 1, (GA, "none", minute(1)): 1, (GA, "latest", minute(4)): 1}
         lines = [m for node, g, _, m in cluster.lines if node == "a" and g == GA]
-        assert (f"cron 'latest': catching up the occurrence of {minute(4)}, the latest of 3 occurrences missed while "
-                "flora was not running (catchUp: 'latest')") in lines
-        assert (f"cron 'none': 3 occurrences missed while flora was not running, not run (catchUp: 'none'); "
-                f"next run at {minute(5)}") in lines
+        assert (
+            f"cron 'latest': catching up the occurrence of {minute(4)}, the latest of 3 occurrences missed while "
+            "flora was not running (catchUp: 'latest')"
+        ) in lines
+        assert (
+            f"cron 'none': 3 occurrences missed while flora was not running, not run (catchUp: 'none'); next run at {minute(5)}"
+        ) in lines
         assert [line for line in cluster.lines if line[0] == "b"] == []
 
         clock.t = T0 + 30 + 4 * MIN
@@ -320,7 +331,9 @@ def test_the_claims_migration_starts_from_what_already_ran(dbs):
     db.execute("DROP TABLE cron_claims")  # as before migration 002
     db.execute("DELETE FROM schema_migrations WHERE version = 'cron/002_cron_claims.sql'")
     db.migrate(Plugins().migrations())
-    assert db.fetchall("SELECT guild_id, name, scheduled_at FROM cron_claims") == [{"guild_id": GA, "name": "tick", "scheduled_at": 160}]
+    assert db.fetchall("SELECT guild_id, name, scheduled_at FROM cron_claims") == [
+        {"guild_id": GA, "name": "tick", "scheduled_at": 160}
+    ]
     (tick,) = [j for j in store.due_jobs(db, 220) if j["name"] == "tick"]
     assert not store.claim(db, {**tick, "next_run": 220}, 280, 160)  # 160 ran before the upgrade
     assert store.claim(db, {**tick, "next_run": 280}, 340, 220)

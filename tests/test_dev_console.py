@@ -25,9 +25,10 @@ import pytest
 from conftest import IN_CI, ROOT
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM) and not IN_CI,
-                                reason=f"{CHROMIUM} is missing (apt-get install -y chromium chromium-driver); "
-                                       "these browser tests always run under CI=true")
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM) and not IN_CI,
+    reason=f"{CHROMIUM} is missing (apt-get install -y chromium chromium-driver); these browser tests always run under CI=true",
+)
 
 
 class DevProcess:
@@ -35,9 +36,15 @@ class DevProcess:
 
     def __init__(self, project: Path, *args: str):
         env = {k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "DATABASE_URL", "FLORA_DISCORD_API_BASE")}
-        self.proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "dev", str(project), *(args or ("--port", "0"))],
-                                     cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "flora_cli", "dev", str(project), *(args or ("--port", "0"))],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -75,11 +82,26 @@ class Browser:
 
     def __init__(self):
         self.profile = tempfile.mkdtemp(prefix="flora-chromium-")
-        self.proc = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                                      "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                                      "--disable-sync", f"--user-data-dir={self.profile}", "--remote-debugging-port=0",
-                                      "--window-size=1400,900", "about:blank"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={self.profile}",
+                "--remote-debugging-port=0",
+                "--window-size=1400,900",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.ids = itertools.count(1)
 
     async def connect(self):
@@ -182,8 +204,9 @@ def _drive(project: Path, scenario) -> None:
         assert dev.output.count("http://") == 1, dev.output  # one URL
         await browser.call("Page.enable")
         await browser.call("Page.navigate", url=url)
-        await browser.wait("document.body && document.body.dataset.ready === '1' && document.body.dataset.live === '1'",
-                           15, "console loaded")
+        await browser.wait(
+            "document.body && document.body.dataset.ready === '1' && document.body.dataset.live === '1'", 15, "console loaded"
+        )
         await scenario(dev, browser)
 
     try:
@@ -213,8 +236,10 @@ def test_flora_dev_in_a_browser(tmp_path):
     timings: dict[str, float] = {}
 
     async def scenario(dev, browser):
-        assert await browser.js("[...document.querySelectorAll('#channels li')].map(l => l.textContent).join(',')") \
+        assert (
+            await browser.js("[...document.querySelectorAll('#channels li')].map(l => l.textContent).join(',')")
             == "# general,# bot-commands,# random"
+        )
 
         # 1. !ping as alice: the reply appears live
         t0 = time.monotonic()
@@ -231,17 +256,25 @@ def test_flora_dev_in_a_browser(tmp_path):
         assert await browser.js("[...document.querySelectorAll('.msg.ephemeral')].length") == 1
         # bob does not see alice's ephemeral reply
         bob = await browser.js("[...document.querySelectorAll('#member option')].find(o => o.textContent === 'bob').value")
-        await browser.js(f"(() => {{ const s = document.querySelector('#member'); s.value = '{bob}'; "
-                         "s.dispatchEvent(new Event('change')); return true })()")
+        await browser.js(
+            f"(() => {{ const s = document.querySelector('#member'); s.value = '{bob}'; "
+            "s.dispatchEvent(new Event('change')); return true })()"
+        )
         await browser.wait("document.querySelector('#composer').placeholder.includes('bob')", 5)
         await browser.wait("document.querySelectorAll('.msg.ephemeral').length === 0", 5, "ephemeral hidden from bob")
-        await browser.js("(() => { const s = document.querySelector('#member'); s.selectedIndex = 0; "
-                         "s.dispatchEvent(new Event('change')); return true })()")
+        await browser.js(
+            "(() => { const s = document.querySelector('#member'); s.selectedIndex = 0; "
+            "s.dispatchEvent(new Event('change')); return true })()"
+        )
 
         # 3. a button: !info shows an embed with a button; clicking it answers
         await browser.js(send("!info"))
-        await browser.wait("document.querySelector('.embed .title') && document.querySelector('.embed .title').textContent"
-                           " === 'flora example bot'", 10, "embed")
+        await browser.wait(
+            "document.querySelector('.embed .title') && document.querySelector('.embed .title').textContent"
+            " === 'flora example bot'",
+            10,
+            "embed",
+        )
         await browser.js("document.querySelector('button[data-custom-id=\"info:about\"]').click(), true")
         await browser.wait(bot_says("Made with the flora SDK"), 10, "button answer")
 
@@ -252,8 +285,9 @@ def test_flora_dev_in_a_browser(tmp_path):
         # 4. edit main.ts: the new command works within 2 s, with its console.log in the log pane
         main = project / "src" / "main.ts"
         text = main.read_text()
-        text = text.replace("createBot(", NEW_COMMAND + "\ncreateBot(", 1).replace("commands: [ping, info]",
-                                                                               "commands: [ping, info, shout]")
+        text = text.replace("createBot(", NEW_COMMAND + "\ncreateBot(", 1).replace(
+            "commands: [ping, info]", "commands: [ping, info, shout]"
+        )
         mark = len(dev.lines)
         t0 = time.monotonic()
         main.write_text(text)
@@ -262,8 +296,11 @@ def test_flora_dev_in_a_browser(tmp_path):
         await browser.wait(bot_says("SHOUTED: HI THERE"), 5, "new behaviour")
         timings["reload"] = time.monotonic() - t0
         assert timings["reload"] < 2.0, timings
-        await browser.wait("[...document.querySelectorAll('#logs .log')].some(l => l.textContent.includes('shout from alice'))",
-                           5, "console.log in the log pane")
+        await browser.wait(
+            "[...document.querySelectorAll('#logs .log')].some(l => l.textContent.includes('shout from alice'))",
+            5,
+            "console.log in the log pane",
+        )
 
         # 5. a TypeScript error is reported with file:line, and the old script keeps running
         mark = len(dev.lines)
@@ -325,10 +362,14 @@ def test_flora_dev_select_modal_kv_v2(tmp_path):
 
     async def scenario(dev, browser):
         await browser.js(send("!panel"))
-        await browser.wait("[...document.querySelectorAll('.container .content')].some(c => c.innerHTML.includes('<b>panel</b>'))",
-                           10, "components V2 container")
-        await browser.wait("[...document.querySelectorAll('.reaction')].some(r => r.textContent.includes('👍 1'))", 10,
-                           "reaction")
+        await browser.wait(
+            "[...document.querySelectorAll('.container .content')].some(c => c.innerHTML.includes('<b>panel</b>'))",
+            10,
+            "components V2 container",
+        )
+        await browser.wait(
+            "[...document.querySelectorAll('.reaction')].some(r => r.textContent.includes('👍 1'))", 10, "reaction"
+        )
         # a select: choosing an option sends the component interaction
         await browser.js("""(() => { const s = document.querySelector('select[data-custom-id=fruit]');
             s.value = 'pear'; s.dispatchEvent(new Event('change')); return true })()""")
@@ -343,8 +384,11 @@ def test_flora_dev_select_modal_kv_v2(tmp_path):
             document.querySelector('#modal-form').requestSubmit(); return true })()""")
         await browser.wait(bot_says("saved note: buy milk"), 10, "modal answer")
         assert await browser.js("document.querySelector('.msg.ephemeral .content').textContent") == "saved note: buy milk"
-        await browser.wait("[...document.querySelectorAll('#logs .log')].some(l => l.textContent.includes('note saved: buy milk'))",
-                           5, "log line")
+        await browser.wait(
+            "[...document.querySelectorAll('#logs .log')].some(l => l.textContent.includes('note saved: buy milk'))",
+            5,
+            "log line",
+        )
         # the KV view shows the stored note (refreshed after log lines)
         await browser.wait("document.querySelector('#kv').textContent.includes('buy milk')", 5, "KV view")
 
@@ -385,14 +429,20 @@ def test_the_console_keeps_its_layout_with_a_hundred_messages(tmp_path, width, h
         # scrolled up to read, a new message does not pull the view down
         await browser.js("document.querySelector('#messages').scrollTop = 0, true")
         await browser.js(SAY % (1, json.dumps("while reading")))
-        await browser.wait("[...document.querySelectorAll('#messages .msg')].some(m => m.textContent.includes('while reading'))",
-                           10, "the new message")
+        await browser.wait(
+            "[...document.querySelectorAll('#messages .msg')].some(m => m.textContent.includes('while reading'))",
+            10,
+            "the new message",
+        )
         assert (await browser.js(LAYOUT))["scrollTop"] < 50
         # back at the end, the next one keeps the view at the end
         await browser.js("(() => { const b = document.querySelector('#messages'); b.scrollTop = b.scrollHeight; return true })()")
         await browser.js(SAY % (1, json.dumps("at the end")))
-        await browser.wait("[...document.querySelectorAll('#messages .msg')].some(m => m.textContent.includes('at the end'))",
-                           10, "the last message")
+        await browser.wait(
+            "[...document.querySelectorAll('#messages .msg')].some(m => m.textContent.includes('at the end'))",
+            10,
+            "the last message",
+        )
         await browser.wait(f"({LAYOUT}).atEnd", 5, "the view still at the end")
 
     _drive(project, scenario)

@@ -41,8 +41,13 @@ def _console(tmp_path, monkeypatch, script: str, disabled: str = "") -> tuple[di
             view = await loop.run_in_executor(None, get)
             if script is SCRIPT:  # a member asks for the note to be written
                 world = session.world
-                session.api_say({"channel_id": world["channels"]["general"]["id"],
-                                 "user_id": world["users"]["alice"]["id"], "content": "!note"})
+                session.api_say(
+                    {
+                        "channel_id": world["channels"]["general"]["id"],
+                        "user_id": world["users"]["alice"]["id"],
+                        "content": "!note",
+                    }
+                )
             deadline = loop.time() + 30
             while script is SCRIPT and not any(s["entries"] for s in view["stores"]) and loop.time() < deadline:
                 await asyncio.sleep(0.1)
@@ -70,15 +75,17 @@ def test_the_console_runs_without_the_kv_plugin(tmp_path, monkeypatch, disabled)
 
 def test_flora_dev_keeps_the_emulators_ids_across_restarts_of_a_project(tmp_path, monkeypatch):
     def world_of_one_start() -> dict:
-        session = DevSession(project, load_config(env={"FLORA_DATA_DIR": str(tmp_path / "data")}), Plugins(),
-                             port=free_port())
+        session = DevSession(project, load_config(env={"FLORA_DATA_DIR": str(tmp_path / "data")}), Plugins(), port=free_port())
 
         async def run() -> dict:
             await session.start()
             try:
                 assert session.last_deploy["ok"], session.last_deploy
-                return {"guild": session.guild_id, **{n: c["id"] for n, c in session.world["channels"].items()},
-                        **{n: u["id"] for n, u in session.world["users"].items()}}
+                return {
+                    "guild": session.guild_id,
+                    **{n: c["id"] for n, c in session.world["channels"].items()},
+                    **{n: u["id"] for n, u in session.world["users"].items()},
+                }
             finally:
                 await session.stop()
 

@@ -46,8 +46,9 @@ def stack(tmp_path_factory):
     emu.start()
     server = None
     try:
-        server = start_flora(emu, tmp_path_factory.mktemp("flora"), FETCH_ALLOWED_PRIVATE_HOSTS="127.0.0.1",
-                             RUNTIME_AUTO_DEFER_MS="1000")
+        server = start_flora(
+            emu, tmp_path_factory.mktemp("flora"), FETCH_ALLOWED_PRIVATE_HOSTS="127.0.0.1", RUNTIME_AUTO_DEFER_MS="1000"
+        )
         server.emu = emu
         yield server
     finally:
@@ -57,8 +58,13 @@ def stack(tmp_path_factory):
 
 
 def _has_command(emu, guild_id: str, name: str) -> bool:
-    return any(r["method"] == "PUT" and r["path"].endswith(f"/guilds/{guild_id}/commands") and r["status"] == 200
-               and any(c.get("name") == name for c in (r["json"] or [])) for r in emu.requests)
+    return any(
+        r["method"] == "PUT"
+        and r["path"].endswith(f"/guilds/{guild_id}/commands")
+        and r["status"] == 200
+        and any(c.get("name") == name for c in (r["json"] or []))
+        for r in emu.requests
+    )
 
 
 @pytest.fixture(scope="module")
@@ -123,11 +129,23 @@ def assert_forbidden(res: dict, names: list[str]) -> None:
 
 
 def assert_victim_untouched(emu, since: float, victim: dict, *extra_ids: str) -> None:
-    ids = [victim["id"], victim["channel_id"], victim["thread"]["id"], victim["webhook"]["id"],
-           victim["webhook"]["token"], victim["message"]["id"], victim["interaction"]["id"],
-           victim["interaction"]["token"], *extra_ids]
+    ids = [
+        victim["id"],
+        victim["channel_id"],
+        victim["thread"]["id"],
+        victim["webhook"]["id"],
+        victim["webhook"]["token"],
+        victim["message"]["id"],
+        victim["interaction"]["id"],
+        victim["interaction"]["token"],
+        *extra_ids,
+    ]
     touched = [r for r in emu.find_requests(None, None, since=since) if any(i in r["path"] for i in ids)]
-    bad = [(r["method"], r["path"], r["status"], round(r["time"] - since, 3)) for r in touched if not (r["method"] == "GET" and LOOKUP.match(r["path"]))]
+    bad = [
+        (r["method"], r["path"], r["status"], round(r["time"] - since, 3))
+        for r in touched
+        if not (r["method"] == "GET" and LOOKUP.match(r["path"]))
+    ]
     assert not bad, f"requests reached the other guild: {bad}"
 
 
@@ -192,12 +210,24 @@ def test_message_ops_reach_discord_with_flora_shapes(stack):
     assert res["send"]["v"]["attachments"] == [["hello.txt", 5], ["cat.png", 100]]
     post = emu.find_requests("POST", rf"^/channels/{c}/messages$", since=since)[0]
     assert post["headers"]["Content-Type"].startswith("multipart/form-data")
-    assert [(f["field"], f["filename"], f["size"]) for f in post["files"]] == [("files[0]", "hello.txt", 5), ("files[1]", "cat.png", 100)]
+    assert [(f["field"], f["filename"], f["size"]) for f in post["files"]] == [
+        ("files[0]", "hello.txt", 5),
+        ("files[1]", "cat.png", 100),
+    ]
     body = post["json"]
     assert body["content"] == "hello" and body["tts"] is False and body["flags"] == 4  # unknown flag bit dropped
-    assert body["attachments"] == [{"id": 0, "filename": "hello.txt", "description": "greeting"}, {"id": 1, "filename": "cat.png"}]
-    assert body["embeds"] == [{"title": "T", "footer": {"text": "f"}, "timestamp": "2024-01-01T00:00:00Z",
-                               "fields": [{"name": "a", "value": "b", "inline": False}]}]
+    assert body["attachments"] == [
+        {"id": 0, "filename": "hello.txt", "description": "greeting"},
+        {"id": 1, "filename": "cat.png"},
+    ]
+    assert body["embeds"] == [
+        {
+            "title": "T",
+            "footer": {"text": "f"},
+            "timestamp": "2024-01-01T00:00:00Z",
+            "fields": [{"name": "a", "value": "b", "inline": False}],
+        }
+    ]
     assert body["components"] == [{"type": 1, "components": [{"type": 2, "style": 1, "custom_id": "b1", "label": "B"}]}]
     assert body["allowed_mentions"] == {"parse": ["users"], "roles": ["1"], "replied_user": False}
     assert body["message_reference"] == {"message_id": trigger["id"], "channel_id": c, "fail_if_not_exists": False}
@@ -216,7 +246,9 @@ def test_message_ops_reach_discord_with_flora_shapes(stack):
 
     assert res["badSnowflake"]["code"] == "INVALID_INPUT"
     assert res["badSnowflake"]["message"] == "Invalid input for channel_id: invalid snowflake"
-    assert res["empty"]["message"] == "Invalid input for message: message must include content, embeds, attachments, or components"
+    assert (
+        res["empty"]["message"] == "Invalid input for message: message must include content, embeds, attachments, or components"
+    )
     assert res["privateUrl"]["code"] == "INVALID_INPUT"
     assert res["privateUrl"]["message"].startswith("Invalid input for attachments[].url: ")
     assert res["badBase64"]["message"] == "Invalid input for attachments[].data: invalid base64"
@@ -418,10 +450,16 @@ def test_thread_ops(stack):
     create = one(emu, "POST", rf"^/channels/{c}/threads$", since)
     assert create["json"] == {"name": "t1", "type": 11} and create["headers"]["X-Audit-Log-Reason"] == "topic"
     assert one(emu, "POST", rf"^/channels/{c}/messages/{trigger['id']}/threads$", since)["json"] == {
-        "name": "t2", "auto_archive_duration": 60}
+        "name": "t2",
+        "auto_archive_duration": 60,
+    }
     members = [(r["method"], r["path"]) for r in emu.find_requests(None, "/thread-members/", since=since)]
-    assert members == [("PUT", f"/channels/{t}/thread-members/@me"), ("PUT", f"/channels/{t}/thread-members/{g['user_id']}"),
-                       ("DELETE", f"/channels/{t}/thread-members/{g['user_id']}"), ("DELETE", f"/channels/{t}/thread-members/@me")]
+    assert members == [
+        ("PUT", f"/channels/{t}/thread-members/@me"),
+        ("PUT", f"/channels/{t}/thread-members/{g['user_id']}"),
+        ("DELETE", f"/channels/{t}/thread-members/{g['user_id']}"),
+        ("DELETE", f"/channels/{t}/thread-members/@me"),
+    ]
     assert not emu.find_requests("GET", rf"^/channels/{t}$", since=since)  # the created thread's guild was remembered
     assert res["noPayload"]["message"] == "Invalid input for payload: expected an object"
     assert res["badThread"]["message"] == "Invalid input for thread_id: invalid snowflake"
@@ -445,8 +483,15 @@ on('messageCreate', async (ctx) => {
 def test_thread_ops_refuse_another_guilds_thread(stack, victim):
     emu = stack.emu
     g = emulator_guild(emu, "Threads attacker")
-    deploy(stack, g["id"], SCOPE_THREADS, T=victim["thread"]["id"], U=victim["user_id"], C=victim["channel_id"],
-           M=victim["message"]["id"])
+    deploy(
+        stack,
+        g["id"],
+        SCOPE_THREADS,
+        T=victim["thread"]["id"],
+        U=victim["user_id"],
+        C=victim["channel_id"],
+        M=victim["message"]["id"],
+    )
     _, since = go(stack, g)
     res = results(stack, g["id"])
     assert_forbidden(res, ["join", "leave", "add", "remove", "create", "fromMessage"])
@@ -558,14 +603,26 @@ def test_member_role_and_ban_ops(stack, victim):
     ban = emu.create_user("banme")
     emu.add_member(g["id"], kick["id"])
     emu.add_member(g["id"], ban["id"])
-    deploy(stack, g["id"], MEMBERS_SCRIPT, USER=g["user_id"], ROLE=role["id"], KICK=kick["id"], BAN=ban["id"],
-           FOREIGN_ROLE=foreign_role["id"])
+    deploy(
+        stack,
+        g["id"],
+        MEMBERS_SCRIPT,
+        USER=g["user_id"],
+        ROLE=role["id"],
+        KICK=kick["id"],
+        BAN=ban["id"],
+        FOREIGN_ROLE=foreign_role["id"],
+    )
     _, since = go(stack, g)
     res = results(stack, g["id"])
     assert_ok(res, "addRole", "removeRole", "addRoleAgain", "edit", "editMe", "kick", "ban", "unban", "banDefault")
     gid, uid = g["id"], g["user_id"]
     roles = emu.find_requests(None, rf"^/guilds/{gid}/members/{uid}/roles/{role['id']}$", since=since)
-    assert [(r["method"], r["headers"].get("X-Audit-Log-Reason")) for r in roles] == [("PUT", "promote"), ("DELETE", None), ("PUT", None)]
+    assert [(r["method"], r["headers"].get("X-Audit-Log-Reason")) for r in roles] == [
+        ("PUT", "promote"),
+        ("DELETE", None),
+        ("PUT", None),
+    ]
     edit = one(emu, "PATCH", rf"^/guilds/{gid}/members/{uid}$", since)
     assert edit["json"] == {"nick": "Ally"} and edit["headers"]["X-Audit-Log-Reason"] == "rename"
     assert one(emu, "PATCH", rf"^/guilds/{gid}/members/@me$", since)["json"] == {"nick": "Botty"}
@@ -573,11 +630,15 @@ def test_member_role_and_ban_ops(stack, victim):
     assert one(emu, "DELETE", rf"^/guilds/{gid}/members/{kick['id']}$", since)["headers"]["X-Audit-Log-Reason"] == "bye"
     bans = emu.find_requests("PUT", rf"^/guilds/{gid}/bans/{ban['id']}$", since=since)
     assert [(r["json"], r["headers"].get("X-Audit-Log-Reason")) for r in bans] == [
-        ({"delete_message_seconds": 3600}, "spam"), ({"delete_message_seconds": 0}, None)]
+        ({"delete_message_seconds": 3600}, "spam"),
+        ({"delete_message_seconds": 0}, None),
+    ]
     assert one(emu, "DELETE", rf"^/guilds/{gid}/bans/{ban['id']}$", since)["headers"]["X-Audit-Log-Reason"] == "forgiven"
     member = emu.member(gid, uid)
     assert role["id"] in member["roles"] and member["nick"] == "Ally"
-    assert res["badSeconds"]["message"] == "Invalid input for delete_message_seconds: expected an integer between 0 and 4294967295"
+    assert (
+        res["badSeconds"]["message"] == "Invalid input for delete_message_seconds: expected an integer between 0 and 4294967295"
+    )
     assert res["badRole"]["message"] == "Invalid input for role_id: invalid snowflake"
     # a role of another guild is resolved by Discord inside this guild: Unknown Role, nothing happens there
     assert res["foreignRole"]["code"] == "DISCORD_HTTP_ERROR" and res["foreignRole"]["status"] == 404
@@ -654,9 +715,14 @@ def test_guild_command_ops(stack):
     assert [r["json"] for r in puts] == [[{"name": "alpha", "description": "first", "type": 1}]] * 2
     cid = res["create"]["v"]["id"]
     assert one(emu, "POST", base + "$", since)["json"] == {
-        "name": "beta", "description": "second", "type": 1,
-        "options": [{"name": "n", "description": "a number", "type": 4, "required": True},
-                    {"name": "s", "description": "text", "type": 3}]}
+        "name": "beta",
+        "description": "second",
+        "type": 1,
+        "options": [
+            {"name": "n", "description": "a number", "type": 4, "required": True},
+            {"name": "s", "description": "text", "type": 3},
+        ],
+    }
     assert res["create"]["v"]["options"] == [["n", 4], ["s", 3]]
     assert res["list"]["v"] == ["alpha", "beta"] and res["get"]["v"] == "beta" and res["edit"]["v"] == "changed"
     assert one(emu, "PATCH", base + f"/{cid}$", since)["json"] == {"name": "beta", "description": "changed", "type": 1}
@@ -820,12 +886,21 @@ def test_interaction_ops_followups_modal_and_update(stack):
     assert_ok(res, "modal")
     assert res["badModal"]["message"] == "Unsupported modal component type 2"
     modal = emu.interaction(form["id"])["modal"]
-    assert modal == {"custom_id": "feedback", "title": "Feedback", "components": [
-        {"type": 10, "content": "Tell us"},
-        {"type": 18, "label": "Your name", "component": {"type": 4, "custom_id": "name", "style": 1, "required": True}},
-        {"type": 18, "label": "Colour", "description": "pick one",
-         "component": {"type": 3, "custom_id": "colour", "options": [{"label": "Red", "value": "red"}]}},
-        {"type": 1, "components": [{"type": 4, "custom_id": "legacy", "style": 2}]}]}
+    assert modal == {
+        "custom_id": "feedback",
+        "title": "Feedback",
+        "components": [
+            {"type": 10, "content": "Tell us"},
+            {"type": 18, "label": "Your name", "component": {"type": 4, "custom_id": "name", "style": 1, "required": True}},
+            {
+                "type": 18,
+                "label": "Colour",
+                "description": "pick one",
+                "component": {"type": 3, "custom_id": "colour", "options": [{"label": "Red", "value": "red"}]},
+            },
+            {"type": 1, "components": [{"type": 4, "custom_id": "legacy", "style": 2}]},
+        ],
+    }
     assert emu.interaction(form["id"])["response_type"] == 9
 
     submit = emu.submit_modal(g["id"], g["channel_id"], g["user_id"], "feedback", {"name": "Ann"})
@@ -874,8 +949,19 @@ def test_interaction_ops_refuse_another_guilds_interaction(stack, victim):
     deploy(stack, g["id"], SCOPE_INTERACTIONS, ID=inter["id"], TOKEN=inter["token"], APP=emu.application_id)
     _, since = go(stack, g)
     res = results(stack, g["id"])
-    names = ["respond", "defer", "update", "modal", "editOriginal", "deleteOriginal", "followup", "editFollowup",
-             "deleteFollowup", "asWebhook", "ownIdOtherToken"]
+    names = [
+        "respond",
+        "defer",
+        "update",
+        "modal",
+        "editOriginal",
+        "deleteOriginal",
+        "followup",
+        "editFollowup",
+        "deleteFollowup",
+        "asWebhook",
+        "ownIdOtherToken",
+    ]
     assert_forbidden(res, names)
     assert res["followup"]["message"] == "Forbidden: interaction is outside runtime scope"
     assert_victim_untouched(emu, since, victim)
@@ -921,21 +1007,30 @@ def test_webhook_ops(stack):
     assert res["execute"]["v"] == {"id": res["execute"]["v"]["id"], "channel": c, "author": "Hooky"}
     assert res["thread"]["v"] is None  # wait: false -> null
     posts = emu.find_requests("POST", rf"^/webhooks/{w}/{tok}$", since=since)
-    assert [r["query"] for r in posts[:2]] == [{"wait": "true", "with_components": "false"},
-                                               {"wait": "false", "with_components": "false", "thread_id": thread["id"]}]
-    assert posts[0]["json"] == {"content": "via hook", "embeds": [{"title": "e"}], "username": "Hooky",
-                                "avatar_url": "https://example.com/a.png"}
+    assert [r["query"] for r in posts[:2]] == [
+        {"wait": "true", "with_components": "false"},
+        {"wait": "false", "with_components": "false", "thread_id": thread["id"]},
+    ]
+    assert posts[0]["json"] == {
+        "content": "via hook",
+        "embeds": [{"title": "e"}],
+        "username": "Hooky",
+        "avatar_url": "https://example.com/a.png",
+    }
     assert posts[1]["json"] == {"content": "in thread", "attachments": [{"id": 0, "filename": "hi.txt"}]}
     assert [f["filename"] for f in posts[1]["files"]] == ["hi.txt"]
     assert [m["content"] for m in emu.messages(thread["id"])] == ["in thread"]
     # the webhook's guild was looked up once (with its token) and then cached
     assert [(r["method"], r["path"]) for r in emu.find_requests("GET", rf"^/webhooks/{w}", since=since)][:1] == [
-        ("GET", f"/webhooks/{w}/{hook['token']}")]
+        ("GET", f"/webhooks/{w}/{hook['token']}")
+    ]
     assert res["editWithToken"]["v"] == "renamed" and res["edit"]["v"] == "again"
     assert one(emu, "PATCH", rf"^/webhooks/{w}$", since)["headers"]["X-Audit-Log-Reason"] == "tidy"
     assert one(emu, "DELETE", rf"^/webhooks/{w}/{tok}$", since)["headers"]["X-Audit-Log-Reason"] == "cleanup"
     assert res["afterDelete"]["code"] == "DISCORD_HTTP_ERROR" and res["afterDelete"]["status"] == 404
-    assert res["empty"]["message"] == "Invalid input for message: webhook must include content, embeds, attachments, or components"
+    assert (
+        res["empty"]["message"] == "Invalid input for message: webhook must include content, embeds, attachments, or components"
+    )
     assert res["noToken"]["message"] == "Invalid input for token: missing webhook token"
 
 
@@ -960,12 +1055,20 @@ def test_webhook_ops_refuse_another_guilds_webhook(stack, victim):
     g = emulator_guild(emu, "Webhooks attacker")
     own = emu.create_webhook(g["channel_id"], "own")
     hook = victim["webhook"]
-    deploy(stack, g["id"], SCOPE_WEBHOOKS, HOOK=hook["id"], TOKEN=hook["token"], OWN=own["id"], OWN_TOKEN=own["token"],
-           THREAD=victim["thread"]["id"], CHANNEL=victim["channel_id"])
+    deploy(
+        stack,
+        g["id"],
+        SCOPE_WEBHOOKS,
+        HOOK=hook["id"],
+        TOKEN=hook["token"],
+        OWN=own["id"],
+        OWN_TOKEN=own["token"],
+        THREAD=victim["thread"]["id"],
+        CHANNEL=victim["channel_id"],
+    )
     _, since = go(stack, g)
     res = results(stack, g["id"])
-    assert_forbidden(res, ["execute", "edit", "editNoToken", "delete", "deleteNoToken", "ownHookOtherThread",
-                           "moveOwnHookThere"])
+    assert_forbidden(res, ["execute", "edit", "editNoToken", "delete", "deleteNoToken", "ownHookOtherThread", "moveOwnHookThere"])
     assert res["execute"]["message"] == "Forbidden: webhook is outside runtime scope"
     assert res["ownHookOtherThread"]["message"] == "Forbidden: thread is outside runtime scope"
     assert_victim_untouched(emu, since, victim)

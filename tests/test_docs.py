@@ -19,12 +19,20 @@ ROOT = Path(__file__).resolve().parent.parent
 PLUGINS_MD = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
 # flora's hooks, and the hooks flora's own packages declare at start (the console's)
 SPEC_MODULES = (hookspecs, console_hookspecs)
-FLORA_HOOKS = {name: fn for module in SPEC_MODULES for name, fn in vars(module).items()
-              if name.startswith("flora_") and callable(fn) and hasattr(fn, "flora_spec")}
+FLORA_HOOKS = {
+    name: fn
+    for module in SPEC_MODULES
+    for name, fn in vars(module).items()
+    if name.startswith("flora_") and callable(fn) and hasattr(fn, "flora_spec")
+}
 # hooks the built-in plugins declare (flora_add_hookspecs): every spec pluggy holds that is not one of those
-PLUGIN_HOOKS = {name: caller.spec.function for name, caller in vars(Plugins().pm.hook).items()
-                if getattr(caller, "spec", None) is not None and name not in FLORA_HOOKS
-                and caller.spec.function.__module__.startswith("flora_plugins.")}
+PLUGIN_HOOKS = {
+    name: caller.spec.function
+    for name, caller in vars(Plugins().pm.hook).items()
+    if getattr(caller, "spec", None) is not None
+    and name not in FLORA_HOOKS
+    and caller.spec.function.__module__.startswith("flora_plugins.")
+}
 SPECS = {**FLORA_HOOKS, **PLUGIN_HOOKS}
 HOOKS = sorted(SPECS)
 

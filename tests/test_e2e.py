@@ -16,7 +16,9 @@ def test_ping_through_the_whole_stack(stack):
     assert status == 200 and g["id"] in [d["guild_id"] for d in deployments]
 
     original = emu.user_says(g["channel_id"], g["user_id"], "!ping a b")
-    reply = wait_for(lambda: [m for m in bot_replies(emu, g["channel_id"]) if m["content"].startswith("pong")], message="!ping reply")[0]
+    reply = wait_for(
+        lambda: [m for m in bot_replies(emu, g["channel_id"]) if m["content"].startswith("pong")], message="!ping reply"
+    )[0]
     assert reply["content"] == "pong! args: a b"
     assert reply["message_reference"]["message_id"] == original["id"]
     assert reply["type"] == 19  # a reply
@@ -33,20 +35,31 @@ def test_slash_commands_with_options_and_subcommands(stack):
     assert resp["data"]["content"] == "Hello, x!"
     assert resp["data"]["flags"] & 64  # ephemeral honoured
 
-    inter = emu.invoke_slash(g["id"], g["channel_id"], g["user_id"], "dice",
-                             options=[{"name": "roll", "type": 1, "options": [{"name": "sides", "type": 4, "value": 1}]}])
+    inter = emu.invoke_slash(
+        g["id"],
+        g["channel_id"],
+        g["user_id"],
+        "dice",
+        options=[{"name": "roll", "type": 1, "options": [{"name": "sides", "type": 4, "value": 1}]}],
+    )
     resp = wait_for(lambda: emu.interaction(inter["id"])["responses"], message="/dice roll response")[0]
     assert resp["data"]["content"] == "You rolled 1 (d1)"
 
 
 def _has_command(emu, guild_id, name):
-    return any(r["method"] == "PUT" and r["path"].endswith(f"/guilds/{guild_id}/commands")
-               and any(c.get("name") == name for c in (r["json"] or [])) for r in emu.requests)
+    return any(
+        r["method"] == "PUT"
+        and r["path"].endswith(f"/guilds/{guild_id}/commands")
+        and any(c.get("name") == name for c in (r["json"] or []))
+        for r in emu.requests
+    )
 
 
 def test_guild_without_deployment_gets_the_starter_script(stack):
     emu, g = stack.emu, emulator_guild(stack.emu, "Fresh Guild")
-    wait_for(lambda: any(e["message"] == "starter script deployed" for e in stack.guild_logs(g["id"])), message="starter deployed")
+    wait_for(
+        lambda: any(e["message"] == "starter script deployed" for e in stack.guild_logs(g["id"])), message="starter deployed"
+    )
     emu.user_says(g["channel_id"], g["user_id"], "!ping")
     emu.user_says(g["channel_id"], g["user_id"], "!ping a b")
     wait_for(lambda: len(bot_replies(emu, g["channel_id"])) >= 2, message="starter replies")
@@ -152,8 +165,13 @@ createBot({ commands: [prefix({ name: "ping", run: (ctx) => ctx.reply(greet(ctx.
 export { greet };
 export default greet;
 """
-    status, body = http_json("POST", f"{stack.api}/deployments/{g['id']}", {"entry": "src/main.ts", "bundle": bundle},
-                             token=stack.token, headers={"x-flora-deploy-source": "cli"})
+    status, body = http_json(
+        "POST",
+        f"{stack.api}/deployments/{g['id']}",
+        {"entry": "src/main.ts", "bundle": bundle},
+        token=stack.token,
+        headers={"x-flora-deploy-source": "cli"},
+    )
     assert status == 200, body
     emu.user_says(g["channel_id"], g["user_id"], "!ping 1 2")
     reply = wait_for(lambda: bot_replies(emu, g["channel_id"]), message="reply from the ESM bundle")[0]

@@ -17,7 +17,9 @@ on('messageCreate', async (ctx) => {
   if (ctx.msg.content === '!ping') await ctx.reply('pong A');
 });
 """
-NICE = "on('messageCreate', async (ctx) => { if (!ctx.msg.author.bot && ctx.msg.content === '!ping') await ctx.reply('pong B'); });"
+NICE = (
+    "on('messageCreate', async (ctx) => { if (!ctx.msg.author.bot && ctx.msg.content === '!ping') await ctx.reply('pong B'); });"
+)
 
 
 @pytest.fixture

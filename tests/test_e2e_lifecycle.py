@@ -46,11 +46,15 @@ def test_shards_from_config(emu, tmp_path):
         wait_for(lambda: len(emu.connected_sessions) == 2, message="two shard sessions")
         assert sorted(tuple(s["shard"]) for s in emu.connected_sessions) == [(0, 2), (1, 2)]
         for g in guilds:
-            wait_for(lambda g=g: any(e["message"] == "starter script deployed" for e in server.guild_logs(g["id"])),
-                     message=f"starter for {g['id']}")
+            wait_for(
+                lambda g=g: any(e["message"] == "starter script deployed" for e in server.guild_logs(g["id"])),
+                message=f"starter for {g['id']}",
+            )
             emu.user_says(g["channel_id"], g["user_id"], "!ping")
         for g in guilds:
-            wait_for(lambda g=g: [m for m in bot_replies(emu, g["channel_id"]) if m["content"] == "pong"], message="sharded reply")
+            wait_for(
+                lambda g=g: [m for m in bot_replies(emu, g["channel_id"]) if m["content"] == "pong"], message="sharded reply"
+            )
     finally:
         stop_flora(server)
 
@@ -61,9 +65,21 @@ def test_events_without_a_guild_are_dropped(emu, tmp_path):
     try:
         script = "on('messageCreate', (ctx) => console.log('seen', ctx.msg.content, ctx.msg.guildId));"
         assert deploy_files(server, g["id"], {"src/main.ts": script})[0] == 200
-        dm = {"id": "1234567890123", "channel_id": g["channel_id"], "content": "from a DM", "author": g["user"],
-              "timestamp": "2026-01-01T00:00:00+00:00", "type": 0, "attachments": [], "embeds": [], "mentions": [],
-              "mention_roles": [], "pinned": False, "tts": False, "mention_everyone": False}
+        dm = {
+            "id": "1234567890123",
+            "channel_id": g["channel_id"],
+            "content": "from a DM",
+            "author": g["user"],
+            "timestamp": "2026-01-01T00:00:00+00:00",
+            "type": 0,
+            "attachments": [],
+            "embeds": [],
+            "mentions": [],
+            "mention_roles": [],
+            "pinned": False,
+            "tts": False,
+            "mention_everyone": False,
+        }
         emu.dispatch("MESSAGE_CREATE", dm)
         emu.user_says(g["channel_id"], g["user_id"], "in the guild")
         server.wait_log(g["id"], "seen in the guild")
@@ -77,8 +93,15 @@ def test_a_taken_api_port_stops_flora_with_a_clear_error(emu, tmp_path):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        env = {"DISCORD_TOKEN": BOT_TOKEN, "FLORA_DISCORD_API_BASE": emu.api_base, "FLORA_DATA_DIR": str(tmp_path / "d"),
-               "API_PORT": str(port), "API_ADDRESS": "127.0.0.1", "RUNTIME_MAX_WORKERS": "1", "PATH": "/usr/bin:/bin"}
+        env = {
+            "DISCORD_TOKEN": BOT_TOKEN,
+            "FLORA_DISCORD_API_BASE": emu.api_base,
+            "FLORA_DATA_DIR": str(tmp_path / "d"),
+            "API_PORT": str(port),
+            "API_ADDRESS": "127.0.0.1",
+            "RUNTIME_MAX_WORKERS": "1",
+            "PATH": "/usr/bin:/bin",
+        }
         out = subprocess.run([sys.executable, "-m", "flora_cli", "serve"], env=env, capture_output=True, text=True, timeout=90)
     assert out.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
@@ -163,8 +186,9 @@ def test_a_deploy_to_a_guild_the_bot_is_not_in_is_refused(emu, tmp_path):
         project = tmp_path / "project"
         (project / "src").mkdir(parents=True)
         (project / "src" / "main.ts").write_text(files["src/main.ts"], encoding="utf-8")
-        out = server.cli("deploy", "--guild-id", bogus, "--root", str(project), "--api", server.api, "--token", server.token,
-                         check=False)
+        out = server.cli(
+            "deploy", "--guild-id", bogus, "--root", str(project), "--api", server.api, "--token", server.token, check=False
+        )
         assert out.returncode == 1 and out.stderr.splitlines()[-1] == "Error: Bot not in guild", out.stderr
         assert "success" not in out.stdout + out.stderr
         assert deploy_files(server, g["id"], files)[0] == 200  # a guild the bot is in deploys as before

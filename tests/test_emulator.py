@@ -113,8 +113,16 @@ class BotRunner:
         self.loop.close()
 
 
-def http(emu: Emulator, method: str, path: str, body: Any = None, *, auth: bool = True,
-         headers: dict | None = None, raw: bytes | None = None) -> tuple[int, dict, Any]:
+def http(
+    emu: Emulator,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    auth: bool = True,
+    headers: dict | None = None,
+    raw: bytes | None = None,
+) -> tuple[int, dict, Any]:
     """Plain urllib call to the emulator's API (path relative to /api/v10, or absolute /_emu)."""
     url = (emu.url if path.startswith("/_emu") else emu.api_base) + path
     hdrs = dict(headers or {})
@@ -148,8 +156,7 @@ def emu(monkeypatch):
     assert not [t for t in threading.enumerate() if t.name in ("flora-emulator", "test-bot")]
 
 
-def run_bot(emu: Emulator, factory: Callable[[], disnake.Client], *, wait: bool = True,
-            token: str = TOKEN) -> BotRunner:
+def run_bot(emu: Emulator, factory: Callable[[], disnake.Client], *, wait: bool = True, token: str = TOKEN) -> BotRunner:
     runner = BotRunner(factory)
     emu.runners.append(runner)
     runner.start(token)
@@ -303,8 +310,7 @@ def test_message_content_intent_blanks_content(emu, world):
 
 def make_interaction_bot(guild_id: str, log: list) -> Callable[[], commands.InteractionBot]:
     def factory():
-        bot = FastInteractionBot(intents=_intents(), guild_ready_timeout=0.1,
-                                 test_guilds=[int(guild_id)])
+        bot = FastInteractionBot(intents=_intents(), guild_ready_timeout=0.1, test_guilds=[int(guild_id)])
 
         @bot.slash_command(description="Say hello")
         async def hello(inter: disnake.ApplicationCommandInteraction, name: str):
@@ -319,8 +325,9 @@ def make_interaction_bot(guild_id: str, log: list) -> Callable[[], commands.Inte
         @bot.slash_command(description="Buttons")
         async def panel(inter: disnake.ApplicationCommandInteraction):
             await inter.response.send_message(
-                "panel", components=[disnake.ui.Button(label="Go", custom_id="go"),
-                                     disnake.ui.Button(label="Form", custom_id="form")])
+                "panel",
+                components=[disnake.ui.Button(label="Go", custom_id="go"), disnake.ui.Button(label="Form", custom_id="form")],
+            )
 
         @bot.listen("on_button_click")
         async def on_button(inter: disnake.MessageInteraction):
@@ -328,8 +335,8 @@ def make_interaction_bot(guild_id: str, log: list) -> Callable[[], commands.Inte
                 await inter.response.edit_message(content=f"clicked by {inter.author.name}")
             else:
                 await inter.response.send_modal(
-                    title="Form", custom_id="feedback",
-                    components=[disnake.ui.TextInput(label="Say", custom_id="text")])
+                    title="Form", custom_id="feedback", components=[disnake.ui.TextInput(label="Say", custom_id="text")]
+                )
 
         @bot.listen("on_modal_submit")
         async def on_modal(inter: disnake.ModalInteraction):
@@ -353,10 +360,8 @@ def test_slash_command_ephemeral_reply(emu, world, slash_bot):
     put = emu.wait_for_request("PUT", r"/guilds/\d+/commands$")
     assert {c["name"] for c in put["json"]} == {"hello", "slow", "panel"}
     g, ch = world["guild"]["id"], world["channel"]["id"]
-    inter = emu.invoke_slash(g, ch, world["alice"]["id"], "hello",
-                             options=[{"name": "name", "type": 3, "value": "x"}])
-    view = emu.wait_for(lambda: emu.interaction(inter["id"])["acknowledged"]
-                        and emu.interaction(inter["id"]))
+    inter = emu.invoke_slash(g, ch, world["alice"]["id"], "hello", options=[{"name": "name", "type": 3, "value": "x"}])
+    view = emu.wait_for(lambda: emu.interaction(inter["id"])["acknowledged"] and emu.interaction(inter["id"]))
     [resp] = view["responses"]
     assert resp["type"] == 4 and resp["data"]["flags"] == 64
     assert resp["data"]["content"] == "hello x"
@@ -369,8 +374,7 @@ def test_slash_command_ephemeral_reply(emu, world, slash_bot):
 def test_defer_edit_original_then_followup(emu, world, slash_bot):
     g, ch = world["guild"]["id"], world["channel"]["id"]
     inter = emu.invoke_slash(g, ch, world["bob"]["id"], "slow")
-    view = emu.wait_for(lambda: emu.interaction(inter["id"])["followups"]
-                        and emu.interaction(inter["id"]))
+    view = emu.wait_for(lambda: emu.interaction(inter["id"])["followups"] and emu.interaction(inter["id"]))
     assert [r["type"] for r in view["responses"]] == [5]
     assert view["original"]["content"] == "done thinking"
     assert not view["original"]["flags"] & 128  # loading flag cleared by the edit
@@ -383,8 +387,7 @@ def test_defer_edit_original_then_followup(emu, world, slash_bot):
     assert (status, body["code"]) == (400, 40060)
     assert body["message"] == "Interaction has already been acknowledged"
     assert headers["Content-Type"] == "application/json"
-    status, _, body = http(emu, "POST", f"/interactions/{inter['id']}/bad/callback", {"type": 1},
-                           auth=False)
+    status, _, body = http(emu, "POST", f"/interactions/{inter['id']}/bad/callback", {"type": 1}, auth=False)
     assert (status, body["code"]) == (404, 10062)
 
 
@@ -403,8 +406,7 @@ def test_components_and_modal(emu, world, slash_bot):
     form = emu.click_component(ch, panel["id"], alice, "form")
     modal = emu.wait_for(lambda: emu.interaction(form["id"])["modal"])
     assert modal["custom_id"] == "feedback"
-    sub = emu.submit_modal(g, ch, alice, "feedback", fields={"text": "great"},
-                           message_id=panel["id"])
+    sub = emu.submit_modal(g, ch, alice, "feedback", fields={"text": "great"}, message_id=panel["id"])
     emu.wait_for(lambda: emu.interaction(sub["id"])["acknowledged"])
     assert slash_bot == [{"text": "great"}]
     assert emu.interaction(sub["id"])["original"]["content"] == "thanks: great"
@@ -493,8 +495,7 @@ def test_two_shards_each_see_only_their_guild(emu):
 
     def factory(shard_ids):
         def make():
-            client = FastShardedClient(intents=_intents(), shard_ids=shard_ids, shard_count=2,
-                                       guild_ready_timeout=0.1)
+            client = FastShardedClient(intents=_intents(), shard_ids=shard_ids, shard_count=2, guild_ready_timeout=0.1)
 
             @client.event
             async def on_message(message):
@@ -502,6 +503,7 @@ def test_two_shards_each_see_only_their_guild(emu):
                     await message.channel.send(f"pong shard={message.guild.shard_id}")
 
             return client
+
         return make
 
     both = run_bot(emu, factory([0, 1])).client
@@ -549,13 +551,16 @@ def test_rest_errors_headers_and_history(emu, world):
     assert len(emu.messages(ch)) == 3
     # multipart upload: payload_json + files[0]
     boundary = uuid.uuid4().hex
-    raw = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files[0]\"; filename=\"a.txt\"\r\n"
-           f"Content-Type: text/plain\r\n\r\nhello file\r\n"
-           f"--{boundary}\r\nContent-Disposition: form-data; name=\"payload_json\"\r\n\r\n"
-           + json.dumps({"content": "with file", "attachments": [{"id": 0, "filename": "a.txt"}]})
-           + f"\r\n--{boundary}--\r\n").encode()
-    status, _, msg = http(emu, "POST", f"/channels/{ch}/messages", raw=raw,
-                          headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    raw = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files[0]"; filename="a.txt"\r\n'
+        f"Content-Type: text/plain\r\n\r\nhello file\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="payload_json"\r\n\r\n'
+        + json.dumps({"content": "with file", "attachments": [{"id": 0, "filename": "a.txt"}]})
+        + f"\r\n--{boundary}--\r\n"
+    ).encode()
+    status, _, msg = http(
+        emu, "POST", f"/channels/{ch}/messages", raw=raw, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
     assert status == 200 and msg["attachments"][0]["filename"] == "a.txt"
     assert msg["attachments"][0]["size"] == len(b"hello file")
     with urllib.request.urlopen(msg["attachments"][0]["url"], timeout=5) as resp:
@@ -592,29 +597,28 @@ def test_oauth_bearer_calls_are_recorded_for_counting(emu, world):
 def test_control_routes_and_async_server():
     async def main():
         async with EmulatorServer(TOKEN) as server, aiohttp.ClientSession() as session:
+
             async def call(method, path, body=None):
                 async with session.request(method, server.url + path, json=body) as resp:
                     return resp.status, await resp.json()
 
             _, guild = await call("POST", "/_emu/guilds", {"name": "ctl"})
-            _, chan = await call("POST", "/_emu/channels",
-                                 {"guild_id": guild["id"], "name": "general"})
+            _, chan = await call("POST", "/_emu/channels", {"guild_id": guild["id"], "name": "general"})
             _, user = await call("POST", "/_emu/users", {"username": "dave"})
             await call("POST", "/_emu/members", {"guild_id": guild["id"], "user_id": user["id"]})
-            status, msg = await call("POST", "/_emu/say", {"channel_id": chan["id"],
-                                                           "user_id": user["id"],
-                                                           "content": "hi"})
+            status, msg = await call("POST", "/_emu/say", {"channel_id": chan["id"], "user_id": user["id"], "content": "hi"})
             assert status == 201 and msg["content"] == "hi"
             _, msgs = await call("GET", f"/_emu/messages/{chan['id']}")
             assert [m["id"] for m in msgs] == [msg["id"]]
-            status, err = await call("POST", "/_emu/slash", {
-                "guild_id": guild["id"], "channel_id": chan["id"], "user_id": user["id"],
-                "name": "missing"})
+            status, err = await call(
+                "POST",
+                "/_emu/slash",
+                {"guild_id": guild["id"], "channel_id": chan["id"], "user_id": user["id"], "name": "missing"},
+            )
             assert status == 404 and "missing" in err["error"]
             _, state = await call("GET", "/_emu/state")
             assert state["guilds"][0]["name"] == "ctl" and state["api_base"] == server.api_base
-            async with session.get(server.api_base + "/users/@me",
-                                   headers={"Authorization": f"Bot {TOKEN}"}) as resp:
+            async with session.get(server.api_base + "/users/@me", headers={"Authorization": f"Bot {TOKEN}"}) as resp:
                 assert resp.headers["Content-Type"] == "application/json"
             _, reqs = await call("GET", "/_emu/requests?method=GET&path=users")
             assert [r["path"] for r in reqs] == ["/users/@me"]
@@ -624,8 +628,13 @@ def test_control_routes_and_async_server():
 
 
 def test_cli_runs_standalone_with_seed():
-    proc = subprocess.Popen([sys.executable, "-m", "flora_dev.emulator", "--port", "0", "--seed"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flora_dev.emulator", "--port", "0", "--seed"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         url = re.search(r"(http://127\.0\.0\.1:\d+)", line).group(1)
@@ -668,27 +677,22 @@ def test_gateway_resume_replays_and_filters_by_intent(emu, world):
                 async with http_session.ws_connect(emu.ws_url) as ws:
                     session_id = await identify(ws, 1 | (1 << 9) | (1 << 15))
                     await ws.close(code=4000)  # 1000/1001 would end the session
-                await asyncio.to_thread(emu.wait_for,
-                                        lambda: len(emu.connected_sessions) == 1)
+                await asyncio.to_thread(emu.wait_for, lambda: len(emu.connected_sessions) == 1)
                 await asyncio.to_thread(emu.user_says, ch, alice, "missed 1")
                 await asyncio.to_thread(emu.user_says, ch, alice, "missed 2")
                 async with http_session.ws_connect(emu.ws_url) as ws:
                     await ws.receive_json()
-                    await ws.send_json({"op": 6, "d": {"token": TOKEN, "session_id": session_id,
-                                                       "seq": 2}})
+                    await ws.send_json({"op": 6, "d": {"token": TOKEN, "session_id": session_id, "seq": 2}})
                     frames = [await ws.receive_json() for _ in range(3)]
-                    assert [(f["t"], f["s"]) for f in frames] == [
-                        ("MESSAGE_CREATE", 3), ("MESSAGE_CREATE", 4), ("RESUMED", 5)]
+                    assert [(f["t"], f["s"]) for f in frames] == [("MESSAGE_CREATE", 3), ("MESSAGE_CREATE", 4), ("RESUMED", 5)]
                     assert [f["d"]["content"] for f in frames[:2]] == ["missed 1", "missed 2"]
                 # the resumed socket closed with 1000 above, which ends the session; an
                 # ended or unknown session cannot resume: op 9 d=false
                 for sid in (session_id, "nope"):
                     async with http_session.ws_connect(emu.ws_url) as ws:
                         await ws.receive_json()
-                        await ws.send_json({"op": 6, "d": {"token": TOKEN, "session_id": sid,
-                                                           "seq": 1}})
-                        assert await ws.receive_json() == {"op": 9, "d": False, "s": None,
-                                                           "t": None}
+                        await ws.send_json({"op": 6, "d": {"token": TOKEN, "session_id": sid, "seq": 1}})
+                        assert await ws.receive_json() == {"op": 9, "d": False, "s": None, "t": None}
                 await quiet.send_json({"op": 1, "d": 2})
                 assert (await quiet.receive_json())["op"] == 11  # nothing queued before the ACK
 

@@ -12,8 +12,10 @@ def _error(show_internal: bool) -> str:
     mr = MiniRacer()
     try:
         mr.eval("function sdkHelper(cb) { return cb(); }\n//# sourceURL=flora-internal/sdk.js")
-        mr.eval("function handler() { return sdkHelper(() => { throw new TypeError('bad input'); }); }\n"
-                "//# sourceURL=guild/123/bundle.js")
+        mr.eval(
+            "function handler() { return sdkHelper(() => { throw new TypeError('bad input'); }); }\n"
+            "//# sourceURL=guild/123/bundle.js"
+        )
         try:
             mr.eval("handler()")
         except JSEvalException as exc:
@@ -37,8 +39,12 @@ def test_internal_frames_are_kept_when_enabled():
 
 
 def test_an_error_raised_inside_runtime_code_drops_the_runtime_source_excerpt():
-    raw = ("flora-internal/prelude.js:1: Error: boom\nfunction inner(){ throw new Error('boom') }\n   ^\n\n"
-           "Error: boom\n    at inner (flora-internal/prelude.js:1:25)\n    at user (guild/1/bundle.js:1:18)\n    at <anonymous>:1:1\n")
-    assert user_visible_error(raw) == ("Error: boom\n    at user (guild/1/bundle.js:1:18)\n"
-                                      "    ... 2 internal frame(s) hidden (set RUNTIME_SHOW_INTERNAL_STACK_FRAMES=true to show)")
+    raw = (
+        "flora-internal/prelude.js:1: Error: boom\nfunction inner(){ throw new Error('boom') }\n   ^\n\n"
+        "Error: boom\n    at inner (flora-internal/prelude.js:1:25)\n    at user (guild/1/bundle.js:1:18)\n    at <anonymous>:1:1\n"
+    )
+    assert user_visible_error(raw) == (
+        "Error: boom\n    at user (guild/1/bundle.js:1:18)\n"
+        "    ... 2 internal frame(s) hidden (set RUNTIME_SHOW_INTERNAL_STACK_FRAMES=true to show)"
+    )
     assert "function inner" in user_visible_error(raw, show_internal=True) or "at inner" in user_visible_error(raw, True)

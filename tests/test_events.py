@@ -13,23 +13,80 @@ STR, NUM, BOOL, OBJ, LIST = str, (int, float), bool, dict, list
 N = type(None)
 
 USER = {"id": STR, "username": STR, "discriminator": (int, N), "bot": BOOL}
-MEMBER = {"user": (OBJ, N), "nick": (STR, N), "avatar": (STR, N), "roles": LIST, "joinedAt": (STR, N), "premiumSince": (STR, N),
-          "deaf": BOOL, "mute": BOOL, "flags": NUM, "pending": BOOL, "permissions": (STR, N), "communicationDisabledUntil": (STR, N)}
+MEMBER = {
+    "user": (OBJ, N),
+    "nick": (STR, N),
+    "avatar": (STR, N),
+    "roles": LIST,
+    "joinedAt": (STR, N),
+    "premiumSince": (STR, N),
+    "deaf": BOOL,
+    "mute": BOOL,
+    "flags": NUM,
+    "pending": BOOL,
+    "permissions": (STR, N),
+    "communicationDisabledUntil": (STR, N),
+}
 MESSAGE = {"id": STR, "channelId": STR, "guildId": STR, "content": STR, "author": OBJ, "member": (OBJ, N)}
-INTERACTION = {"interactionId": STR, "interactionToken": STR, "applicationId": STR, "guildId": STR, "channelId": STR,
-               "user": OBJ, "member": (OBJ, N), "data": OBJ, "locale": STR, "guildLocale": (STR, N)}
+INTERACTION = {
+    "interactionId": STR,
+    "interactionToken": STR,
+    "applicationId": STR,
+    "guildId": STR,
+    "channelId": STR,
+    "user": OBJ,
+    "member": (OBJ, N),
+    "data": OBJ,
+    "locale": STR,
+    "guildLocale": (STR, N),
+}
 REACTION = {"userId": (STR, N), "channelId": STR, "messageId": STR, "guildId": STR, "emoji": OBJ, "burst": BOOL}
-CHANNEL = {"id": STR, "guildId": STR, "type": NUM, "name": (STR, N), "parentId": (STR, N), "position": (NUM, N),
-           "topic": (STR, N), "nsfw": BOOL, "rateLimitPerUser": (NUM, N)}
-THREAD = {"id": STR, "guildId": STR, "parentId": (STR, N), "type": NUM, "name": (STR, N), "ownerId": (STR, N), "archived": BOOL,
-          "locked": BOOL, "messageCount": (NUM, N), "memberCount": (NUM, N)}
-ROLE = {"id": STR, "name": STR, "color": NUM, "hoist": BOOL, "position": (NUM, N), "permissions": (STR, N), "managed": BOOL,
-        "mentionable": BOOL}
+CHANNEL = {
+    "id": STR,
+    "guildId": STR,
+    "type": NUM,
+    "name": (STR, N),
+    "parentId": (STR, N),
+    "position": (NUM, N),
+    "topic": (STR, N),
+    "nsfw": BOOL,
+    "rateLimitPerUser": (NUM, N),
+}
+THREAD = {
+    "id": STR,
+    "guildId": STR,
+    "parentId": (STR, N),
+    "type": NUM,
+    "name": (STR, N),
+    "ownerId": (STR, N),
+    "archived": BOOL,
+    "locked": BOOL,
+    "messageCount": (NUM, N),
+    "memberCount": (NUM, N),
+}
+ROLE = {
+    "id": STR,
+    "name": STR,
+    "color": NUM,
+    "hoist": BOOL,
+    "position": (NUM, N),
+    "permissions": (STR, N),
+    "managed": BOOL,
+    "mentionable": BOOL,
+}
 
 SHAPES = {
     "messageCreate": MESSAGE,
-    "messageUpdate": {"id": STR, "channelId": STR, "guildId": STR, "content": (STR, N), "author": (OBJ, N), "editedTimestamp": (STR, N),
-                      "old": (OBJ, N), "new": (OBJ, N)},
+    "messageUpdate": {
+        "id": STR,
+        "channelId": STR,
+        "guildId": STR,
+        "content": (STR, N),
+        "author": (OBJ, N),
+        "editedTimestamp": (STR, N),
+        "old": (OBJ, N),
+        "new": (OBJ, N),
+    },
     "messageDelete": {"id": STR, "channelId": STR, "guildId": STR},
     "messageDeleteBulk": {"ids": LIST, "channelId": STR, "guildId": STR},
     "interactionCreate": {**INTERACTION, "commandName": STR},
@@ -42,12 +99,29 @@ SHAPES = {
     "guildMemberAdd": {"guildId": STR, "user": OBJ, "member": OBJ},
     "guildMemberUpdate": {"guildId": STR, "user": OBJ, "member": OBJ},
     "guildMemberRemove": {"guildId": STR, "user": OBJ},
-    "channelCreate": CHANNEL, "channelUpdate": CHANNEL, "channelDelete": CHANNEL,
-    "threadCreate": THREAD, "threadUpdate": THREAD, "threadDelete": THREAD,
-    "roleCreate": {"guildId": STR, "role": OBJ}, "roleUpdate": {"guildId": STR, "role": OBJ},
+    "channelCreate": CHANNEL,
+    "channelUpdate": CHANNEL,
+    "channelDelete": CHANNEL,
+    "threadCreate": THREAD,
+    "threadUpdate": THREAD,
+    "threadDelete": THREAD,
+    "roleCreate": {"guildId": STR, "role": OBJ},
+    "roleUpdate": {"guildId": STR, "role": OBJ},
     "roleDelete": {"guildId": STR, "roleId": STR},
-    "voiceStateUpdate": {"guildId": STR, "channelId": (STR, N), "userId": STR, "member": (OBJ, N), "sessionId": (STR, N), "deaf": BOOL,
-                         "mute": BOOL, "selfDeaf": BOOL, "selfMute": BOOL, "selfStream": BOOL, "selfVideo": BOOL, "suppress": BOOL},
+    "voiceStateUpdate": {
+        "guildId": STR,
+        "channelId": (STR, N),
+        "userId": STR,
+        "member": (OBJ, N),
+        "sessionId": (STR, N),
+        "deaf": BOOL,
+        "mute": BOOL,
+        "selfDeaf": BOOL,
+        "selfMute": BOOL,
+        "selfStream": BOOL,
+        "selfVideo": BOOL,
+        "suppress": BOOL,
+    },
 }
 NESTED = {"author": USER, "user": USER, "member": MEMBER, "role": ROLE}
 
@@ -66,8 +140,9 @@ registerSlashCommands([{ name: 'probe', description: 'probe', options: [{ name: 
 def check_shape(name: str, payload: dict, shape: dict) -> None:
     assert set(payload) == set(shape), f"{name}: keys {sorted(payload)} != {sorted(shape)}"
     for key, kind in shape.items():
-        assert isinstance(payload[key], kind) and not (kind is NUM and isinstance(payload[key], bool)), \
+        assert isinstance(payload[key], kind) and not (kind is NUM and isinstance(payload[key], bool)), (
             f"{name}.{key} = {payload[key]!r} is not {kind}"
+        )
         if key in NESTED and isinstance(payload[key], dict):
             check_shape(f"{name}.{key}", payload[key], NESTED[key])
     for key in ("id", "channelId", "guildId", "messageId", "userId", "interactionId", "applicationId"):
@@ -85,12 +160,18 @@ def test_every_event_payload_has_floras_shape(stack):
     emu.user_edits(ch, msg["id"], uid, "edited")
     emu.react(ch, msg["id"], uid, "👍")
     emu.unreact(ch, msg["id"], uid, "👍")
-    emu.dispatch("MESSAGE_REACTION_REMOVE_EMOJI", {"guild_id": gid, "channel_id": ch, "message_id": msg["id"], "emoji": {"name": "👍", "id": None}}, gid)
+    emu.dispatch(
+        "MESSAGE_REACTION_REMOVE_EMOJI",
+        {"guild_id": gid, "channel_id": ch, "message_id": msg["id"], "emoji": {"name": "👍", "id": None}},
+        gid,
+    )
     emu.dispatch("MESSAGE_REACTION_REMOVE_ALL", {"guild_id": gid, "channel_id": ch, "message_id": msg["id"]}, gid)
     emu.user_deletes(ch, msg["id"])
     emu.dispatch("MESSAGE_DELETE_BULK", {"guild_id": gid, "channel_id": ch, "ids": ["1", "2"]}, gid)
     emu.invoke_slash(gid, ch, uid, "probe", options=[{"name": "x", "type": 3, "value": "y"}])
-    bot_msg = wait_for(lambda: [m for m in emu.messages(ch) if m["author"].get("bot") and m["content"] == "here"], message="button message")[0]
+    bot_msg = wait_for(
+        lambda: [m for m in emu.messages(ch) if m["author"].get("bot") and m["content"] == "here"], message="button message"
+    )[0]
     emu.click_component(ch, bot_msg["id"], uid, "b1")
     emu.submit_modal(gid, ch, uid, "m1", fields={"f": "v"})
     newbie = emu.create_user("newbie")
@@ -106,9 +187,23 @@ def test_every_event_payload_has_floras_shape(stack):
     role = emu.create_role(gid, "Helper", permissions="0")
     emu.dispatch("GUILD_ROLE_UPDATE", {"guild_id": gid, "role": dict(role, name="Helpers")}, gid)
     emu.dispatch("GUILD_ROLE_DELETE", {"guild_id": gid, "role_id": role["id"]}, gid)
-    emu.dispatch("VOICE_STATE_UPDATE", {"guild_id": gid, "channel_id": None, "user_id": uid, "session_id": "s", "deaf": False,
-                                        "mute": False, "self_deaf": True, "self_mute": False, "self_video": False, "suppress": False,
-                                        "request_to_speak_timestamp": None}, gid)
+    emu.dispatch(
+        "VOICE_STATE_UPDATE",
+        {
+            "guild_id": gid,
+            "channel_id": None,
+            "user_id": uid,
+            "session_id": "s",
+            "deaf": False,
+            "mute": False,
+            "self_deaf": True,
+            "self_mute": False,
+            "self_video": False,
+            "suppress": False,
+            "request_to_speak_timestamp": None,
+        },
+        gid,
+    )
 
     def seen():
         out = {}
@@ -139,7 +234,7 @@ def test_ready_is_broadcast_to_subscribed_scripts(stack):
     assert deploy_files(stack, g["id"], {"src/main.ts": script})[0] == 200
     emu.invalidate_session(resumable=False)  # the bot identifies again and gets a new READY
     entry = stack.wait_log(g["id"], "READY ")
-    payload = json.loads(entry["message"][len("READY "):])
+    payload = json.loads(entry["message"][len("READY ") :])
     assert set(payload) == {"user", "guildIds"} and payload["guildIds"] == []  # flora sends an empty list, on purpose
     check_shape("ready.user", payload["user"], USER)
     assert payload["user"]["bot"] is True

@@ -65,18 +65,35 @@ def test_one_script_using_the_whole_sdk(stack):
     since = time.time()
 
     emu.user_says(ch, uid, "!all")
-    summary = wait_for(lambda: [m for m in emu.messages(ch) if m["author"].get("bot") and m["content"].startswith("count ")],
-                       message="summary reply")[0]
+    summary = wait_for(
+        lambda: [m for m in emu.messages(ch) if m["author"].get("bot") and m["content"].startswith("count ")],
+        message="summary reply",
+    )[0]
     # no SECRETS_MASTER_KEY on this server: secrets.get gives a placeholder, and fetch() would say secrets are disabled
     assert summary["content"] == "count 3, fetched edited, secret string, uuid 36"
     sent = emu.find_requests("POST", rf"^/channels/{ch}/messages$", since=since)
     first = sent[0]["json"]
-    assert first["embeds"][0] == {"title": "Title", "description": "Desc", "color": 0xff0000, "timestamp": "2026-01-01T00:00:00Z",
-                                  "footer": {"text": "foot"}, "author": {"name": "me"},
-                                  "fields": [{"name": "a", "value": "b", "inline": True}]}
+    assert first["embeds"][0] == {
+        "title": "Title",
+        "description": "Desc",
+        "color": 0xFF0000,
+        "timestamp": "2026-01-01T00:00:00Z",
+        "footer": {"text": "foot"},
+        "author": {"name": "me"},
+        "fields": [{"name": "a", "value": "b", "inline": True}],
+    }
     assert first["components"][0]["type"] == 1 and [b["style"] for b in first["components"][0]["components"]] == [3, 5]
-    assert first["components"][1] == {"type": 1, "components": [{"type": 3, "custom_id": "pick", "placeholder": "Pick",
-                                                                    "options": [{"label": "One", "value": "1"}, {"label": "Two", "value": "2"}]}]}
+    assert first["components"][1] == {
+        "type": 1,
+        "components": [
+            {
+                "type": 3,
+                "custom_id": "pick",
+                "placeholder": "Pick",
+                "options": [{"label": "One", "value": "1"}, {"label": "Two", "value": "2"}],
+            }
+        ],
+    }
     v2 = sent[1]["json"]
     assert v2["flags"] & 32768 and v2["components"][0]["type"] == 17
     assert [c["type"] for c in v2["components"][0]["components"]] == [10, 14, 9, 12]

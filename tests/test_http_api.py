@@ -187,7 +187,9 @@ def test_wrong_method_is_json_405_with_allow(client):
 
 
 def test_body_over_8_mib_is_json_413(client, auth):
-    resp = client.post(f"/api/deployments/{GUILD}", data=b"x" * (8 * 1024 * 1024 + 1), content_type="application/json", headers=auth)
+    resp = client.post(
+        f"/api/deployments/{GUILD}", data=b"x" * (8 * 1024 * 1024 + 1), content_type="application/json", headers=auth
+    )
     assert resp.status_code == 413
     assert resp.get_json()["message"].startswith("Payload too large")
 
@@ -204,14 +206,17 @@ def test_non_json_content_type_is_json_415(client, auth):
     assert "Content-Type: application/json" in resp.get_json()["message"]
 
 
-@pytest.mark.parametrize("body, detail", [
-    ([], "expected a JSON object"),
-    ({}, "missing field `entry`"),
-    ({"entry": 1, "bundle": "x"}, "entry: expected a string"),
-    ({"entry": "a.ts", "files": "nope"}, "files: expected an array or null"),
-    ({"entry": "a.ts", "files": [{"path": "a.ts"}]}, "files[0]: missing field `contents`"),
-    ({"entry": "a.ts", "bundle": 5}, "bundle: expected a string or null"),
-])
+@pytest.mark.parametrize(
+    "body, detail",
+    [
+        ([], "expected a JSON object"),
+        ({}, "missing field `entry`"),
+        ({"entry": 1, "bundle": "x"}, "entry: expected a string"),
+        ({"entry": "a.ts", "files": "nope"}, "files: expected an array or null"),
+        ({"entry": "a.ts", "files": [{"path": "a.ts"}]}, "files[0]: missing field `contents`"),
+        ({"entry": "a.ts", "bundle": 5}, "bundle: expected a string or null"),
+    ],
+)
 def test_wrong_json_shape_is_422(client, auth, body, detail):
     resp = client.post(f"/api/deployments/{GUILD}", json=body, headers=auth)
     assert resp.status_code == 422
@@ -219,11 +224,16 @@ def test_wrong_json_shape_is_422(client, auth, body, detail):
 
 
 # -- authentication ----------------------------------------------------------------------
-@pytest.mark.parametrize("header, message", [
-    (None, "Login required"), ("Bearer ", "Login required"), ("Token x", "Login required"),
-    ("Bearer nope", "invalid or unknown token"),
-    ("Bearer abcdefghijkl.0123456789abcdef0123456789abcdef", "invalid or unknown token"),
-])
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        (None, "Login required"),
+        ("Bearer ", "Login required"),
+        ("Token x", "Login required"),
+        ("Bearer nope", "invalid or unknown token"),
+        ("Bearer abcdefghijkl.0123456789abcdef0123456789abcdef", "invalid or unknown token"),
+    ],
+)
 def test_missing_or_invalid_token_is_401(client, header, message):
     headers = {"Authorization": header} if header is not None else {}
     resp = client.get("/api/deployments", headers=headers)
@@ -251,12 +261,15 @@ def test_revoked_token_is_refused(client, db, token):
     assert client.get("/api/deployments", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
-@pytest.mark.parametrize("method, path", [
-    ("get", f"/api/deployments/{GUILD}"),
-    ("post", f"/api/deployments/{GUILD}"),
-    ("get", f"/api/logs/{GUILD}"),
-    ("get", "/api/plugins"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", f"/api/deployments/{GUILD}"),
+        ("post", f"/api/deployments/{GUILD}"),
+        ("get", f"/api/logs/{GUILD}"),
+        ("get", "/api/plugins"),
+    ],
+)
 def test_guild_routes_need_a_token(client, method, path):
     resp = getattr(client, method)(path, json={"entry": "a.js", "bundle": "x"} if method == "post" else None)
     assert resp.status_code == 401
@@ -274,18 +287,30 @@ def test_invalid_guild_id_is_400(client, auth, guild_id):
 
 
 # -- POST /api/deployments/<guild_id>: validation -------------------------------------------
-@pytest.mark.parametrize("body, message", [
-    ({"entry": "  ", "bundle": "x"}, "`entry` must not be empty"),
-    ({"entry": "src/main.ts", "files": []}, "`files` must not be empty"),
-    ({"entry": "src/main.ts", "files": [{"path": " ", "contents": "x"}]}, "`files[].path` must not be empty"),
-    ({"entry": "src/main.ts", "files": [{"path": "src/main.ts", "contents": " \n"}]}, "`files[].contents` must not be empty"),
-    ({"entry": "src/main.ts", "bundle": "   "}, "`bundle` must not be empty"),
-    ({"entry": "src/main.ts", "files": None, "bundle": None}, "Either `files` or `bundle` is required"),
-    ({"entry": "src/main.ts"}, "Either `files` or `bundle` is required"),
-    ({"entry": "src/main.ts", "bundle": "x", "source_map": {"path": "", "contents": "{}"}}, "`source_map.path` must not be empty"),
-    ({"entry": "src/main.ts", "bundle": "x", "source_map": {"path": "b.js.map", "contents": " "}}, "`source_map.contents` must not be empty"),
-    ({"entry": "src/main.ts", "bundle": "x", "source_map": {"path": "b.txt", "contents": "{}"}}, "`source_map.path` must end with `.map`"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"entry": "  ", "bundle": "x"}, "`entry` must not be empty"),
+        ({"entry": "src/main.ts", "files": []}, "`files` must not be empty"),
+        ({"entry": "src/main.ts", "files": [{"path": " ", "contents": "x"}]}, "`files[].path` must not be empty"),
+        ({"entry": "src/main.ts", "files": [{"path": "src/main.ts", "contents": " \n"}]}, "`files[].contents` must not be empty"),
+        ({"entry": "src/main.ts", "bundle": "   "}, "`bundle` must not be empty"),
+        ({"entry": "src/main.ts", "files": None, "bundle": None}, "Either `files` or `bundle` is required"),
+        ({"entry": "src/main.ts"}, "Either `files` or `bundle` is required"),
+        (
+            {"entry": "src/main.ts", "bundle": "x", "source_map": {"path": "", "contents": "{}"}},
+            "`source_map.path` must not be empty",
+        ),
+        (
+            {"entry": "src/main.ts", "bundle": "x", "source_map": {"path": "b.js.map", "contents": " "}},
+            "`source_map.contents` must not be empty",
+        ),
+        (
+            {"entry": "src/main.ts", "bundle": "x", "source_map": {"path": "b.txt", "contents": "{}"}},
+            "`source_map.path` must end with `.map`",
+        ),
+    ],
+)
 def test_deployment_request_validation(client, auth, runtime, db, body, message):
     resp = client.post(f"/api/deployments/{GUILD}", json=body, headers=auth)
     assert resp.status_code == 400
@@ -293,13 +318,18 @@ def test_deployment_request_validation(client, auth, runtime, db, body, message)
     assert runtime.calls == [] and revision_rows(db) == []
 
 
-@pytest.mark.parametrize("value, message", [
-    ("nope", "`x-flora-deploy-source` must be one of cli|webui|bootstrap|api|unknown"),
-    ("CLI", "`x-flora-deploy-source` must be one of cli|webui|bootstrap|api|unknown"),
-    ("cl\xe9", "`x-flora-deploy-source` must be ASCII"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("nope", "`x-flora-deploy-source` must be one of cli|webui|bootstrap|api|unknown"),
+        ("CLI", "`x-flora-deploy-source` must be one of cli|webui|bootstrap|api|unknown"),
+        ("cl\xe9", "`x-flora-deploy-source` must be ASCII"),
+    ],
+)
 def test_deploy_source_header_validation(client, auth, value, message):
-    resp = client.post(f"/api/deployments/{GUILD}", json={"entry": "main.js", "bundle": "1"}, headers={**auth, "x-flora-deploy-source": value})
+    resp = client.post(
+        f"/api/deployments/{GUILD}", json={"entry": "main.js", "bundle": "1"}, headers={**auth, "x-flora-deploy-source": value}
+    )
     assert resp.status_code == 400
     assert resp.get_json() == {"message": f"Bad request: {message}"}
 
@@ -323,7 +353,9 @@ def test_missing_entry_file_is_a_bundle_error(client, auth):
 # -- POST /api/deployments/<guild_id>: the deploy ---------------------------------------------
 def test_runtime_unreachable_is_503_and_records_nothing(config, plugins, db, auth):
     app = create_app(config, plugins, db)  # default runtime: the control socket, which nobody serves
-    resp = app.test_client().post(f"/api/deployments/{GUILD}", json={"entry": "main.js", "bundle": "console.log(1)"}, headers=auth)
+    resp = app.test_client().post(
+        f"/api/deployments/{GUILD}", json={"entry": "main.js", "bundle": "console.log(1)"}, headers=auth
+    )
     assert resp.status_code == 503
     assert resp.get_json()["message"].startswith("runtime unavailable: ")
     assert revision_rows(db) == []
@@ -332,7 +364,11 @@ def test_runtime_unreachable_is_503_and_records_nothing(config, plugins, db, aut
 
 def test_files_are_bundled_loaded_and_recorded(client, auth, runtime, db):
     files = [{"path": "src/main.ts", "contents": MAIN_TS}, {"path": "src/greet.ts", "contents": GREET_TS}]
-    resp = client.post(f"/api/deployments/{GUILD}", json={"entry": "src/main.ts", "files": files}, headers={**auth, "x-flora-deploy-source": "cli"})
+    resp = client.post(
+        f"/api/deployments/{GUILD}",
+        json={"entry": "src/main.ts", "files": files},
+        headers={**auth, "x-flora-deploy-source": "cli"},
+    )
     assert resp.status_code == 200, resp.get_json()
     body = resp.get_json()
     assert list(body) == ["guild_id", "created_at", "updated_at", "entry"]
@@ -346,7 +382,11 @@ def test_files_are_bundled_loaded_and_recorded(client, auth, runtime, db):
     [rev] = revision_rows(db)
     assert rev["status"] == "success" and rev["deploy_source"] == "cli" and rev["actor_type"] == "token"
     assert rev["base_revision_id"] is None
-    assert json.loads(rev["change_summary"]) == {"added_files": ["src/greet.ts", "src/main.ts"], "removed_files": [], "modified_files": []}
+    assert json.loads(rev["change_summary"]) == {
+        "added_files": ["src/greet.ts", "src/main.ts"],
+        "removed_files": [],
+        "modified_files": [],
+    }
 
     listed = client.get("/api/deployments/", headers=auth).get_json()
     assert listed == [body]
@@ -374,8 +414,16 @@ def test_redeploy_summarises_changes_against_the_last_success(client, auth, db):
 
     revs = revision_rows(db)
     assert revs[1]["base_revision_id"] == first_id
-    assert json.loads(revs[1]["change_summary"]) == {"added_files": ["src/extra.ts"], "removed_files": [], "modified_files": ["src/main.ts"]}
-    assert json.loads(revs[2]["change_summary"]) == {"added_files": [], "removed_files": ["src/extra.ts", "src/greet.ts"], "modified_files": ["src/main.ts"]}
+    assert json.loads(revs[1]["change_summary"]) == {
+        "added_files": ["src/extra.ts"],
+        "removed_files": [],
+        "modified_files": ["src/main.ts"],
+    }
+    assert json.loads(revs[2]["change_summary"]) == {
+        "added_files": [],
+        "removed_files": ["src/extra.ts", "src/greet.ts"],
+        "modified_files": ["src/main.ts"],
+    }
 
 
 def test_prebuilt_bundle_becomes_a_script_and_keeps_its_source_map(client, auth, runtime, db):
@@ -398,7 +446,9 @@ def test_load_failure_records_a_failed_revision(client, auth, runtime, db):
     [rev] = revision_rows(db)
     assert rev["status"] == "failed" and rev["error_message"] == "Uncaught Error: boom" and rev["deploy_source"] == "unknown"
     assert repo.get_deployment(db, GUILD) is None
-    assert client.get(f"/api/deployments/{GUILD}", headers=auth).get_json() == {"message": "Resource not found: deployment not found"}
+    assert client.get(f"/api/deployments/{GUILD}", headers=auth).get_json() == {
+        "message": "Resource not found: deployment not found"
+    }
 
 
 def test_script_over_the_size_limit_fails_without_loading(make_config, plugins, runtime, tmp_path):
@@ -406,7 +456,11 @@ def test_script_over_the_size_limit_fails_without_loading(make_config, plugins, 
     db = open_database(config, plugins)
     token = repo.create_token(db)[0]
     client = create_app(config, plugins, db, runtime.client()).test_client()
-    resp = client.post(f"/api/deployments/{GUILD}", json={"entry": "main.js", "bundle": "//" + "x" * 1100}, headers={"Authorization": f"Bearer {token}"})
+    resp = client.post(
+        f"/api/deployments/{GUILD}",
+        json={"entry": "main.js", "bundle": "//" + "x" * 1100},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert resp.status_code == 400
     assert resp.get_json() == {"message": "Bad request: deployment failed: script exceeds size limit (max 1024 bytes)"}
     assert runtime.calls == []
@@ -429,9 +483,14 @@ def test_include_bundle_must_be_a_boolean(client, auth):
 
 # -- logs and plugins ------------------------------------------------------------------------
 def test_logs_are_chronological_and_limited(client, auth, db):
-    repo.append_logs(db, [
-        {"guild_id": GUILD, "timestamp": 1000 + i, "level": "info", "target": "flora:js", "message": f"line {i}"} for i in range(5)
-    ] + [{"guild_id": "42", "timestamp": 1, "level": "info", "target": "flora:js", "message": "other guild"}])
+    repo.append_logs(
+        db,
+        [
+            {"guild_id": GUILD, "timestamp": 1000 + i, "level": "info", "target": "flora:js", "message": f"line {i}"}
+            for i in range(5)
+        ]
+        + [{"guild_id": "42", "timestamp": 1, "level": "info", "target": "flora:js", "message": "other guild"}],
+    )
     entries = client.get(f"/api/logs/{GUILD}", headers=auth).get_json()
     assert [e["message"] for e in entries] == [f"line {i}" for i in range(5)]
     assert entries[0] == {"timestamp": 1000, "level": "info", "target": "flora:js", "guild_id": GUILD, "message": "line 0"}
@@ -495,7 +554,9 @@ def test_the_api_process_never_imports_v8(tmp_path):
         "create_app()\n"
         "print(sorted(m for m in sys.modules if 'mini_racer' in m))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_serve_env(tmp_path), capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=_serve_env(tmp_path), capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
@@ -517,7 +578,9 @@ def _serve_env(tmp_path, **extra):
 def test_serve_answers_and_stops_on_sigterm(tmp_path):
     import urllib.request
 
-    proc = subprocess.Popen([sys.executable, "-m", "flora_http.serve"], cwd=tmp_path, env=_serve_env(tmp_path), stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flora_http.serve"], cwd=tmp_path, env=_serve_env(tmp_path), stderr=subprocess.PIPE, text=True
+    )
     try:
         port = None
         for line in proc.stderr:
@@ -538,8 +601,14 @@ def test_serve_answers_and_stops_on_sigterm(tmp_path):
 
 
 def test_serve_config_error_is_one_line_and_exit_2(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "flora_http.serve"], cwd=tmp_path, env=_serve_env(tmp_path, RUNTIME_MAX_WORKERS="0"),
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flora_http.serve"],
+        cwd=tmp_path,
+        env=_serve_env(tmp_path, RUNTIME_MAX_WORKERS="0"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["flora api: invalid RUNTIME_MAX_WORKERS: must be between 1 and 64, got 0"]
 
@@ -578,4 +647,7 @@ def test_a_read_token_reads_and_cannot_deploy_or_roll_back(client, db):
     assert client.get(f"/api/logs/{GUILD}", headers=_bearer(reader)).status_code == 200
     for path in (f"/api/deployments/{GUILD}", f"/api/deployments/{GUILD}/rollback/{rev}"):
         resp = client.post(path, json=files, headers=_bearer(reader))
-        assert (resp.status_code, resp.get_json()) == (403, {"message": "Forbidden: this token's scope is read; this needs deploy"})
+        assert (resp.status_code, resp.get_json()) == (
+            403,
+            {"message": "Forbidden: this token's scope is read; this needs deploy"},
+        )

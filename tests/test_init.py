@@ -15,8 +15,14 @@ from flora_dev.testing import free_port
 
 
 def _flora(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "flora_cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, env={k: v for k, v in os.environ.items() if not k.startswith("FLORA_")})
+    return subprocess.run(
+        [sys.executable, "-m", "flora_cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("FLORA_")},
+    )
 
 
 def test_init_makes_a_project_that_type_checks_and_runs_in_flora_dev(tmp_path):
@@ -24,16 +30,29 @@ def test_init_makes_a_project_that_type_checks_and_runs_in_flora_dev(tmp_path):
     assert out.returncode == 0, out.stderr
     demo = tmp_path / "demo"
     assert sorted(p.relative_to(demo).as_posix() for p in demo.rglob("*") if p.is_file()) == [
-        ".gitignore", "README.md", "flora.d.ts", "flora.toml", "src/main.ts", "src/utils/reply.ts", "tsconfig.json"]
+        ".gitignore",
+        "README.md",
+        "flora.d.ts",
+        "flora.toml",
+        "src/main.ts",
+        "src/utils/reply.ts",
+        "tsconfig.json",
+    ]
     assert "flora dev demo" in out.stdout
     # the editor's view: strict TypeScript against the declarations flora init wrote
     from deno import find_deno_bin
 
-    (demo / "deno.json").write_text(json.dumps({"compilerOptions": {"lib": ["es2023"], "strict": True,
-                                                                    "types": ["./flora.d.ts"]}}))
-    check = subprocess.run([find_deno_bin(), "check", "--unstable-sloppy-imports", "--config", "deno.json", "src/main.ts"], cwd=demo,
-                           capture_output=True, text=True, timeout=120,
-                           env=dict(os.environ, NO_COLOR="1", DENO_DIR=str(tmp_path / "deno")))
+    (demo / "deno.json").write_text(
+        json.dumps({"compilerOptions": {"lib": ["es2023"], "strict": True, "types": ["./flora.d.ts"]}})
+    )
+    check = subprocess.run(
+        [find_deno_bin(), "check", "--unstable-sloppy-imports", "--config", "deno.json", "src/main.ts"],
+        cwd=demo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, NO_COLOR="1", DENO_DIR=str(tmp_path / "deno")),
+    )
     assert check.returncode == 0, check.stderr
     (demo / "deno.json").unlink()
     # flora dev runs it at once

@@ -87,9 +87,15 @@ def create_store(client, auth, store="s", guild=GUILD):
 
 
 # -- auth -------------------------------------------------------------------------------------
-ROUTES = [("post", "/api/kv/stores", {"guild_id": GUILD, "store_name": "s"}), ("get", f"/api/kv/stores?guild_id={GUILD}", None),
-          ("delete", f"/api/kv/stores/{GUILD}/s", None), ("get", f"/api/kv/{GUILD}/s/k", None),
-          ("put", f"/api/kv/{GUILD}/s/k", {"value": "v"}), ("delete", f"/api/kv/{GUILD}/s/k", None), ("get", f"/api/kv/{GUILD}/s", None)]
+ROUTES = [
+    ("post", "/api/kv/stores", {"guild_id": GUILD, "store_name": "s"}),
+    ("get", f"/api/kv/stores?guild_id={GUILD}", None),
+    ("delete", f"/api/kv/stores/{GUILD}/s", None),
+    ("get", f"/api/kv/{GUILD}/s/k", None),
+    ("put", f"/api/kv/{GUILD}/s/k", {"value": "v"}),
+    ("delete", f"/api/kv/{GUILD}/s/k", None),
+    ("get", f"/api/kv/{GUILD}/s", None),
+]
 
 
 @pytest.mark.parametrize("method, path, body", ROUTES)
@@ -103,10 +109,16 @@ def test_every_route_needs_a_token_and_guild_access(client, db, method, path, bo
     assert resp.status_code == 403 and resp.get_json()["message"].startswith("Forbidden: Member fetch failed")
 
 
-@pytest.mark.parametrize("method, path, body", [
-    ("post", "/api/kv/stores", {"guild_id": "../etc", "store_name": "s"}), ("get", "/api/kv/stores?guild_id=abc", None),
-    ("get", "/api/kv/abc/s/k", None), ("put", "/api/kv/1.2/s/k", {"value": "v"}), ("get", "/api/kv/abc/s", None),
-])
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("post", "/api/kv/stores", {"guild_id": "../etc", "store_name": "s"}),
+        ("get", "/api/kv/stores?guild_id=abc", None),
+        ("get", "/api/kv/abc/s/k", None),
+        ("put", "/api/kv/1.2/s/k", {"value": "v"}),
+        ("get", "/api/kv/abc/s", None),
+    ],
+)
 def test_guild_ids_must_be_snowflakes(client, auth, method, path, body):
     resp = getattr(client, method)(path, json=body, headers=auth)
     assert resp.status_code == 400 and resp.get_json() == {"message": "Bad request: Invalid guild ID"}
@@ -132,7 +144,8 @@ def test_store_routes(client, auth):
     resp = client.get(f"/api/kv/stores?guild_id={GUILD}", headers=auth)
     assert resp.status_code == 200 and [s["store_name"] for s in resp.get_json()] == ["alpha", "zeta"]
     assert client.get("/api/kv/stores", headers=auth).get_json() == {
-        "message": "Bad request: Failed to deserialize query string: missing field `guild_id`"}
+        "message": "Bad request: Failed to deserialize query string: missing field `guild_id`"
+    }
 
     assert client.put(f"/api/kv/{GUILD}/zeta/k", json={"value": "v"}, headers=auth).status_code == 200
     resp = client.delete(f"/api/kv/stores/{GUILD}/zeta", headers=auth)
@@ -175,8 +188,16 @@ def test_key_routes(client, auth):
     assert client.get(f"/api/kv/{GUILD}/s/k", headers=auth).get_json() == {"value": None}
 
     listed = client.get(f"/api/kv/{GUILD}/s", headers=auth).get_json()
-    assert listed == {"keys": [{"name": "100%"}, {"name": "a/b/c"}, {"name": "m", "expiration": future, "metadata": {"tag": [1]}},
-                               {"name": "q?x=1"}, {"name": "with space"}], "listComplete": True}
+    assert listed == {
+        "keys": [
+            {"name": "100%"},
+            {"name": "a/b/c"},
+            {"name": "m", "expiration": future, "metadata": {"tag": [1]}},
+            {"name": "q?x=1"},
+            {"name": "with space"},
+        ],
+        "listComplete": True,
+    }
 
 
 def test_key_route_errors(client, auth):
@@ -185,19 +206,31 @@ def test_key_route_errors(client, auth):
         (client.get(f"/api/kv/{GUILD}/nope/k", headers=auth), 404, "Resource not found: store not found"),
         (client.put(f"/api/kv/{GUILD}/nope/k", json={"value": "v"}, headers=auth), 404, "Resource not found: store not found"),
         (client.get(f"/api/kv/{GUILD}/nope", headers=auth), 404, "Resource not found: store not found"),
-        (client.put(f"/api/kv/{GUILD}/s/{'k' * 513}", json={"value": "v"}, headers=auth), 400,
-         "Bad request: key exceeds maximum size of 512 characters"),
-        (client.put(f"/api/kv/{GUILD}/s/k", json={"value": "x" * (1024 * 1024 + 1)}, headers=auth), 400,
-         "Bad request: value exceeds maximum size of 1MB"),
+        (
+            client.put(f"/api/kv/{GUILD}/s/{'k' * 513}", json={"value": "v"}, headers=auth),
+            400,
+            "Bad request: key exceeds maximum size of 512 characters",
+        ),
+        (
+            client.put(f"/api/kv/{GUILD}/s/k", json={"value": "x" * (1024 * 1024 + 1)}, headers=auth),
+            400,
+            "Bad request: value exceeds maximum size of 1MB",
+        ),
         (client.get(f"/api/kv/{GUILD}/s?cursor=", headers=auth), 400, "Bad request: key cannot be empty"),
-        (client.get(f"/api/kv/{GUILD}/s?limit=-1", headers=auth), 400,
-         "Bad request: Failed to deserialize query string: `limit` must be a non-negative integer"),
+        (
+            client.get(f"/api/kv/{GUILD}/s?limit=-1", headers=auth),
+            400,
+            "Bad request: Failed to deserialize query string: `limit` must be a non-negative integer",
+        ),
     ]
     for resp, status, message in cases:
         assert (resp.status_code, resp.get_json()) == (status, {"message": message})
-    for body, needle in (({}, "missing field `value`"), ({"value": 1}, "value: expected a string"),
-                         ({"value": "v", "expiration": "soon"}, "expiration: expected an integer"),
-                         ({"value": "v", "expiration": 1.5}, "expiration: expected an integer")):
+    for body, needle in (
+        ({}, "missing field `value`"),
+        ({"value": 1}, "value: expected a string"),
+        ({"value": "v", "expiration": "soon"}, "expiration: expected an integer"),
+        ({"value": "v", "expiration": 1.5}, "expiration: expected an integer"),
+    ):
         resp = client.put(f"/api/kv/{GUILD}/s/k", json=body, headers=auth)
         assert resp.status_code == 422 and needle in resp.get_json()["message"]
 
@@ -234,8 +267,9 @@ def test_unknown_backend_is_503_with_the_reason(env, monkeypatch, plugins, auth,
     client = create_app(load_config(), plugins, db).test_client()
     resp = client.post("/api/kv/stores", json={"guild_id": GUILD, "store_name": "s"}, headers=auth)
     assert resp.status_code == 503
-    assert resp.get_json() == {"message": "Service unavailable: KV_BACKEND='nope' is not an installed KV backend "
-                                          "(installed: postgres, redis, sqlite)"}
+    assert resp.get_json() == {
+        "message": "Service unavailable: KV_BACKEND='nope' is not an installed KV backend (installed: postgres, redis, sqlite)"
+    }
 
 
 # -- gevent ------------------------------------------------------------------------------------
@@ -288,8 +322,9 @@ def test_backends_serve_the_api_under_gevent(env, request, backend):
         extra = {"KV_BACKEND": "postgres", "KV_URL": request.getfixturevalue("postgres_url")}
     elif backend == "redis":
         extra = {"KV_BACKEND": "redis", "KV_URL": request.getfixturevalue("redis_url")}
-    out = subprocess.run([sys.executable, "-c", GEVENT_API], capture_output=True, text=True, timeout=90, cwd=env,
-                         env={**os.environ, **extra})
+    out = subprocess.run(
+        [sys.executable, "-c", GEVENT_API], capture_output=True, text=True, timeout=90, cwd=env, env={**os.environ, **extra}
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["keys"] == 100 and result["complete"] is True
@@ -329,8 +364,9 @@ def test_cli_round_trip(kv_cli, client, auth):
     assert client.get(f"/api/kv/{GUILD}/s/greeting", headers=auth).get_json() == {"value": "hi there"}
 
     text = kv_cli("kv", "list", *g, "--limit", "2").stdout
-    assert text == ('  - greeting (expires: 4102444800) [metadata: {"by": "cli"}]\n  - n0\n'
-                    "More keys available. Use --cursor n0\n")
+    assert text == (
+        '  - greeting (expires: 4102444800) [metadata: {"by": "cli"}]\n  - n0\nMore keys available. Use --cursor n0\n'
+    )
     page = json.loads(kv_cli("kv", "list", *g, "--prefix", "n", "--cursor", "n0", "--json").stdout)
     assert page == {"keys": [{"name": "n1"}, {"name": "n2"}], "listComplete": True}
 
@@ -349,7 +385,10 @@ def test_cli_errors_are_one_line(kv_cli):
     assert "not JSON" in one_error_line(kv_cli("kv", "set", *g, "k", "v", "--metadata", "{nope"), 2)
     assert "not a Discord snowflake" in one_error_line(kv_cli("kv", "stores", "--guild-id", "abc"), 2)
     assert "Missing option '--store'" in one_error_line(kv_cli("kv", "get", "--guild-id", GUILD, "k"), 2)
-    assert one_error_line(kv_cli("kv", "create", "--guild-id", GUILD, "--store", "a/b"), 1) == "Error: store_name contains invalid characters"
+    assert (
+        one_error_line(kv_cli("kv", "create", "--guild-id", GUILD, "--store", "a/b"), 1)
+        == "Error: store_name contains invalid characters"
+    )
 
 
 def test_cli_with_an_unknown_backend(kv_cli, monkeypatch):
@@ -359,9 +398,16 @@ def test_cli_with_an_unknown_backend(kv_cli, monkeypatch):
 
 
 def test_cli_console_script_has_no_traceback(env):
-    out = subprocess.run([sys.executable, "-m", "flora_cli", "kv", "get", "--guild-id", GUILD, "--store", "s", "k"],
-                         capture_output=True, text=True, timeout=60, cwd=env)
-    assert out.returncode == 1 and out.stderr.strip().splitlines()[-1] == "Error: store not found (create it with `flora kv create`)"
+    out = subprocess.run(
+        [sys.executable, "-m", "flora_cli", "kv", "get", "--guild-id", GUILD, "--store", "s", "k"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=env,
+    )
+    assert (
+        out.returncode == 1 and out.stderr.strip().splitlines()[-1] == "Error: store not found (create it with `flora kv create`)"
+    )
     assert "Traceback" not in out.stderr
 
 
@@ -400,7 +446,10 @@ def test_ops_answer_in_the_shapes_the_sdk_expects(op, client, auth):
     op(GUILD, "op_kv_update_metadata", {**s, "key": "k"})  # undefined metadata: removed, expiration kept
     assert op(GUILD, "op_kv_get_with_metadata", {**s, "key": "k"}) == ["v", {"expiration": 4102444800, "metadata": None}]
     assert op(GUILD, "op_kv_list_keys", {**s, "prefix": "k", "limit": 1}) == {
-        "keys": [{"name": "k", "expiration": 4102444800}], "listComplete": False, "cursor": "k"}
+        "keys": [{"name": "k", "expiration": 4102444800}],
+        "listComplete": False,
+        "cursor": "k",
+    }
     assert op(GUILD, "op_kv_list_keys", {**s, "cursor": "k"}) == {"keys": [], "listComplete": True}
     assert op(GUILD, "op_kv_incr", {**s, "key": "n"}) == 1
     assert op(GUILD, "op_kv_incr", {**s, "key": "n", "by": -5}) == -4
@@ -413,21 +462,39 @@ def test_ops_answer_in_the_shapes_the_sdk_expects(op, client, auth):
     assert op(GUILD, "op_kv_get", {**s, "key": "\ufffdx"}) == "\ufffd"
 
 
-@pytest.mark.parametrize("name, args, expected", [
-    ("op_kv_get", {"storeName": "s"}, ("INVALID_INPUT", "Invalid input for key: expected a string")),
-    ("op_kv_get", {"key": "k"}, ("INVALID_INPUT", "Invalid input for storeName: expected a string")),
-    ("op_kv_get", ["s", "k"], ("INVALID_INPUT", "Invalid input for op_kv_get: expected an object")),
-    ("op_kv_get", {"storeName": "s", "key": ""}, ("INVALID_INPUT", "key cannot be empty")),
-    ("op_kv_set", {"storeName": "s", "key": "k", "value": 5}, ("INVALID_INPUT", "Invalid input for value: expected a string")),
-    ("op_kv_set", {"storeName": "s", "key": "k", "value": "v", "expiration": "soon"},
-     ("INVALID_INPUT", "Invalid input for expiration: expected unix seconds (a number) or null")),
-    ("op_kv_incr", {"storeName": "s", "key": "n", "by": 1.5}, ("INVALID_INPUT", "Invalid input for by: expected an integer")),
-    ("op_kv_incr", {"storeName": "s", "key": "n", "by": 2**60}, ("INVALID_INPUT", "Invalid input for by: out of range")),
-    ("op_kv_list_keys", {"storeName": "s", "limit": -1}, ("INVALID_INPUT", "Invalid input for limit: expected a non-negative integer")),
-    ("op_kv_list_keys", {"storeName": "s", "prefix": 3}, ("INVALID_INPUT", "Invalid input for prefix: expected a string")),
-    ("op_kv_update_metadata", {"storeName": "s", "key": "nope", "metadata": 1}, ("KV_NOT_FOUND", "key not found")),
-    ("op_kv_cas", {"storeName": "s", "key": "k", "expected": 1, "value": "v"}, ("INVALID_INPUT", "Invalid input for expected: expected a string")),
-])
+@pytest.mark.parametrize(
+    "name, args, expected",
+    [
+        ("op_kv_get", {"storeName": "s"}, ("INVALID_INPUT", "Invalid input for key: expected a string")),
+        ("op_kv_get", {"key": "k"}, ("INVALID_INPUT", "Invalid input for storeName: expected a string")),
+        ("op_kv_get", ["s", "k"], ("INVALID_INPUT", "Invalid input for op_kv_get: expected an object")),
+        ("op_kv_get", {"storeName": "s", "key": ""}, ("INVALID_INPUT", "key cannot be empty")),
+        (
+            "op_kv_set",
+            {"storeName": "s", "key": "k", "value": 5},
+            ("INVALID_INPUT", "Invalid input for value: expected a string"),
+        ),
+        (
+            "op_kv_set",
+            {"storeName": "s", "key": "k", "value": "v", "expiration": "soon"},
+            ("INVALID_INPUT", "Invalid input for expiration: expected unix seconds (a number) or null"),
+        ),
+        ("op_kv_incr", {"storeName": "s", "key": "n", "by": 1.5}, ("INVALID_INPUT", "Invalid input for by: expected an integer")),
+        ("op_kv_incr", {"storeName": "s", "key": "n", "by": 2**60}, ("INVALID_INPUT", "Invalid input for by: out of range")),
+        (
+            "op_kv_list_keys",
+            {"storeName": "s", "limit": -1},
+            ("INVALID_INPUT", "Invalid input for limit: expected a non-negative integer"),
+        ),
+        ("op_kv_list_keys", {"storeName": "s", "prefix": 3}, ("INVALID_INPUT", "Invalid input for prefix: expected a string")),
+        ("op_kv_update_metadata", {"storeName": "s", "key": "nope", "metadata": 1}, ("KV_NOT_FOUND", "key not found")),
+        (
+            "op_kv_cas",
+            {"storeName": "s", "key": "k", "expected": 1, "value": "v"},
+            ("INVALID_INPUT", "Invalid input for expected: expected a string"),
+        ),
+    ],
+)
 def test_op_errors_carry_a_code_and_floras_message(op, client, auth, name, args, expected):
     create_store(client, auth)
     assert op_error(op, GUILD, name, args) == expected
@@ -457,8 +524,11 @@ def test_serve_start_names_the_backend_or_why_it_cannot_be_used(env, plugins, ca
     kv_plugin.flora_startup(SimpleNamespace(config=load_config(), plugins=plugins))
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
         ("INFO", "KV backend: sqlite"),
-        ("ERROR", "KV_BACKEND=redis needs KV_URL (or REDIS_URL) to be a redis:// URL; "
-                  "scripts' KV calls fail with this message until it is fixed"),
+        (
+            "ERROR",
+            "KV_BACKEND=redis needs KV_URL (or REDIS_URL) to be a redis:// URL; "
+            "scripts' KV calls fail with this message until it is fixed",
+        ),
     ]
 
 
@@ -474,4 +544,6 @@ def test_export_writes_a_backup_and_is_rate_limited(client, auth, tmp_path):
     saved = json.loads((data_path / "kv-backups" / GUILD / f"{backup_id}.json").read_text())
     assert saved["stores"]["backup-me"] == [{"key": "k1", "value": "v1", "expiration": None, "metadata": {"m": 1}}]
     again = client.post(f"/api/kv/export/{GUILD}", headers=auth)
-    assert again.status_code == 429 and again.get_json()["message"].startswith("Too many requests: kv export rate limit exceeded; retry in")
+    assert again.status_code == 429 and again.get_json()["message"].startswith(
+        "Too many requests: kv export rate limit exceeded; retry in"
+    )

@@ -46,8 +46,11 @@ def redis_url():
 @pytest.fixture(params=BACKENDS)
 def kv_env(request, tmp_path):
     """The environment that selects one backend (rebuildable in another process) with a SQLite registry."""
-    env = {"FLORA_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": f"sqlite:///{tmp_path / 'flora.db'}",
-           "KV_BACKEND": request.param}
+    env = {
+        "FLORA_DATA_DIR": str(tmp_path / "data"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'flora.db'}",
+        "KV_BACKEND": request.param,
+    }
     if request.param == "postgres":
         env["KV_URL"] = request.getfixturevalue("postgres_url")
     elif request.param == "redis":
@@ -62,19 +65,29 @@ def test_unknown_backend_lists_the_installed_ones(tmp_path, plugins):
     assert exc.message == "KV_BACKEND='rocksdb' is not an installed KV backend (installed: postgres, redis, sqlite)"
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"KV_BACKEND": "redis"}, "KV_BACKEND=redis needs KV_URL (or REDIS_URL) to be a redis:// URL"),
-    ({"KV_BACKEND": "postgres"}, "KV_BACKEND=postgres needs KV_URL (or DATABASE_URL) to be a postgresql:// URL"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"KV_BACKEND": "redis"}, "KV_BACKEND=redis needs KV_URL (or REDIS_URL) to be a redis:// URL"),
+        ({"KV_BACKEND": "postgres"}, "KV_BACKEND=postgres needs KV_URL (or DATABASE_URL) to be a postgresql:// URL"),
+    ],
+)
 def test_missing_urls_are_one_clear_message(tmp_path, plugins, env, message):
     config = load_config(env={"FLORA_DATA_DIR": str(tmp_path), **env})
     assert error(open_backend, config, plugins).message == message
 
 
-@pytest.mark.parametrize("backend, url, needle", [
-    ("redis", "redis://127.0.0.1:1/0", "kv backend redis: Error 111 connecting to 127.0.0.1:1"),
-    ("postgres", "postgresql://postgres@127.0.0.1:1/test", "kv backend postgres: cannot connect: connection to server at \"127.0.0.1\", port 1 failed"),
-])
+@pytest.mark.parametrize(
+    "backend, url, needle",
+    [
+        ("redis", "redis://127.0.0.1:1/0", "kv backend redis: Error 111 connecting to 127.0.0.1:1"),
+        (
+            "postgres",
+            "postgresql://postgres@127.0.0.1:1/test",
+            'kv backend postgres: cannot connect: connection to server at "127.0.0.1", port 1 failed',
+        ),
+    ],
+)
 def test_unreachable_server_is_kv_unavailable(tmp_path, plugins, backend, url, needle):
     config = load_config(env={"FLORA_DATA_DIR": str(tmp_path), "KV_BACKEND": backend, "KV_URL": url})
     kv_backend = open_backend(config, plugins)  # connecting is lazy: the server may come up later
@@ -126,9 +139,6 @@ def test_sqlite_files_are_per_guild_and_store_and_readable_with_sqlitedict(tmp_p
         db.close()
 
 
-
-
-
 def test_the_earlier_backend_name_sqlitedict_still_opens_the_same_files(tmp_path, plugins):
     env = {"FLORA_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": f"sqlite:///{tmp_path / 'flora.db'}"}
     db = open_database(load_config(env=env), plugins)
@@ -152,8 +162,11 @@ def test_postgres_sizes_of_an_existing_table_are_filled_in_once(postgres_url, pl
     with conn, conn.cursor() as cur:
         for statement in SCHEMA:
             cur.execute(statement)
-        cur.execute("INSERT INTO kv_entries (guild_id, store, key, value, meta_size) VALUES"
-                    " (%s, 's', 'a', 'xyz', 0), (%s, 's', 'é', '', 12), (%s, 't', 'k', 'v', 0)", (GUILD, GUILD, OTHER))
+        cur.execute(
+            "INSERT INTO kv_entries (guild_id, store, key, value, meta_size) VALUES"
+            " (%s, 's', 'a', 'xyz', 0), (%s, 's', 'é', '', 12), (%s, 't', 'k', 'v', 0)",
+            (GUILD, GUILD, OTHER),
+        )
     conn.close()
     config = load_config(env={"FLORA_DATA_DIR": str(tmp_path), "KV_BACKEND": "postgres", "KV_URL": postgres_url})
     first = open_backend(config, plugins)
@@ -251,6 +264,7 @@ def test_the_guild_lock_excludes_threads_and_is_not_kept_by_a_forked_child(tmp_p
     path = tmp_path / "g" / ".quota.lock"
     inside = threading.Event()
     with file_lock(path):
+
         def other():
             with pytest.raises(KvError) as info, file_lock(path, timeout=0.2, what="kv backend x: the guild's quota lock"):
                 inside.set()

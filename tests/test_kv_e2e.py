@@ -88,7 +88,10 @@ def test_a_script_counts_and_answers_from_kv(stack):
     # another guild with a store of the same name sees only its own data
     other = emulator_guild(emu, "Other Counter Guild")
     assert deploy_files(stack, other["id"], {"src/main.ts": COUNTERS})[0] == 200
-    assert http_json("POST", f"{stack.api}/kv/stores", {"guild_id": other["id"], "store_name": "counters"}, token=stack.token)[0] == 200
+    assert (
+        http_json("POST", f"{stack.api}/kv/stores", {"guild_id": other["id"], "store_name": "counters"}, token=stack.token)[0]
+        == 200
+    )
     assert say_and_wait(emu, other, "!hits") == ["hits now: none"]
     assert say_and_wait(emu, other, "!hit") == ["hits: 1"]
     assert http_json("GET", f"{stack.api}/kv/{g['id']}/counters/hits", token=stack.token)[1] == {"value": "61"}
@@ -140,8 +143,11 @@ def test_acked_writes_survive_a_sigkilled_worker(tmp_path, kv_server_env):
                 os.kill(worker["pid"], signal.SIGKILL)
                 killed_at = len(acks())
             time.sleep(0.01)
-        wait_for(lambda: control.status()["workers"][0]["restarts"] >= 1 and control.status()["workers"][0]["alive"],
-                 timeout=30, message="worker restarted")
+        wait_for(
+            lambda: control.status()["workers"][0]["restarts"] >= 1 and control.status()["workers"][0]["alive"],
+            timeout=30,
+            message="worker restarted",
+        )
         # after its suspension the guild is back and writes again (events during the suspension are dropped)
         deadline = time.monotonic() + 20
         while 1000 not in acks() and time.monotonic() < deadline:
@@ -151,7 +157,9 @@ def test_acked_writes_survive_a_sigkilled_worker(tmp_path, kv_server_env):
 
         acked = acks()
         assert killed_at is not None and len(acked) > killed_at > 0
-        missing = [n for n in sorted(acked) if http_json("GET", f"{api}/kv/{g['id']}/s/k{n}", token=token)[1] != {"value": f"v{n}"}]
+        missing = [
+            n for n in sorted(acked) if http_json("GET", f"{api}/kv/{g['id']}/s/k{n}", token=token)[1] != {"value": f"v{n}"}
+        ]
         assert not missing, f"acked but lost: {missing}"
         status, page = http_json("GET", f"{api}/kv/{g['id']}/s?limit=1000", token=token)
         assert {k["name"] for k in page["keys"]} >= {f"k{n}" for n in acked}

@@ -140,7 +140,8 @@ def test_a_counter_that_cannot_count_lets_events_through(tmp_path, caplog):
     assert counter.take(["a"], 1, 60) is None
     assert counter.take(["a"], 1, 60) is None
     assert [r.getMessage() for r in caplog.records if "kv rate counter" in r.getMessage()][0].startswith(
-        f"kv rate counter: cannot count in {tmp_path / 'blocked' / 'kv-rate.sqlite'}; the event was let through")
+        f"kv rate counter: cannot count in {tmp_path / 'blocked' / 'kv-rate.sqlite'}; the event was let through"
+    )
 
 
 def env_for(tmp_path, counter: str, request) -> dict:
@@ -203,9 +204,16 @@ print(json.dumps(outcomes), flush=True)
 
 def run_writers(env: dict, names: list[str], tries: int) -> list[str]:
     """Processes writing ``tries`` keys each, started together; every outcome."""
-    children = [subprocess.Popen([sys.executable, "-c", WRITER, json.dumps(env), GUILD, name, str(tries)],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for name in names]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, json.dumps(env), GUILD, name, str(tries)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in names
+    ]
     outcomes: list[str] = []
     try:
         for child in children:
@@ -269,8 +277,9 @@ def test_the_export_limit_holds_across_processes(tmp_path, request, counter):
     try:
         kv = service_for({}, db, config, plugins)
         kv.create_store(GUILD, "s")
-        done = subprocess.run([sys.executable, "-c", EXPORTER, json.dumps(env), GUILD], capture_output=True, text=True,
-                              timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-c", EXPORTER, json.dumps(env), GUILD], capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, done.stderr
         assert (config.data_path / "kv-backups" / GUILD / f"{done.stdout.strip()}.json").exists()
         with pytest.raises(KvError) as info:

@@ -123,8 +123,17 @@ class MadeUpNames(AbstractResolver):
         self.lookups.append(host)
         if host.rstrip(".") not in MADE_UP:
             return await self.system.resolve(host, port, family)
-        return [{"hostname": host, "host": a, "port": port, "proto": 0, "flags": socket.AI_NUMERICHOST,
-                 "family": socket.AF_INET6 if ":" in a else socket.AF_INET} for a in MADE_UP[host.rstrip(".")]]
+        return [
+            {
+                "hostname": host,
+                "host": a,
+                "port": port,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+                "family": socket.AF_INET6 if ":" in a else socket.AF_INET,
+            }
+            for a in MADE_UP[host.rstrip(".")]
+        ]
 
     async def close(self):
         await self.system.close()
@@ -164,8 +173,9 @@ def hosts_file_names() -> list[str]:
 
 # -- the two users ------------------------------------------------------------------------------------
 def config(allowed: str = "", timeout: int = 5):
-    return SimpleNamespace(fetch_allowed_private_hosts=allowed, fetch_timeout_secs=timeout,
-                           fetch_max_response_bytes=CAP, secrets_master_key=None)
+    return SimpleNamespace(
+        fetch_allowed_private_hosts=allowed, fetch_timeout_secs=timeout, fetch_max_response_bytes=CAP, secrets_master_key=None
+    )
 
 
 def via_fetch(url: str, allowed: str = "") -> tuple[str, str]:
@@ -195,7 +205,8 @@ def via_attachment(url: str, allowed: str = "") -> tuple[str, str]:
         files = asyncio.run(load_attachments(SimpleNamespace(config=cfg), specs))
     except OpError as exc:
         refused = exc.message.endswith(" is a private or local address") or exc.message.endswith(
-            " resolves to a private or local address")
+            " resolves to a private or local address"
+        )
         return ("refused" if refused else "error"), exc.message
     return "ok", files[0].data.decode()
 
@@ -293,9 +304,17 @@ def test_every_address_form_is_refused_by_both_users(host, reason):
     assert ("resolves to" in got["fetch"][1]) == ("resolves to" in got["attachment"][1]), got
 
 
-@pytest.mark.parametrize("address", [
-    "8.8.8.8", "93.184.216.34", "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "8.8.8.8",
+        "93.184.216.34",
+        "2606:4700:4700::1111",
+        "::ffff:8.8.8.8",
+        "64:ff9b::808:808",
+        "2002:808:808::1",
+    ],
+)
 def test_public_addresses_pass(address):
     """Only the decision (no connection leaves this machine): the guard and the attachment parse step,
     which is the check both users make before connecting."""
@@ -329,63 +348,69 @@ def test_public_names_pass_the_resolver():
 
 
 # -- FETCH_ALLOWED_PRIVATE_HOSTS ---------------------------------------------------------------------------
-@pytest.mark.parametrize("setting, host, port, allowed", [
-    ("files.example.internal", "files.example.internal", 80, True),
-    ("files.example.internal", "FILES.Example.Internal.", 80, True),  # case, trailing dot
-    ("Files.Example.Internal.", "files.example.internal", 443, True),
-    ("files.example.internal", "x.files.example.internal", 80, False),
-    ("files.example.internal", "example.internal", 80, False),
-    ("*.corp.internal", "corp.internal", 80, True),
-    ("*.corp.internal", "files.corp.internal", 80, True),
-    ("*.corp.internal", "a.b.corp.internal.", 80, True),
-    ("*.CORP.internal.", "Files.corp.INTERNAL", 80, True),
-    ("*.corp.internal", "evilcorp.internal", 80, False),
-    ("*.corp.internal", "corp.internal.evil.io", 80, False),
-    ("127.0.0.1", "127.0.0.1", 8080, True),
-    ("127.0.0.1", "0x7f.1", 8080, True),  # the same address, written another way
-    ("127.0.0.1", "127.0.0.2", 8080, False),
-    ("127.0.0.1", "localhost", 8080, False),  # a name is not allowed for the address it resolves to
-    ("127.0.0.1:8080", "127.0.0.1", 8080, True),
-    ("127.0.0.1:8080", "127.0.0.1", 8081, False),
-    ("[::1]", "::1", 80, True),
-    ("[::1]:9000", "[0:0::1]", 9000, True),
-    ("[::1]:9000", "::1", 80, False),
-    ("::1", "[::1]", 80, True),
-    ("fe80::1", "fe80::1%eth0", 80, True),
-    ("10.1.0.0/16", "10.1.2.3", 80, True),
-    ("10.1.0.0/16", "10.2.0.1", 80, False),
-    ("10.1.0.0/16", "internal.example", 80, False),
-    ("10.1.0.0/16:8443", "10.1.2.3", 8443, True),
-    ("10.1.0.0/16:8443", "10.1.2.3", 80, False),
-    ("fd00::/8", "fd12::5", 80, True),
-    ("[fd00::/8]:443", "fd12::5", 80, False),
-    (" a.example ,, *.corp.internal ,", "x.corp.internal", 80, True),  # spaces and empty items
-    ("", "127.0.0.1", 80, False),
-])
+@pytest.mark.parametrize(
+    "setting, host, port, allowed",
+    [
+        ("files.example.internal", "files.example.internal", 80, True),
+        ("files.example.internal", "FILES.Example.Internal.", 80, True),  # case, trailing dot
+        ("Files.Example.Internal.", "files.example.internal", 443, True),
+        ("files.example.internal", "x.files.example.internal", 80, False),
+        ("files.example.internal", "example.internal", 80, False),
+        ("*.corp.internal", "corp.internal", 80, True),
+        ("*.corp.internal", "files.corp.internal", 80, True),
+        ("*.corp.internal", "a.b.corp.internal.", 80, True),
+        ("*.CORP.internal.", "Files.corp.INTERNAL", 80, True),
+        ("*.corp.internal", "evilcorp.internal", 80, False),
+        ("*.corp.internal", "corp.internal.evil.io", 80, False),
+        ("127.0.0.1", "127.0.0.1", 8080, True),
+        ("127.0.0.1", "0x7f.1", 8080, True),  # the same address, written another way
+        ("127.0.0.1", "127.0.0.2", 8080, False),
+        ("127.0.0.1", "localhost", 8080, False),  # a name is not allowed for the address it resolves to
+        ("127.0.0.1:8080", "127.0.0.1", 8080, True),
+        ("127.0.0.1:8080", "127.0.0.1", 8081, False),
+        ("[::1]", "::1", 80, True),
+        ("[::1]:9000", "[0:0::1]", 9000, True),
+        ("[::1]:9000", "::1", 80, False),
+        ("::1", "[::1]", 80, True),
+        ("fe80::1", "fe80::1%eth0", 80, True),
+        ("10.1.0.0/16", "10.1.2.3", 80, True),
+        ("10.1.0.0/16", "10.2.0.1", 80, False),
+        ("10.1.0.0/16", "internal.example", 80, False),
+        ("10.1.0.0/16:8443", "10.1.2.3", 8443, True),
+        ("10.1.0.0/16:8443", "10.1.2.3", 80, False),
+        ("fd00::/8", "fd12::5", 80, True),
+        ("[fd00::/8]:443", "fd12::5", 80, False),
+        (" a.example ,, *.corp.internal ,", "x.corp.internal", 80, True),  # spaces and empty items
+        ("", "127.0.0.1", 80, False),
+    ],
+)
 def test_allowlist_entries(setting, host, port, allowed):
     assert netguard.parse_allowlist(setting).allows(host, port) is allowed
 
 
-@pytest.mark.parametrize("entry, why", [
-    ("http://files.example.internal", "is a URL, not a host"),
-    ("user@files.example.internal", "is a URL, not a host"),
-    ("*", "'*'"),
-    ("*.", "'*'"),
-    ("files.*.internal", "'*'"),
-    ("*.10.0.0.1", "is not *. followed by a domain name"),
-    ("files.example.internal:99999", "has an invalid port '99999'"),
-    ("files.example.internal:http", "has an invalid port 'http'"),
-    ("[::1", "has no closing ']'"),
-    ("[::1]:", "has an invalid port ''"),
-    ("[10.0.0.1]", "not an IPv6 address"),
-    ("300.1.1.1", "is not a valid IPv4 address"),
-    ("10.0.0.1/8", "has host bits set"),
-    ("10.0.0.0/33", "is not a valid CIDR range"),
-    ("fe80::zz", "is not a valid IPv6 address"),
-    ("files example", "is not a valid host name"),
-    ("-files.example", "is not a valid host name"),
-    ("a..b", "is not a valid host name"),
-])
+@pytest.mark.parametrize(
+    "entry, why",
+    [
+        ("http://files.example.internal", "is a URL, not a host"),
+        ("user@files.example.internal", "is a URL, not a host"),
+        ("*", "'*'"),
+        ("*.", "'*'"),
+        ("files.*.internal", "'*'"),
+        ("*.10.0.0.1", "is not *. followed by a domain name"),
+        ("files.example.internal:99999", "has an invalid port '99999'"),
+        ("files.example.internal:http", "has an invalid port 'http'"),
+        ("[::1", "has no closing ']'"),
+        ("[::1]:", "has an invalid port ''"),
+        ("[10.0.0.1]", "not an IPv6 address"),
+        ("300.1.1.1", "is not a valid IPv4 address"),
+        ("10.0.0.1/8", "has host bits set"),
+        ("10.0.0.0/33", "is not a valid CIDR range"),
+        ("fe80::zz", "is not a valid IPv6 address"),
+        ("files example", "is not a valid host name"),
+        ("-files.example", "is not a valid host name"),
+        ("a..b", "is not a valid host name"),
+    ],
+)
 def test_an_invalid_entry_is_a_one_line_configuration_error(entry, why, tmp_path, monkeypatch):
     with pytest.raises(netguard.InvalidAllowList) as info:
         netguard.parse_allowlist(f"ok.example, {entry}")
@@ -408,14 +433,29 @@ def test_config_toml_may_give_a_list(tmp_path, monkeypatch):
 
 
 def test_flora_serve_stops_on_an_invalid_entry(tmp_path):
-    env = dict(os.environ, FLORA_DATA_DIR=str(tmp_path / "data"), API_PORT=str(free_port()), API_ADDRESS="127.0.0.1",
-               FETCH_ALLOWED_PRIVATE_HOSTS="127.0.0.1, http://corp.internal", RUNTIME_MAX_WORKERS="1")
-    proc = subprocess.run([sys.executable, "-m", "flora_cli", "serve", "--emulator", "--emulator-port", str(free_port())],
-                          env=env, capture_output=True, text=True, timeout=60, start_new_session=True, cwd=tmp_path)
+    env = dict(
+        os.environ,
+        FLORA_DATA_DIR=str(tmp_path / "data"),
+        API_PORT=str(free_port()),
+        API_ADDRESS="127.0.0.1",
+        FETCH_ALLOWED_PRIVATE_HOSTS="127.0.0.1, http://corp.internal",
+        RUNTIME_MAX_WORKERS="1",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "flora_cli", "serve", "--emulator", "--emulator-port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if "FETCH_ALLOWED_PRIVATE_HOSTS" in line]
-    assert lines == ["Error: invalid FETCH_ALLOWED_PRIVATE_HOSTS: entry 'http://corp.internal' is a URL, not a host "
-                     "(expected host, host:port, *.domain, an IP address or a CIDR range)"], proc.stdout + proc.stderr
+    assert lines == [
+        "Error: invalid FETCH_ALLOWED_PRIVATE_HOSTS: entry 'http://corp.internal' is a URL, not a host "
+        "(expected host, host:port, *.domain, an IP address or a CIDR range)"
+    ], proc.stdout + proc.stderr
 
 
 def test_the_core_guard_needs_no_plugin():
@@ -475,14 +515,23 @@ def test_a_redirect_to_loopback_is_refused_for_both(web, other_web):
 
     cases = [
         (f"http://127.0.0.1:{other}/file", "127.0.0.1 is a loopback address", "127.0.0.1 is a private or local address"),
-        (f"http://localhost:{other}/file", "localhost resolves to 127.0.0.1, a loopback address",
-         "localhost resolves to a private or local address"),
+        (
+            f"http://localhost:{other}/file",
+            "localhost resolves to 127.0.0.1, a loopback address",
+            "localhost resolves to a private or local address",
+        ),
         (f"http://[::1]:{other}/file", "::1 is a loopback address", "::1 is a private or local address"),
         (f"http://2130706433:{other}/file", "127.0.0.1 is a loopback address", "127.0.0.1 is a private or local address"),
-        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a cloud metadata address",
-         "169.254.169.254 is a private or local address"),
-        ("http://[64:ff9b::a9fe:a9fe]/", "a cloud metadata address (169.254.169.254 in NAT64 form)",
-         "64:ff9b::a9fe:a9fe is a private or local address"),
+        (
+            "http://169.254.169.254/latest/meta-data/",
+            "169.254.169.254 is a cloud metadata address",
+            "169.254.169.254 is a private or local address",
+        ),
+        (
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "a cloud metadata address (169.254.169.254 in NAT64 form)",
+            "64:ff9b::a9fe:a9fe is a private or local address",
+        ),
     ]
     for target, fetch_says, attachment_says in cases:
         got = both(redirect_to(target), listed)
@@ -490,8 +539,10 @@ def test_a_redirect_to_loopback_is_refused_for_both(web, other_web):
         assert got["attachment"] == ("refused", f"Invalid input for attachments[].url: {attachment_says}"), (target, got)
     assert not other_web.seen  # no redirect reached the other server
     # a redirect to a listed place is followed
-    assert both(redirect_to(f"http://127.0.0.1:{port}/file"), listed) == {"fetch": ("ok", BODY.decode()),
-                                                                   "attachment": ("ok", BODY.decode())}
+    assert both(redirect_to(f"http://127.0.0.1:{port}/file"), listed) == {
+        "fetch": ("ok", BODY.decode()),
+        "attachment": ("ok", BODY.decode()),
+    }
 
 
 def test_at_most_five_redirects_for_both(web):
@@ -509,8 +560,9 @@ def test_a_session_of_its_own_is_refused():
     async def go():
         async with aiohttp.ClientSession() as plain:
             with pytest.raises(RuntimeError, match="Guard.session"):
-                await netguard.Guard().request(plain, netguard.Hop("GET", yarl.URL("http://8.8.8.8/")),
-                                               follow=lambda resp, hop: None)
+                await netguard.Guard().request(
+                    plain, netguard.Hop("GET", yarl.URL("http://8.8.8.8/")), follow=lambda resp, hop: None
+                )
 
     asyncio.run(go())
 
@@ -545,8 +597,12 @@ def flora_world(tmp_path_factory, web, other_web):
     emu.start()
     server = None
     try:
-        server = start_flora(emu, tmp_path_factory.mktemp("netguard"),
-                             FETCH_ALLOWED_PRIVATE_HOSTS=f"127.0.0.1:{web.server_address[1]}", FETCH_TIMEOUT_SECS=10)
+        server = start_flora(
+            emu,
+            tmp_path_factory.mktemp("netguard"),
+            FETCH_ALLOWED_PRIVATE_HOSTS=f"127.0.0.1:{web.server_address[1]}",
+            FETCH_TIMEOUT_SECS=10,
+        )
         server.emu = emu
         g = emulator_guild(emu, "Netguard")
         server.wait_log(g["id"], "starter script deployed", 30)
@@ -582,8 +638,11 @@ def test_end_to_end_listed_server_is_reached_and_others_refused(flora_world, web
         assert "loopback address" in out["message"], out
     for n, url in enumerate([unlisted, redirect], 6):
         out = probe(flora_world, n, "attach", url)
-        assert out == {"ok": False, "code": "INVALID_INPUT",
-                       "message": "Invalid input for attachments[].url: 127.0.0.1 is a private or local address"}, out
+        assert out == {
+            "ok": False,
+            "code": "INVALID_INPUT",
+            "message": "Invalid input for attachments[].url: 127.0.0.1 is a private or local address",
+        }, out
     out = probe(flora_world, 8, "attach", "http://[64:ff9b::a9fe:a9fe]/x")
     assert out["code"] == "INVALID_INPUT" and "is a private or local address" in out["message"], out
     out = probe(flora_world, 9, "fetch", "http://[64:ff9b::a9fe:a9fe]/x")

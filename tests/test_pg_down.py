@@ -93,14 +93,19 @@ def test_postgres_away_and_back(emulator, tmp_path, postgres_url):
     g = emulator_guild(emulator, "Through the relay")
     server = start_flora(emulator, tmp_path, DATABASE_URL=_through(postgres_url, relay.port))
     try:
-        script = ("on('messageCreate', async (ctx) => { if (!ctx.msg.content.startsWith('!say')) return;\n"
-                  "  console.log('heard ' + ctx.msg.content); await ctx.reply('ok ' + ctx.msg.content) })\n")
+        script = (
+            "on('messageCreate', async (ctx) => { if (!ctx.msg.content.startsWith('!say')) return;\n"
+            "  console.log('heard ' + ctx.msg.content); await ctx.reply('ok ' + ctx.msg.content) })\n"
+        )
         assert deploy_files(server, g["id"], {"src/main.ts": script})[0] == 200
         relay.cut()
         # the script keeps answering with what it has
         emulator.user_says(g["channel_id"], g["user_id"], "!say while away")
-        wait_for(lambda: [m for m in bot_replies(emulator, g["channel_id"]) if m["content"] == "ok !say while away"],
-                 timeout=30, message="a reply while PostgreSQL is away")
+        wait_for(
+            lambda: [m for m in bot_replies(emulator, g["channel_id"]) if m["content"] == "ok !say while away"],
+            timeout=30,
+            message="a reply while PostgreSQL is away",
+        )
         # the API says what is wrong, in one line, not 500
         status, body = http_json("GET", f"{server.api}/deployments/{g['id']}", token=server.token, timeout=60)
         assert status == 503 and body["message"].startswith("database unavailable: "), (status, body)
@@ -113,8 +118,11 @@ def test_postgres_away_and_back(emulator, tmp_path, postgres_url):
 
         wait_for(works, timeout=60, interval=0.5, message="the API works again")
         # the line logged while the database was away was kept and stored
-        wait_for(lambda: any(e["message"] == "heard !say while away" for e in server.guild_logs(g["id"])),
-                 timeout=30, message="the buffered log line stored")
+        wait_for(
+            lambda: any(e["message"] == "heard !say while away" for e in server.guild_logs(g["id"])),
+            timeout=30,
+            message="the buffered log line stored",
+        )
         assert time.monotonic() - back < 60
     finally:
         if relay._server is None:

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from conftest import free_port
 
-DUPLICATE = '''
+DUPLICATE = """
 from flora_core import hookimpl
 
 async def op_send_message(ctx, args):
@@ -21,7 +21,7 @@ async def op_send_message(ctx, args):
 @hookimpl
 def flora_register_ops(register):
     register("op_send_message", op_send_message)
-'''
+"""
 LINE = "plugin acme_dup was disabled: its op 'op_send_message' is already registered by discord_ops"
 
 
@@ -40,8 +40,14 @@ def installed(tmp_path):
 
 def _env(tmp_path, site, strict: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "FLORA_PLUGIN_PROBLEMS_REPORTED")}
-    env.update(PYTHONPATH=str(site), FLORA_STRICT_PLUGINS=strict, FLORA_DATA_DIR=str(tmp_path / "data"),
-               API_PORT=str(free_port()), API_ADDRESS="127.0.0.1", RUNTIME_MAX_WORKERS="2")
+    env.update(
+        PYTHONPATH=str(site),
+        FLORA_STRICT_PLUGINS=strict,
+        FLORA_DATA_DIR=str(tmp_path / "data"),
+        API_PORT=str(free_port()),
+        API_ADDRESS="127.0.0.1",
+        RUNTIME_MAX_WORKERS="2",
+    )
     return env
 
 
@@ -49,8 +55,14 @@ def test_serve_starts_without_the_clashing_plugin_and_says_so_once(installed, tm
     env = _env(tmp_path, installed, "0")
     log_path = tmp_path / "serve.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "serve", "--emulator", "--emulator-port", str(free_port())],
-                                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flora_cli", "serve", "--emulator", "--emulator-port", str(free_port())],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            start_new_session=True,
+        )
     try:
         started = time.monotonic()
         deadline = started + 60
@@ -74,8 +86,14 @@ def test_serve_starts_without_the_clashing_plugin_and_says_so_once(installed, tm
 
 
 def test_strict_mode_makes_the_same_line_fatal_exit_2(installed, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "flora_cli", "serve", "--emulator", "--emulator-port", str(free_port())],
-                         env=_env(tmp_path, installed, "1"), capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "flora_cli", "serve", "--emulator", "--emulator-port", str(free_port())],
+        env=_env(tmp_path, installed, "1"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip() == f"Error: {LINE}"
 
@@ -106,13 +124,21 @@ on('messageCreate', async (ctx) => {
 """
             assert deploy_files(server, g["id"], {"src/main.ts": script})[0] == 200
             emu.user_says(g["channel_id"], g["user_id"], "!hi")
-            wait_for(lambda: [m for m in bot_replies(emu, g["channel_id"]) if m["content"] == "hi without plugins"],
-                     timeout=30, message="a reply with kv, secrets and cron disabled")
+            wait_for(
+                lambda: [m for m in bot_replies(emu, g["channel_id"]) if m["content"] == "hi without plugins"],
+                timeout=30,
+                message="a reply with kv, secrets and cron disabled",
+            )
             emu.user_says(g["channel_id"], g["user_id"], "!missing")
-            reply = wait_for(lambda: [m for m in bot_replies(emu, g["channel_id"]) if m["content"].startswith("OP_")],
-                             timeout=30, message="the errors of the disabled plugins' names")[0]
-            assert reply["content"] == " | ".join(f"OP_UNAVAILABLE: {what} is not available: the {plugin} plugin is disabled or not installed"
-                                                  for what, plugin in (("kv.store", "kv"), ("secrets.get", "secrets"), ("cron", "cron")))
+            reply = wait_for(
+                lambda: [m for m in bot_replies(emu, g["channel_id"]) if m["content"].startswith("OP_")],
+                timeout=30,
+                message="the errors of the disabled plugins' names",
+            )[0]
+            assert reply["content"] == " | ".join(
+                f"OP_UNAVAILABLE: {what} is not available: the {plugin} plugin is disabled or not installed"
+                for what, plugin in (("kv.store", "kv"), ("secrets.get", "secrets"), ("cron", "cron"))
+            )
         finally:
             stop_flora(server)
         conn = sqlite3.connect(tmp_path / "data" / "flora.db")

@@ -15,7 +15,7 @@ from flora_core.config import load_config
 from flora_core.plugins import Plugins
 from flora_core.storage import open_database
 
-AUDIT = '''
+AUDIT = """
 import asyncio, json
 from importlib import resources
 from flora_core import hookimpl
@@ -72,7 +72,7 @@ def flora_deployment_changed(guild_id, revision):
 @hookimpl
 def flora_shutdown(runtime):
     _note(runtime.config, hook="shutdown")
-'''
+"""
 
 
 @pytest.fixture
@@ -82,7 +82,8 @@ def audit_site(tmp_path):
     for dialect in ("sqlite", "postgres"):
         (pkg / "migrations" / dialect).mkdir(parents=True)
         (pkg / "migrations" / dialect / "001_audit.sql").write_text(
-            "CREATE TABLE audit_events (what TEXT NOT NULL)", encoding="utf-8")
+            "CREATE TABLE audit_events (what TEXT NOT NULL)", encoding="utf-8"
+        )
     (pkg / "__init__.py").write_text(AUDIT, encoding="utf-8")
     info = site / "acme_audit-1.0.0.dist-info"
     info.mkdir()
@@ -101,9 +102,11 @@ def test_a_third_party_plugin_uses_every_supervisor_hook(audit_site, tmp_path):
         g = emulator_guild(emu, "Audited")
         server = start_flora(emu, tmp_path, PYTHONPATH=str(audit_site), AUDIT_FILE=str(audit), AUDIT_GUILD=g["id"])
         try:
-            script = ("let seen = false;\n"
-                      "on('auditTick', async (ctx) => { if (!seen) { seen = true; await rest.sendMessage("
-                      f"{{ channelId: '{g['channel_id']}', content: `tick ${{ctx.msg.n}} for ${{ctx.msg.guild_id}}` }}); }} }});\n")
+            script = (
+                "let seen = false;\n"
+                "on('auditTick', async (ctx) => { if (!seen) { seen = true; await rest.sendMessage("
+                f"{{ channelId: '{g['channel_id']}', content: `tick ${{ctx.msg.n}} for ${{ctx.msg.guild_id}}` }}); }} }});\n"
+            )
             assert deploy_files(server, g["id"], {"src/main.ts": script})[0] == 200
             reply = wait_for(lambda: bot_replies(emu, g["channel_id"]), timeout=30, message="the event source's event")
             assert reply[0]["content"].startswith("tick ") and reply[0]["content"].endswith(f"for {g['id']}")
@@ -133,8 +136,9 @@ def test_a_plugins_config_key_is_validated_like_flora_s_own(audit_site, tmp_path
 
     (tmp_path / "config.toml").write_text('[audit]\nevery = "many"\n', encoding="utf-8")
     env = dict(os.environ, PYTHONPATH=str(audit_site), AUDIT_FILE=str(tmp_path / "a.log"))
-    out = subprocess.run([sys.executable, "-m", "flora_cli", "tokens", "list"], env=env, capture_output=True, text=True,
-                         timeout=120, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "flora_cli", "tokens", "list"], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert out.returncode == 2
     assert out.stderr == "Error: invalid audit.every in config.toml: expected an integer, got 'many'\n"
 
@@ -186,7 +190,7 @@ def test_plugin_keys_exist_only_while_the_plugin_is_enabled(monkeypatch, tmp_pat
 
 # A bus of a third party: line-delimited JSON over TCP on 127.0.0.1 (the port in ACME_BUS_PORT), every
 # request noted with the process that handled it. ``flora serve`` serves it, its API process uses it.
-ACME_BUS = '''
+ACME_BUS = """
 import asyncio, json, os, socket
 from flora_core import hookimpl
 from flora_core.bus import RuntimeUnavailable
@@ -246,7 +250,7 @@ class AcmeBus:
 @hookimpl
 def flora_runtime_bus(config):
     return AcmeBus()
-'''
+"""
 
 
 def test_a_bus_from_a_plugin_carries_deploys_from_the_api_to_the_runtime(tmp_path):
@@ -271,13 +275,17 @@ def test_a_bus_from_a_plugin_carries_deploys_from_the_api_to_the_runtime(tmp_pat
         g = emulator_guild(emu, "Bussed")
         server = start_flora(emu, tmp_path, PYTHONPATH=str(site), ACME_BUS_PORT=str(port), ACME_BUS_LOG=str(bus_log))
         try:
-            script = ("on('messageCreate', async (ctx) => { if (ctx.msg.content === '!ping') "
-                      f"await rest.sendMessage({{ channelId: '{g['channel_id']}', content: 'pong over acme' }}); }});\n")
+            script = (
+                "on('messageCreate', async (ctx) => { if (ctx.msg.content === '!ping') "
+                f"await rest.sendMessage({{ channelId: '{g['channel_id']}', content: 'pong over acme' }}); }});\n"
+            )
             status, body = deploy_files(server, g["id"], {"src/main.ts": script})
             assert status == 200, body
             emu.user_says(g["channel_id"], g["user_id"], "!ping")
-            assert wait_for(lambda: bot_replies(emu, g["channel_id"]), timeout=30, message="the reply")[0]["content"] \
+            assert (
+                wait_for(lambda: bot_replies(emu, g["channel_id"]), timeout=30, message="the reply")[0]["content"]
                 == "pong over acme"
+            )
             assert not (tmp_path / "data" / "run" / "runtime.sock").exists()  # the embedded bus is not served
         finally:
             stop_flora(server)

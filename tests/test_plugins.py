@@ -17,8 +17,16 @@ def test_builtins_load_through_entry_points():
     plugins = Plugins()
     assert set(plugins.loaded) >= BUILTINS
     ops = plugins.ops()
-    for name in ("op_log", "op_send_message", "op_edit_message", "op_delete_message", "op_add_reaction",
-                 "op_send_interaction_response", "op_defer_interaction_response", "op_upsert_guild_commands"):
+    for name in (
+        "op_log",
+        "op_send_message",
+        "op_edit_message",
+        "op_delete_message",
+        "op_add_reaction",
+        "op_send_interaction_response",
+        "op_defer_interaction_response",
+        "op_upsert_guild_commands",
+    ):
         assert name in ops
     described = {p["name"]: p for p in plugins.describe()}
     assert "op_send_message" in described["discord_ops"]["registered"]["op"]
@@ -65,12 +73,15 @@ def test_broken_plugin_is_skipped_unless_strict(fake_dist, monkeypatch, caplog):
 
 
 def test_misspelled_hook_disables_the_plugin_or_is_fatal_when_strict(fake_dist, monkeypatch, caplog):
-    fake_dist("fake_typo", """
+    fake_dist(
+        "fake_typo",
+        """
         from flora_core import hookimpl
         @hookimpl
         def flora_register_opz(register):
             pass
-    """)
+    """,
+    )
     with pytest.raises(PluginError, match="flora_register_opz"):
         Plugins()
     monkeypatch.setenv("FLORA_STRICT_PLUGINS", "0")
@@ -80,14 +91,17 @@ def test_misspelled_hook_disables_the_plugin_or_is_fatal_when_strict(fake_dist, 
 
 
 def test_third_party_op_is_recorded_with_its_version(fake_dist):
-    fake_dist("fake_hello", """
+    fake_dist(
+        "fake_hello",
+        """
         from flora_core import hookimpl
         async def op_hello(ctx, args):
             return "hi"
         @hookimpl
         def flora_register_ops(register):
             register("op_hello", op_hello)
-    """)
+    """,
+    )
     plugins = Plugins()
     assert "op_hello" in plugins.ops()
     entry = {p["name"]: p for p in plugins.describe()}["fake_hello"]
@@ -133,10 +147,13 @@ class Raises:
         raise RuntimeError("no JS today")
 
 
-@pytest.mark.parametrize("plugin,message", [
-    (BadName(), "plugin bad: invalid op name 'sendMessage'"),
-    (Raises(), "plugin bad was disabled: it failed in flora_register_js_sources: no JS today"),
-])
+@pytest.mark.parametrize(
+    "plugin,message",
+    [
+        (BadName(), "plugin bad: invalid op name 'sendMessage'"),
+        (Raises(), "plugin bad was disabled: it failed in flora_register_js_sources: no JS today"),
+    ],
+)
 def test_bad_registrations_disable_the_plugin(plugin, message, monkeypatch):
     monkeypatch.setenv("FLORA_STRICT_PLUGINS", "0")
     plugins = Plugins()
@@ -155,12 +172,19 @@ class Declares:
         register(*self.args, **self.kwargs)
 
 
-@pytest.mark.parametrize("args, kwargs, message", [
-    ((5, "declare const x: 1"), {}, "plugin bad: invalid type declarations name 5"),
-    (("x", 5), {}, "plugin bad: type declarations 'x' must be a string or a path to a .d.ts file"),
-    (("x", "declare const x: 1"), {"requires": "flora:sdk"}, "plugin bad: type declarations 'x': requires must be a list"),
-    (("flora:kv", "declare const x: 1"), {}, "plugin bad was disabled: its type_declarations 'flora:kv' is already registered by kv"),
-])
+@pytest.mark.parametrize(
+    "args, kwargs, message",
+    [
+        ((5, "declare const x: 1"), {}, "plugin bad: invalid type declarations name 5"),
+        (("x", 5), {}, "plugin bad: type declarations 'x' must be a string or a path to a .d.ts file"),
+        (("x", "declare const x: 1"), {"requires": "flora:sdk"}, "plugin bad: type declarations 'x': requires must be a list"),
+        (
+            ("flora:kv", "declare const x: 1"),
+            {},
+            "plugin bad was disabled: its type_declarations 'flora:kv' is already registered by kv",
+        ),
+    ],
+)
 def test_bad_type_declarations_disable_the_plugin(args, kwargs, message, monkeypatch):
     monkeypatch.setenv("FLORA_STRICT_PLUGINS", "0")
     plugins = Plugins()
@@ -184,7 +208,10 @@ def test_type_declarations_are_read_when_assembled_and_need_what_they_require(tm
     assert text.startswith(HEADER) and "declare function __floraOp" in text
     assert "// ---- acme:hello (plugin hello) ----\ndeclare function hello(): string\n" in text
     assert "interface FloraSdk { more: 1 }" in text and "acme:gone" not in text
-    assert plugins.failed["gone"] == "plugin gone was disabled: cannot read its type declarations 'acme:gone': No such file or directory"
+    assert (
+        plugins.failed["gone"]
+        == "plugin gone was disabled: cannot read its type declarations 'acme:gone': No such file or directory"
+    )
     assert {p["name"]: p for p in plugins.describe()}["hello"]["registered"] == {"type_declarations": ["acme:hello"]}
 
     monkeypatch.setenv("FLORA_DISABLE_PLUGINS", "sdk")

@@ -24,8 +24,14 @@ def _occupy(port: int) -> socket.socket:
 def _flora(tmp_path, *args, **env):
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("API_", "DISCORD_", "FLORA_", "DATABASE_"))}
     started = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "flora_cli", *args], cwd=tmp_path, env={**clean, **env},
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "flora_cli", *args],
+        cwd=tmp_path,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return out, time.monotonic() - started
 
 
@@ -36,9 +42,9 @@ def test_serve_with_a_taken_port_says_which_and_how_to_change_it(tmp_path, which
         out, _ = _flora(tmp_path, "serve", "--emulator", "--emulator-port", str(emu_port), API_PORT=str(api_port))
     expected = {
         "api": f"Error: cannot listen on 127.0.0.1:{api_port} for the API: Address already in use "
-               "(change it with API_PORT or [api] port in config.toml)\n",
+        "(change it with API_PORT or [api] port in config.toml)\n",
         "emulator": f"Error: cannot listen on 127.0.0.1:{emu_port} for the Discord emulator: Address already in use "
-                    "(change it with --emulator-port)\n",
+        "(change it with --emulator-port)\n",
     }[which]
     assert (out.returncode, out.stderr) == (1, expected)
     assert not (tmp_path / "data").exists()  # said before anything started
@@ -50,8 +56,10 @@ def test_flora_dev_with_an_explicit_taken_port_is_one_line(tmp_path):
     (tmp_path / "src" / "main.ts").write_text("console.log(1)\n", encoding="utf-8")
     with _occupy(port):
         out, _ = _flora(tmp_path, "dev", ".", "--port", str(port))
-    assert (out.returncode, out.stderr) == (1, f"Error: cannot listen on 127.0.0.1:{port} for the console: "
-                                               "Address already in use (change it with --port)\n")
+    assert (out.returncode, out.stderr) == (
+        1,
+        f"Error: cannot listen on 127.0.0.1:{port} for the console: Address already in use (change it with --port)\n",
+    )
 
 
 def test_flora_dev_takes_a_free_console_port_when_the_default_is_taken(tmp_path):

@@ -18,9 +18,15 @@ def _serve_and_ping(tmp_path) -> dict:
     emu_port, api_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "DATABASE_URL", "FLORA_DISCORD_API_BASE")}
     env.update(API_PORT=str(api_port), API_ADDRESS="127.0.0.1", RUNTIME_MAX_WORKERS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "serve", "--emulator", "--emulator-port", str(emu_port)],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flora_cli", "serve", "--emulator", "--emulator-port", str(emu_port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     emu = f"http://127.0.0.1:{emu_port}"
     try:
         state = wait_for(lambda: _get(f"{emu}/_emu/state"), timeout=30, message="emulator up")
@@ -33,8 +39,11 @@ def _serve_and_ping(tmp_path) -> dict:
 
         def said():
             http_json("POST", f"{emu}/_emu/say", {"channel_id": channel["id"], "user_id": alice["id"], "content": "!ping hi"})
-            return wait_for(lambda: [m for m in _get(f"{emu}/_emu/messages/{channel['id']}") if m["author"].get("bot")],
-                            timeout=3, message="reply")
+            return wait_for(
+                lambda: [m for m in _get(f"{emu}/_emu/messages/{channel['id']}") if m["author"].get("bot")],
+                timeout=3,
+                message="reply",
+            )
 
         replies = wait_for(lambda: _try(said), timeout=30, message="starter reply")
         assert replies[0]["content"] == "pong (hi)"

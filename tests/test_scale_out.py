@@ -16,8 +16,7 @@ from conftest import BOT_TOKEN, bot_replies, deploy_files, start_flora, stop_flo
 from flora_dev.emulator import Emulator
 
 SHARDS = 4
-PING = ("on('messageCreate', async (ctx) => { if (ctx.msg.content === '!where') "
-        "await ctx.reply('here: %s') })\n")
+PING = "on('messageCreate', async (ctx) => { if (ctx.msg.content === '!where') await ctx.reply('here: %s') })\n"
 
 
 @pytest.fixture
@@ -37,9 +36,15 @@ def redis_url():
 @pytest.fixture
 def cluster_env(postgres_url, redis_url):
     namespace = f"flora-test-{uuid.uuid4().hex[:12]}"
-    yield {"DATABASE_URL": postgres_url, "REDIS_URL": redis_url, "BUS_NAMESPACE": namespace,
-           "API_OPERATOR_SECRET": "operator-secret-of-the-tests",
-           "DISCORD_SHARD_COUNT": str(SHARDS), "BUS_LEASE_SECS": "3", "RUNTIME_MAX_WORKERS": "1"}
+    yield {
+        "DATABASE_URL": postgres_url,
+        "REDIS_URL": redis_url,
+        "BUS_NAMESPACE": namespace,
+        "API_OPERATOR_SECRET": "operator-secret-of-the-tests",
+        "DISCORD_SHARD_COUNT": str(SHARDS),
+        "BUS_LEASE_SECS": "3",
+        "RUNTIME_MAX_WORKERS": "1",
+    }
     import redis
 
     r = redis.Redis.from_url(redis_url)
@@ -76,8 +81,11 @@ def _answer(emu, g: dict, expected: str, timeout: float = 60) -> None:
         before = len(bot_replies(emu, g["channel_id"]))
         emu.user_says(g["channel_id"], g["user_id"], "!where")
         try:
-            return wait_for(lambda: [m for m in bot_replies(emu, g["channel_id"])[before:] if m["content"] == expected],
-                            timeout=5, message=expected)
+            return wait_for(
+                lambda: [m for m in bot_replies(emu, g["channel_id"])[before:] if m["content"] == expected],
+                timeout=5,
+                message=expected,
+            )
         except AssertionError:
             return None
 
@@ -104,13 +112,25 @@ def test_two_nodes_share_the_shards_and_either_api_reaches_the_owner(emu, tmp_pa
             # a third node claiming a shard that node b holds refuses to start, with one line
             c_dir = tmp_path / "node-c"
             c_dir.mkdir()
-            env = dict(os.environ, DISCORD_TOKEN=BOT_TOKEN, FLORA_DISCORD_API_BASE=emu.api_base, FLORA_DATA_DIR=str(c_dir),
-                       API_ADDRESS="127.0.0.1", API_PORT="0", DISCORD_SHARD_IDS="3", FLORA_NODE_ID="node-c", **cluster_env)
-            out = subprocess.run([sys.executable, "-m", "flora_cli", "serve"], env=env, capture_output=True, text=True,
-                                 timeout=120, cwd=c_dir)
+            env = dict(
+                os.environ,
+                DISCORD_TOKEN=BOT_TOKEN,
+                FLORA_DISCORD_API_BASE=emu.api_base,
+                FLORA_DATA_DIR=str(c_dir),
+                API_ADDRESS="127.0.0.1",
+                API_PORT="0",
+                DISCORD_SHARD_IDS="3",
+                FLORA_NODE_ID="node-c",
+                **cluster_env,
+            )
+            out = subprocess.run(
+                [sys.executable, "-m", "flora_cli", "serve"], env=env, capture_output=True, text=True, timeout=120, cwd=c_dir
+            )
             assert out.returncode == 1
-            assert f"Error: shard 3 of {SHARDS} is owned by runtime node node-b; stop that node, or start this one " \
-                   "with other DISCORD_SHARD_IDS" in out.stderr.splitlines(), out.stderr[-2000:]
+            assert (
+                f"Error: shard 3 of {SHARDS} is owned by runtime node node-b; stop that node, or start this one "
+                "with other DISCORD_SHARD_IDS" in out.stderr.splitlines()
+            ), out.stderr[-2000:]
             # node b dies without a word: once its leases expire the API says who is missing
             os.killpg(b.proc.pid, signal.SIGKILL)
             b.proc.wait(10)
@@ -172,8 +192,11 @@ def test_metrics_and_status_see_every_node(emu, tmp_path, cluster_env):
         finally:
             stop_flora(b)
         started = time.monotonic()
-        wait_for(lambda: [n["node"] for n in client.nodes()] == ["node-a"], timeout=10,
-                 message="node b gone from the bus once it stopped")
+        wait_for(
+            lambda: [n["node"] for n in client.nodes()] == ["node-a"],
+            timeout=10,
+            message="node b gone from the bus once it stopped",
+        )
         assert time.monotonic() - started < 10
     finally:
         stop_flora(a)
@@ -189,8 +212,11 @@ def test_redis_down_deploys_503_scripts_keep_answering_and_it_recovers(emu, tmp_
     port = free_port()
 
     def own_redis() -> subprocess.Popen:  # a Redis of this test alone, so restarting it disturbs nobody
-        proc = subprocess.Popen([server_bin, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [server_bin, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         import redis
 
         wait_for(lambda: _pings(redis.Redis(port=port, socket_connect_timeout=1)), timeout=20, message="redis up")
@@ -198,8 +224,14 @@ def test_redis_down_deploys_503_scripts_keep_answering_and_it_recovers(emu, tmp_
 
     redis_proc = own_redis()
     g = _guild(emu, 1)
-    env = {"DATABASE_URL": postgres_url, "REDIS_URL": f"redis://127.0.0.1:{port}/0", "DISCORD_SHARD_COUNT": str(SHARDS),
-           "BUS_LEASE_SECS": "3", "RUNTIME_MAX_WORKERS": "1", "BUS_NAMESPACE": "flora"}
+    env = {
+        "DATABASE_URL": postgres_url,
+        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+        "DISCORD_SHARD_COUNT": str(SHARDS),
+        "BUS_LEASE_SECS": "3",
+        "RUNTIME_MAX_WORKERS": "1",
+        "BUS_NAMESPACE": "flora",
+    }
     node = _node(emu, tmp_path, "solo", "0,1,2,3", env)
     try:
         status, body = deploy_files(node, g["id"], {"src/main.ts": PING % "before"})
@@ -218,7 +250,14 @@ def test_redis_down_deploys_503_scripts_keep_answering_and_it_recovers(emu, tmp_
         def deployed():
             t0 = time.monotonic()
             status, body = deploy_files(node, g["id"], {"src/main.ts": PING % "after"})
-            attempts.append((round(t0 - back, 2), round(time.monotonic() - t0, 2), status, body.get("message") if isinstance(body, dict) else None))
+            attempts.append(
+                (
+                    round(t0 - back, 2),
+                    round(time.monotonic() - t0, 2),
+                    status,
+                    body.get("message") if isinstance(body, dict) else None,
+                )
+            )
             return status == 200
 
         wait_for(deployed, timeout=30, interval=0.25, message="deploys work again")
@@ -294,16 +333,27 @@ def test_flora_api_anywhere_deploys_to_either_node_and_streams_a_nodes_logs(emu,
         try:
             port = free_port()
             env = dict(a.env, API_PORT=str(port), FLORA_DATA_DIR=str(tmp_path / "api-only"))
-            api_proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "api", "--workers", "2"], env=env,
-                                        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        start_new_session=True)
+            api_proc = subprocess.Popen(
+                [sys.executable, "-m", "flora_cli", "api", "--workers", "2"],
+                env=env,
+                cwd=tmp_path,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             api = f"http://127.0.0.1:{port}/api"
             try:
                 wait_for(lambda: _up(api), timeout=60, message="flora api up")
                 for g, tag in ((g1, "via api on a"), (g2, "via api on b")):
-                    status, body = http_json("POST", f"{api}/deployments/{g['id']}", {"entry": "src/main.ts", "files": [
-                        {"path": "src/main.ts", "contents": PING % tag + "console.log('loaded ' + 'now')\n"}]},
-                        token=a.token)
+                    status, body = http_json(
+                        "POST",
+                        f"{api}/deployments/{g['id']}",
+                        {
+                            "entry": "src/main.ts",
+                            "files": [{"path": "src/main.ts", "contents": PING % tag + "console.log('loaded ' + 'now')\n"}],
+                        },
+                        token=a.token,
+                    )
                     assert status == 200, body
                     _answer(emu, g, f"here: {tag}")
                 # the log stream of node b's guild, read through the API that runs no V8
@@ -314,8 +364,15 @@ def test_flora_api_anywhere_deploys_to_either_node_and_streams_a_nodes_logs(emu,
                 conn.request("GET", f"{url.path}/logs/{g2['id']}/stream", headers={"Authorization": f"Bearer {a.token}"})
                 resp = conn.getresponse()
                 assert resp.status == 200
-                status, _ = http_json("POST", f"{api}/deployments/{g2['id']}", {"entry": "src/main.ts", "files": [
-                    {"path": "src/main.ts", "contents": "console.log('streamed from node b')\n"}]}, token=a.token)
+                status, _ = http_json(
+                    "POST",
+                    f"{api}/deployments/{g2['id']}",
+                    {
+                        "entry": "src/main.ts",
+                        "files": [{"path": "src/main.ts", "contents": "console.log('streamed from node b')\n"}],
+                    },
+                    token=a.token,
+                )
                 assert status == 200
                 deadline = time.monotonic() + 30
                 seen = []

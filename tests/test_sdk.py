@@ -134,26 +134,48 @@ def user(id="200000000000000001", username="alice", bot=False):
 
 def member(roles=(), u=None):
     return {
-        "user": u or user(), "nick": None, "avatar": None, "roles": list(roles), "joinedAt": "2025-01-01T00:00:00+00:00",
-        "premiumSince": None, "deaf": False, "mute": False, "flags": 0, "pending": False, "permissions": None,
+        "user": u or user(),
+        "nick": None,
+        "avatar": None,
+        "roles": list(roles),
+        "joinedAt": "2025-01-01T00:00:00+00:00",
+        "premiumSince": None,
+        "deaf": False,
+        "mute": False,
+        "flags": 0,
+        "pending": False,
+        "permissions": None,
         "communicationDisabledUntil": None,
     }
 
 
 def message(content, **over):
     author = over.pop("author", user())
-    payload = {"id": "300000000000000001", "channelId": "400000000000000001", "guildId": GUILD, "content": content,
-               "author": author, "member": member(u=author)}
+    payload = {
+        "id": "300000000000000001",
+        "channelId": "400000000000000001",
+        "guildId": GUILD,
+        "content": content,
+        "author": author,
+        "member": member(u=author),
+    }
     payload.update(over)
     return payload
 
 
 def interaction(command, options=(), **over):
     payload = {
-        "interactionId": "500000000000000001", "interactionToken": "tok-1", "applicationId": "600000000000000001",
-        "guildId": GUILD, "channelId": "400000000000000001", "user": user(), "member": member(), "commandName": command,
+        "interactionId": "500000000000000001",
+        "interactionToken": "tok-1",
+        "applicationId": "600000000000000001",
+        "guildId": GUILD,
+        "channelId": "400000000000000001",
+        "user": user(),
+        "member": member(),
+        "commandName": command,
         "data": {"id": "700000000000000001", "name": command, "type": 1, "options": list(options)},
-        "locale": "en-US", "guildLocale": "en-US",
+        "locale": "en-US",
+        "guildLocale": "en-US",
     }
     payload.update(over)
     return payload
@@ -176,8 +198,14 @@ def component(custom_id, **over):
 
 
 def reaction(**over):
-    payload = {"userId": "200000000000000001", "channelId": "400000000000000001", "messageId": "300000000000000005",
-               "guildId": GUILD, "emoji": {"name": "👍"}, "burst": False}
+    payload = {
+        "userId": "200000000000000001",
+        "channelId": "400000000000000001",
+        "messageId": "300000000000000005",
+        "guildId": GUILD,
+        "emoji": {"name": "👍"},
+        "burst": False,
+    }
     payload.update(over)
     return payload
 
@@ -189,7 +217,64 @@ def only(calls, op):
 
 # ================================================================ globals
 
-SDK_NAMES = ["prefix", "slash", "createBot", "flattenCommands", "handleSubcommand", "flattenInteractionOptions", "hasRole", "getSubcommand", "getSubcommandGroup", "embed", "EmbedBuilder", "actionRow", "button", "stringSelect", "userSelect", "roleSelect", "mentionableSelect", "channelSelect", "inputText", "textDisplay", "thumbnail", "section", "mediaGallery", "file", "separator", "container", "label", "fileUpload", "ActionRowBuilder", "ButtonBuilder", "SelectMenuBuilderBase", "StringSelectMenuBuilder", "UserSelectMenuBuilder", "RoleSelectMenuBuilder", "MentionableSelectMenuBuilder", "ChannelSelectMenuBuilder", "InputTextBuilder", "TextDisplayBuilder", "ThumbnailBuilder", "SectionBuilder", "MediaGalleryBuilder", "FileBuilder", "SeparatorBuilder", "ContainerBuilder", "LabelBuilder", "FileUploadBuilder", "ButtonStyle", "ButtonStyles", "ComponentType", "InputTextStyle", "InputTextStyles", "MessageFlags", "kv", "store", "KvStore", "rest"]
+SDK_NAMES = [
+    "prefix",
+    "slash",
+    "createBot",
+    "flattenCommands",
+    "handleSubcommand",
+    "flattenInteractionOptions",
+    "hasRole",
+    "getSubcommand",
+    "getSubcommandGroup",
+    "embed",
+    "EmbedBuilder",
+    "actionRow",
+    "button",
+    "stringSelect",
+    "userSelect",
+    "roleSelect",
+    "mentionableSelect",
+    "channelSelect",
+    "inputText",
+    "textDisplay",
+    "thumbnail",
+    "section",
+    "mediaGallery",
+    "file",
+    "separator",
+    "container",
+    "label",
+    "fileUpload",
+    "ActionRowBuilder",
+    "ButtonBuilder",
+    "SelectMenuBuilderBase",
+    "StringSelectMenuBuilder",
+    "UserSelectMenuBuilder",
+    "RoleSelectMenuBuilder",
+    "MentionableSelectMenuBuilder",
+    "ChannelSelectMenuBuilder",
+    "InputTextBuilder",
+    "TextDisplayBuilder",
+    "ThumbnailBuilder",
+    "SectionBuilder",
+    "MediaGalleryBuilder",
+    "FileBuilder",
+    "SeparatorBuilder",
+    "ContainerBuilder",
+    "LabelBuilder",
+    "FileUploadBuilder",
+    "ButtonStyle",
+    "ButtonStyles",
+    "ComponentType",
+    "InputTextStyle",
+    "InputTextStyles",
+    "MessageFlags",
+    "kv",
+    "store",
+    "KvStore",
+    "rest",
+]
 
 
 def test_all_56_sdk_names_are_globals_and_flora_members(sb):
@@ -222,14 +307,37 @@ def test_constants(sb):
     assert sb.json("ButtonStyle") == {"Primary": 1, "Secondary": 2, "Success": 3, "Danger": 4}
     assert sb.json("InputTextStyle") == {"Short": 1, "Paragraph": 2}
     assert sb.json("ComponentType") == {
-        "ActionRow": 1, "Button": 2, "StringSelect": 3, "InputText": 4, "UserSelect": 5, "RoleSelect": 6,
-        "MentionableSelect": 7, "ChannelSelect": 8, "Section": 9, "TextDisplay": 10, "Thumbnail": 11,
-        "MediaGallery": 12, "File": 13, "Separator": 14, "Container": 17, "Label": 18, "FileUpload": 19,
+        "ActionRow": 1,
+        "Button": 2,
+        "StringSelect": 3,
+        "InputText": 4,
+        "UserSelect": 5,
+        "RoleSelect": 6,
+        "MentionableSelect": 7,
+        "ChannelSelect": 8,
+        "Section": 9,
+        "TextDisplay": 10,
+        "Thumbnail": 11,
+        "MediaGallery": 12,
+        "File": 13,
+        "Separator": 14,
+        "Container": 17,
+        "Label": 18,
+        "FileUpload": 19,
     }
     assert sb.json("MessageFlags") == {
-        "CROSSPOSTED": 1, "IS_CROSSPOST": 2, "SUPPRESS_EMBEDS": 4, "SOURCE_MESSAGE_DELETED": 8, "URGENT": 16,
-        "HAS_THREAD": 32, "EPHEMERAL": 64, "LOADING": 128, "FAILED_TO_MENTION_SOME_ROLES_IN_THREAD": 256,
-        "SUPPRESS_NOTIFICATIONS": 4096, "IS_VOICE_MESSAGE": 8192, "IS_COMPONENTS_V2": 32768,
+        "CROSSPOSTED": 1,
+        "IS_CROSSPOST": 2,
+        "SUPPRESS_EMBEDS": 4,
+        "SOURCE_MESSAGE_DELETED": 8,
+        "URGENT": 16,
+        "HAS_THREAD": 32,
+        "EPHEMERAL": 64,
+        "LOADING": 128,
+        "FAILED_TO_MENTION_SOME_ROLES_IN_THREAD": 256,
+        "SUPPRESS_NOTIFICATIONS": 4096,
+        "IS_VOICE_MESSAGE": 8192,
+        "IS_COMPONENTS_V2": 32768,
     }
 
 
@@ -293,38 +401,97 @@ def test_ctx_has_msg_reply_edit(sb):
 
 REPLY_CASES = [
     # (payload, reply argument (JS), expected op, expected args)
-    pytest.param(message("hi"), "'pong'", "op_send_message",
-                 {"channelId": "400000000000000001", "messageId": "300000000000000001", "content": "pong"}, id="message-string"),
-    pytest.param(message("hi"), "{content: 'pong', embeds: [{title: 't'}]}", "op_send_message",
-                 {"channelId": "400000000000000001", "messageId": "300000000000000001", "content": "pong",
-                  "embeds": [{"title": "t"}]}, id="message-object-references-trigger"),
-    pytest.param(message("hi"), "{content: 'plain', replyTo: null}", "op_send_message",
-                 {"channelId": "400000000000000001", "content": "plain"}, id="replyTo-null"),
-    pytest.param(message("hi"), "{content: 'other', replyTo: '42'}", "op_send_message",
-                 {"channelId": "400000000000000001", "content": "other", "messageId": "42"}, id="replyTo-id"),
-    pytest.param(message("hi"), "{content: 'x', reply_to: '42'}", "op_send_message",
-                 {"channelId": "400000000000000001", "content": "x", "messageId": "300000000000000001"},
-                 id="reply_to-key-dropped"),
-    pytest.param(message("hi"), "{content: 'x', ephemeral: true}", "op_send_message",
-                 {"channelId": "400000000000000001", "content": "x", "ephemeral": True, "messageId": "300000000000000001"},
-                 id="ephemeral-passed-to-channel-send"),
-    pytest.param(message("hi"), "42", "op_send_message",
-                 {"channelId": "400000000000000001", "messageId": "300000000000000001", "content": "42"}, id="number"),
-    pytest.param(reaction(), "'seen'", "op_send_message",
-                 {"channelId": "400000000000000001", "messageId": "300000000000000005", "content": "seen"},
-                 id="reaction-uses-messageId"),
-    pytest.param({"ids": ["1", "2"], "channelId": "400000000000000001", "guildId": GUILD}, "'bulk'", "op_send_message",
-                 {"channelId": "400000000000000001", "content": "bulk"}, id="bulk-delete-plain-message"),
-    pytest.param(interaction("ping"), "'pong'", "op_send_interaction_response",
-                 {"interactionId": "500000000000000001", "token": "tok-1", "content": "pong"}, id="interaction-string"),
-    pytest.param(interaction("ping"), "{content: 'pong', ephemeral: true}", "op_send_interaction_response",
-                 {"interactionId": "500000000000000001", "token": "tok-1", "content": "pong", "ephemeral": True},
-                 id="interaction-ephemeral"),
-    pytest.param({"id": "77", "interactionToken": "tok-2"}, "'x'", "op_send_interaction_response",
-                 {"interactionId": "77", "token": "tok-2", "content": "x"}, id="interaction-id-fallback"),
-    pytest.param(component("btn"), "'clicked'", "op_send_interaction_response",
-                 {"interactionId": "500000000000000001", "token": "tok-1", "content": "clicked"},
-                 id="component-answers-interaction"),
+    pytest.param(
+        message("hi"),
+        "'pong'",
+        "op_send_message",
+        {"channelId": "400000000000000001", "messageId": "300000000000000001", "content": "pong"},
+        id="message-string",
+    ),
+    pytest.param(
+        message("hi"),
+        "{content: 'pong', embeds: [{title: 't'}]}",
+        "op_send_message",
+        {"channelId": "400000000000000001", "messageId": "300000000000000001", "content": "pong", "embeds": [{"title": "t"}]},
+        id="message-object-references-trigger",
+    ),
+    pytest.param(
+        message("hi"),
+        "{content: 'plain', replyTo: null}",
+        "op_send_message",
+        {"channelId": "400000000000000001", "content": "plain"},
+        id="replyTo-null",
+    ),
+    pytest.param(
+        message("hi"),
+        "{content: 'other', replyTo: '42'}",
+        "op_send_message",
+        {"channelId": "400000000000000001", "content": "other", "messageId": "42"},
+        id="replyTo-id",
+    ),
+    pytest.param(
+        message("hi"),
+        "{content: 'x', reply_to: '42'}",
+        "op_send_message",
+        {"channelId": "400000000000000001", "content": "x", "messageId": "300000000000000001"},
+        id="reply_to-key-dropped",
+    ),
+    pytest.param(
+        message("hi"),
+        "{content: 'x', ephemeral: true}",
+        "op_send_message",
+        {"channelId": "400000000000000001", "content": "x", "ephemeral": True, "messageId": "300000000000000001"},
+        id="ephemeral-passed-to-channel-send",
+    ),
+    pytest.param(
+        message("hi"),
+        "42",
+        "op_send_message",
+        {"channelId": "400000000000000001", "messageId": "300000000000000001", "content": "42"},
+        id="number",
+    ),
+    pytest.param(
+        reaction(),
+        "'seen'",
+        "op_send_message",
+        {"channelId": "400000000000000001", "messageId": "300000000000000005", "content": "seen"},
+        id="reaction-uses-messageId",
+    ),
+    pytest.param(
+        {"ids": ["1", "2"], "channelId": "400000000000000001", "guildId": GUILD},
+        "'bulk'",
+        "op_send_message",
+        {"channelId": "400000000000000001", "content": "bulk"},
+        id="bulk-delete-plain-message",
+    ),
+    pytest.param(
+        interaction("ping"),
+        "'pong'",
+        "op_send_interaction_response",
+        {"interactionId": "500000000000000001", "token": "tok-1", "content": "pong"},
+        id="interaction-string",
+    ),
+    pytest.param(
+        interaction("ping"),
+        "{content: 'pong', ephemeral: true}",
+        "op_send_interaction_response",
+        {"interactionId": "500000000000000001", "token": "tok-1", "content": "pong", "ephemeral": True},
+        id="interaction-ephemeral",
+    ),
+    pytest.param(
+        {"id": "77", "interactionToken": "tok-2"},
+        "'x'",
+        "op_send_interaction_response",
+        {"interactionId": "77", "token": "tok-2", "content": "x"},
+        id="interaction-id-fallback",
+    ),
+    pytest.param(
+        component("btn"),
+        "'clicked'",
+        "op_send_interaction_response",
+        {"interactionId": "500000000000000001", "token": "tok-1", "content": "clicked"},
+        id="component-answers-interaction",
+    ),
 ]
 
 
@@ -335,15 +502,27 @@ def test_reply_normalisation(sb, payload, arg, op, expected):
 
 
 EDIT_CASES = [
-    pytest.param(message("hi"), "'edited'",
-                 {"channelId": "400000000000000001", "messageId": "300000000000000001", "content": "edited"}, id="string"),
-    pytest.param(message("hi"), "{flags: MessageFlags.SUPPRESS_EMBEDS}",
-                 {"channelId": "400000000000000001", "messageId": "300000000000000001", "flags": 4}, id="object"),
-    pytest.param(component("btn"), "{content: 'done', components: []}",
-                 {"channelId": "400000000000000001", "messageId": "300000000000000009", "content": "done",
-                  "components": []}, id="component-edits-its-message"),
-    pytest.param(reaction(), "'r'",
-                 {"channelId": "400000000000000001", "messageId": "300000000000000005", "content": "r"}, id="reaction"),
+    pytest.param(
+        message("hi"),
+        "'edited'",
+        {"channelId": "400000000000000001", "messageId": "300000000000000001", "content": "edited"},
+        id="string",
+    ),
+    pytest.param(
+        message("hi"),
+        "{flags: MessageFlags.SUPPRESS_EMBEDS}",
+        {"channelId": "400000000000000001", "messageId": "300000000000000001", "flags": 4},
+        id="object",
+    ),
+    pytest.param(
+        component("btn"),
+        "{content: 'done', components: []}",
+        {"channelId": "400000000000000001", "messageId": "300000000000000009", "content": "done", "components": []},
+        id="component-edits-its-message",
+    ),
+    pytest.param(
+        reaction(), "'r'", {"channelId": "400000000000000001", "messageId": "300000000000000005", "content": "r"}, id="reaction"
+    ),
 ]
 
 
@@ -353,11 +532,14 @@ def test_edit_normalisation(sb, payload, arg, expected):
     assert only(sb.dispatch("evt", payload), "op_edit_message") == expected
 
 
-@pytest.mark.parametrize("payload", [
-    pytest.param(interaction("ping"), id="interaction"),
-    pytest.param({"ids": ["1"], "channelId": "4", "guildId": GUILD}, id="bulk-delete"),
-    pytest.param({"user": user(), "guildIds": []}, id="ready"),
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(interaction("ping"), id="interaction"),
+        pytest.param({"ids": ["1"], "channelId": "4", "guildId": GUILD}, id="bulk-delete"),
+        pytest.param({"user": user(), "guildIds": []}, id="ready"),
+    ],
+)
 def test_edit_without_a_message_throws(sb, payload):
     sb.eval("on('evt', (ctx) => ctx.edit('x'))")
     assert "Message edit requires a message payload" in sb.dispatch_error("evt", payload)
@@ -389,8 +571,10 @@ def test_reply_resolves_with_the_op_result_and_rejects_with_its_code(sb):
     sb.eval("on('messageCreate', async (ctx) => { globalThis.sent = await ctx.reply('x') })")
     sb.dispatch("messageCreate", message("hi"))
     assert sb.json("sent") == {"id": "9", "content": "sent"}
-    sb.mock("op_send_message", "() => { const e = new Error('Forbidden: channel is outside runtime scope'); "
-                               "e.code = 'SCOPE_FORBIDDEN'; throw e }")
+    sb.mock(
+        "op_send_message",
+        "() => { const e = new Error('Forbidden: channel is outside runtime scope'); e.code = 'SCOPE_FORBIDDEN'; throw e }",
+    )
     sb.eval("on('reactionAdd', async (ctx) => { try { await ctx.reply('x') } catch (e) { globalThis.code = e.code } })")
     sb.dispatch("reactionAdd", reaction())
     assert sb.eval("code") == "SCOPE_FORBIDDEN"
@@ -408,19 +592,22 @@ createBot({
 """
 
 
-@pytest.mark.parametrize("content, reply", [
-    ("!ping", "pong"),
-    ("   !ping   ", "pong"),
-    ("! ping", "pong"),
-    ("!echo hello world", "hello world"),
-    ("!echo  hello \n  world ", "hello world"),
-    ("!PING", None),
-    ("!pingx", None),
-    ("ping", None),
-    ("hello", None),
-    ("!", None),
-    ("?ping", None),
-])
+@pytest.mark.parametrize(
+    "content, reply",
+    [
+        ("!ping", "pong"),
+        ("   !ping   ", "pong"),
+        ("! ping", "pong"),
+        ("!echo hello world", "hello world"),
+        ("!echo  hello \n  world ", "hello world"),
+        ("!PING", None),
+        ("!pingx", None),
+        ("ping", None),
+        ("hello", None),
+        ("!", None),
+        ("?ping", None),
+    ],
+)
 def test_prefix_matching(sb, content, reply):
     sb.eval(PREFIX_BOT)
     calls = sb.dispatch("messageCreate", message(content))
@@ -444,12 +631,20 @@ def test_prefix_args_are_split_on_whitespace(sb):
     assert sb.json("args") == []
 
 
-@pytest.mark.parametrize("prefix_, content, matches", [
-    ("?", "?ping", True), ("?", "!ping", False), (">>", ">> ping", True), ("bot ", "bot ping", True),
-    ("Bot ", "bot ping", False),
-])
+@pytest.mark.parametrize(
+    "prefix_, content, matches",
+    [
+        ("?", "?ping", True),
+        ("?", "!ping", False),
+        (">>", ">> ping", True),
+        ("bot ", "bot ping", True),
+        ("Bot ", "bot ping", False),
+    ],
+)
 def test_custom_prefix(sb, prefix_, content, matches):
-    sb.eval(f"createBot({{ prefix: {json.dumps(prefix_)}, commands: [prefix({{ name: 'ping', run: (c) => c.reply('pong') }})] }})")
+    sb.eval(
+        f"createBot({{ prefix: {json.dumps(prefix_)}, commands: [prefix({{ name: 'ping', run: (c) => c.reply('pong') }})] }})"
+    )
     assert bool(sb.dispatch("messageCreate", message(content))) is matches
 
 
@@ -468,8 +663,10 @@ def test_create_bot_is_idempotent(sb):
     """)
     assert sb.json("[__floraHandlers.messageCreate.length, __floraHandlers.interactionCreate.length]") == [1, 1]
     assert len(sb.calls("op_upsert_guild_commands")) == 1
-    assert {"level": "info", "args": ["[flora/sdk] createBot called multiple times; skipping duplicate registration"]} \
-        in sb.logs()
+    assert {
+        "level": "info",
+        "args": ["[flora/sdk] createBot called multiple times; skipping duplicate registration"],
+    } in sb.logs()
     assert only(sb.dispatch("messageCreate", message("!ping")), "op_send_message")["content"] == "pong"
 
 
@@ -487,8 +684,13 @@ def test_slash_command_registration_payload(sb):
     """)
     assert only(sb.calls(), "op_upsert_guild_commands") == {
         "guildId": GUILD,
-        "commands": [{"name": "ping", "description": "Reply with pong",
-                      "options": [{"name": "text", "description": "say something", "required": True}]}],
+        "commands": [
+            {
+                "name": "ping",
+                "description": "Reply with pong",
+                "options": [{"name": "text", "description": "say something", "required": True}],
+            }
+        ],
     }
 
 
@@ -500,8 +702,10 @@ def test_no_registration_without_slash_commands(sb):
 def test_registration_failure_is_logged(sb):
     sb.mock("op_upsert_guild_commands", "() => { throw new Error('Slash command must have a description') }")
     sb.eval("createBot({ slashCommands: [slash({ name: 'x', run() {} })] })")
-    assert {"level": "error", "args": ["[flora/sdk] registering slash commands failed: "
-                                       "Slash command must have a description"]} in sb.logs()
+    assert {
+        "level": "error",
+        "args": ["[flora/sdk] registering slash commands failed: Slash command must have a description"],
+    } in sb.logs()
 
 
 def test_slash_routing_flattens_options(sb):
@@ -515,7 +719,11 @@ def test_slash_routing_flattens_options(sb):
     calls = sb.dispatch("interactionCreate", interaction("ping", [opt("text", "hello"), opt("count", 2, type=4)]))
     assert sb.json("seen") == {"commandName": "ping", "options": {"text": "hello", "count": 2}}
     assert only(calls, "op_send_interaction_response") == {
-        "interactionId": "500000000000000001", "token": "tok-1", "content": "pong", "ephemeral": True}
+        "interactionId": "500000000000000001",
+        "token": "tok-1",
+        "content": "pong",
+        "ephemeral": True,
+    }
 
 
 def test_slash_unknown_command_is_ignored(sb):
@@ -541,29 +749,44 @@ createBot({ slashCommands: [slash({
 
 def test_subcommand_and_group_registration(sb):
     sb.eval(SUBCOMMAND_BOT)
-    assert only(sb.calls(), "op_upsert_guild_commands")["commands"] == [{
-        "name": "admin", "description": "Admin tools",
-        "options": [
-            {"name": "ping", "description": "Ping", "type": "subcommand"},
-            {"name": "user", "description": "User tools", "type": "subcommand_group", "options": [
-                {"name": "ban", "description": "Ban", "type": "subcommand",
-                 "options": [{"name": "who", "description": "Who", "type": "string", "required": True}]},
-                {"name": "kick", "description": "Kick", "type": "subcommand"},
-            ]},
-        ],
-    }]
+    assert only(sb.calls(), "op_upsert_guild_commands")["commands"] == [
+        {
+            "name": "admin",
+            "description": "Admin tools",
+            "options": [
+                {"name": "ping", "description": "Ping", "type": "subcommand"},
+                {
+                    "name": "user",
+                    "description": "User tools",
+                    "type": "subcommand_group",
+                    "options": [
+                        {
+                            "name": "ban",
+                            "description": "Ban",
+                            "type": "subcommand",
+                            "options": [{"name": "who", "description": "Who", "type": "string", "required": True}],
+                        },
+                        {"name": "kick", "description": "Kick", "type": "subcommand"},
+                    ],
+                },
+            ],
+        }
+    ]
 
 
-@pytest.mark.parametrize("options, reply", [
-    ([sub("ping", opt("n", 1, type=4))], 'pong {"n":1}'),
-    ([sub("ping")], "pong {}"),
-    ([sub("user", sub("ban", opt("who", "bob")), type=2)], "ban bob"),
-    ([sub("user", sub("kick"), type=2)], "kick"),
-    ([sub("user", sub("nope"), type=2)], None),
-    ([sub("nope")], None),
-    ([sub("user")], None),  # a group name sent as a subcommand
-    ([], None),
-])
+@pytest.mark.parametrize(
+    "options, reply",
+    [
+        ([sub("ping", opt("n", 1, type=4))], 'pong {"n":1}'),
+        ([sub("ping")], "pong {}"),
+        ([sub("user", sub("ban", opt("who", "bob")), type=2)], "ban bob"),
+        ([sub("user", sub("kick"), type=2)], "kick"),
+        ([sub("user", sub("nope"), type=2)], None),
+        ([sub("nope")], None),
+        ([sub("user")], None),  # a group name sent as a subcommand
+        ([], None),
+    ],
+)
 def test_subcommand_routing(sb, options, reply):
     sb.eval(SUBCOMMAND_BOT)
     calls = sb.dispatch("interactionCreate", interaction("admin", options))
@@ -583,11 +806,19 @@ def test_flatten_commands_records_subcommand_handlers(sb):
     ])""")
     assert result == [
         {"name": "plain", "description": "P", "options": [{"name": "x", "description": "X", "type": "integer"}]},
-        {"name": "counter", "description": "C", "options": [
-            {"name": "get", "description": "G", "type": "subcommand"},
-            {"name": "add", "description": "A", "type": "subcommand",
-             "options": [{"name": "by", "description": "B", "type": "number"}]},
-        ]},
+        {
+            "name": "counter",
+            "description": "C",
+            "options": [
+                {"name": "get", "description": "G", "type": "subcommand"},
+                {
+                    "name": "add",
+                    "description": "A",
+                    "type": "subcommand",
+                    "options": [{"name": "by", "description": "B", "type": "number"}],
+                },
+            ],
+        },
     ]
     assert sb.json("Object.keys(__floraSubcommands.counter)") == ["get", "add"]
     assert sb.eval("typeof __floraSubcommands.counter.get") == "function"
@@ -633,9 +864,14 @@ def test_embed_builder(sb):
       .setAuthor('Author', { url: 'https://example.com/a', iconUrl: 'https://example.com/a.png' })
       .addField('F1', 'V1').addField('F2', 'V2', true).toJSON()""")
     assert result == {
-        "title": "Title", "description": "Desc", "url": "https://example.com", "color": 0xFF0000,
-        "timestamp": "2024-01-01T00:00:00.000Z", "footer": {"text": "Footer", "iconUrl": "https://example.com/f.png"},
-        "image": {"url": "https://example.com/i.png"}, "thumbnail": {"url": "https://example.com/t.png"},
+        "title": "Title",
+        "description": "Desc",
+        "url": "https://example.com",
+        "color": 0xFF0000,
+        "timestamp": "2024-01-01T00:00:00.000Z",
+        "footer": {"text": "Footer", "iconUrl": "https://example.com/f.png"},
+        "image": {"url": "https://example.com/i.png"},
+        "thumbnail": {"url": "https://example.com/t.png"},
         "author": {"name": "Author", "url": "https://example.com/a", "iconUrl": "https://example.com/a.png"},
         "fields": [{"name": "F1", "value": "V1", "inline": False}, {"name": "F2", "value": "V2", "inline": True}],
     }
@@ -643,75 +879,132 @@ def test_embed_builder(sb):
 
 def test_embed_initial_state_and_field_lists(sb):
     # flora: embed.test "merges initial state"
-    assert sb.json("embed({ title: 'Initial' }).setDescription('Added').toJSON()") == {
-        "title": "Initial", "description": "Added"}
+    assert sb.json("embed({ title: 'Initial' }).setDescription('Added').toJSON()") == {"title": "Initial", "description": "Added"}
     assert sb.json("""(() => { const init = { title: 'a' }; embed(init).setTitle('b'); return init })()""") == {"title": "a"}
     result = sb.json("""new EmbedBuilder().addField('a', '1').addFields([{ name: 'b', value: '2', inline: true }])
       .toJSON().fields""")
     assert result == [{"name": "a", "value": "1", "inline": False}, {"name": "b", "value": "2", "inline": True}]
     assert sb.json("embed().addField('a', '1').setFields([{ name: 'z', value: '9' }]).toJSON().fields") == [
-        {"name": "z", "value": "9"}]
+        {"name": "z", "value": "9"}
+    ]
     assert sb.json("embed().setFooter('only text').setAuthor().toJSON()") == {"footer": {"text": "only text"}, "author": {}}
 
 
 # ================================================================ components
 
 COMPONENT_CASES = [
-    ("button().setCustomId('b1').setLabel('Go').setStyle(ButtonStyle.Success).setEmoji('🔥').setDisabled()",
-     {"type": 2, "custom_id": "b1", "label": "Go", "style": 3, "emoji": "🔥", "disabled": True}),
-    ("button().setUrl('https://x.y').setLabel('Link').setDisabled(false)",
-     {"type": 2, "style": 5, "url": "https://x.y", "label": "Link", "disabled": False}),
+    (
+        "button().setCustomId('b1').setLabel('Go').setStyle(ButtonStyle.Success).setEmoji('🔥').setDisabled()",
+        {"type": 2, "custom_id": "b1", "label": "Go", "style": 3, "emoji": "🔥", "disabled": True},
+    ),
+    (
+        "button().setUrl('https://x.y').setLabel('Link').setDisabled(false)",
+        {"type": 2, "style": 5, "url": "https://x.y", "label": "Link", "disabled": False},
+    ),
     ("button().setSkuId('123')", {"type": 2, "style": 6, "sku_id": "123"}),
-    ("actionRow().addComponents(button().setCustomId('a'), { type: 2, custom_id: 'b', style: 1 })",
-     {"type": 1, "components": [{"type": 2, "custom_id": "a"}, {"type": 2, "custom_id": "b", "style": 1}]}),
-    ("actionRow().addComponents([button().setCustomId('a')]).addComponents(button().setCustomId('b'))",
-     {"type": 1, "components": [{"type": 2, "custom_id": "a"}, {"type": 2, "custom_id": "b"}]}),
-    ("actionRow().addComponents(button()).setComponents([stringSelect('s')])",
-     {"type": 1, "components": [{"type": 3, "custom_id": "s"}]}),
-    ("""stringSelect('menu').setPlaceholder('Pick').setMinValues(1).setMaxValues(2).setRequired().setDisabled(false)
+    (
+        "actionRow().addComponents(button().setCustomId('a'), { type: 2, custom_id: 'b', style: 1 })",
+        {"type": 1, "components": [{"type": 2, "custom_id": "a"}, {"type": 2, "custom_id": "b", "style": 1}]},
+    ),
+    (
+        "actionRow().addComponents([button().setCustomId('a')]).addComponents(button().setCustomId('b'))",
+        {"type": 1, "components": [{"type": 2, "custom_id": "a"}, {"type": 2, "custom_id": "b"}]},
+    ),
+    (
+        "actionRow().addComponents(button()).setComponents([stringSelect('s')])",
+        {"type": 1, "components": [{"type": 3, "custom_id": "s"}]},
+    ),
+    (
+        """stringSelect('menu').setPlaceholder('Pick').setMinValues(1).setMaxValues(2).setRequired().setDisabled(false)
         .setOptions([{ label: 'A', value: 'a' }]).addOptions({ label: 'B', value: 'b', default: true, emoji: '✅' })""",
-     {"type": 3, "custom_id": "menu", "placeholder": "Pick", "min_values": 1, "max_values": 2, "required": True,
-      "disabled": False, "options": [{"label": "A", "value": "a"},
-                                     {"label": "B", "value": "b", "default": True, "emoji": "✅"}]}),
-    ("userSelect('u').setDefaultUsers(['1']).addDefaultUser('2')",
-     {"type": 5, "custom_id": "u", "default_users": ["1", "2"]}),
-    ("roleSelect('r').setDefaultRoles(['1']).addDefaultRole('2').setDefaultValues([{ id: '3', type: 'role' }])",
-     {"type": 6, "custom_id": "r", "default_roles": ["1", "2"], "default_values": [{"id": "3", "type": "role"}]}),
-    ("mentionableSelect('m').addDefaultValue('1', 'user').addDefaultValue('2', 'role')",
-     {"type": 7, "custom_id": "m", "default_values": [{"id": "1", "type": "user"}, {"id": "2", "type": "role"}]}),
-    ("channelSelect('c').setChannelTypes([0, 5]).setDefaultChannels(['9']).addDefaultChannel('8').setCustomId('c2')",
-     {"type": 8, "custom_id": "c2", "channel_types": [0, 5], "default_channels": ["9", "8"]}),
-    ("""inputText('t').setStyle(InputTextStyle.Paragraph).setMinLength(1).setMaxLength(500).setRequired(false)
+        {
+            "type": 3,
+            "custom_id": "menu",
+            "placeholder": "Pick",
+            "min_values": 1,
+            "max_values": 2,
+            "required": True,
+            "disabled": False,
+            "options": [{"label": "A", "value": "a"}, {"label": "B", "value": "b", "default": True, "emoji": "✅"}],
+        },
+    ),
+    ("userSelect('u').setDefaultUsers(['1']).addDefaultUser('2')", {"type": 5, "custom_id": "u", "default_users": ["1", "2"]}),
+    (
+        "roleSelect('r').setDefaultRoles(['1']).addDefaultRole('2').setDefaultValues([{ id: '3', type: 'role' }])",
+        {"type": 6, "custom_id": "r", "default_roles": ["1", "2"], "default_values": [{"id": "3", "type": "role"}]},
+    ),
+    (
+        "mentionableSelect('m').addDefaultValue('1', 'user').addDefaultValue('2', 'role')",
+        {"type": 7, "custom_id": "m", "default_values": [{"id": "1", "type": "user"}, {"id": "2", "type": "role"}]},
+    ),
+    (
+        "channelSelect('c').setChannelTypes([0, 5]).setDefaultChannels(['9']).addDefaultChannel('8').setCustomId('c2')",
+        {"type": 8, "custom_id": "c2", "channel_types": [0, 5], "default_channels": ["9", "8"]},
+    ),
+    (
+        """inputText('t').setStyle(InputTextStyle.Paragraph).setMinLength(1).setMaxLength(500).setRequired(false)
         .setValue('v').setPlaceholder('p').setCustomId('t2')""",
-     {"type": 4, "custom_id": "t2", "style": 2, "min_length": 1, "max_length": 500, "required": False, "value": "v",
-      "placeholder": "p"}),
+        {
+            "type": 4,
+            "custom_id": "t2",
+            "style": 2,
+            "min_length": 1,
+            "max_length": 500,
+            "required": False,
+            "value": "v",
+            "placeholder": "p",
+        },
+    ),
     ("textDisplay('hello').setContent('# hi')", {"type": 10, "content": "# hi"}),
-    ("thumbnail('https://a/1.png').setDescription('d').setSpoiler()",
-     {"type": 11, "media": {"url": "https://a/1.png"}, "description": "d", "spoiler": True}),
+    (
+        "thumbnail('https://a/1.png').setDescription('d').setSpoiler()",
+        {"type": 11, "media": {"url": "https://a/1.png"}, "description": "d", "spoiler": True},
+    ),
     ("thumbnail('x').setUrl('https://a/2.png')", {"type": 11, "media": {"url": "https://a/2.png"}}),
-    ("section().addComponents(textDisplay('a'), textDisplay('b')).setAccessory(button().setCustomId('s'))",
-     {"type": 9, "components": [{"type": 10, "content": "a"}, {"type": 10, "content": "b"}],
-      "accessory": {"type": 2, "custom_id": "s"}}),
-    ("section().setComponents([textDisplay('a')])",
-     {"type": 9, "components": [{"type": 10, "content": "a"}], "accessory": None}),
-    ("mediaGallery().addItem('https://a/1.png').addItem('https://a/2.png', { description: 'two', spoiler: true })",
-     {"type": 12, "items": [{"media": {"url": "https://a/1.png"}},
-                            {"media": {"url": "https://a/2.png"}, "description": "two", "spoiler": True}]}),
+    (
+        "section().addComponents(textDisplay('a'), textDisplay('b')).setAccessory(button().setCustomId('s'))",
+        {
+            "type": 9,
+            "components": [{"type": 10, "content": "a"}, {"type": 10, "content": "b"}],
+            "accessory": {"type": 2, "custom_id": "s"},
+        },
+    ),
+    ("section().setComponents([textDisplay('a')])", {"type": 9, "components": [{"type": 10, "content": "a"}], "accessory": None}),
+    (
+        "mediaGallery().addItem('https://a/1.png').addItem('https://a/2.png', { description: 'two', spoiler: true })",
+        {
+            "type": 12,
+            "items": [
+                {"media": {"url": "https://a/1.png"}},
+                {"media": {"url": "https://a/2.png"}, "description": "two", "spoiler": True},
+            ],
+        },
+    ),
     ("mediaGallery().addItem('x').setItems([{ media: { url: 'y' } }])", {"type": 12, "items": [{"media": {"url": "y"}}]}),
     ("file('attachment://a.txt').setSpoiler()", {"type": 13, "file": {"url": "attachment://a.txt"}, "spoiler": True}),
     ("file('x').setUrl('attachment://b.txt')", {"type": 13, "file": {"url": "attachment://b.txt"}}),
     ("separator()", {"type": 14, "divider": True}),
     ("separator(false).setSpacing('large')", {"type": 14, "divider": False, "spacing": "large"}),
     ("separator().setDivider(false).setSpacing(2)", {"type": 14, "divider": False, "spacing": 2}),
-    ("container().addComponents(textDisplay('a'), separator()).setAccentColor(0x00ff00).setSpoiler()",
-     {"type": 17, "components": [{"type": 10, "content": "a"}, {"type": 14, "divider": True}],
-      "accent_color": 0x00FF00, "spoiler": True}),
+    (
+        "container().addComponents(textDisplay('a'), separator()).setAccentColor(0x00ff00).setSpoiler()",
+        {
+            "type": 17,
+            "components": [{"type": 10, "content": "a"}, {"type": 14, "divider": True}],
+            "accent_color": 0x00FF00,
+            "spoiler": True,
+        },
+    ),
     ("container()", {"type": 17, "components": []}),
-    ("label('Your name').setDescription('as shown').setComponent(inputText('name'))",
-     {"type": 18, "label": "Your name", "component": {"type": 4, "custom_id": "name"}, "description": "as shown"}),
+    (
+        "label('Your name').setDescription('as shown').setComponent(inputText('name'))",
+        {"type": 18, "label": "Your name", "component": {"type": 4, "custom_id": "name"}, "description": "as shown"},
+    ),
     ("label('x').setLabel('Files')", {"type": 18, "label": "Files", "component": None}),
-    ("fileUpload('up').setMinValues(1).setMaxValues(3).setRequired().setCustomId('up2')",
-     {"type": 19, "custom_id": "up2", "min_values": 1, "max_values": 3, "required": True}),
+    (
+        "fileUpload('up').setMinValues(1).setMaxValues(3).setRequired().setCustomId('up2')",
+        {"type": 19, "custom_id": "up2", "min_values": 1, "max_values": 3, "required": True},
+    ),
 ]
 
 
@@ -722,13 +1015,23 @@ def test_component_json(sb, expr, expected):
 
 def test_component_classes_and_factories_agree(sb):
     pairs = {
-        "actionRow()": "ActionRowBuilder", "button()": "ButtonBuilder", "stringSelect('a')": "StringSelectMenuBuilder",
-        "userSelect('a')": "UserSelectMenuBuilder", "roleSelect('a')": "RoleSelectMenuBuilder",
-        "mentionableSelect('a')": "MentionableSelectMenuBuilder", "channelSelect('a')": "ChannelSelectMenuBuilder",
-        "inputText('a')": "InputTextBuilder", "textDisplay('a')": "TextDisplayBuilder",
-        "thumbnail('a')": "ThumbnailBuilder", "section()": "SectionBuilder", "mediaGallery()": "MediaGalleryBuilder",
-        "file('a')": "FileBuilder", "separator()": "SeparatorBuilder", "container()": "ContainerBuilder",
-        "label('a')": "LabelBuilder", "fileUpload('a')": "FileUploadBuilder",
+        "actionRow()": "ActionRowBuilder",
+        "button()": "ButtonBuilder",
+        "stringSelect('a')": "StringSelectMenuBuilder",
+        "userSelect('a')": "UserSelectMenuBuilder",
+        "roleSelect('a')": "RoleSelectMenuBuilder",
+        "mentionableSelect('a')": "MentionableSelectMenuBuilder",
+        "channelSelect('a')": "ChannelSelectMenuBuilder",
+        "inputText('a')": "InputTextBuilder",
+        "textDisplay('a')": "TextDisplayBuilder",
+        "thumbnail('a')": "ThumbnailBuilder",
+        "section()": "SectionBuilder",
+        "mediaGallery()": "MediaGalleryBuilder",
+        "file('a')": "FileBuilder",
+        "separator()": "SeparatorBuilder",
+        "container()": "ContainerBuilder",
+        "label('a')": "LabelBuilder",
+        "fileUpload('a')": "FileUploadBuilder",
     }
     for factory, cls in pairs.items():
         assert sb.eval(f"{factory} instanceof {cls}"), factory
@@ -752,8 +1055,9 @@ def test_builders_serialise_inside_replies(sb):
 
 def test_console_levels(sb):
     sb.eval("console.log('l'); console.info('i'); console.warn('w'); console.error('e'); console.debug('d')")
-    assert sb.logs() == [{"level": lv, "args": [a]} for lv, a in
-                         [("info", "l"), ("info", "i"), ("warn", "w"), ("error", "e"), ("debug", "d")]]
+    assert sb.logs() == [
+        {"level": lv, "args": [a]} for lv, a in [("info", "l"), ("info", "i"), ("warn", "w"), ("error", "e"), ("debug", "d")]
+    ]
 
 
 def test_console_formats_values(sb):
@@ -766,9 +1070,21 @@ def test_console_formats_values(sb):
     """)
     (entry,) = sb.logs()
     assert entry["level"] == "info"
-    assert entry["args"] == ["debug", "42", "true", "null", "undefined", '{"a":[1,"x"]}', "[1,2]", "10",
-                             '{"big":"5n"}', '{"name":"c","self":"[Circular]"}', '{"x":{"v":1},"y":{"v":1}}',
-                             "[Function: named]", "Symbol(s)"]
+    assert entry["args"] == [
+        "debug",
+        "42",
+        "true",
+        "null",
+        "undefined",
+        '{"a":[1,"x"]}',
+        "[1,2]",
+        "10",
+        '{"big":"5n"}',
+        '{"name":"c","self":"[Circular]"}',
+        '{"x":{"v":1},"y":{"v":1}}',
+        "[Function: named]",
+        "Symbol(s)",
+    ]
 
 
 def test_console_formats_errors(sb):
@@ -788,13 +1104,16 @@ def test_console_never_throws(sb):
 # ================================================================ cron
 
 
-@pytest.mark.parametrize("call, message_", [
-    ("cron('', '* * * * *', () => {})", "cron name must be a non-empty string"),
-    ("cron(5, '* * * * *', () => {})", "cron name must be a non-empty string"),
-    ("cron('job', '', () => {})", "cron expression must be a non-empty string"),
-    ("cron('job', null, () => {})", "cron expression must be a non-empty string"),
-    ("cron('job', '* * * * *', 'nope')", "cron handler must be a function"),
-])
+@pytest.mark.parametrize(
+    "call, message_",
+    [
+        ("cron('', '* * * * *', () => {})", "cron name must be a non-empty string"),
+        ("cron(5, '* * * * *', () => {})", "cron name must be a non-empty string"),
+        ("cron('job', '', () => {})", "cron expression must be a non-empty string"),
+        ("cron('job', null, () => {})", "cron expression must be a non-empty string"),
+        ("cron('job', '* * * * *', 'nope')", "cron handler must be a function"),
+    ],
+)
 def test_cron_validation(sb, call, message_):
     result = sb.json(f"(() => {{ try {{ {call}; return null }} catch (e) {{ return [e.constructor.name, e.message] }} }})()")
     assert result == ["TypeError", message_]
@@ -826,8 +1145,7 @@ def test_cron_registration_failure_rejects_logs_and_unsubscribes(sb):
     sb.eval("globalThis.p = cron('broken', 'nope', () => {}); p.catch((e) => { globalThis.err = e.message })")
     sb.eval("0")  # let the rejection settle
     assert sb.eval("err") == "invalid cron expression 'nope': bad"
-    assert {"level": "error", "args": ["cron 'broken' was not registered: invalid cron expression 'nope': bad"]} \
-        in sb.logs()
+    assert {"level": "error", "args": ["cron 'broken' was not registered: invalid cron expression 'nope': bad"]} in sb.logs()
     assert sb.json("__floraHandlers") == {}
 
 
@@ -844,13 +1162,17 @@ def test_secrets_placeholder(sb):
 
 def test_secret_placeholders_are_found_in_urls_and_headers():
     text = "https://x/__FLORA_SECRET_A__/y?k=__FLORA_SECRET_B_C__&z=__FLORA_SECRET_UNKNOWN__"
-    assert placeholders.replace_secret_placeholders(text, {"A": "1", "B_C": "2"}.get) == \
-        "https://x/1/y?k=2&z=__FLORA_SECRET_UNKNOWN__"
+    assert (
+        placeholders.replace_secret_placeholders(text, {"A": "1", "B_C": "2"}.get)
+        == "https://x/1/y?k=2&z=__FLORA_SECRET_UNKNOWN__"
+    )
 
 
 def test_secrets_validation_and_known_names(sb):
     assert sb.json("(() => { try { secrets.get('') } catch (e) { return [e.constructor.name, e.message] } })()") == [
-        "TypeError", "secret name must be a non-empty string"]
+        "TypeError",
+        "secret name must be a non-empty string",
+    ]
     sb.eval("globalThis.__floraSecretNames = ['TOKEN']")
     assert sb.eval("secrets.get('TOKEN')") == "__FLORA_SECRET_TOKEN__"
     assert sb.eval("secrets.get('OTHER') === undefined")
@@ -915,7 +1237,56 @@ def test_kv_errors_propagate_with_code(sb):
 
 # ================================================================ rest
 
-REST_METHODS = ["sendMessage", "editMessage", "deleteMessage", "bulkDeleteMessages", "pinMessage", "unpinMessage", "crosspostMessage", "fetchMessage", "fetchMessages", "addReaction", "removeReaction", "clearReactions", "sendInteractionResponse", "deferInteractionResponse", "updateInteractionResponse", "editOriginalInteractionResponse", "deleteOriginalInteractionResponse", "createFollowupMessage", "editFollowupMessage", "deleteFollowupMessage", "upsertGuildCommands", "createGuildCommand", "editGuildCommand", "deleteGuildCommand", "getGuildCommands", "getGuildCommand", "editGuildCommandPermissions", "getGuildCommandsPermissions", "getGuildCommandPermissions", "kickMember", "banMember", "unbanMember", "addMemberRole", "removeMemberRole", "editMember", "editCurrentMember", "createChannel", "editChannel", "deleteChannel", "createThread", "createThreadFromMessage", "joinThread", "leaveThread", "addThreadMember", "removeThreadMember", "executeWebhook", "editWebhook", "deleteWebhook"] + ["showModal"]  # flora's 48, and showModal beyond flora
+REST_METHODS = [
+    "sendMessage",
+    "editMessage",
+    "deleteMessage",
+    "bulkDeleteMessages",
+    "pinMessage",
+    "unpinMessage",
+    "crosspostMessage",
+    "fetchMessage",
+    "fetchMessages",
+    "addReaction",
+    "removeReaction",
+    "clearReactions",
+    "sendInteractionResponse",
+    "deferInteractionResponse",
+    "updateInteractionResponse",
+    "editOriginalInteractionResponse",
+    "deleteOriginalInteractionResponse",
+    "createFollowupMessage",
+    "editFollowupMessage",
+    "deleteFollowupMessage",
+    "upsertGuildCommands",
+    "createGuildCommand",
+    "editGuildCommand",
+    "deleteGuildCommand",
+    "getGuildCommands",
+    "getGuildCommand",
+    "editGuildCommandPermissions",
+    "getGuildCommandsPermissions",
+    "getGuildCommandPermissions",
+    "kickMember",
+    "banMember",
+    "unbanMember",
+    "addMemberRole",
+    "removeMemberRole",
+    "editMember",
+    "editCurrentMember",
+    "createChannel",
+    "editChannel",
+    "deleteChannel",
+    "createThread",
+    "createThreadFromMessage",
+    "joinThread",
+    "leaveThread",
+    "addThreadMember",
+    "removeThreadMember",
+    "executeWebhook",
+    "editWebhook",
+    "deleteWebhook",
+] + ["showModal"]  # flora's 48, and showModal beyond flora
 
 
 def test_rest_has_48_methods_each_one_op(sb):
@@ -923,8 +1294,10 @@ def test_rest_has_48_methods_each_one_op(sb):
     assert sorted(sb.json("Object.keys(rest)")) == sorted(REST_METHODS)
     for i, method in enumerate(REST_METHODS):
         sb.eval(f"rest.{method}({{ channelId: '1', n: {i}, payload: {{ nick: 'x' }} }})")
-    expected = [("op_" + re.sub(r"([A-Z])", r"_\1", m).lower(), {"channelId": "1", "n": i, "payload": {"nick": "x"}})
-                for i, m in enumerate(REST_METHODS)]
+    expected = [
+        ("op_" + re.sub(r"([A-Z])", r"_\1", m).lower(), {"channelId": "1", "n": i, "payload": {"nick": "x"}})
+        for i, m in enumerate(REST_METHODS)
+    ]
     assert [(c["op"], c["args"]) for c in sb.calls()] == expected
 
 
@@ -946,8 +1319,9 @@ def test_rest_returns_op_results(sb):
 def bundle(root: pathlib.Path, entry: str, cache: pathlib.Path) -> str:
     from flora_core.bundler import Bundler
 
-    files = [{"path": p.relative_to(root).as_posix(), "contents": p.read_text(encoding="utf-8")}
-             for p in sorted(root.rglob("*.ts"))]
+    files = [
+        {"path": p.relative_to(root).as_posix(), "contents": p.read_text(encoding="utf-8")} for p in sorted(root.rglob("*.ts"))
+    ]
     return Bundler(cache).bundle(entry, files)
 
 
@@ -988,25 +1362,42 @@ def reply_text(calls, op):
 
 def test_starter_registers_its_commands(starter):
     assert sorted(starter.json("Object.keys(__floraHandlers)")) == ["interactionCreate", "messageCreate"]
-    assert only(starter.calls(), "op_upsert_guild_commands") == {"guildId": GUILD, "commands": [
-        {"name": "hello", "description": "Say hello",
-         "options": [{"name": "name", "description": "Who to greet", "type": "string", "required": False}]},
-        {"name": "counter", "description": "A counter kept in KV storage", "options": [
-            {"name": "get", "description": "Show the current count", "type": "subcommand"},
-            {"name": "increment", "description": "Add one to the count", "type": "subcommand"},
-            {"name": "reset", "description": "Set the count back to zero", "type": "subcommand"},
-        ]},
-    ]}
+    assert only(starter.calls(), "op_upsert_guild_commands") == {
+        "guildId": GUILD,
+        "commands": [
+            {
+                "name": "hello",
+                "description": "Say hello",
+                "options": [{"name": "name", "description": "Who to greet", "type": "string", "required": False}],
+            },
+            {
+                "name": "counter",
+                "description": "A counter kept in KV storage",
+                "options": [
+                    {"name": "get", "description": "Show the current count", "type": "subcommand"},
+                    {"name": "increment", "description": "Add one to the count", "type": "subcommand"},
+                    {"name": "reset", "description": "Set the count back to zero", "type": "subcommand"},
+                ],
+            },
+        ],
+    }
 
 
 def test_starter_ping_and_hello(starter):
     calls = starter.dispatch("messageCreate", message("!ping"))
-    assert only(calls, "op_send_message") == {"channelId": "400000000000000001", "messageId": "300000000000000001",
-                                              "content": "pong"}
+    assert only(calls, "op_send_message") == {
+        "channelId": "400000000000000001",
+        "messageId": "300000000000000001",
+        "content": "pong",
+    }
     assert reply_text(starter.dispatch("messageCreate", message("!ping a  b")), "op_send_message") == "pong (a b)"
     assert starter.dispatch("messageCreate", message("!Ping")) == []
     assert only(starter.dispatch("interactionCreate", interaction("hello")), "op_send_interaction_response") == {
-        "interactionId": "500000000000000001", "token": "tok-1", "content": "Hello, world!", "ephemeral": True}
+        "interactionId": "500000000000000001",
+        "token": "tok-1",
+        "content": "Hello, world!",
+        "ephemeral": True,
+    }
     calls = starter.dispatch("interactionCreate", interaction("hello", [opt("name", "Ann")]))
     assert reply_text(calls, "op_send_interaction_response") == "Hello, Ann!"
 
@@ -1026,20 +1417,25 @@ def test_starter_counter(starter):
 
 
 def test_example_registers_its_commands(example):
-    assert sorted(example.json("Object.keys(__floraHandlers)")) == [
-        "componentInteraction", "interactionCreate", "messageCreate"]
+    assert sorted(example.json("Object.keys(__floraHandlers)")) == ["componentInteraction", "interactionCreate", "messageCreate"]
     commands = only(example.calls(), "op_upsert_guild_commands")["commands"]
     assert [c["name"] for c in commands] == ["hello", "dice"]
     dice = commands[1]
     assert [(o["name"], o["type"]) for o in dice["options"]] == [
-        ("roll", "subcommand"), ("flip", "subcommand"), ("multi", "subcommand_group")]
+        ("roll", "subcommand"),
+        ("flip", "subcommand"),
+        ("multi", "subcommand_group"),
+    ]
     assert [o["name"] for o in dice["options"][2]["options"]] == ["roll"]
 
 
 def test_example_prefix_commands(example):
     calls = example.dispatch("messageCreate", message("!ping a b"))
-    assert only(calls, "op_send_message") == {"channelId": "400000000000000001", "messageId": "300000000000000001",
-                                              "content": "pong! args: a b"}
+    assert only(calls, "op_send_message") == {
+        "channelId": "400000000000000001",
+        "messageId": "300000000000000001",
+        "content": "pong! args: a b",
+    }
     assert reply_text(example.dispatch("messageCreate", message("!ping")), "op_send_message") == "pong!"
 
     args = only(example.dispatch("messageCreate", message("!info")), "op_send_message")
@@ -1056,20 +1452,23 @@ def test_example_prefix_commands(example):
 
 
 def test_example_slash_commands(example):
-    assert only(example.dispatch("interactionCreate", interaction("hello", [opt("name", "x")])),
-                "op_send_interaction_response") == {
-        "interactionId": "500000000000000001", "token": "tok-1", "content": "Hello, x!", "ephemeral": True}
+    assert only(
+        example.dispatch("interactionCreate", interaction("hello", [opt("name", "x")])), "op_send_interaction_response"
+    ) == {"interactionId": "500000000000000001", "token": "tok-1", "content": "Hello, x!", "ephemeral": True}
 
     def dice(*options):
-        return reply_text(example.dispatch("interactionCreate", interaction("dice", list(options))),
-                          "op_send_interaction_response")
+        return reply_text(
+            example.dispatch("interactionCreate", interaction("dice", list(options))), "op_send_interaction_response"
+        )
 
     assert dice(sub("roll", opt("sides", 1, type=4))) == "You rolled 1 (d1)"
     assert re.fullmatch(r"You rolled [1-6] \(d6\)", dice(sub("roll")))
     assert dice(sub("roll", opt("sides", 0, type=4))) == "A die needs 1 to 1000 sides."
     assert dice(sub("flip")) in ("The coin says heads.", "The coin says tails.")
-    assert dice(sub("multi", sub("roll", opt("count", 3, type=4), opt("sides", 1, type=4)), type=2)) == \
-        "You rolled 1, 1, 1 (3d1), total 3"
+    assert (
+        dice(sub("multi", sub("roll", opt("count", 3, type=4), opt("sides", 1, type=4)), type=2))
+        == "You rolled 1, 1, 1 (3d1), total 3"
+    )
 
 
 def test_starter_and_example_type_check(tmp_path):
@@ -1086,17 +1485,20 @@ def test_starter_and_example_type_check(tmp_path):
         pytest.skip("deno is not installed")
     shutil.copytree(ROOT / "examples" / "basic" / "src", tmp_path / "example")
     shutil.copytree(ROOT / "sdk" / "starter" / "src", tmp_path / "starter")
-    (tmp_path / "deno.json").write_text(json.dumps(
-        {"compilerOptions": {"lib": ["es2023"], "strict": True}, "unstable": ["sloppy-imports"]}))
+    (tmp_path / "deno.json").write_text(
+        json.dumps({"compilerOptions": {"lib": ["es2023"], "strict": True}, "unstable": ["sloppy-imports"]})
+    )
     (tmp_path / "flora.d.ts").write_text(assemble(Plugins()), encoding="utf-8")
     (tmp_path / "check.ts").write_text(
         '/// <reference path="./flora.d.ts" />\n'
         'import "./example/main.ts";\nimport "./starter/main.ts";\n'
         'import { embed, type EventMessage } from "@uwu/flora-sdk";\n'
-        'const m: EventMessage | null = null;\nconsole.warn(embed().toJSON(), m, flora.rest === rest);\n')
+        "const m: EventMessage | null = null;\nconsole.warn(embed().toJSON(), m, flora.rest === rest);\n"
+    )
     env = dict(os.environ, NO_COLOR="1", DENO_NO_UPDATE_CHECK="1", DENO_DIR=str(tmp_path / "deno"))
-    proc = subprocess.run([deno, "check", "--config", "deno.json", "check.ts"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [deno, "check", "--config", "deno.json", "check.ts"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -1118,23 +1520,36 @@ def test_kv_secrets_cron_and_rest_come_from_their_plugins():
     assert "op_kv_" not in sdk_js and "op_register_cron" not in sdk_js and "op_ban_member" not in sdk_js
 
 
-@pytest.mark.parametrize("disabled, use, error", [
-    ("kv", "kv.store('s')", "kv.store is not available: the kv plugin is disabled or not installed"),
-    ("kv", "store('s')", "store is not available: the kv plugin is disabled or not installed"),
-    ("kv", "new KvStore('s')", "KvStore is not available: the kv plugin is disabled or not installed"),
-    ("kv", "flora.kv.store('s')", "kv.store is not available: the kv plugin is disabled or not installed"),
-    ("cron", "cron('a', '* * * * *', () => {})", "cron is not available: the cron plugin is disabled or not installed"),
-    ("secrets", "secrets.get('A')", "secrets.get is not available: the secrets plugin is disabled or not installed"),
-    ("discord_ops", "rest.sendMessage({})", "rest.sendMessage is not available: the discord_ops plugin is disabled or not installed"),
-])
+@pytest.mark.parametrize(
+    "disabled, use, error",
+    [
+        ("kv", "kv.store('s')", "kv.store is not available: the kv plugin is disabled or not installed"),
+        ("kv", "store('s')", "store is not available: the kv plugin is disabled or not installed"),
+        ("kv", "new KvStore('s')", "KvStore is not available: the kv plugin is disabled or not installed"),
+        ("kv", "flora.kv.store('s')", "kv.store is not available: the kv plugin is disabled or not installed"),
+        ("cron", "cron('a', '* * * * *', () => {})", "cron is not available: the cron plugin is disabled or not installed"),
+        ("secrets", "secrets.get('A')", "secrets.get is not available: the secrets plugin is disabled or not installed"),
+        (
+            "discord_ops",
+            "rest.sendMessage({})",
+            "rest.sendMessage is not available: the discord_ops plugin is disabled or not installed",
+        ),
+    ],
+)
 def test_a_disabled_plugins_names_throw_naming_it_and_the_rest_works(monkeypatch, disabled, use, error):
     sandbox = Sandbox(sources=sources_without(monkeypatch, disabled))
     try:
-        got = sandbox.json(f"(() => {{ try {{ {use}; return null }} catch (e) {{ return [e.constructor.name, e.code, e.message] }} }})()")
+        got = sandbox.json(
+            f"(() => {{ try {{ {use}; return null }} catch (e) {{ return [e.constructor.name, e.code, e.message] }} }})()"
+        )
         assert got == ["Error", "OP_UNAVAILABLE", error]
         # the same 56 names as ever, and everything else works
         assert sorted(sandbox.json("Object.keys(flora)")) == sorted(SDK_NAMES)
-        assert sandbox.json("[JSON.stringify(flora.rest), String(typeof kv), `${[kv]}` === '[object Object]']") == ["{}", "object", True]
+        assert sandbox.json("[JSON.stringify(flora.rest), String(typeof kv), `${[kv]}` === '[object Object]']") == [
+            "{}",
+            "object",
+            True,
+        ]
         sandbox.eval("createBot({ commands: [prefix({ name: 'ping', run: (ctx) => ctx.reply('pong') })] })")
         calls = sandbox.dispatch("messageCreate", message("!ping"))
         assert only(calls, "op_send_message")["content"] == "pong"
@@ -1166,10 +1581,11 @@ def test_provide_adds_a_name_once_and_never_replaces_one(sb):
 def test_without_the_sdk_the_plugins_install_nothing_and_the_core_dispatches(monkeypatch):
     sandbox = Sandbox(sources=sources_without(monkeypatch, "sdk"))
     try:
-        assert sandbox.json("[typeof on, typeof flora, typeof kv, typeof rest, typeof cron, typeof secrets]") == \
-            ["undefined"] * 6
-        sandbox.eval("__floraOn('messageCreate', (ctx) => __floraOp('op_send_message', "
-                     "{ channelId: ctx.msg.channelId, content: Object.keys(ctx).join(',') }))")
+        assert sandbox.json("[typeof on, typeof flora, typeof kv, typeof rest, typeof cron, typeof secrets]") == ["undefined"] * 6
+        sandbox.eval(
+            "__floraOn('messageCreate', (ctx) => __floraOp('op_send_message', "
+            "{ channelId: ctx.msg.channelId, content: Object.keys(ctx).join(',') }))"
+        )
         assert only(sandbox.dispatch("messageCreate", message("x")), "op_send_message")["content"] == "msg"
     finally:
         sandbox.close()
@@ -1188,7 +1604,13 @@ def test_the_core_events_api(sb):
     assert sb.json("seen[0]") == {"event": "custom:a", "n": 1}
     assert sb.json("Object.keys(seen[1]).sort()") == ["edit", "msg", "reply"]  # the SDK's context of every event
     sb.eval("__floraSubsDirty = false")
-    assert sb.json("[__floraOff('custom:a', h), __floraOff('custom:a', h), 'custom:a' in __floraHandlers, __floraSubsDirty]") \
-        == [True, False, False, True]
-    assert sb.json("(() => { try { __floraDefineContext('custom:', () => ({})) } catch (e) { return e.message } })()") == \
-        '__floraDefineContext: the context of events starting with "custom:" is already defined'
+    assert sb.json("[__floraOff('custom:a', h), __floraOff('custom:a', h), 'custom:a' in __floraHandlers, __floraSubsDirty]") == [
+        True,
+        False,
+        False,
+        True,
+    ]
+    assert (
+        sb.json("(() => { try { __floraDefineContext('custom:', () => ({})) } catch (e) { return e.message } })()")
+        == '__floraDefineContext: the context of events starting with "custom:" is already defined'
+    )

@@ -54,8 +54,9 @@ console.log(b64, back, copy, uuid, parts, call, describe);
 def flora_types(out: Path, disabled: str = "") -> Path:
     """``flora types -o out`` with ``FLORA_DISABLE_PLUGINS=disabled``; returns ``out``."""
     env = dict(os.environ, FLORA_DISABLE_PLUGINS=disabled)
-    proc = subprocess.run([sys.executable, "-m", "flora_cli", "types", "-o", str(out)], env=env, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flora_cli", "types", "-o", str(out)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0 and proc.stdout.startswith(f"Wrote {out} ("), proc.stderr
     return out
 
@@ -83,8 +84,9 @@ def _check(deno: str, folder: Path, name: str, code: str) -> subprocess.Complete
     (folder / "deno.json").write_text(json.dumps({"compilerOptions": {"lib": ["es2023"], "strict": True}}))
     (folder / name).write_text('/// <reference path="./flora.d.ts" />\n' + code)
     env = dict(os.environ, NO_COLOR="1", DENO_NO_UPDATE_CHECK="1", DENO_DIR=str(folder / "deno"))
-    return subprocess.run([deno, "check", "--config", "deno.json", name], cwd=folder, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [deno, "check", "--config", "deno.json", name], cwd=folder, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def _python_codes() -> set[str]:
@@ -93,12 +95,22 @@ def _python_codes() -> set[str]:
     for path in [*(ROOT / "flora_core").rglob("*.py"), *(ROOT / "flora_plugins").rglob("*.py")]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
-                    and isinstance(node.value, ast.Constant) and node.value.value == node.targets[0].id
-                    and re.fullmatch(r"[A-Z][A-Z_]+", node.targets[0].id) and not node.targets[0].id.startswith("FLORA_")):
+            if (
+                isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+                and isinstance(node.value, ast.Constant)
+                and node.value.value == node.targets[0].id
+                and re.fullmatch(r"[A-Z][A-Z_]+", node.targets[0].id)
+                and not node.targets[0].id.startswith("FLORA_")
+            ):
                 found.add(node.value.value)
-            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("OpError", "KvError") and node.args
-                    and isinstance(node.args[0], ast.Constant)):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) in ("OpError", "KvError")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
                 found.add(node.args[0].value)
     return found
 
@@ -144,9 +156,11 @@ def test_each_plugin_declares_its_own_names_and_the_sdk_stands_without_them(tmp_
     bare.mkdir()
     text = flora_types(bare / "flora.d.ts", "kv,cron,secrets,discord_ops").read_text(encoding="utf-8")
     assert "flora:kv" not in text and "declare const rest" not in text and "declare function fetch" not in text
-    sdk_only = ("createBot({ commands: [prefix({ name: 'p', run: (ctx) => ctx.reply('pong') })] });\n"
-                "on('messageCreate', async (ctx) => { await ctx.reply(embed().setTitle(ctx.msg.content).toJSON().title ?? ''); });\n"
-                "const e: FloraErrorCode = 'OP_UNAVAILABLE'; console.log(e, __floraGuildId, setTimeout);\n")
+    sdk_only = (
+        "createBot({ commands: [prefix({ name: 'p', run: (ctx) => ctx.reply('pong') })] });\n"
+        "on('messageCreate', async (ctx) => { await ctx.reply(embed().setTitle(ctx.msg.content).toJSON().title ?? ''); });\n"
+        "const e: FloraErrorCode = 'OP_UNAVAILABLE'; console.log(e, __floraGuildId, setTimeout);\n"
+    )
     proc = _check(deno, bare, "sdk.ts", sdk_only)
     assert proc.returncode == 0, proc.stderr
     missing = _check(deno, bare, "kv.ts", "kv.store('a');\n")

@@ -59,16 +59,25 @@ def test_master_key_rule():
     assert parse_master_key("k" * 32) == b"k" * 32
     assert parse_master_key(None) is None and parse_master_key("") is None
     for raw, n in (("short", 5), ("ab" * 31, 62), ("z" * 64, 64)):
-        with pytest.raises(SecretsError, match=rf"^SECRETS_MASTER_KEY must be 32 bytes \(got {n}\): 64 hex characters or 32 raw bytes; generate one with: "):
+        with pytest.raises(
+            SecretsError,
+            match=rf"^SECRETS_MASTER_KEY must be 32 bytes \(got {n}\): 64 hex characters or 32 raw bytes; generate one with: ",
+        ):
             parse_master_key(raw)
-    with pytest.raises(SecretsDisabled, match="^secrets are disabled: set SECRETS_MASTER_KEY \\(64 hex characters; generate one with: python3 -c "):
+    with pytest.raises(
+        SecretsDisabled,
+        match="^secrets are disabled: set SECRETS_MASTER_KEY \\(64 hex characters; generate one with: python3 -c ",
+    ):
         box_from_config(config())
 
 
 def _encrypted_at_rest(db, raw_rows):
     box = SecretBox(bytes.fromhex(KEY_A))
     value = "hunter2-very-secret-value"
-    assert put_secret(db, box, GUILD, "API_KEY", value, ["api.example.com"]) == {"name": "API_KEY", "allowed_hosts": ["api.example.com"]}
+    assert put_secret(db, box, GUILD, "API_KEY", value, ["api.example.com"]) == {
+        "name": "API_KEY",
+        "allowed_hosts": ["api.example.com"],
+    }
     put_secret(db, box, GUILD, "API_KEY", value, ["*.example.com"])  # replace: same row, new nonce
     rows = raw_rows()
     assert len(rows) == 1
@@ -85,8 +94,12 @@ def _encrypted_at_rest(db, raw_rows):
 
 
 def test_values_are_encrypted_at_rest_sqlite(sqlite_db, tmp_path):
-    value = _encrypted_at_rest(sqlite_db, lambda: [tuple(r.values()) for r in sqlite_db.fetchall(
-        "SELECT nonce, ciphertext, allowed_hosts, name FROM guild_secrets")])
+    value = _encrypted_at_rest(
+        sqlite_db,
+        lambda: [
+            tuple(r.values()) for r in sqlite_db.fetchall("SELECT nonce, ciphertext, allowed_hosts, name FROM guild_secrets")
+        ],
+    )
     put_secret(sqlite_db, SecretBox(bytes.fromhex(KEY_A)), GUILD, "X", value, [])
     sqlite_db.close()
     for path in tmp_path.glob("flora.db*"):  # the database file and its WAL
@@ -97,8 +110,12 @@ def test_values_are_encrypted_at_rest_sqlite(sqlite_db, tmp_path):
 
 
 def test_values_are_encrypted_at_rest_postgres(postgres_db):
-    _encrypted_at_rest(postgres_db, lambda: [tuple(r.values()) for r in postgres_db.fetchall(
-        "SELECT nonce, ciphertext, allowed_hosts, name FROM guild_secrets")])
+    _encrypted_at_rest(
+        postgres_db,
+        lambda: [
+            tuple(r.values()) for r in postgres_db.fetchall("SELECT nonce, ciphertext, allowed_hosts, name FROM guild_secrets")
+        ],
+    )
 
 
 def test_wrong_master_key_skips_rows_with_a_warning(sqlite_db, caplog):
@@ -116,20 +133,23 @@ def test_wrong_master_key_skips_rows_with_a_warning(sqlite_db, caplog):
     assert secrets_plugin.flora_isolate_globals(GUILD, WorkerServices(config=config(), http=None, db=sqlite_db)) == {}
 
 
-@pytest.mark.parametrize("host, pattern, ok", [
-    ("api.example.com", "api.example.com", True),
-    ("API.Example.com.", "api.example.com", True),
-    ("api.example.com", "*.example.com", True),
-    ("example.com", "*.example.com", True),
-    ("a.b.example.com", "*.example.com", True),
-    ("evil-example.com", "*.example.com", False),
-    ("example.com.evil.io", "*.example.com", False),
-    ("other.com", "api.example.com", False),
-    ("api.example.com", "https://api.example.com/v1?x=1", True),
-    ("api.example.com", "api.example.com:443", True),
-    ("::1", "[::1]", True),
-    ("x.com", "", False),
-])
+@pytest.mark.parametrize(
+    "host, pattern, ok",
+    [
+        ("api.example.com", "api.example.com", True),
+        ("API.Example.com.", "api.example.com", True),
+        ("api.example.com", "*.example.com", True),
+        ("example.com", "*.example.com", True),
+        ("a.b.example.com", "*.example.com", True),
+        ("evil-example.com", "*.example.com", False),
+        ("example.com.evil.io", "*.example.com", False),
+        ("other.com", "api.example.com", False),
+        ("api.example.com", "https://api.example.com/v1?x=1", True),
+        ("api.example.com", "api.example.com:443", True),
+        ("::1", "[::1]", True),
+        ("x.com", "", False),
+    ],
+)
 def test_host_patterns(host, pattern, ok):
     assert hosts.host_matches(host, pattern) is ok
 
@@ -139,14 +159,34 @@ def test_empty_allow_list_allows_any_host():
     assert not hosts.host_allowed("anything.io", ["api.example.com"])
 
 
-@pytest.mark.parametrize("address, problem", [
-    ("127.0.0.1", "loopback"), ("::1", "loopback"), ("10.1.2.3", "private"), ("192.168.1.1", "private"),
-    ("172.16.0.1", "private"), ("169.254.169.254", "metadata"), ("fd00:ec2::254", "metadata"), ("169.254.1.1", "link-local"),
-    ("100.64.0.1", "carrier-grade NAT"), ("100.100.100.200", "metadata"), ("224.0.0.1", "multicast"), ("0.0.0.0", "unspecified"),
-    ("::", "unspecified"), ("::ffff:127.0.0.1", "loopback"), ("::ffff:10.0.0.1", "private"), ("64:ff9b::a00:1", "private"),
-    ("2002:7f00:1::", "loopback"), ("fe80::1", "link-local"), ("fc00::1", "private"), ("240.0.0.1", "reserved"),
-    ("8.8.8.8", None), ("2606:4700:4700::1111", None), ("93.184.216.34", None),
-])
+@pytest.mark.parametrize(
+    "address, problem",
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("192.168.1.1", "private"),
+        ("172.16.0.1", "private"),
+        ("169.254.169.254", "metadata"),
+        ("fd00:ec2::254", "metadata"),
+        ("169.254.1.1", "link-local"),
+        ("100.64.0.1", "carrier-grade NAT"),
+        ("100.100.100.200", "metadata"),
+        ("224.0.0.1", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("::", "unspecified"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("::ffff:10.0.0.1", "private"),
+        ("64:ff9b::a00:1", "private"),
+        ("2002:7f00:1::", "loopback"),
+        ("fe80::1", "link-local"),
+        ("fc00::1", "private"),
+        ("240.0.0.1", "reserved"),
+        ("8.8.8.8", None),
+        ("2606:4700:4700::1111", None),
+        ("93.184.216.34", None),
+    ],
+)
 def test_ssrf_address_rules(address, problem):
     found = netguard.address_problem(address)
     assert (found is None) if problem is None else (problem in found), (address, found)

@@ -68,7 +68,12 @@ class Echo(http.server.BaseHTTPRequestHandler):
     def _handle(self):
         size = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(size).decode() if size else ""
-        record = {"method": self.command, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+        record = {
+            "method": self.command,
+            "path": self.path,
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+            "body": body,
+        }
         Echo.seen.append(record)
         port = self.server.server_address[1]
         path = self.path.split("?", 1)[0]
@@ -119,9 +124,14 @@ def world(tmp_path_factory, echo):
     port = echo.server_address[1]
     server = None
     try:
-        server = start_flora(emu, tmp_path_factory.mktemp("secrets"), SECRETS_MASTER_KEY=MASTER_KEY,
-                             FETCH_ALLOWED_PRIVATE_HOSTS=f"127.0.0.1:{port},localhost:{port}",
-                             FETCH_TIMEOUT_SECS=1, FETCH_MAX_RESPONSE_BYTES=4096)
+        server = start_flora(
+            emu,
+            tmp_path_factory.mktemp("secrets"),
+            SECRETS_MASTER_KEY=MASTER_KEY,
+            FETCH_ALLOWED_PRIVATE_HOSTS=f"127.0.0.1:{port},localhost:{port}",
+            FETCH_TIMEOUT_SECS=1,
+            FETCH_MAX_RESPONSE_BYTES=4096,
+        )
         server.emu = emu
         server.echo = f"http://127.0.0.1:{port}"
         yield server
@@ -153,19 +163,33 @@ def test_routes_encrypt_at_rest_and_fetch_substitutes_for_allowed_hosts_only(wor
     api, token = world.api, world.token
     # routes 17-19
     assert http_json("GET", f"{api}/secrets/{g['id']}")[0] == 401
-    status, body = http_json("PUT", f"{api}/secrets/{g['id']}/API_KEY", {"value": SECRET_VALUE, "allowed_hosts": ["127.0.0.1"]}, token=token)
+    status, body = http_json(
+        "PUT", f"{api}/secrets/{g['id']}/API_KEY", {"value": SECRET_VALUE, "allowed_hosts": ["127.0.0.1"]}, token=token
+    )
     assert (status, body) == (200, {"name": "API_KEY", "allowed_hosts": ["127.0.0.1"]})
-    assert http_json("PUT", f"{api}/secrets/{g['id']}/OTHER", {"value": "other-value", "allowed_hosts": ["*.example.com"]},
-                     token=token)[0] == 200
-    assert http_json("PUT", f"{api}/secrets/{g['id']}/ANY", {"value": "any-value"}, token=token)[1] == {"name": "ANY", "allowed_hosts": []}
+    assert (
+        http_json(
+            "PUT", f"{api}/secrets/{g['id']}/OTHER", {"value": "other-value", "allowed_hosts": ["*.example.com"]}, token=token
+        )[0]
+        == 200
+    )
+    assert http_json("PUT", f"{api}/secrets/{g['id']}/ANY", {"value": "any-value"}, token=token)[1] == {
+        "name": "ANY",
+        "allowed_hosts": [],
+    }
     status, body = http_json("PUT", f"{api}/secrets/{g['id']}/BAD", {"allowed_hosts": []}, token=token)
     assert status == 422 and "value" in body["message"]
     assert http_json("PUT", f"{api}/secrets/{g['id']}/BAD", {"value": 1}, token=token)[0] == 422
     assert http_json("PUT", f"{api}/secrets/{g['id']}/BAD", {"value": "x", "allowed_hosts": "a.com"}, token=token)[0] == 422
     assert http_json("GET", f"{api}/secrets/not-a-guild", token=token)[0] == 400
-    assert http_json("GET", f"{api}/secrets/{g['id']}", token=token) == (200, [
-        {"name": "ANY", "allowed_hosts": []}, {"name": "API_KEY", "allowed_hosts": ["127.0.0.1"]},
-        {"name": "OTHER", "allowed_hosts": ["*.example.com"]}])
+    assert http_json("GET", f"{api}/secrets/{g['id']}", token=token) == (
+        200,
+        [
+            {"name": "ANY", "allowed_hosts": []},
+            {"name": "API_KEY", "allowed_hosts": ["127.0.0.1"]},
+            {"name": "OTHER", "allowed_hosts": ["*.example.com"]},
+        ],
+    )
     assert http_json("DELETE", f"{api}/secrets/{g['id']}/ANY", token=token) == (200, {"deleted": True})
     assert http_json("DELETE", f"{api}/secrets/{g['id']}/ANY", token=token) == (200, {"deleted": True})  # absent: same answer
 
@@ -184,8 +208,14 @@ def test_routes_encrypt_at_rest_and_fetch_substitutes_for_allowed_hosts_only(wor
     assert names == {"known": "string", "unknown": "undefined", "names": ["API_KEY", "OTHER"]}
 
     # substituted in the URL and headers, never in the body
-    out = do_fetch(world, g, world.echo + "/echo?k={S:API_KEY}", method="POST", headers={"X-Key": "Bearer {S:API_KEY}"},
-                   body="body keeps {S:API_KEY}")
+    out = do_fetch(
+        world,
+        g,
+        world.echo + "/echo?k={S:API_KEY}",
+        method="POST",
+        headers={"X-Key": "Bearer {S:API_KEY}"},
+        body="body keeps {S:API_KEY}",
+    )
     assert out["status"] == 200 and out["ok"] is True, out
     assert out["url"] == world.echo + "/echo?k=__FLORA_SECRET_API_KEY__"  # the script is never handed the value
     seen = out["body"]
@@ -198,7 +228,10 @@ def test_routes_encrypt_at_rest_and_fetch_substitutes_for_allowed_hosts_only(wor
     assert out == {"error": "secret not allowed for request host", "code": "FETCH_BLOCKED"}
 
     # a new value reaches the running script at once (read at every fetch)
-    assert http_json("PUT", f"{api}/secrets/{g['id']}/API_KEY", {"value": "rotated", "allowed_hosts": ["127.0.0.1"]}, token=token)[0] == 200
+    assert (
+        http_json("PUT", f"{api}/secrets/{g['id']}/API_KEY", {"value": "rotated", "allowed_hosts": ["127.0.0.1"]}, token=token)[0]
+        == 200
+    )
     assert do_fetch(world, g, world.echo + "/echo", headers={"X-Key": "{S:API_KEY}"})["body"]["headers"]["x-key"] == "rotated"
 
     # redirects: same origin keeps the secret header; another host never gets it
@@ -248,8 +281,18 @@ def test_fetch_guards(world):
 
 def test_cli_reads_the_value_from_stdin_never_from_argv(world):
     g = new_guild(world, "Secrets CLI")
-    out = world.cli("secrets", "set", "CLI_KEY", "--guild-id", g["id"], "--allowed-host", "127.0.0.1", "--allowed-host", "*.example.com",
-                    input="from-stdin\n")
+    out = world.cli(
+        "secrets",
+        "set",
+        "CLI_KEY",
+        "--guild-id",
+        g["id"],
+        "--allowed-host",
+        "127.0.0.1",
+        "--allowed-host",
+        "*.example.com",
+        input="from-stdin\n",
+    )
     assert f"Secret 'CLI_KEY' stored for guild {g['id']}" in out.stdout
     listed = json.loads(world.cli("secrets", "list", "--guild-id", g["id"], "--json").stdout)
     assert listed == [{"name": "CLI_KEY", "allowed_hosts": ["127.0.0.1", "*.example.com"]}]
@@ -296,9 +339,21 @@ def test_without_a_master_key_secrets_are_disabled_but_fetch_works(tmp_path, ech
 
 
 def test_a_malformed_master_key_stops_flora(tmp_path):
-    env = dict(os.environ, FLORA_DATA_DIR=str(tmp_path / "data"), API_PORT=str(free_port()), API_ADDRESS="127.0.0.1",
-               SECRETS_MASTER_KEY="too-short", RUNTIME_MAX_WORKERS="1")
-    proc = subprocess.run([sys.executable, "-m", "flora_cli", "serve", "--emulator", "--emulator-port", str(free_port())],
-                          env=env, capture_output=True, text=True, timeout=60, start_new_session=True)
+    env = dict(
+        os.environ,
+        FLORA_DATA_DIR=str(tmp_path / "data"),
+        API_PORT=str(free_port()),
+        API_ADDRESS="127.0.0.1",
+        SECRETS_MASTER_KEY="too-short",
+        RUNTIME_MAX_WORKERS="1",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "flora_cli", "serve", "--emulator", "--emulator-port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "SECRETS_MASTER_KEY must be 32 bytes (got 9)" in proc.stdout + proc.stderr

@@ -88,10 +88,14 @@ class Serve:
 
     def start(self) -> Serve:
         with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "serve", "--emulator",
-                                          "--emulator-port", str(self.emu_port)],
-                                         cwd=self.folder, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "flora_cli", "serve", "--emulator", "--emulator-port", str(self.emu_port)],
+                cwd=self.folder,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         wait_for(self._up, timeout=90, interval=0.1, message=f"flora serve up:\n{self.log}")
         state = http_json("GET", f"{self.emu}/_emu/state")[1]
         guild = next(g for g in state["guilds"] if g["name"] == "flora dev")
@@ -105,8 +109,9 @@ class Serve:
         if self.proc.poll() is not None:
             raise AssertionError(f"flora serve exited with {self.proc.returncode}:\n{self.log}")
         try:
-            return (http_json("GET", f"{self.api}/health", timeout=2)[0] == 200
-                    and bool(http_json("GET", f"{self.emu}/_emu/sessions", timeout=2)[1]))
+            return http_json("GET", f"{self.api}/health", timeout=2)[0] == 200 and bool(
+                http_json("GET", f"{self.emu}/_emu/sessions", timeout=2)[1]
+            )
         except OSError:
             return False
 
@@ -120,8 +125,14 @@ class Serve:
         return self.proc.pid
 
     def deploy(self, script: str = SCRIPT) -> None:
-        out = subprocess.run([sys.executable, "-m", "flora_cli", "tokens", "create", "--label", "stop-tests"],
-                             cwd=self.folder, env=self.env, capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-m", "flora_cli", "tokens", "create", "--label", "stop-tests"],
+            cwd=self.folder,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 0, out.stderr
         self.token = out.stdout.strip().splitlines()[-1]
         body = {"entry": "src/main.ts", "files": [{"path": "src/main.ts", "contents": script}]}
@@ -129,8 +140,9 @@ class Serve:
         assert status == 200, answer
 
     def say(self, content: str) -> None:
-        status, body = http_json("POST", f"{self.emu}/_emu/say",
-                                 {"channel_id": self.channel, "user_id": self.alice, "content": content})
+        status, body = http_json(
+            "POST", f"{self.emu}/_emu/say", {"channel_id": self.channel, "user_id": self.alice, "content": content}
+        )
         assert status == 201, body
 
     def replies(self) -> list[str]:
@@ -140,8 +152,12 @@ class Serve:
 
     def ping(self, word: str, timeout: float = 30) -> None:
         self.say(f"!ping {word}")
-        wait_for(lambda: f"pong: {word}" in self.replies(), timeout=timeout, interval=0.05,
-                 message=f"the deployed script's reply to !ping {word}:\n{self.log}")
+        wait_for(
+            lambda: f"pong: {word}" in self.replies(),
+            timeout=timeout,
+            interval=0.05,
+            message=f"the deployed script's reply to !ping {word}:\n{self.log}",
+        )
 
     def signal(self, sig: int, group: bool = True) -> tuple[int, float]:
         """Send ``sig`` to the process group (or the supervisor alone); its exit code and how long it took."""
@@ -176,8 +192,11 @@ def _assert_orderly(log: str) -> None:
 
 
 # -- SIGTERM / SIGINT ------------------------------------------------------------------------------
-@pytest.mark.parametrize("sig, group", [(signal.SIGTERM, True), (signal.SIGINT, True), (signal.SIGTERM, False)],
-                         ids=["sigterm-to-the-group", "sigint-to-the-group", "sigterm-to-the-supervisor"])
+@pytest.mark.parametrize(
+    "sig, group",
+    [(signal.SIGTERM, True), (signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["sigterm-to-the-group", "sigint-to-the-group", "sigterm-to-the-supervisor"],
+)
 def test_a_stop_signal_stops_flora_serve_in_order_and_fast(tmp_path, sig, group):
     serve = Serve(tmp_path).start()
     try:
@@ -187,8 +206,9 @@ def test_a_stop_signal_stops_flora_serve_in_order_and_fast(tmp_path, sig, group)
         assert len(_workers(serve.pgid)) == 2 and any("flora_http.serve" in p for p in members), members
         # the API serves a guild's log stream, a request that never ends by itself
         stream = socket.create_connection(("127.0.0.1", serve.api_port), timeout=10)
-        stream.sendall(f"GET /api/logs/{serve.guild}/stream HTTP/1.1\r\nHost: x\r\n"
-                       f"Authorization: Bearer {serve.token}\r\n\r\n".encode())
+        stream.sendall(
+            f"GET /api/logs/{serve.guild}/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {serve.token}\r\n\r\n".encode()
+        )
         assert stream.recv(64).startswith(b"HTTP/1.1 200"), "the log stream did not start"
         code, took = serve.signal(sig, group=group)
         stream.close()
@@ -279,10 +299,18 @@ def test_a_worker_sent_sigterm_alone_exits_after_its_grace_and_is_replaced(tmp_p
         serve.ping("before")
         victim = _workers(serve.pgid)[0]
         os.kill(victim, signal.SIGTERM)
-        wait_for(lambda: "got SIGTERM and no orderly stop from the supervisor" in serve.log,
-                 timeout=CHILD_STOP_GRACE_SECS + 20, interval=0.1, message=f"the worker's exit:\n{serve.log}")
-        wait_for(lambda: "exited with code 143; restarting it" in serve.log and " restarted; " in serve.log,
-                 timeout=60, interval=0.1, message=f"the worker replaced:\n{serve.log}")
+        wait_for(
+            lambda: "got SIGTERM and no orderly stop from the supervisor" in serve.log,
+            timeout=CHILD_STOP_GRACE_SECS + 20,
+            interval=0.1,
+            message=f"the worker's exit:\n{serve.log}",
+        )
+        wait_for(
+            lambda: "exited with code 143; restarting it" in serve.log and " restarted; " in serve.log,
+            timeout=60,
+            interval=0.1,
+            message=f"the worker replaced:\n{serve.log}",
+        )
         assert victim not in _workers(serve.pgid)
         serve.ping("after")
         code, took = serve.signal(signal.SIGTERM)
@@ -298,12 +326,26 @@ def test_the_api_process_stops_when_its_supervisor_pipe_closes_not_on_a_group_si
     port = free_port()
     read_end, write_end = os.pipe()
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update({"FLORA_DATA_DIR": str(tmp_path / "data"), "API_PORT": str(port), "API_ADDRESS": "127.0.0.1",
-                "DISCORD_TOKEN": "x", SUPERVISOR_PID_ENV: str(os.getpid()), SUPERVISOR_FD_ENV: str(read_end)})
+    env.update(
+        {
+            "FLORA_DATA_DIR": str(tmp_path / "data"),
+            "API_PORT": str(port),
+            "API_ADDRESS": "127.0.0.1",
+            "DISCORD_TOKEN": "x",
+            SUPERVISOR_PID_ENV: str(os.getpid()),
+            SUPERVISOR_FD_ENV: str(read_end),
+        }
+    )
     log_path = tmp_path / "api.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "flora_http.serve"], env=env, pass_fds=(read_end,),
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flora_http.serve"],
+            env=env,
+            pass_fds=(read_end,),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     os.close(read_end)
     try:
         wait_for(lambda: _health(f"http://127.0.0.1:{port}/api"), timeout=60, interval=0.1, message="the API up")
@@ -342,8 +384,12 @@ def _parent_then_kill(tmp_path: Path, child_code: str, with_pipe: bool) -> tuple
     code = PARENT.replace("PASS", f"({PIPE_FD},)" if with_pipe else "()")
     if with_pipe:  # the write end stays in the parent alone (not inheritable)
         code = f"import os\nr, w = os.pipe()\nos.dup2(r, {PIPE_FD}, inheritable=False)\n" + code
-    parent = subprocess.Popen([sys.executable, "-c", code, child_code.replace("READY", str(ready)), str(err)],
-                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code, child_code.replace("READY", str(ready)), str(err)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         assert parent.stdout is not None
         child = int(parent.stdout.readline())
@@ -360,23 +406,33 @@ def _parent_then_kill(tmp_path: Path, child_code: str, with_pipe: bool) -> tuple
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_die_with_parent_kills_the_child_when_its_parent_is_killed(tmp_path):
-    child = ("import sys, time, pathlib\nfrom flora_core.runtime.lifeline import die_with_parent\n"
-             "assert die_with_parent(int(sys.argv[1]))\npathlib.Path('READY').touch()\ntime.sleep(120)\n")
+    child = (
+        "import sys, time, pathlib\nfrom flora_core.runtime.lifeline import die_with_parent\n"
+        "assert die_with_parent(int(sys.argv[1]))\npathlib.Path('READY').touch()\ntime.sleep(120)\n"
+    )
     _, err = _parent_then_kill(tmp_path, child, with_pipe=False)
     assert err == ""  # the kernel's SIGKILL: nothing said
 
 
 def test_the_fallback_watch_ends_the_child_when_its_parent_is_gone(tmp_path):
     """Where there is no parent-death signal: the pipe only the parent held closes, the child exits."""
-    child = ("import time, pathlib\nfrom flora_core.runtime.lifeline import exit_when_closed\n"
-             f"exit_when_closed({PIPE_FD}, 'the child')\npathlib.Path('READY').touch()\ntime.sleep(120)\n")
+    child = (
+        "import time, pathlib\nfrom flora_core.runtime.lifeline import exit_when_closed\n"
+        f"exit_when_closed({PIPE_FD}, 'the child')\npathlib.Path('READY').touch()\ntime.sleep(120)\n"
+    )
     _, err = _parent_then_kill(tmp_path, child, with_pipe=True)
     assert "the child: the supervisor is gone; exiting" in err
 
 
 def test_a_child_whose_parent_died_before_it_armed_exits_at_once():
-    out = subprocess.run([sys.executable, "-c", "from flora_core.runtime.lifeline import die_with_parent\n"
-                          "die_with_parent(-1)\nimport time; time.sleep(60)"], timeout=30)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from flora_core.runtime.lifeline import die_with_parent\ndie_with_parent(-1)\nimport time; time.sleep(60)",
+        ],
+        timeout=30,
+    )
     assert out.returncode == 1
 
 
@@ -384,19 +440,37 @@ def test_a_child_whose_parent_died_before_it_armed_exits_at_once():
 def test_flora_api_under_gunicorn_stops_within_seconds_with_a_log_stream_open(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update({"FLORA_DATA_DIR": str(tmp_path / "data"), "API_PORT": str(port), "API_ADDRESS": "127.0.0.1",
-                "DISCORD_TOKEN": "x"})
+    env.update(
+        {"FLORA_DATA_DIR": str(tmp_path / "data"), "API_PORT": str(port), "API_ADDRESS": "127.0.0.1", "DISCORD_TOKEN": "x"}
+    )
     log_path = tmp_path / "gunicorn.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "flora_cli", "api", "--workers", "2"], env=env, cwd=tmp_path,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flora_cli", "api", "--workers", "2"],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_for(lambda: _health(f"http://127.0.0.1:{port}/api"), timeout=60, interval=0.1, message="gunicorn up")
-        token = subprocess.run([sys.executable, "-m", "flora_cli", "tokens", "create", "--label", "t"], env=env,
-                               cwd=tmp_path, capture_output=True, text=True, timeout=60).stdout.strip().splitlines()[-1]
+        token = (
+            subprocess.run(
+                [sys.executable, "-m", "flora_cli", "tokens", "create", "--label", "t"],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         stream = socket.create_connection(("127.0.0.1", port), timeout=10)
-        stream.sendall(f"GET /api/logs/123456789012345678/stream HTTP/1.1\r\nHost: x\r\n"
-                       f"Authorization: Bearer {token}\r\n\r\n".encode())
+        stream.sendall(
+            f"GET /api/logs/123456789012345678/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+        )
         assert stream.recv(64).startswith(b"HTTP/1.1 200"), log_path.read_text()
         started = time.monotonic()
         os.killpg(proc.pid, signal.SIGTERM)

@@ -27,8 +27,11 @@ def test_migrations_are_idempotent(db):
     db.migrate(plugin_migrations)
     from importlib import resources
 
-    shipped = sorted(p.name for p in resources.files("flora_core.storage").joinpath("migrations", db.dialect).iterdir()
-                     if p.name.endswith(".sql"))
+    shipped = sorted(
+        p.name
+        for p in resources.files("flora_core.storage").joinpath("migrations", db.dialect).iterdir()
+        if p.name.endswith(".sql")
+    )
     assert shipped[0] == "001_init.sql"
     plugins = sorted(f"{owner}/{p.name}" for owner, folder in plugin_migrations for p in folder.joinpath(db.dialect).iterdir())
     assert {"cron/001_cron_jobs.sql", "kv/001_kv_stores.sql", "secrets/001_guild_secrets.sql"} <= set(plugins)
@@ -89,14 +92,29 @@ def test_success_revision_becomes_the_deployment(db):
     failed = repo.record_revision(db, "1", entry="src/main.ts", status="failed", bundle="x", error_message="boom")
     assert repo.get_deployment(db, "1") is None
     assert failed["error_message"] == "boom"
-    first = repo.record_revision(db, "1", entry="src/main.ts", status="success", bundle="a()", files=[{"path": "src/main.ts", "contents": "a()"}],
-                                 deploy_source="cli", actor_type="token")
+    first = repo.record_revision(
+        db,
+        "1",
+        entry="src/main.ts",
+        status="success",
+        bundle="a()",
+        files=[{"path": "src/main.ts", "contents": "a()"}],
+        deploy_source="cli",
+        actor_type="token",
+    )
     dep = repo.get_deployment(db, "1")
     assert dep["revision_id"] == first["id"]
     assert first["files"] == [{"path": "src/main.ts", "contents": "a()"}]
-    second = repo.record_revision(db, "1", entry="src/other.ts", status="success", bundle="b()", base_revision_id=first["id"],
-                                  bundler_version=repo.TRUSTED_BUNDLER_VERSION,
-                                  change_summary={"added_files": [], "removed_files": [], "modified_files": ["src/main.ts"]})
+    second = repo.record_revision(
+        db,
+        "1",
+        entry="src/other.ts",
+        status="success",
+        bundle="b()",
+        base_revision_id=first["id"],
+        bundler_version=repo.TRUSTED_BUNDLER_VERSION,
+        change_summary={"added_files": [], "removed_files": [], "modified_files": ["src/main.ts"]},
+    )
     dep2 = repo.get_deployment(db, "1")
     assert dep2["revision_id"] == second["id"] and dep2["created_at"] == dep["created_at"] and dep2["entry"] == "src/other.ts"
     assert repo.latest_success(db, "1")["id"] == second["id"]
@@ -124,7 +142,9 @@ def test_tokens_are_stored_hashed_and_verified(db):
 def test_logs_are_kept_per_guild(db, monkeypatch):
     monkeypatch.setattr(repo, "LOG_RETENTION_PER_GUILD", 10)
     repo.append_logs(db, [{"guild_id": "quiet", "level": "info", "target": "flora:js", "message": "hello"}])
-    repo.append_logs(db, [{"guild_id": "noisy", "level": "info", "target": "flora:js", "message": f"line {i}"} for i in range(50)])
+    repo.append_logs(
+        db, [{"guild_id": "noisy", "level": "info", "target": "flora:js", "message": f"line {i}"} for i in range(50)]
+    )
     noisy = repo.recent_logs(db, "noisy", limit=100)
     assert [e["message"] for e in noisy] == [f"line {i}" for i in range(40, 50)]
     assert [e["message"] for e in repo.recent_logs(db, "quiet")] == ["hello"]

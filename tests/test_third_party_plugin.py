@@ -60,9 +60,24 @@ def hello_site(tmp_path_factory):
     source = tmp / "flora-hello"
     shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))  # pip builds in-tree
     site = tmp / "site"
-    out = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-                          "--disable-pip-version-check", "--target", str(site), str(source)],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert (site / "flora_hello-0.4.0.dist-info").is_dir()
     return site
@@ -79,13 +94,24 @@ def _hello_entry(described: list[dict]) -> dict | None:
 def test_flora_plugins_lists_the_installed_package(hello_site):
     assert importlib.util.find_spec("flora_hello") is None  # not in the shared environment
     env = dict(os.environ, PYTHONPATH=_pythonpath(hello_site), FLORA_STRICT_PLUGINS="1")
-    out = subprocess.run([sys.executable, "-m", "flora_cli", "plugins", "--json"], env=env, capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "flora_cli", "plugins", "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert _hello_entry(json.loads(out.stdout)) == {
-        "name": "hello", "version": "0.4.0", "module": "flora_hello", "builtin": False,
-        "registered": {"blueprint": ["flora_hello"], "command": ["hello"], "config_key": ["HELLO_GREETING"],
-                       "js_source": ["hello"], "migrations": ["hello"], "op": ["op_hello"], "type_declarations": ["hello"]},
+        "name": "hello",
+        "version": "0.4.0",
+        "module": "flora_hello",
+        "builtin": False,
+        "registered": {
+            "blueprint": ["flora_hello"],
+            "command": ["hello"],
+            "config_key": ["HELLO_GREETING"],
+            "js_source": ["hello"],
+            "migrations": ["hello"],
+            "op": ["op_hello"],
+            "type_declarations": ["hello"],
+        },
     }
     out = subprocess.run([sys.executable, "-m", "flora_cli", "plugins"], env=env, capture_output=True, text=True, timeout=120)
     assert "hello 0.4.0 (flora_hello)" in out.stdout

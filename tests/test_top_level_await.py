@@ -66,8 +66,10 @@ def _stored_bundle(server, guild_id: str) -> str:
 
 def _answer(server, g, text: str, prefix: str) -> str:
     server.emu.user_says(g["channel_id"], g["user_id"], text)
-    found = wait_for(lambda: [m for m in bot_replies(server.emu, g["channel_id"]) if m["content"].startswith(prefix)],
-                     message=f"a reply starting with {prefix!r}")
+    found = wait_for(
+        lambda: [m for m in bot_replies(server.emu, g["channel_id"]) if m["content"].startswith(prefix)],
+        message=f"a reply starting with {prefix!r}",
+    )
     return found[-1]["content"]
 
 
@@ -107,8 +109,11 @@ def test_a_top_level_that_never_settles_fails_the_load_in_time_and_the_previous_
     g = emulator_guild(tla.emu, "TLA forever")
     assert deploy_files(tla, g["id"], {"src/main.ts": PING})[0] == 200
     started = time.monotonic()
-    status, body = deploy_files(tla, g["id"], {"src/main.ts": "console.log('waiting forever');\nawait new Promise(() => {});\n"
-                                                               + PING.replace("previous", "new")})
+    status, body = deploy_files(
+        tla,
+        g["id"],
+        {"src/main.ts": "console.log('waiting forever');\nawait new Promise(() => {});\n" + PING.replace("previous", "new")},
+    )
     took = time.monotonic() - started
     assert status == 400, body
     assert body["message"].startswith("Bad request: deployment failed: ")
@@ -132,7 +137,7 @@ def test_a_top_level_that_throws_after_an_await_reports_where(tla, tmp_path):
     assert deploy_files(tla, g["id"], {"src/main.ts": PING})[0] == 200
     files = {
         "src/util.ts": "export function check(v: string): string {\n  if (v !== 'ok') throw new Error('tla boom: ' + v);\n"
-                       "  return v;\n}\n",
+        "  return v;\n}\n",
         "src/main.ts": "import { check } from './util';\nconst v = await Promise.resolve('bad');\ncheck(v);\n",
     }
     status, body = deploy_files(tla, g["id"], files)
@@ -162,8 +167,13 @@ createBot({ commands: [prefix({ name: "ping", run: (ctx) => ctx.reply(greet(ctx.
 export { greet };
 export default greet;
 """
-    status, body = http_json("POST", f"{tla.api}/deployments/{g['id']}", {"entry": "src/main.ts", "bundle": bundle},
-                             token=tla.token, headers={"x-flora-deploy-source": "cli"})
+    status, body = http_json(
+        "POST",
+        f"{tla.api}/deployments/{g['id']}",
+        {"entry": "src/main.ts", "bundle": bundle},
+        token=tla.token,
+        headers={"x-flora-deploy-source": "cli"},
+    )
     assert status == 200, body
     assert http_json("GET", f"{tla.api}/kv/{g['id']}/x/from-bundle", token=tla.token)[1] == {"value": "yes"}
     assert _answer(tla, g, "!ping 1 2", "esm ") == "esm 1,2: yes"
@@ -171,7 +181,9 @@ export default greet;
 
 def test_a_script_without_top_level_await_is_bundled_and_runs_as_before(tla):
     g = emulator_guild(tla.emu, "No TLA")
-    script = "var counter = 0;\n" + PING.replace("'previous: ' + ctx.msg.content", "`plain ${++counter} ${typeof globalThis.counter}`")
+    script = "var counter = 0;\n" + PING.replace(
+        "'previous: ' + ctx.msg.content", "`plain ${++counter} ${typeof globalThis.counter}`"
+    )
     assert deploy_files(tla, g["id"], {"src/main.ts": script})[0] == 200
     bundle = _stored_bundle(tla, g["id"])
     assert bundle.startswith("(() => {") and "__floraTopLevel" not in bundle and not has_top_level_await(bundle)
@@ -182,10 +194,17 @@ def test_a_script_without_top_level_await_is_bundled_and_runs_as_before(tla):
 # -- the bundler alone ---------------------------------------------------------------------------------
 def test_the_bundle_of_a_script_with_top_level_await(tmp_path):
     bundler = Bundler(tmp_path / "cache")
-    js = bundler.bundle("src/main.ts", [
-        {"path": "src/main.ts", "contents": "#!/usr/bin/env flora\nimport { n } from './n';\nexport default n;\n"
-                                            "export const shown = await Promise.resolve(n);\n"},
-        {"path": "src/n.ts", "contents": "export const n: number = 1;\n"}])
+    js = bundler.bundle(
+        "src/main.ts",
+        [
+            {
+                "path": "src/main.ts",
+                "contents": "#!/usr/bin/env flora\nimport { n } from './n';\nexport default n;\n"
+                "export const shown = await Promise.resolve(n);\n",
+            },
+            {"path": "src/n.ts", "contents": "export const n: number = 1;\n"},
+        ],
+    )
     first, rest = js.split("\n", 1)
     assert first == "#!/usr/bin/env flora" and rest.startswith(TOP_LEVEL_PREFIX) and has_top_level_await(js)
     assert rest.rstrip().endswith("});") and "export" not in rest  # the entry's export clause is gone
@@ -196,8 +215,13 @@ def test_the_bundle_of_a_script_with_top_level_await(tmp_path):
     with pytest.raises(BundleError, match=r"src/main\.ts:2:\d+: "):
         bundler.bundle("src/main.ts", [{"path": "src/main.ts", "contents": "await 1;\nconst x: number = ;\n"}])
     with pytest.raises(BundleError, match=r"^src/main\.ts:2:\d+: .*No matching export") as info:
-        bundler.bundle("src/main.ts", [{"path": "src/main.ts", "contents": "await 1;\nimport { nope } from './n';\nnope();\n"},
-                                       {"path": "src/n.ts", "contents": "export const n = 1;\n"}])
+        bundler.bundle(
+            "src/main.ts",
+            [
+                {"path": "src/main.ts", "contents": "await 1;\nimport { nope } from './n';\nnope();\n"},
+                {"path": "src/n.ts", "contents": "export const n = 1;\n"},
+            ],
+        )
     assert "Top-level await" not in str(info.value)  # only the script's real problem is named
 
 

@@ -44,8 +44,18 @@ def test_web_globals_behave(stack):
     emu, g = stack.emu, emulator_guild(stack.emu, "Web globals")
     assert deploy_files(stack, g["id"], {"src/main.ts": PROBE})[0] == 200
     out = json.loads(stack.wait_log(g["id"], "PROBE ")["message"][6:])
-    assert out["url"] == ["https:", "User", "example.com", "8080", "example.com:8080", "/a/c", "?x=1&y=two%20words", "#frag",
-                          "https://example.com:8080", "two words"]
+    assert out["url"] == [
+        "https:",
+        "User",
+        "example.com",
+        "8080",
+        "example.com:8080",
+        "/a/c",
+        "?x=1&y=two%20words",
+        "#frag",
+        "https://example.com:8080",
+        "two words",
+    ]
     assert out["href"] == "https://User:pw@example.com:8080/a/c?x=2&y=two+words&z=a%26b#frag"
     assert out["relative"] == "https://h.io/a/d?q"
     assert out["defaultPort"] == "https://h.io/"
@@ -74,4 +84,6 @@ def test_a_timer_that_spins_is_bounded_by_the_deadline(stack):
     stack.wait_log(g["id"], "messageCreate handler exceeded the 3s dispatch deadline")
     stack.wait_log(g["id"], "isolate restarted after a dispatch timeout")
     emu.user_says(g["channel_id"], g["user_id"], "timer")
-    wait_for(lambda: [m for m in bot_replies(emu, g["channel_id"]) if m["content"] == "timer fired"], message="works after restart")
+    wait_for(
+        lambda: [m for m in bot_replies(emu, g["channel_id"]) if m["content"] == "timer fired"], message="works after restart"
+    )

@@ -29,9 +29,22 @@ def _size(n: int) -> str:
 @click.command()
 @click.argument("entry_arg", metavar="[ENTRY]", required=False)
 @click.option("--guild-id", "--guild", "guild_id", metavar="ID", help="Guild to deploy to (or [deploy] guild_id in flora.toml).")
-@click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None, help="Project folder (default: current folder).")
-@click.option("--entry", "entry_opt", metavar="PATH", help="Entry file (default: [deploy] entry in flora.toml, else src/main.ts).")
-@click.option("--api", "-a", "api_url", metavar="URL", help="API base URL including /api (default: $FLORA_API_URL, [deploy] api, http://127.0.0.1:3000/api).")
+@click.option(
+    "--root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Project folder (default: current folder).",
+)
+@click.option(
+    "--entry", "entry_opt", metavar="PATH", help="Entry file (default: [deploy] entry in flora.toml, else src/main.ts)."
+)
+@click.option(
+    "--api",
+    "-a",
+    "api_url",
+    metavar="URL",
+    help="API base URL including /api (default: $FLORA_API_URL, [deploy] api, http://127.0.0.1:3000/api).",
+)
 @click.option("--token", metavar="TOKEN", help="API token (default: $FLORA_TOKEN).")
 @click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
 @click.pass_context
@@ -74,8 +87,11 @@ def deploy(ctx, entry_arg, guild_id, root, entry_opt, api_url, token, as_json):
             result = client.deploy(guild_id, entry, files)
         except KeyboardInterrupt:
             # the upload may have reached the server, which then deploys it whatever happens here
-            raise CliFailure(f"Aborted: the server may have applied this deploy anyway; check with "
-                             f"`flora deployments history --guild-id {guild_id}`", exit_code=130) from None
+            raise CliFailure(
+                f"Aborted: the server may have applied this deploy anyway; check with "
+                f"`flora deployments history --guild-id {guild_id}`",
+                exit_code=130,
+            ) from None
     except ClientError as exc:
         if "deployment failed:" in str(exc):  # a failed load is recorded as a revision too
             _print_latest_revision(client, guild_id)

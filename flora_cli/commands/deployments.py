@@ -75,8 +75,12 @@ def deployments_show(revision_id, guild_id, api_url, token, as_json):
         lines = describe_revision(rev)
     else:
         rev = _call(api.request, "GET", f"deployments/{guild_id}")
-        lines = [f"Guild {rev['guild_id']}", f"  entry: {rev['entry']}", f"  created: {rev['created_at']}",
-                 f"  updated: {rev['updated_at']}"]
+        lines = [
+            f"Guild {rev['guild_id']}",
+            f"  entry: {rev['entry']}",
+            f"  created: {rev['created_at']}",
+            f"  updated: {rev['updated_at']}",
+        ]
         if rev.get("files"):
             lines.append(f"  files: {', '.join(f['path'] for f in rev['files'])}")
     if as_json:
@@ -123,6 +127,7 @@ def logs_command(guild_id, limit, follow, api_url, token, as_json):
     for entry in entries:
         show(entry)
     if follow:
+
         def opened():
             click.echo(f"Following the log of guild {guild_id} (Ctrl-C stops)", err=True)
 

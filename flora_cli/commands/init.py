@@ -12,9 +12,17 @@ from ..base import CliFailure, _plugins
 TSCONFIG = {
     # the SDK's compiler options (sdk/tsconfig.json), written out so the project does not depend on where
     # flora is installed; flora.d.ts declares every global a script has with the enabled plugins
-    "compilerOptions": {"target": "ES2022", "lib": ["ES2023"], "module": "ESNext", "moduleResolution": "Bundler",
-                        "strict": True, "noEmit": True, "isolatedModules": True, "allowImportingTsExtensions": True,
-                        "skipLibCheck": True},
+    "compilerOptions": {
+        "target": "ES2022",
+        "lib": ["ES2023"],
+        "module": "ESNext",
+        "moduleResolution": "Bundler",
+        "strict": True,
+        "noEmit": True,
+        "isolatedModules": True,
+        "allowImportingTsExtensions": True,
+        "skipLibCheck": True,
+    },
     "include": ["src", "flora.d.ts"],
 }
 GITIGNORE = "# flora dev's emulator ids and a local server's data\n.flora/\ndata/\nnode_modules/\n"
@@ -45,17 +53,21 @@ def init_command(ctx, directory: Path):
     plugins = _plugins(ctx)
     starter = plugins.starter_files() or [{"path": "src/main.ts", "contents": _MINIMAL}]
     files = {f["path"]: f["contents"] for f in starter}
-    files.update({
-        "tsconfig.json": json.dumps(TSCONFIG, indent=2) + "\n",
-        "flora.toml": FLORA_TOML,
-        ".gitignore": GITIGNORE,
-        "README.md": README.format(name=directory.resolve().name),
-        "flora.d.ts": assemble(plugins),
-    })
+    files.update(
+        {
+            "tsconfig.json": json.dumps(TSCONFIG, indent=2) + "\n",
+            "flora.toml": FLORA_TOML,
+            ".gitignore": GITIGNORE,
+            "README.md": README.format(name=directory.resolve().name),
+            "flora.d.ts": assemble(plugins),
+        }
+    )
     taken = [p for p in files if (directory / p).exists()]
     if taken:
-        raise CliFailure(f"{directory / taken[0]} exists already; flora init writes only into a new or empty project "
-                         "(use another DIR, or `flora types -o flora.d.ts` to refresh the declarations)")
+        raise CliFailure(
+            f"{directory / taken[0]} exists already; flora init writes only into a new or empty project "
+            "(use another DIR, or `flora types -o flora.d.ts` to refresh the declarations)"
+        )
     try:
         for rel, text in files.items():
             target = directory / rel
@@ -64,9 +76,11 @@ def init_command(ctx, directory: Path):
     except OSError as exc:
         raise CliFailure(f"cannot write {exc.filename or directory}: {exc.strerror or exc}") from None
     shown = "." if directory == Path(".") else str(directory)
-    click.echo(f"Created a flora bot in {shown} ({len(files)} files). Next:\n"
-               f"  flora dev {shown}                       # try it against the built-in Discord emulator\n"
-               f"  flora deploy --root {shown} --guild-id <GUILD>  # deploy it to a server")
+    click.echo(
+        f"Created a flora bot in {shown} ({len(files)} files). Next:\n"
+        f"  flora dev {shown}                       # try it against the built-in Discord emulator\n"
+        f"  flora deploy --root {shown} --guild-id <GUILD>  # deploy it to a server"
+    )
 
 
 _MINIMAL = """on('messageCreate', async (ctx) => {

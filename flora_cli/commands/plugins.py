@@ -30,8 +30,14 @@ def plugins_command(ctx, as_json):
 
 @plugins_command.command("new")
 @click.argument("name")
-@click.option("--dir", "where", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
-              help="Folder to create the package in.")
+@click.option(
+    "--dir",
+    "where",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder to create the package in.",
+)
 def plugins_new(name, where):
     """Create a plugin package NAME (an op, its JS and .d.ts, a config key, a test on flora's kit)."""
     from ..scaffold import ScaffoldError, new_plugin

@@ -16,10 +16,19 @@ from ..base import SERVE_HINT, CliFailure, _config, _plugins, require_free_port
 
 # -- serve ---------------------------------------------------------------------
 @click.command()
-@click.option("--emulator", "use_emulator", is_flag=True,
-              help="Connect to the built-in Discord emulator instead of Discord (no bot token needed).")
-@click.option("--emulator-port", type=click.IntRange(0, 65535), default=8765, show_default=True,
-              help="Port of the built-in Discord emulator.")
+@click.option(
+    "--emulator",
+    "use_emulator",
+    is_flag=True,
+    help="Connect to the built-in Discord emulator instead of Discord (no bot token needed).",
+)
+@click.option(
+    "--emulator-port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port of the built-in Discord emulator.",
+)
 @click.pass_context
 def serve(ctx, use_emulator, emulator_port):
     """Run flora: HTTP API, Discord gateway and script workers under one supervisor."""

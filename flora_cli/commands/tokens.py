@@ -18,10 +18,21 @@ def tokens():
 
 @tokens.command("create")
 @click.option("--label", help="A note to recognise the token by.")
-@click.option("--guild-id", "--guild", "guild_ids", multiple=True, metavar="ID",
-              help="Only this guild (repeat for several); default: every guild.")
-@click.option("--scope", type=click.Choice(["read", "deploy", "admin"]), default="admin", show_default=True,
-              help="read: look only; deploy: also deploy and roll back; admin: also KV, secrets and plugins' routes.")
+@click.option(
+    "--guild-id",
+    "--guild",
+    "guild_ids",
+    multiple=True,
+    metavar="ID",
+    help="Only this guild (repeat for several); default: every guild.",
+)
+@click.option(
+    "--scope",
+    type=click.Choice(["read", "deploy", "admin"]),
+    default="admin",
+    show_default=True,
+    help="read: look only; deploy: also deploy and roll back; admin: also KV, secrets and plugins' routes.",
+)
 @click.pass_context
 def tokens_create(ctx, label, guild_ids, scope):
     """Create a token; only the token is printed on stdout (it is not stored in clear)."""
@@ -37,8 +48,11 @@ def tokens_create(ctx, label, guild_ids, scope):
         db.close()
     click.echo(token)
     reach = f"guild(s) {', '.join(row['guild_ids'])}" if row["guild_ids"] else "every guild"
-    click.echo(f"Created token {row['token_id']}{f' ({label})' if label else ''}: scope {scope}, {reach}. "
-               "It is shown only once; use it with `flora deploy --token …` or FLORA_TOKEN.", err=True)
+    click.echo(
+        f"Created token {row['token_id']}{f' ({label})' if label else ''}: scope {scope}, {reach}. "
+        "It is shown only once; use it with `flora deploy --token …` or FLORA_TOKEN.",
+        err=True,
+    )
 
 
 @tokens.command("list")
@@ -53,16 +67,34 @@ def tokens_list(ctx, as_json):
         rows = repo.list_tokens(db)
     finally:
         db.close()
-    items = [{"token_id": r["token_id"], "label": r["label"], "scope": r["scope"], "guild_ids": r["guild_ids"],
-              "created_at": r["created_at"], "last_used_at": r["last_used_at"]} for r in rows]
+    items = [
+        {
+            "token_id": r["token_id"],
+            "label": r["label"],
+            "scope": r["scope"],
+            "guild_ids": r["guild_ids"],
+            "created_at": r["created_at"],
+            "last_used_at": r["last_used_at"],
+        }
+        for r in rows
+    ]
     if as_json:
         click.echo(json.dumps(items, indent=2))
         return
     if not items:
         click.echo("No tokens.")
         return
-    rows_out = [(i["token_id"], i["label"] or "-", i["scope"], ",".join(i["guild_ids"]) if i["guild_ids"] else "all",
-                 i["created_at"], i["last_used_at"] or "never") for i in items]
+    rows_out = [
+        (
+            i["token_id"],
+            i["label"] or "-",
+            i["scope"],
+            ",".join(i["guild_ids"]) if i["guild_ids"] else "all",
+            i["created_at"],
+            i["last_used_at"] or "never",
+        )
+        for i in items
+    ]
     header = ("TOKEN ID", "LABEL", "SCOPE", "GUILDS", "CREATED", "LAST USED")
     widths = [max(len(r[c]) for r in [header, *rows_out]) for c in range(len(header) - 1)]
     for r in [header, *rows_out]:

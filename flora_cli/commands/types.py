@@ -10,9 +10,13 @@ from ..base import CliFailure, _plugins
 
 
 @click.command("types")
-@click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the declarations to this file (e.g. flora.d.ts, then include it in tsconfig.json) "
-                   "instead of printing them.")
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the declarations to this file (e.g. flora.d.ts, then include it in tsconfig.json) instead of printing them.",
+)
 @click.pass_context
 def types_command(ctx, out):
     """Print the declarations of every global a script has with the enabled plugins (one .d.ts)."""

@@ -41,10 +41,22 @@ class Starter:
                     return  # a deploy arrived while the starter was being prepared: it wins
                 ok, error = await rt.load_locked(guild_id, bundle)
                 # recorded under the lock, so a deploy that follows is recorded after it
-                rev = await loop.run_in_executor(None, lambda: repo.record_revision(
-                    rt.db, guild_id, entry=ENTRY, status="success" if ok else "failed",
-                    bundle=bundle, deploy_source="bootstrap", actor_type="system", actor_username="system",
-                    error_message=error, files=files, bundler_version=BUNDLER_VERSION))
+                rev = await loop.run_in_executor(
+                    None,
+                    lambda: repo.record_revision(
+                        rt.db,
+                        guild_id,
+                        entry=ENTRY,
+                        status="success" if ok else "failed",
+                        bundle=bundle,
+                        deploy_source="bootstrap",
+                        actor_type="system",
+                        actor_username="system",
+                        error_message=error,
+                        files=files,
+                        bundler_version=BUNDLER_VERSION,
+                    ),
+                )
             if ok:
                 rt.guild_log(guild_id, "info", "flora:runtime", "starter script deployed")
                 rt.plugins.deployment_changed(guild_id, rev)

@@ -143,8 +143,10 @@ def load_overrun_text(deadline: float, cpu: float, where: str, busy: bool = True
     ``top_level``: it was awaiting the script's top level (a script with top-level await)."""
     head = f"loading the script exceeded the {deadline:g}s load deadline"
     if top_level and (not busy or cpu < BUSY_SHARE * deadline):  # no watchdog samples yet: the CPU says it
-        return (f"the script's top level did not finish within the {deadline:g}s load deadline: it was still "
-                f"awaiting ({cpu:.1f} s of CPU), e.g. a promise that never settles")
+        return (
+            f"the script's top level did not finish within the {deadline:g}s load deadline: it was still "
+            f"awaiting ({cpu:.1f} s of CPU), e.g. a promise that never settles"
+        )
     if not busy:
         return f"while waiting ({cpu:.1f} s of CPU), {head}"
     return f"after {cpu:.1f} s of CPU {where}, {head}"
@@ -254,9 +256,20 @@ LOOP_STOP_WAIT_SECS = 0.2
 
 
 class GuildIsolate:
-    def __init__(self, guild_id: str, sources: list[tuple[str, str]], run_op: OpRunner, main_loop: asyncio.AbstractEventLoop,
-                 memory_mb: int = 64, load_id: str = "", timer_limit_ms: int = 0, show_internal_frames: bool = False,
-                 watchdog: CpuWatchdog | None = None, idle_cpu_budget: float = 0.0, on_built: BuiltHook | None = None):
+    def __init__(
+        self,
+        guild_id: str,
+        sources: list[tuple[str, str]],
+        run_op: OpRunner,
+        main_loop: asyncio.AbstractEventLoop,
+        memory_mb: int = 64,
+        load_id: str = "",
+        timer_limit_ms: int = 0,
+        show_internal_frames: bool = False,
+        watchdog: CpuWatchdog | None = None,
+        idle_cpu_budget: float = 0.0,
+        on_built: BuiltHook | None = None,
+    ):
         self.guild_id = guild_id
         self.load_id = load_id  # names the deploy this isolate runs (e.g. cron jobs registered by it)
         self.timer_limit_ms = timer_limit_ms
@@ -439,8 +452,9 @@ class GuildIsolate:
         with self._lock:
             token = next(self._tokens)
             earlier = max(0.0, cpu - self._idle_cpu0) if not self._activities else 0.0
-            self._activities[token] = _Activity(kind, label, float(budget or 0), cpu, time.monotonic(),
-                                                earlier if earlier >= EARLIER_CPU_SECS else 0.0)
+            self._activities[token] = _Activity(
+                kind, label, float(budget or 0), cpu, time.monotonic(), earlier if earlier >= EARLIER_CPU_SECS else 0.0
+            )
         return token
 
     def _end(self, token: int) -> None:
@@ -514,8 +528,12 @@ class GuildIsolate:
                     return StopInfo("cpu", overrun_text(act.label, act.budget, used, where), token=token, event=True)
                 return StopInfo("cpu", load_overrun_text(act.budget, used, where), token=token)
         if not acts and self.idle_cpu_budget and now - idle0 > self.idle_cpu_budget:
-            return StopInfo("cpu", f"spent {now - idle0:.1f} s of CPU while no event was running "
-                                   f"(more than the {self.idle_cpu_budget:g}s dispatch deadline)", idle=True)
+            return StopInfo(
+                "cpu",
+                f"spent {now - idle0:.1f} s of CPU while no event was running "
+                f"(more than the {self.idle_cpu_budget:g}s dispatch deadline)",
+                idle=True,
+            )
         return None
 
     def _using_cpu(self, now: float, wall: float) -> bool:
@@ -536,15 +554,23 @@ class GuildIsolate:
             acts = list(self._activities.items())
         for tok, act in acts:
             if act.kind == "event" and (tok == token or (act.budget and wall - act.started >= act.budget)):
-                return (act.label, act.budget, now - act.cpu0 + act.earlier, self._where(act, [a for _, a in acts]),
-                        self._using_cpu(now, wall))
+                return (
+                    act.label,
+                    act.budget,
+                    now - act.cpu0 + act.earlier,
+                    self._where(act, [a for _, a in acts]),
+                    self._using_cpu(now, wall),
+                )
         return None
 
     def _adopt_v8_threads(self, born: set[int]) -> None:
         mine = sorted(tid for tid in born if _thread_name(tid) == self._os_name)
         if not mine:
-            log.warning("guild %s: mini-racer's thread was not found in /proc/self/task; the CPU watchdog only "
-                        "measures the isolate's loop thread", self.guild_id)
+            log.warning(
+                "guild %s: mini-racer's thread was not found in /proc/self/task; the CPU watchdog only "
+                "measures the isolate's loop thread",
+                self.guild_id,
+            )
         for tid in mine:
             _name_thread(tid, self._v8_name)
         self.v8_threads = mine
@@ -562,8 +588,9 @@ class GuildIsolate:
                 now = self.cpu_seconds()
                 with self._lock:
                     act = self._activities[token]
-                text = load_overrun_text(act.budget, now - act.cpu0, self._where(act, [act]), self._using_cpu(now, time.monotonic()),
-                                         act.top_level)
+                text = load_overrun_text(
+                    act.budget, now - act.cpu0, self._where(act, [act]), self._using_cpu(now, time.monotonic()), act.top_level
+                )
             raise ScriptTimeout(f"{text}; isolate stopped") from None
         finally:
             self._end(token)
@@ -610,11 +637,16 @@ class GuildIsolate:
         if has_top_level_await(bundle):
             await self._top_level(None if timeout is None else timeout - (time.monotonic() - started), token)
         entropy = json.dumps(os.urandom(16).hex())
-        subs = await self._run(lambda run_id: (
-            f"__floraBegin({run_id}), __floraTrack({run_id}, (async () => {{ if (globalThis.__floraReseed) __floraReseed({entropy});"
-            " if (globalThis.__floraSettleTimers) await __floraSettleTimers();"
-            " globalThis.__floraSubsDirty = true; return globalThis.__floraTakeSubs ? __floraTakeSubs() : null; })())"),
-            timeout, "module_load", token)
+        subs = await self._run(
+            lambda run_id: (
+                f"__floraBegin({run_id}), __floraTrack({run_id}, (async () => {{ if (globalThis.__floraReseed) __floraReseed({entropy});"
+                " if (globalThis.__floraSettleTimers) await __floraSettleTimers();"
+                " globalThis.__floraSubsDirty = true; return globalThis.__floraTakeSubs ? __floraTakeSubs() : null; })())"
+            ),
+            timeout,
+            "module_load",
+            token,
+        )
         self.subscriptions = set(json.loads(subs)) if isinstance(subs, str) else set()
         return self.subscriptions
 
@@ -626,8 +658,12 @@ class GuildIsolate:
             if act is not None:
                 act.top_level = True
         try:
-            await self._run(lambda run_id: f"__floraBegin({run_id}), __floraTrack({run_id}, __floraTopLevelDone())",
-                            None if timeout is None else max(timeout, 0.05), "module_load", token)
+            await self._run(
+                lambda run_id: f"__floraBegin({run_id}), __floraTrack({run_id}, __floraTopLevelDone())",
+                None if timeout is None else max(timeout, 0.05),
+                "module_load",
+                token,
+            )
         except (ScriptTimeout, ScriptOOM, IsolateStopped):
             raise
         except ScriptError as exc:
@@ -644,8 +680,9 @@ class GuildIsolate:
         try:
             await asyncio.wait_for(done, timeout)
         except TimeoutError:
-            raise ScriptError(f"the plugins' flora_isolate_built hooks did not return within the {timeout:g}s "
-                              "load deadline") from None
+            raise ScriptError(
+                f"the plugins' flora_isolate_built hooks did not return within the {timeout:g}s load deadline"
+            ) from None
 
     def _timeout(self, stage: str, token: int | None) -> ScriptError:
         """The error for a wall-clock timeout, with what the isolate was doing at that moment."""
@@ -657,8 +694,9 @@ class GuildIsolate:
                 act = self._activities.get(token)
             if act is not None and act.kind == "load":
                 now = self.cpu_seconds()
-                exc.load_text = load_overrun_text(act.budget, now - act.cpu0, self._where(act, [act]),
-                                                  self._using_cpu(now, time.monotonic()), act.top_level)
+                exc.load_text = load_overrun_text(
+                    act.budget, now - act.cpu0, self._where(act, [act]), self._using_cpu(now, time.monotonic()), act.top_level
+                )
             elif act is not None:
                 exc.overrun = self.describe_overrun(token)
         return exc
@@ -798,8 +836,12 @@ class GuildIsolate:
             except Exception:  # noqa: BLE001 - best effort on a broken isolate
                 log.exception("closing the isolate of guild %s failed", self.guild_id)
             self.close_ms = (time.perf_counter() - started) * 1000
-            log.info("guild %s: isolate closed in %.1f ms (%s)", self.guild_id, self.close_ms,
-                     self.stopping.kind if self.stopping else "?")
+            log.info(
+                "guild %s: isolate closed in %.1f ms (%s)",
+                self.guild_id,
+                self.close_ms,
+                self.stopping.kind if self.stopping else "?",
+            )
         # a loop thread that was blocked in a call into V8 got its answer (an error) and stops now
         self._thread.join()
         self.loop.set_exception_handler(_quiet_loop_errors)

@@ -108,16 +108,18 @@ def exit_when_closed(fd: int, what: str) -> threading.Thread:
     return thread
 
 
-def wait_for_orderly_stop(what: str, grace: float = CHILD_STOP_GRACE_SECS,
-                          exit_now: Callable[[int], None] | None = None) -> None:
+def wait_for_orderly_stop(what: str, grace: float = CHILD_STOP_GRACE_SECS, exit_now: Callable[[int], None] | None = None) -> None:
     """Make ``SIGINT`` and ``SIGTERM`` wait for the supervisor's orderly stop: the first one arms a
     timer; if the process is still running ``grace`` seconds later it exits with 128 + the signal
     (``exit_now(code)`` when given, else ``os._exit``). Must be called from the main thread."""
     armed: list[threading.Timer] = []
 
     def expire(signum: int) -> None:
-        print(f"{what}: got {signal.Signals(signum).name} and no orderly stop from the supervisor "
-              f"within {grace:g} s; exiting", file=sys.stderr, flush=True)
+        print(
+            f"{what}: got {signal.Signals(signum).name} and no orderly stop from the supervisor within {grace:g} s; exiting",
+            file=sys.stderr,
+            flush=True,
+        )
         (exit_now or os._exit)(128 + signum)
 
     def on_signal(signum, frame) -> None:

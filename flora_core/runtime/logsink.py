@@ -38,8 +38,13 @@ class GuildLogs:
 
     def add(self, guild_id: str | None, level: str, target: str, message: str, ts: int | None = None) -> None:
         log.log(LEVELS.get(level, logging.INFO), "[guild %s] %s: %s", guild_id or "-", target, message)
-        entry = {"guild_id": guild_id, "timestamp": ts or int(time.time() * 1000), "level": level,
-                 "target": target, "message": message}
+        entry = {
+            "guild_id": guild_id,
+            "timestamp": ts or int(time.time() * 1000),
+            "level": level,
+            "target": target,
+            "message": message,
+        }
         self._buffer.append(entry)
         if len(self._buffer) > MAX_BUFFERED:  # the database is away: the oldest lines go, counted
             excess = len(self._buffer) - MAX_BUFFERED
@@ -85,13 +90,13 @@ class GuildLogs:
                 self._dropped += excess
             if self._failing_since is None:
                 self._failing_since = time.monotonic()
-                log.error("could not store guild log lines (%s); keeping up to %d until the database is back",
-                          exc, MAX_BUFFERED)
+                log.error("could not store guild log lines (%s); keeping up to %d until the database is back", exc, MAX_BUFFERED)
             return
         if self._failing_since is not None:
             away = time.monotonic() - self._failing_since
-            log.warning("the database is back after %.1f s: %d buffered log line(s) stored, %d dropped",
-                        away, len(batch), self._dropped)
+            log.warning(
+                "the database is back after %.1f s: %d buffered log line(s) stored, %d dropped", away, len(batch), self._dropped
+            )
             self._failing_since, self._dropped = None, 0
 
     @property

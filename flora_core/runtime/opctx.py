@@ -174,8 +174,18 @@ class OpContext:
         raise forbidden("interaction is outside runtime scope")
 
     # -- Discord REST ----------------------------------------------------
-    async def rest(self, method: str, path: str, *, json: Any = None, reason: str | None = None, params: dict | None = None,
-                   files: list | None = None, form: list | None = None, **route_params) -> Any:
+    async def rest(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        reason: str | None = None,
+        params: dict | None = None,
+        files: list | None = None,
+        form: list | None = None,
+        **route_params,
+    ) -> Any:
         """One Discord REST call through disnake (its buckets and 429 handling), bounded per guild.
 
         ``files``/``form`` are disnake's multipart arguments (``disnake.File`` objects and their form parts)."""
@@ -199,12 +209,24 @@ class OpContext:
             try:
                 return await asyncio.wait_for(self.services.http.request(route, **kwargs), timeout)
             except TimeoutError:
-                raise OpError(DISCORD_RATE_LIMITED, f"Discord rate limited for {method} {path}",
-                              retry_after_ms=self.config.rest_timeout_ms, **{"global": False}) from None
+                raise OpError(
+                    DISCORD_RATE_LIMITED,
+                    f"Discord rate limited for {method} {path}",
+                    retry_after_ms=self.config.rest_timeout_ms,
+                    **{"global": False},
+                ) from None
             except disnake.HTTPException as exc:
                 message = exc.text or getattr(exc.response, "reason", "") or "error"
-                raise OpError(DISCORD_HTTP_ERROR, f"Discord HTTP error ({exc.status}): {message} (route: {method} {path})",
-                              status=exc.status, discord_code=exc.code) from None
+                raise OpError(
+                    DISCORD_HTTP_ERROR,
+                    f"Discord HTTP error ({exc.status}): {message} (route: {method} {path})",
+                    status=exc.status,
+                    discord_code=exc.code,
+                ) from None
             except (OSError, disnake.DiscordException) as exc:
-                raise OpError(DISCORD_HTTP_ERROR, f"Discord HTTP error (500): {exc.__class__.__name__} (route: {method} {path})",
-                              status=500, discord_code=0) from None
+                raise OpError(
+                    DISCORD_HTTP_ERROR,
+                    f"Discord HTTP error (500): {exc.__class__.__name__} (route: {method} {path})",
+                    status=500,
+                    discord_code=0,
+                ) from None

@@ -26,7 +26,12 @@ def user(raw: dict | None) -> dict | None:
         disc_num = int(disc) if disc not in (None, "", "0") else None
     except (TypeError, ValueError):
         disc_num = None
-    return {"id": _s(raw.get("id")), "username": raw.get("username"), "discriminator": disc_num, "bot": bool(raw.get("bot", False))}
+    return {
+        "id": _s(raw.get("id")),
+        "username": raw.get("username"),
+        "discriminator": disc_num,
+        "bot": bool(raw.get("bot", False)),
+    }
 
 
 def member(raw: dict | None, author: dict | None = None, *, in_message: bool = False) -> dict | None:
@@ -81,11 +86,19 @@ def _message_update(raw: dict):
 
 
 def _message_delete(raw: dict):
-    return "messageDelete", raw.get("guild_id"), {"id": _s(raw.get("id")), "channelId": _s(raw.get("channel_id")), "guildId": _s(raw.get("guild_id"))}
+    return (
+        "messageDelete",
+        raw.get("guild_id"),
+        {"id": _s(raw.get("id")), "channelId": _s(raw.get("channel_id")), "guildId": _s(raw.get("guild_id"))},
+    )
 
 
 def _message_delete_bulk(raw: dict):
-    payload = {"ids": [str(i) for i in raw.get("ids", [])], "channelId": _s(raw.get("channel_id")), "guildId": _s(raw.get("guild_id"))}
+    payload = {
+        "ids": [str(i) for i in raw.get("ids", [])],
+        "channelId": _s(raw.get("channel_id")),
+        "guildId": _s(raw.get("guild_id")),
+    }
     return "messageDeleteBulk", raw.get("guild_id"), payload
 
 
@@ -142,7 +155,11 @@ def _reaction_remove_all(raw: dict):
 def _member_event(name: str):
     def convert(raw: dict):
         mem = {k: v for k, v in raw.items() if k != "guild_id"}
-        return name, raw.get("guild_id"), {"guildId": _s(raw.get("guild_id")), "user": user(raw.get("user")), "member": member(mem)}
+        return (
+            name,
+            raw.get("guild_id"),
+            {"guildId": _s(raw.get("guild_id")), "user": user(raw.get("user")), "member": member(mem)},
+        )
 
     return convert
 

@@ -80,8 +80,13 @@ class WorkerHandle:
 
 
 class WorkerPool:
-    def __init__(self, config, socket_path: str, on_message: Callable[[WorkerHandle, dict], None],
-                 on_death: Callable[[WorkerHandle, int | None, list[dict]], Awaitable[None]]):
+    def __init__(
+        self,
+        config,
+        socket_path: str,
+        on_message: Callable[[WorkerHandle, dict], None],
+        on_death: Callable[[WorkerHandle, int | None, list[dict]], Awaitable[None]],
+    ):
         self.config = config
         self.socket_path = socket_path
         self.on_message = on_message
@@ -114,8 +119,9 @@ class WorkerPool:
         while not all(w.ready.is_set() for w in self.workers):
             for w in self.workers:
                 if not w.ready.is_set() and w.process is not None and w.process.exitcode is not None:
-                    raise RuntimeStartError(f"{w.name} {describe_exit(w.process.exitcode)} before it was ready "
-                                            "(its error is logged above)")
+                    raise RuntimeStartError(
+                        f"{w.name} {describe_exit(w.process.exitcode)} before it was ready (its error is logged above)"
+                    )
             if loop.time() > deadline:
                 late = ", ".join(w.name for w in self.workers if not w.ready.is_set())
                 raise RuntimeStartError(f"{late} did not connect to the supervisor within {timeout:.0f} s")
@@ -125,9 +131,12 @@ class WorkerPool:
         # called on the loop's thread only: a worker's parent-death signal fires when the thread that
         # started it exits (lifeline.py)
         w.ready.clear()
-        w.process = self._ctx.Process(target=worker_process,
-                                      args=(self.config.to_dict(), w.worker_id, self.socket_path, os.getpid()),
-                                      name=f"flora-{w.name}", daemon=True)
+        w.process = self._ctx.Process(
+            target=worker_process,
+            args=(self.config.to_dict(), w.worker_id, self.socket_path, os.getpid()),
+            name=f"flora-{w.name}",
+            daemon=True,
+        )
         with signals_held():  # until the worker's own handlers are in place (lifeline.py)
             w.process.start()
         log.info("started %s (pid %s)", w.name, w.process.pid)

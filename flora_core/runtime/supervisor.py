@@ -40,12 +40,12 @@ DROP_REPORT_SECS = 10
 BUNDLE_CACHE_MAX_AGE_DAYS = 30
 
 # The stop (Runtime.stop), each step bounded, counted from the moment it began:
-SOURCES_STOP_SECS = 1.0       # event sources (the gateway) close within this
-DRAIN_MAX_SECS = 2.5          # requests in flight get until their deadline, but no later than this
-DRAIN_MARGIN_SECS = 0.25      # after a dispatch's deadline, for the worker's answer to arrive
+SOURCES_STOP_SECS = 1.0  # event sources (the gateway) close within this
+DRAIN_MAX_SECS = 2.5  # requests in flight get until their deadline, but no later than this
+DRAIN_MARGIN_SECS = 0.25  # after a dispatch's deadline, for the worker's answer to arrive
 WORKER_STOP_GRACE_SECS = 1.0  # then the workers, asked to stop, are killed after this (and reaped within KILL_REAP_SECS)
-CLOSE_STEP_SECS = 0.5         # background tasks, the bus, the last log lines: milliseconds, each bounded by this
-COMPANION_STOP_SECS = 1.0     # flora serve --emulator: the emulator stops last, within this
+CLOSE_STEP_SECS = 0.5  # background tasks, the bus, the last log lines: milliseconds, each bounded by this
+COMPANION_STOP_SECS = 1.0  # flora serve --emulator: the emulator stops last, within this
 STOP_BUDGET_SECS = DRAIN_MAX_SECS + WORKER_STOP_GRACE_SECS + KILL_REAP_SECS  # 4 s, when nothing hangs in closing
 STOPPING = "flora is stopping"
 
@@ -156,8 +156,10 @@ class Runtime:
         loop = asyncio.get_running_loop()
         self.config.data_path.mkdir(parents=True, exist_ok=True)
         if self.config.redis_url:
-            log.info("REDIS_URL is set: the API's caches live there, the scope cache keeps a second layer there "
-                     "and KV_BACKEND=redis can use it")
+            log.info(
+                "REDIS_URL is set: the API's caches live there, the scope cache keeps a second layer there "
+                "and KV_BACKEND=redis can use it"
+            )
         self._db = await loop.run_in_executor(None, open_database, self.config, self.plugins)
         self._bus = open_bus(self.config, self.plugins)
         run_dir = self.config.control_socket.parent
@@ -200,11 +202,14 @@ class Runtime:
         async def rebuild(rev: dict) -> None:
             async with gate:
                 try:
-                    await loop.run_in_executor(None, repo.verified_bundle, self.db, rev, self.bundler.bundle,
-                                               BUNDLER_VERSION)
+                    await loop.run_in_executor(None, repo.verified_bundle, self.db, rev, self.bundler.bundle, BUNDLER_VERSION)
                 except (BundleError, repo.LegacyBundle) as exc:
-                    self.guild_log(rev["guild_id"], "error", "flora:runtime",
-                                   f"the stored deployment is not loaded: rebuilding it was refused: {exc}")
+                    self.guild_log(
+                        rev["guild_id"],
+                        "error",
+                        "flora:runtime",
+                        f"the stored deployment is not loaded: rebuilding it was refused: {exc}",
+                    )
 
         await asyncio.gather(*(rebuild(rev) for rev in legacy))
 
@@ -270,6 +275,7 @@ class Runtime:
 
     async def _stop_sources(self) -> None:
         """Every event source stops (together), within ``SOURCES_STOP_SECS``."""
+
         async def one(source) -> None:
             await self._bounded(source.stop(), SOURCES_STOP_SECS, f"stopping event source {type(source).__name__}")
 
@@ -299,14 +305,21 @@ class Runtime:
         cut = [meta for fut, meta in entries if not fut.done()]
         if not cut:
             return
-        log.warning("stopping: %d request(s) still running are cut: %s", len(cut),
-                    ", ".join(f"{m.get('t')} {m.get('event', '')} for guild {m.get('guild')}".replace("  ", " ") for m in cut))
+        log.warning(
+            "stopping: %d request(s) still running are cut: %s",
+            len(cut),
+            ", ".join(f"{m.get('t')} {m.get('event', '')} for guild {m.get('guild')}".replace("  ", " ") for m in cut),
+        )
         for meta in cut:
             if meta.get("t") == "dispatch" and meta.get("guild"):
                 ran = loop.time() - float(meta.get("sent", loop.time()))
-                self.guild_log(str(meta["guild"]), "warn", "flora:runtime",
-                               f"flora stopped while {meta.get('event', 'an event')} was running "
-                               f"(it had run for {ran:.1f}s); it was cut off")
+                self.guild_log(
+                    str(meta["guild"]),
+                    "warn",
+                    "flora:runtime",
+                    f"flora stopped while {meta.get('event', 'an event')} was running "
+                    f"(it had run for {ran:.1f}s); it was cut off",
+                )
 
     # -- housekeeping jobs -----------------------------------------------------------------------
     def _forget_stale(self) -> None:
@@ -320,7 +333,8 @@ class Runtime:
 
     async def _trim_bundle_cache(self) -> None:
         removed = await asyncio.get_running_loop().run_in_executor(
-            None, self.bundler.trim_cache, BUNDLE_CACHE_MAX_AGE_DAYS * 86400)
+            None, self.bundler.trim_cache, BUNDLE_CACHE_MAX_AGE_DAYS * 86400
+        )
         if removed:
             log.info("removed %d cached bundle(s) unused for %d days", removed, BUNDLE_CACHE_MAX_AGE_DAYS)
 
@@ -402,7 +416,13 @@ class Runtime:
 
     def _on_worker_message(self, w: WorkerHandle, msg: dict) -> None:
         if msg.get("t") == "log":
-            self.guild_log(msg.get("guild"), msg.get("level", "info"), msg.get("target", "flora:js"), str(msg.get("message", "")), msg.get("ts"))
+            self.guild_log(
+                msg.get("guild"),
+                msg.get("level", "info"),
+                msg.get("target", "flora:js"),
+                str(msg.get("message", "")),
+                msg.get("ts"),
+            )
         elif msg.get("t") == "recycle":
             # an isolate the worker could not stop: the other guilds move to a fresh worker (_on_worker_death)
             self.pool.replace(w, {"guild": msg.get("guild"), "reason": str(msg.get("reason", ""))})
@@ -428,13 +448,21 @@ class Runtime:
             events = ", ".join(sorted({r.get("event", "?") for r in inflight if r.get("guild") == guild_id}))
             shared = f" (together with {len(suspects) - 1} other guild(s))" if len(suspects) > 1 else ""
             if recycled is not None:
-                self.guild_log(guild_id, "error", "flora:runtime",
-                               "the worker running this guild's script was replaced because this script's isolate "
-                               f"could not be stopped; script suspended for {delay:.0f}s")
+                self.guild_log(
+                    guild_id,
+                    "error",
+                    "flora:runtime",
+                    "the worker running this guild's script was replaced because this script's isolate "
+                    f"could not be stopped; script suspended for {delay:.0f}s",
+                )
             else:
-                self.guild_log(guild_id, "error", "flora:runtime",
-                               f"the worker running this guild's script {why} while handling {events}{shared}; "
-                               f"script suspended for {delay:.0f}s")
+                self.guild_log(
+                    guild_id,
+                    "error",
+                    "flora:runtime",
+                    f"the worker running this guild's script {why} while handling {events}{shared}; "
+                    f"script suspended for {delay:.0f}s",
+                )
             asyncio.get_running_loop().call_later(delay, self._resume_later, guild_id)
         try:  # storage is the truth: restore what is deployed there now
             stored = await asyncio.get_running_loop().run_in_executor(None, repo.current_bundles, self.db)
@@ -514,9 +542,13 @@ class Runtime:
     def _report_drop(self, guild_id: str) -> None:
         pending, _, event = self._dropped[guild_id]
         if pending:
-            self.guild_log(guild_id, "warn", "flora:runtime",
-                           f"{pending} event(s) dropped (latest: {event}): the worker queue is full "
-                           f"(RUNTIME_WORKER_QUEUE_CAPACITY={self.config.worker_queue_capacity})")
+            self.guild_log(
+                guild_id,
+                "warn",
+                "flora:runtime",
+                f"{pending} event(s) dropped (latest: {event}): the worker queue is full "
+                f"(RUNTIME_WORKER_QUEUE_CAPACITY={self.config.worker_queue_capacity})",
+            )
         self._dropped[guild_id] = (0, time.monotonic(), event)
 
     def _report_drops(self) -> None:
@@ -560,11 +592,23 @@ class Runtime:
 
     # -- the bus's requests (flora_core.bus.BusNode) ----------------------------------------------
     def status(self) -> dict:
-        workers = [{"name": w.name, "alive": w.alive, "pid": w.process.pid if w.process else None, "restarts": w.restarts,
-                    "inflight": len(w.pending)} for w in self.pool.workers]
-        return {"workers": workers, "guilds": len(self.bundles), "suspended": sorted(self.suspended),
-                "subscriptions": {g: sorted(s) for g, s in self.subs.items()},
-                "metrics": self.metrics.snapshot()}
+        workers = [
+            {
+                "name": w.name,
+                "alive": w.alive,
+                "pid": w.process.pid if w.process else None,
+                "restarts": w.restarts,
+                "inflight": len(w.pending),
+            }
+            for w in self.pool.workers
+        ]
+        return {
+            "workers": workers,
+            "guilds": len(self.bundles),
+            "suspended": sorted(self.suspended),
+            "subscriptions": {g: sorted(s) for g, s in self.subs.items()},
+            "metrics": self.metrics.snapshot(),
+        }
 
 
 # Something to run next to the runtime in the same loop (``flora serve --emulator``'s emulator): called

@@ -49,8 +49,9 @@ CLOSE_GRACE_SECS = 15.0
 
 
 class CpuWatchdog:
-    def __init__(self, on_stuck: Callable[[GuildIsolate, StopInfo], None], tick: float = TICK_SECS,
-                 close_grace: float = CLOSE_GRACE_SECS):
+    def __init__(
+        self, on_stuck: Callable[[GuildIsolate, StopInfo], None], tick: float = TICK_SECS, close_grace: float = CLOSE_GRACE_SECS
+    ):
         self.on_stuck = on_stuck  # called on the watchdog thread; must only hand the news over
         self.tick = tick
         self.close_grace = close_grace

@@ -54,8 +54,10 @@ def _scope_redis(config):
     try:
         import redis.asyncio as aioredis
     except ImportError:
-        log.warning("REDIS_URL is set but redis-py is not installed (pip install 'flora-runtime[redis]'); "
-                    "the scope cache stays in-process")
+        log.warning(
+            "REDIS_URL is set but redis-py is not installed (pip install 'flora-runtime[redis]'); "
+            "the scope cache stays in-process"
+        )
         return None
     return aioredis.from_url(config.redis_url, socket_timeout=2, socket_connect_timeout=2)
 
@@ -94,8 +96,17 @@ class Worker:
     # -- logging back to the supervisor ----------------------------------
     def guild_log(self, guild_id: str | None, level: str, target: str, message: str) -> None:
         if self.writer is not None and not self.writer.is_closing():
-            protocol.send_nowait(self.writer, {"t": "log", "guild": guild_id, "level": level, "target": target,
-                                               "message": message, "ts": int(time.time() * 1000)})
+            protocol.send_nowait(
+                self.writer,
+                {
+                    "t": "log",
+                    "guild": guild_id,
+                    "level": level,
+                    "target": target,
+                    "message": message,
+                    "ts": int(time.time() * 1000),
+                },
+            )
 
     # -- ops -------------------------------------------------------------
     async def run_op(self, iso: GuildIsolate, name: str, args_json: str) -> str:
@@ -130,11 +141,19 @@ class Worker:
         if values:
             assign = "".join(f"globalThis[{json.dumps(k)}] = {json.dumps(v)};\n" for k, v in values.items())
             sources = [("flora:globals", assign), *sources]
-        iso = GuildIsolate(guild_id, sources, self.run_op, self.loop, self.config.isolate_memory_mb, load_id,
-                           timer_limit_ms=self.config.dispatch_timeout_secs * 1000,
-                           show_internal_frames=self.config.show_internal_stack_frames,
-                           watchdog=self.watchdog, idle_cpu_budget=self.config.dispatch_timeout_secs,
-                           on_built=self._isolate_built)
+        iso = GuildIsolate(
+            guild_id,
+            sources,
+            self.run_op,
+            self.loop,
+            self.config.isolate_memory_mb,
+            load_id,
+            timer_limit_ms=self.config.dispatch_timeout_secs * 1000,
+            show_internal_frames=self.config.show_internal_stack_frames,
+            watchdog=self.watchdog,
+            idle_cpu_budget=self.config.dispatch_timeout_secs,
+            on_built=self._isolate_built,
+        )
         iso.on_stopped = self._isolate_stopped
         try:
             await iso.load(bundle, self.config.load_timeout_secs)
@@ -166,8 +185,12 @@ class Worker:
         if old is not None:
             await old.close(StopInfo("redeploy", "the script was redeployed while this event was running"))
             if old.dropped_events:
-                self.guild_log(guild_id, "warn", "flora:runtime",
-                               f"{old.dropped_events} event(s) still running in the previous script were stopped by the deploy")
+                self.guild_log(
+                    guild_id,
+                    "warn",
+                    "flora:runtime",
+                    f"{old.dropped_events} event(s) still running in the previous script were stopped by the deploy",
+                )
         return {"ok": True, "subs": sorted(iso.subscriptions)}
 
     # -- stopped isolates --------------------------------------------------
@@ -190,16 +213,23 @@ class Worker:
         count = 1 if now - last > STRIKE_RESET_SECS else count + 1
         self._idle_strikes[guild_id] = (count, now)
         delay = 0.0 if count == 1 else min(self.config.suspend_backoff_secs * 2 ** (count - 2), BACKOFF_MAX_SECS)
-        later = (f"; restarting it in {delay:.0f}s (it did this {count} times within "
-                 f"{STRIKE_RESET_SECS / 60:.0f} minutes)") if delay else ""
+        later = (
+            (f"; restarting it in {delay:.0f}s (it did this {count} times within {STRIKE_RESET_SECS / 60:.0f} minutes)")
+            if delay
+            else ""
+        )
         self.guild_log(guild_id, "error", "flora:runtime", f"{info.line}{later}")
         self._log_dropped(iso)
         self._schedule_rebuild(guild_id, "a CPU overrun while no event was running", delay)
 
     def _log_dropped(self, iso: GuildIsolate) -> None:
         if iso.dropped_events:
-            self.guild_log(iso.guild_id, "warn", "flora:runtime",
-                           f"{iso.dropped_events} other event(s) waiting on the stopped isolate were dropped")
+            self.guild_log(
+                iso.guild_id,
+                "warn",
+                "flora:runtime",
+                f"{iso.dropped_events} other event(s) waiting on the stopped isolate were dropped",
+            )
 
     def _isolate_stuck_threadsafe(self, iso: GuildIsolate, info: StopInfo) -> None:
         try:
@@ -213,11 +243,17 @@ class Worker:
         if self.isolates.get(guild_id) is iso:
             del self.isolates[guild_id]
         why = f"{info.what}; " if info.kind == "cpu" else ""
-        text = (f"{why}the isolate did not stop within {self.watchdog.close_grace:g}s of being closed (V8 is inside an operation "
-                "that cannot be interrupted), so its worker is being replaced")
+        text = (
+            f"{why}the isolate did not stop within {self.watchdog.close_grace:g}s of being closed (V8 is inside an operation "
+            "that cannot be interrupted), so its worker is being replaced"
+        )
         self.guild_log(guild_id, "error", "flora:runtime", text)
-        log.error("worker %s: isolate of guild %s did not stop (%s); asking the supervisor to replace this worker",
-                  self.worker_id, guild_id, info.kind)
+        log.error(
+            "worker %s: isolate of guild %s did not stop (%s); asking the supervisor to replace this worker",
+            self.worker_id,
+            guild_id,
+            info.kind,
+        )
         if not self._recycling and self.writer is not None and not self.writer.is_closing():
             self._recycling = True
             protocol.send_nowait(self.writer, {"t": "recycle", "guild": guild_id, "reason": text})
@@ -232,6 +268,7 @@ class Worker:
         def done(t: asyncio.Task) -> None:
             if self._rebuilds.get(guild_id, (None,))[0] is t:
                 del self._rebuilds[guild_id]
+
         task.add_done_callback(done)
         return task
 
@@ -267,8 +304,11 @@ class Worker:
         if iso is None and guild_id in self._rebuilds:
             task, at = self._rebuilds[guild_id]
             if at - time.monotonic() > 0.5:
-                return {"ok": False, "error": f"the script is suspended for {at - time.monotonic():.0f}s more "
-                                              "after it kept spending CPU while no event was running"}
+                return {
+                    "ok": False,
+                    "error": f"the script is suspended for {at - time.monotonic():.0f}s more "
+                    "after it kept spending CPU while no event was running",
+                }
             await asyncio.wait({task}, timeout=self.config.load_timeout_secs or None)
             iso = self.isolates.get(guild_id)
         if iso is None:
@@ -325,15 +365,26 @@ class Worker:
                 return
             ctx = OpContext(guild_id, self.services)
             try:
-                await ctx.rest("POST", "/interactions/{interaction_id}/{interaction_token}/callback",
-                               interaction_id=interaction_id, interaction_token=state.token, json={"type": 5})
+                await ctx.rest(
+                    "POST",
+                    "/interactions/{interaction_id}/{interaction_token}/callback",
+                    interaction_id=interaction_id,
+                    interaction_token=state.token,
+                    json={"type": 5},
+                )
             except OpError as exc:
-                self.guild_log(guild_id, "warn", "flora:runtime", f"automatic defer of interaction {interaction_id} failed: {exc.message}")
+                self.guild_log(
+                    guild_id, "warn", "flora:runtime", f"automatic defer of interaction {interaction_id} failed: {exc.message}"
+                )
                 return
             state.acked = state.auto_deferred = True
-            self.guild_log(guild_id, "info", "flora:runtime",
-                           f"interaction {interaction_id} deferred automatically after {self.config.auto_defer_ms} ms; "
-                           "the script's reply will edit the deferred response")
+            self.guild_log(
+                guild_id,
+                "info",
+                "flora:runtime",
+                f"interaction {interaction_id} deferred automatically after {self.config.auto_defer_ms} ms; "
+                "the script's reply will edit the deferred response",
+            )
 
     async def unload(self, guild_id: str) -> dict:
         iso = self.isolates.pop(guild_id, None)
@@ -384,8 +435,14 @@ class Worker:
         disnake.http.Route.BASE = self.config.discord_api_base
         http = disnake.http.HTTPClient(loop=self.loop)
         db = await self.loop.run_in_executor(None, open_database, self.config, self.plugins)
-        self._services = WorkerServices(config=self.config, http=http, logger=self.guild_log, db=db, plugins=self.plugins,
-                                       scope=ScopeCache("ch", _scope_redis(self.config)))
+        self._services = WorkerServices(
+            config=self.config,
+            http=http,
+            logger=self.guild_log,
+            db=db,
+            plugins=self.plugins,
+            scope=ScopeCache("ch", _scope_redis(self.config)),
+        )
         reader, self.writer = await asyncio.open_unix_connection(self.socket_path, limit=protocol.STREAM_LIMIT)
         await protocol.send(self.writer, {"t": "hello", "worker": self.worker_id, "pid": os.getpid()})
         if self.config.discord_token:
@@ -413,8 +470,9 @@ class Worker:
                 t.cancel()
             for task, _ in list(self._rebuilds.values()):
                 task.cancel()
-            await asyncio.gather(*(iso.close(StopInfo("shutdown", "the worker is shutting down"))
-                                   for iso in list(self.isolates.values())))
+            await asyncio.gather(
+                *(iso.close(StopInfo("shutdown", "the worker is shutting down")) for iso in list(self.isolates.values()))
+            )
             self.watchdog.halt()
             await http.close()
 

@@ -164,7 +164,7 @@ def describe_database(config) -> str:
     """Where ``config``'s database is, for messages (a PostgreSQL URL without its password)."""
     url = config.db_url
     if url.startswith("sqlite:///"):
-        return url[len("sqlite:///"):]
+        return url[len("sqlite:///") :]
     parts = urlsplit(url)
     if parts.password:
         url = urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
@@ -176,9 +176,11 @@ def open_database(config, plugins, *, must_exist: bool = False) -> Database:
     manage a server's data) an embedded database that is not there yet is an error, never created: the
     command runs in another folder than the server, or before it ever started."""
     url = config.db_url
-    if must_exist and url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
-        raise StorageError(f"no flora database at {describe_database(config)}: run this where `flora serve` runs, "
-                           "or point FLORA_DATA_DIR (or --config) at the server's data folder")
+    if must_exist and url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
+        raise StorageError(
+            f"no flora database at {describe_database(config)}: run this where `flora serve` runs, "
+            "or point FLORA_DATA_DIR (or --config) at the server's data folder"
+        )
     db = plugins.storage_backend(url, config)
     if db is None:
         scheme = url.split(":", 1)[0]

@@ -75,8 +75,17 @@ def record_revision(
             " actor_user_id, actor_username, error_message, base_revision_id, change_summary, files, bundle, source_map,"
             " bundler_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                rev_id, guild_id, entry, status, now, deploy_source, actor_type, actor_user_id, storable_text(actor_username),
-                storable_text(error_message), base_revision_id,
+                rev_id,
+                guild_id,
+                entry,
+                status,
+                now,
+                deploy_source,
+                actor_type,
+                actor_user_id,
+                storable_text(actor_username),
+                storable_text(error_message),
+                base_revision_id,
                 json.dumps(change_summary) if change_summary is not None else None,
                 json.dumps(files) if files is not None else None,
                 bundle,
@@ -169,12 +178,13 @@ def verified_bundle(db: Database, rev: dict, rebundle: Callable[[str, list], str
     if bundle_trusted(rev):
         return rev["bundle"]
     if not rev.get("files"):
-        raise LegacyBundle("it was bundled by a flora that did not yet check what a bundle may read, and it has "
-                           "no source files to rebuild it from; deploy the script again")
+        raise LegacyBundle(
+            "it was bundled by a flora that did not yet check what a bundle may read, and it has "
+            "no source files to rebuild it from; deploy the script again"
+        )
     bundle = rebundle(rev["entry"], rev["files"])
     with db.transaction() as cur:
-        cur.execute("UPDATE deployment_revisions SET bundle = ?, bundler_version = ? WHERE id = ?",
-                    (bundle, version, rev["id"]))
+        cur.execute("UPDATE deployment_revisions SET bundle = ?, bundler_version = ? WHERE id = ?", (bundle, version, rev["id"]))
     rev.update(bundle=bundle, bundler_version=version)
     return bundle
 
@@ -196,8 +206,14 @@ def _token_row(row: dict) -> dict:
     return row
 
 
-def create_token(db: Database, label: str | None = None, user_id: str | None = None, *, scope: str = "admin",
-                 guild_ids: Sequence[str] | None = None) -> tuple[str, dict]:
+def create_token(
+    db: Database,
+    label: str | None = None,
+    user_id: str | None = None,
+    *,
+    scope: str = "admin",
+    guild_ids: Sequence[str] | None = None,
+) -> tuple[str, dict]:
     """Create an API token ``<id>.<secret>``; only its SHA-256 is stored. Returns (plaintext, row).
 
     ``scope`` (``read``, ``deploy``, ``admin``) limits what it may do, ``guild_ids`` which guilds it
@@ -214,8 +230,15 @@ def create_token(db: Database, label: str | None = None, user_id: str | None = N
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (token_id, _hash_token(token), label, user_id, now, scope, ",".join(guilds) if guilds else None),
     )
-    return token, {"token_id": token_id, "label": label, "user_id": user_id, "created_at": now, "last_used_at": None,
-                   "scope": scope, "guild_ids": guilds}
+    return token, {
+        "token_id": token_id,
+        "label": label,
+        "user_id": user_id,
+        "created_at": now,
+        "last_used_at": None,
+        "scope": scope,
+        "guild_ids": guilds,
+    }
 
 
 def verify_token(db: Database, token: str) -> dict | None:
@@ -266,15 +289,28 @@ def consume_oauth_state(db: Database, state: str) -> bool:
     return deleted and int(row["expires_at"]) > int(time.time())
 
 
-_SESSION_COLS = "id, user_id, username, global_name, avatar, access_token, refresh_token, expires_at, session_expires_at, created_at"
+_SESSION_COLS = (
+    "id, user_id, username, global_name, avatar, access_token, refresh_token, expires_at, session_expires_at, created_at"
+)
 
 
-def create_session(db: Database, sid: str, user: dict, access_token: str, refresh_token: str | None,
-                   expires_at: int, session_expires_at: int) -> None:
+def create_session(
+    db: Database, sid: str, user: dict, access_token: str, refresh_token: str | None, expires_at: int, session_expires_at: int
+) -> None:
     db.execute(
         f"INSERT INTO sessions ({_SESSION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (sid, str(user["id"]), user.get("username") or "", user.get("global_name"), user.get("avatar"),
-         access_token, refresh_token, int(expires_at), int(session_expires_at), utcnow()),
+        (
+            sid,
+            str(user["id"]),
+            user.get("username") or "",
+            user.get("global_name"),
+            user.get("avatar"),
+            access_token,
+            refresh_token,
+            int(expires_at),
+            int(session_expires_at),
+            utcnow(),
+        ),
     )
 
 
@@ -282,8 +318,9 @@ def get_session(db: Database, sid: str) -> dict | None:
     return db.fetchone(f"SELECT {_SESSION_COLS} FROM sessions WHERE id = ?", (sid,))
 
 
-def update_session_tokens(db: Database, sid: str, access_token: str, refresh_token: str | None,
-                          expires_at: int, session_expires_at: int) -> None:
+def update_session_tokens(
+    db: Database, sid: str, access_token: str, refresh_token: str | None, expires_at: int, session_expires_at: int
+) -> None:
     db.execute(
         "UPDATE sessions SET access_token = ?, refresh_token = ?, expires_at = ?, session_expires_at = ? WHERE id = ?",
         (access_token, refresh_token, int(expires_at), int(session_expires_at), sid),
@@ -304,8 +341,13 @@ def append_logs(db: Database, entries: list[dict], keep: int | None = None) -> N
         for e in entries:
             cur.execute(
                 "INSERT INTO guild_logs (guild_id, timestamp, level, target, message) VALUES (?, ?, ?, ?, ?)",
-                (e.get("guild_id"), int(e.get("timestamp") or time.time() * 1000), storable_text(e["level"]),
-                 storable_text(e["target"]), storable_text(e["message"])),
+                (
+                    e.get("guild_id"),
+                    int(e.get("timestamp") or time.time() * 1000),
+                    storable_text(e["level"]),
+                    storable_text(e["target"]),
+                    storable_text(e["message"]),
+                ),
             )
         for guild_id in {e.get("guild_id") for e in entries if e.get("guild_id")}:
             cur.execute(

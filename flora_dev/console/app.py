@@ -41,8 +41,16 @@ def _say(line: str) -> None:
 
 
 class DevSession:
-    def __init__(self, project_dir: str | os.PathLike, config, plugins=None, *, port: int = 8780,
-                 emulator_port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        project_dir: str | os.PathLike,
+        config,
+        plugins=None,
+        *,
+        port: int = 8780,
+        emulator_port: int = 0,
+        host: str = "127.0.0.1",
+    ) -> None:
         self.root = Path(project_dir).resolve()
         self.base_config = config
         self.plugins = plugins
@@ -84,12 +92,17 @@ class DevSession:
         except OSError as exc:  # a read-only project: the ids are new next time, nothing else changes
             _say(f"  note: could not save the emulator's ids in {saved_at}: {exc.strerror or exc}")
         emu.listeners.append(self._on_emulator_event)
-        values = dict(self.base_config.to_dict(), data_dir=self.tmp, database_url=None,
-                      discord_api_base=emu.api_base, discord_token=EMULATOR_TOKEN, max_workers=1)
+        values = dict(
+            self.base_config.to_dict(),
+            data_dir=self.tmp,
+            database_url=None,
+            discord_api_base=emu.api_base,
+            discord_token=EMULATOR_TOKEN,
+            max_workers=1,
+        )
         config = Config.from_dict(values)
         self.plugins = self.plugins or Plugins()
-        if not hasattr(self.plugins.hook, "flora_console_state") or \
-                self.plugins.hook.flora_console_state.spec is None:
+        if not hasattr(self.plugins.hook, "flora_console_state") or self.plugins.hook.flora_console_state.spec is None:
             self.plugins.pm.add_hookspecs(console_hookspecs)  # the console's own hooks (the kv view)
         # flora dev deploys the project itself: no starter script
         self.runtime = Runtime(config, self.plugins, starter=False)
@@ -133,10 +146,22 @@ class DevSession:
             entry, files = await loop.run_in_executor(None, self._project_files)
             bundle = await loop.run_in_executor(None, rt.bundler.bundle, entry, files)
             ok, error = await rt.load(self.guild_id, bundle)
-            rev = await loop.run_in_executor(None, lambda: repo.record_revision(
-                rt.db, self.guild_id, entry=entry, status="success" if ok else "failed",
-                bundle=bundle, deploy_source="dev", actor_type="system", actor_username="flora dev",
-                error_message=error, files=files, bundler_version=BUNDLER_VERSION))
+            rev = await loop.run_in_executor(
+                None,
+                lambda: repo.record_revision(
+                    rt.db,
+                    self.guild_id,
+                    entry=entry,
+                    status="success" if ok else "failed",
+                    bundle=bundle,
+                    deploy_source="dev",
+                    actor_type="system",
+                    actor_username="flora dev",
+                    error_message=error,
+                    files=files,
+                    bundler_version=BUNDLER_VERSION,
+                ),
+            )
             if ok:
                 rt.plugins.deployment_changed(self.guild_id, rev)
                 await loop.run_in_executor(None, self._deployed, files)
@@ -176,8 +201,7 @@ class DevSession:
             await asyncio.sleep(POLL_SECS)
             now = await loop.run_in_executor(None, self._snapshot)
             if now != before:
-                changed = sorted(os.path.relpath(p, self.root) for p in set(now) | set(before)
-                                 if now.get(p) != before.get(p))
+                changed = sorted(os.path.relpath(p, self.root) for p in set(now) | set(before) if now.get(p) != before.get(p))
                 _say(f"  changed: {', '.join(changed[:5])}{' …' if len(changed) > 5 else ''}")
                 before = now
                 await self.deploy()
@@ -205,8 +229,7 @@ class DevSession:
 
     def _signature(self) -> tuple:
         st = self.emu.state
-        eph = tuple((m["id"], m.get("edited_timestamp"), len(m.get("content") or ""))
-                    for m in list(st.ephemeral.values())[-50:])
+        eph = tuple((m["id"], m.get("edited_timestamp"), len(m.get("content") or "")) for m in list(st.ephemeral.values())[-50:])
         cmds = len(self.emu.commands(self.guild_id)) + len(self.emu.commands(None))
         return (len(st.ephemeral), eph, cmds)
 
@@ -228,9 +251,18 @@ class DevSession:
                         continue
                     if rec.modal and iid not in self.modals_shown:
                         self.modals_shown.add(iid)
-                        self._broadcast({"t": "modal", "d": {
-                            "interaction_id": iid, "user_id": uid, "channel_id": rec.channel_id,
-                            "message_id": rec.message_id, "modal": rec.modal}})
+                        self._broadcast(
+                            {
+                                "t": "modal",
+                                "d": {
+                                    "interaction_id": iid,
+                                    "user_id": uid,
+                                    "channel_id": rec.channel_id,
+                                    "message_id": rec.message_id,
+                                    "modal": rec.modal,
+                                },
+                            }
+                        )
                     if time.monotonic() - rec.created > 30:
                         self.watched.pop(iid, None)
             except Exception:  # noqa: BLE001
@@ -289,6 +321,7 @@ class DevSession:
                 return _json({"error": exc.message, "code": exc.code}, exc.status)
             except (LookupError, TypeError, ValueError) as exc:
                 return _json({"error": str(exc)}, 400)
+
         return handler
 
     def api_world(self, b: dict) -> dict:
@@ -296,15 +329,26 @@ class DevSession:
         snap = self.emu.snapshot()
         guild = next(g for g in snap["guilds"] if g["id"] == self.guild_id)
         roles = {r["id"]: r for r in guild.get("roles", [])}
-        members = [{"id": m["user"]["id"], "username": m["user"]["username"],
-                    "roles": [roles[r]["name"] for r in m.get("roles", []) if r in roles]}
-                   for m in guild.get("members", []) if not m["user"].get("bot")]
-        channels = [{"id": c["id"], "name": c["name"]} for c in guild.get("channels", [])
-                    if c.get("type") in (0, 5)]
+        members = [
+            {
+                "id": m["user"]["id"],
+                "username": m["user"]["username"],
+                "roles": [roles[r]["name"] for r in m.get("roles", []) if r in roles],
+            }
+            for m in guild.get("members", [])
+            if not m["user"].get("bot")
+        ]
+        channels = [{"id": c["id"], "name": c["name"]} for c in guild.get("channels", []) if c.get("type") in (0, 5)]
         commands = self.emu.commands(self.guild_id) + self.emu.commands(None)
-        return {"guild": {"id": self.guild_id, "name": guild["name"]}, "channels": channels,
-                "members": members, "bot": st.bot_user, "commands": commands,
-                "project": str(self.root), "deploy": self.last_deploy}
+        return {
+            "guild": {"id": self.guild_id, "name": guild["name"]},
+            "channels": channels,
+            "members": members,
+            "bot": st.bot_user,
+            "commands": commands,
+            "project": str(self.root),
+            "deploy": self.last_deploy,
+        }
 
     def api_messages(self, b: dict) -> list[dict]:
         cid, uid = b["channel_id"], b.get("user")
@@ -330,19 +374,19 @@ class DevSession:
         return {"id": msg["id"]}
 
     def api_slash(self, b: dict) -> dict:
-        payload = self.emu.invoke_slash(self.guild_id, b["channel_id"], b["user_id"], b["name"],
-                                        b.get("options") or None)
+        payload = self.emu.invoke_slash(self.guild_id, b["channel_id"], b["user_id"], b["name"], b.get("options") or None)
         return self._watch_interaction(payload, b["user_id"])
 
     def api_click(self, b: dict) -> dict:
-        payload = self.emu.click_component(b["channel_id"], b["message_id"], b["user_id"],
-                                           b["custom_id"], int(b.get("component_type", 2)),
-                                           b.get("values"))
+        payload = self.emu.click_component(
+            b["channel_id"], b["message_id"], b["user_id"], b["custom_id"], int(b.get("component_type", 2)), b.get("values")
+        )
         return self._watch_interaction(payload, b["user_id"])
 
     def api_modal(self, b: dict) -> dict:
-        payload = self.emu.submit_modal(self.guild_id, b["channel_id"], b["user_id"], b["custom_id"],
-                                        b.get("fields") or {}, b.get("message_id"))
+        payload = self.emu.submit_modal(
+            self.guild_id, b["channel_id"], b["user_id"], b["custom_id"], b.get("fields") or {}, b.get("message_id")
+        )
         return self._watch_interaction(payload, b["user_id"])
 
     def api_react(self, b: dict) -> dict:
@@ -379,8 +423,7 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in str(text).splitlines())
 
 
-def run_dev(project_dir: str | os.PathLike, config, plugins=None, *, port: int = 8780,
-            emulator_port: int = 0) -> int:
+def run_dev(project_dir: str | os.PathLike, config, plugins=None, *, port: int = 8780, emulator_port: int = 0) -> int:
     """``flora dev``: run until SIGINT/SIGTERM; print the console's URL."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("disnake").setLevel(logging.ERROR)
@@ -402,8 +445,10 @@ def run_dev(project_dir: str | os.PathLike, config, plugins=None, *, port: int =
         _say(f"flora dev: {session.root}")
         try:
             await session.start()
-            _say(f"\n  console: {session.url}\n  (the bot runs against the built-in Discord emulator; "
-                 "files are watched, Ctrl-C stops)\n")
+            _say(
+                f"\n  console: {session.url}\n  (the bot runs against the built-in Discord emulator; "
+                "files are watched, Ctrl-C stops)\n"
+            )
             await stop.wait()
         finally:
             _say("  stopping")

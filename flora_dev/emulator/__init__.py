@@ -27,8 +27,17 @@ from .models import ApiError
 from .server import EmulatorServer
 from .snowflake import SnowflakeGenerator, shard_for
 
-__all__ = ["Emulator", "EmulatorServer", "ApiError", "SnowflakeGenerator", "shard_for", "seed_dev_world", "world_ids",
-           "load_world_ids", "save_world_ids"]
+__all__ = [
+    "Emulator",
+    "EmulatorServer",
+    "ApiError",
+    "SnowflakeGenerator",
+    "shard_for",
+    "seed_dev_world",
+    "world_ids",
+    "load_world_ids",
+    "save_world_ids",
+]
 
 
 def seed_dev_world(emu: "Emulator | EmulatorServer", ids: dict | None = None) -> dict:
@@ -45,8 +54,12 @@ def seed_dev_world(emu: "Emulator | EmulatorServer", ids: dict | None = None) ->
     bob = emu.create_user("bob", user_id=ids.get("bob"))
     emu.add_member(guild["id"], alice["id"], roles=[admin["id"]])
     emu.add_member(guild["id"], bob["id"])
-    return {"guild": guild, "channels": {"general": general, "bot-commands": bot_commands},
-            "roles": {"admin": admin}, "users": {"alice": alice, "bob": bob}}
+    return {
+        "guild": guild,
+        "channels": {"general": general, "bot-commands": bot_commands},
+        "roles": {"admin": admin},
+        "users": {"alice": alice, "bob": bob},
+    }
 
 
 def world_ids(world: dict) -> dict:

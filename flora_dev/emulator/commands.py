@@ -8,9 +8,17 @@ from typing import Any
 from .models import ApiError, invalid_form, unknown
 
 _CHAT_INPUT_NAME = re.compile(r"^[-_'\w]{1,32}$")
-_ECHOED = ("name_localizations", "description_localizations", "options",
-           "default_member_permissions", "contexts", "integration_types", "nsfw", "dm_permission",
-           "handler")
+_ECHOED = (
+    "name_localizations",
+    "description_localizations",
+    "options",
+    "default_member_permissions",
+    "contexts",
+    "integration_types",
+    "nsfw",
+    "dm_permission",
+    "handler",
+)
 
 
 class CommandsMixin:
@@ -37,12 +45,10 @@ class CommandsMixin:
             raise invalid_form(f"{where}.name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length.")
         if ctype == 1:
             if not _CHAT_INPUT_NAME.match(name) or name != name.lower():
-                raise invalid_form(f"{where}.name", "APPLICATION_COMMAND_INVALID_NAME",
-                                   "Command name is invalid")
+                raise invalid_form(f"{where}.name", "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
             desc = body.get("description")
             if not isinstance(desc, str) or not 1 <= len(desc) <= 100:
-                raise invalid_form(f"{where}.description", "BASE_TYPE_BAD_LENGTH",
-                                   "Must be between 1 and 100 in length.")
+                raise invalid_form(f"{where}.description", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
 
     def _make_command(self, body: dict, guild_id: str | None, existing: dict | None) -> dict:
         ctype = int(body.get("type") or 1)
@@ -83,8 +89,9 @@ class CommandsMixin:
             self._validate_command(body, str(i))
             key = (int(body.get("type") or 1), body["name"])
             if key in seen:
-                raise invalid_form(str(i), "APPLICATION_COMMANDS_DUPLICATE_NAME",
-                                   f"Application command names must be unique ({body['name']})")
+                raise invalid_form(
+                    str(i), "APPLICATION_COMMANDS_DUPLICATE_NAME", f"Application command names must be unique ({body['name']})"
+                )
             seen.add(key)
         by_key = {(c["type"], c["name"]): c for c in box.values()}
         new_box: dict[str, dict] = {}
@@ -138,7 +145,8 @@ class CommandsMixin:
             f"no application command named {name!r} (type {type}) is registered"
             + (f" for guild {guild_id}" if guild_id is not None else "")
             + f"; guild commands: {guild_names}, global commands: {global_names}."
-            " Did the bot sync its commands (PUT /applications/{app}/guilds/{g}/commands)?")
+            " Did the bot sync its commands (PUT /applications/{app}/guilds/{g}/commands)?"
+        )
 
 
 def _strip(cmd: dict) -> dict:

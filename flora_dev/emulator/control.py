@@ -42,6 +42,7 @@ def register_control(app: web.Application, srv: EmulatorServer) -> None:
             except (TypeError, ValueError) as exc:
                 return _json({"error": str(exc)}, 400)
             return _json(result if result is not None else {"ok": True}, status)
+
         return handler
 
     def q(request_body: dict, key: str, default: Any = None) -> Any:
@@ -53,8 +54,7 @@ def register_control(app: web.Application, srv: EmulatorServer) -> None:
         ("GET", "/_emu/gateway_log", lambda b: srv.gateway_log, 200),
         ("GET", "/_emu/unknown_routes", lambda b: srv.unknown_routes, 200),
         ("GET", "/_emu/messages/{channel_id}", lambda b: srv.messages(b["channel_id"]), 200),
-        ("GET", "/_emu/interactions/{interaction_id}",
-         lambda b: srv.interaction(b["interaction_id"]), 200),
+        ("GET", "/_emu/interactions/{interaction_id}", lambda b: srv.interaction(b["interaction_id"]), 200),
         ("GET", "/_emu/commands", lambda b: srv.commands(None), 200),
         ("GET", "/_emu/commands/{guild_id}", lambda b: srv.commands(b["guild_id"]), 200),
         ("DELETE", "/_emu/requests", lambda b: srv.clear_requests(), 200),
@@ -69,13 +69,10 @@ def register_control(app: web.Application, srv: EmulatorServer) -> None:
         ("POST", "/_emu/click", lambda b: srv.click_component(**b), 201),
         ("POST", "/_emu/modal", lambda b: srv.submit_modal(**b), 201),
         ("POST", "/_emu/react", lambda b: {"added": srv.react(**b)}, 200),
-        ("POST", "/_emu/dispatch",
-         lambda b: srv.dispatch(b["event"], b.get("data"), b.get("guild_id")), 200),
+        ("POST", "/_emu/dispatch", lambda b: srv.dispatch(b["event"], b.get("data"), b.get("guild_id")), 200),
         ("POST", "/_emu/reconnect", lambda b: {"sessions": srv.send_reconnect(q(b, "shard"))}, 200),
-        ("POST", "/_emu/invalidate",
-         lambda b: {"sessions": srv.invalidate_session(q(b, "resumable", True), q(b, "shard"))}, 200),
-        ("POST", "/_emu/drop",
-         lambda b: {"sessions": srv.drop_connections(q(b, "code", 4000), q(b, "shard"))}, 200),
+        ("POST", "/_emu/invalidate", lambda b: {"sessions": srv.invalidate_session(q(b, "resumable", True), q(b, "shard"))}, 200),
+        ("POST", "/_emu/drop", lambda b: {"sessions": srv.drop_connections(q(b, "code", 4000), q(b, "shard"))}, 200),
         ("POST", "/_emu/inject_429", lambda b: srv.inject_429(**b), 200),
         ("POST", "/_emu/inject_status", lambda b: srv.inject_status(**b), 200),
         ("POST", "/_emu/set_bucket", lambda b: srv.set_bucket(**b), 200),
@@ -110,4 +107,5 @@ def _requests_handler(srv: EmulatorServer):
         if limit:
             found = found[-limit:]
         return _json([{k: v for k, v in r.items() if k != "headers"} for r in found])
+
     return handler

@@ -23,10 +23,8 @@ class Emulator:
     ...     disnake.http.Route.BASE = emu.api_base
     """
 
-    def __init__(self, token: str = "emu-token", heartbeat_interval_ms: int = 41250,
-                 **server_options: Any) -> None:
-        self.server = EmulatorServer(token, heartbeat_interval_ms=heartbeat_interval_ms,
-                                     **server_options)
+    def __init__(self, token: str = "emu-token", heartbeat_interval_ms: int = 41250, **server_options: Any) -> None:
+        self.server = EmulatorServer(token, heartbeat_interval_ms=heartbeat_interval_ms, **server_options)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -151,8 +149,11 @@ class Emulator:
     def oauth_requests(self, path: str | None = None, *, user_id: str | None = None) -> list[dict]:
         """The Bearer (user) calls the emulator answered so far, oldest first, optionally only those to
         ``path`` (e.g. ``"/users/@me/guilds"``) and of ``user_id``: ``{method, path, user_id, status, time}``."""
-        return [dict(r) for r in self._call(lambda: list(self.server.oauth.requests))
-                if (path is None or r["path"] == path) and (user_id is None or r["user_id"] == str(user_id))]
+        return [
+            dict(r)
+            for r in self._call(lambda: list(self.server.oauth.requests))
+            if (path is None or r["path"] == path) and (user_id is None or r["user_id"] == str(user_id))
+        ]
 
     @property
     def oauth_base(self) -> str:
@@ -160,44 +161,77 @@ class Emulator:
         return self.server.url
 
     # --- world -------------------------------------------------------------------------
-    def create_guild(self, name: str, guild_id: str | None = None, *, owner_id: str | None = None,
-                     shard: tuple[int, int] | None = None) -> dict:
+    def create_guild(
+        self, name: str, guild_id: str | None = None, *, owner_id: str | None = None, shard: tuple[int, int] | None = None
+    ) -> dict:
         return self._call(self.server.create_guild, name, guild_id, owner_id=owner_id, shard=shard)
 
     def remove_guild(self, guild_id: str) -> None:
         self._call(self.server.remove_guild, guild_id)
 
-    def create_channel(self, guild_id: str, name: str, type: int = 0, *,
-                       parent_id: str | None = None, topic: str | None = None,
-                       position: int | None = None, permission_overwrites: list | None = None,
-                       nsfw: bool = False, channel_id: str | None = None) -> dict:
-        return self._call(self.server.create_channel, guild_id, name, type, parent_id=parent_id,
-                          topic=topic, position=position,
-                          permission_overwrites=permission_overwrites, nsfw=nsfw,
-                          channel_id=channel_id)
+    def create_channel(
+        self,
+        guild_id: str,
+        name: str,
+        type: int = 0,
+        *,
+        parent_id: str | None = None,
+        topic: str | None = None,
+        position: int | None = None,
+        permission_overwrites: list | None = None,
+        nsfw: bool = False,
+        channel_id: str | None = None,
+    ) -> dict:
+        return self._call(
+            self.server.create_channel,
+            guild_id,
+            name,
+            type,
+            parent_id=parent_id,
+            topic=topic,
+            position=position,
+            permission_overwrites=permission_overwrites,
+            nsfw=nsfw,
+            channel_id=channel_id,
+        )
 
-    def create_thread(self, channel_id: str, name: str, *, type: int = 11,
-                      message_id: str | None = None, owner_id: str | None = None) -> dict:
-        return self._call(self.server.create_thread, channel_id, name, type=type,
-                          message_id=message_id, owner_id=owner_id)
+    def create_thread(
+        self, channel_id: str, name: str, *, type: int = 11, message_id: str | None = None, owner_id: str | None = None
+    ) -> dict:
+        return self._call(self.server.create_thread, channel_id, name, type=type, message_id=message_id, owner_id=owner_id)
 
-    def create_role(self, guild_id: str, name: str, permissions: str | int = "0", *,
-                    color: int = 0, hoist: bool = False, mentionable: bool = False,
-                    role_id: str | None = None) -> dict:
-        return self._call(self.server.create_role, guild_id, name, permissions, color=color,
-                          hoist=hoist, mentionable=mentionable, role_id=role_id)
+    def create_role(
+        self,
+        guild_id: str,
+        name: str,
+        permissions: str | int = "0",
+        *,
+        color: int = 0,
+        hoist: bool = False,
+        mentionable: bool = False,
+        role_id: str | None = None,
+    ) -> dict:
+        return self._call(
+            self.server.create_role,
+            guild_id,
+            name,
+            permissions,
+            color=color,
+            hoist=hoist,
+            mentionable=mentionable,
+            role_id=role_id,
+        )
 
     def create_webhook(self, channel_id: str, name: str) -> dict:
         """An incoming webhook of a guild channel (``id``, ``token``, ``guild_id``, ``channel_id``)."""
         return self._call(self.server.create_webhook, channel_id, name)
 
-    def create_user(self, username: str, bot: bool = False, *, user_id: str | None = None,
-                    global_name: str | None = None) -> dict:
-        return self._call(self.server.create_user, username, bot, user_id=user_id,
-                          global_name=global_name)
+    def create_user(
+        self, username: str, bot: bool = False, *, user_id: str | None = None, global_name: str | None = None
+    ) -> dict:
+        return self._call(self.server.create_user, username, bot, user_id=user_id, global_name=global_name)
 
-    def add_member(self, guild_id: str, user_id: str, roles: list[str] | None = None,
-                   nick: str | None = None) -> dict:
+    def add_member(self, guild_id: str, user_id: str, roles: list[str] | None = None, nick: str | None = None) -> dict:
         return self._call(self.server.add_member, guild_id, user_id, roles, nick)
 
     def update_member(self, guild_id: str, user_id: str, **changes: Any) -> dict:
@@ -207,13 +241,31 @@ class Emulator:
         self._call(self.server.remove_member, guild_id, user_id)
 
     # --- users acting -------------------------------------------------------------------
-    def user_says(self, channel_id: str, user_id: str, content: str = "", *,
-                  reply_to: str | None = None, embeds: list | None = None,
-                  components: list | None = None, attachments: list | None = None,
-                  tts: bool = False, nonce: str | None = None) -> dict:
-        return self._call(self.server.user_says, channel_id, user_id, content, reply_to=reply_to,
-                          embeds=embeds, components=components, attachments=attachments,
-                          tts=tts, nonce=nonce)
+    def user_says(
+        self,
+        channel_id: str,
+        user_id: str,
+        content: str = "",
+        *,
+        reply_to: str | None = None,
+        embeds: list | None = None,
+        components: list | None = None,
+        attachments: list | None = None,
+        tts: bool = False,
+        nonce: str | None = None,
+    ) -> dict:
+        return self._call(
+            self.server.user_says,
+            channel_id,
+            user_id,
+            content,
+            reply_to=reply_to,
+            embeds=embeds,
+            components=components,
+            attachments=attachments,
+            tts=tts,
+            nonce=nonce,
+        )
 
     def user_edits(self, channel_id: str, message_id: str, user_id: str, content: str) -> dict:
         return self._call(self.server.user_edits, channel_id, message_id, user_id, content)
@@ -227,32 +279,64 @@ class Emulator:
     def unreact(self, channel_id: str, message_id: str, user_id: str, emoji: str) -> bool:
         return self._call(self.server.unreact, channel_id, message_id, user_id, emoji)
 
-    def invoke_slash(self, guild_id: str | None, channel_id: str, user_id: str, name: str,
-                     options: list | None = None, *, locale: str = "en-US") -> dict:
-        return self._call(self.server.invoke_slash, guild_id, channel_id, user_id, name, options,
-                          locale=locale)
+    def invoke_slash(
+        self,
+        guild_id: str | None,
+        channel_id: str,
+        user_id: str,
+        name: str,
+        options: list | None = None,
+        *,
+        locale: str = "en-US",
+    ) -> dict:
+        return self._call(self.server.invoke_slash, guild_id, channel_id, user_id, name, options, locale=locale)
 
-    def invoke_command(self, guild_id: str | None, channel_id: str, user_id: str, name: str,
-                       options: list | None = None, *, type: int = 1,
-                       target_id: str | None = None, locale: str = "en-US") -> dict:
-        return self._call(self.server.invoke_command, guild_id, channel_id, user_id, name, options,
-                          type=type, target_id=target_id, locale=locale)
+    def invoke_command(
+        self,
+        guild_id: str | None,
+        channel_id: str,
+        user_id: str,
+        name: str,
+        options: list | None = None,
+        *,
+        type: int = 1,
+        target_id: str | None = None,
+        locale: str = "en-US",
+    ) -> dict:
+        return self._call(
+            self.server.invoke_command,
+            guild_id,
+            channel_id,
+            user_id,
+            name,
+            options,
+            type=type,
+            target_id=target_id,
+            locale=locale,
+        )
 
-    def invoke_autocomplete(self, guild_id: str | None, channel_id: str, user_id: str, name: str,
-                            options: list) -> dict:
-        return self._call(self.server.invoke_autocomplete, guild_id, channel_id, user_id, name,
-                          options)
+    def invoke_autocomplete(self, guild_id: str | None, channel_id: str, user_id: str, name: str, options: list) -> dict:
+        return self._call(self.server.invoke_autocomplete, guild_id, channel_id, user_id, name, options)
 
-    def click_component(self, channel_id: str, message_id: str, user_id: str, custom_id: str,
-                        component_type: int = 2, values: list | None = None) -> dict:
-        return self._call(self.server.click_component, channel_id, message_id, user_id, custom_id,
-                          component_type, values)
+    def click_component(
+        self, channel_id: str, message_id: str, user_id: str, custom_id: str, component_type: int = 2, values: list | None = None
+    ) -> dict:
+        return self._call(self.server.click_component, channel_id, message_id, user_id, custom_id, component_type, values)
 
-    def submit_modal(self, guild_id: str | None, channel_id: str, user_id: str, custom_id: str,
-                     fields: dict | None = None, message_id: str | None = None, *,
-                     components: list | None = None) -> dict:
-        return self._call(self.server.submit_modal, guild_id, channel_id, user_id, custom_id,
-                          fields, message_id, components=components)
+    def submit_modal(
+        self,
+        guild_id: str | None,
+        channel_id: str,
+        user_id: str,
+        custom_id: str,
+        fields: dict | None = None,
+        message_id: str | None = None,
+        *,
+        components: list | None = None,
+    ) -> dict:
+        return self._call(
+            self.server.submit_modal, guild_id, channel_id, user_id, custom_id, fields, message_id, components=components
+        )
 
     # --- gateway control -------------------------------------------------------------------
     def dispatch(self, event_type: str, data: Any, guild_id: str | None = None) -> None:
@@ -298,8 +382,9 @@ class Emulator:
     def requests(self) -> list[dict]:
         return self._call(lambda: self.server.requests)
 
-    def find_requests(self, method: str | None = None, path_regex: str | None = None, *,
-                      since: float | None = None) -> list[dict]:
+    def find_requests(
+        self, method: str | None = None, path_regex: str | None = None, *, since: float | None = None
+    ) -> list[dict]:
         return self._call(self.server.find_requests, method, path_regex, since=since)
 
     def clear_requests(self) -> None:
@@ -313,8 +398,9 @@ class Emulator:
         return self._call(self.server.snapshot)
 
     # --- rate limits ----------------------------------------------------------------------
-    def inject_429(self, method: str | None, path_regex: str, count: int = 1,
-                   retry_after: float = 0.5, is_global: bool = False) -> None:
+    def inject_429(
+        self, method: str | None, path_regex: str, count: int = 1, retry_after: float = 0.5, is_global: bool = False
+    ) -> None:
         self.server.inject_429(method, path_regex, count, retry_after, is_global)
 
     def set_bucket(self, method: str | None, path_regex: str, limit: int, per_seconds: float) -> None:
@@ -331,8 +417,7 @@ class Emulator:
         return self.server.limits.bucket_rejections
 
     # --- waiting ----------------------------------------------------------------------------
-    def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0,
-                 interval: float = 0.01) -> T:
+    def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.01) -> T:
         """Poll ``predicate()`` (in the calling thread) until truthy; return its value."""
         if threading.current_thread() is self._thread:
             raise RuntimeError("wait_for would block the emulator loop; use server.wait_for")
@@ -345,17 +430,13 @@ class Emulator:
                 raise TimeoutError(f"condition {_describe(predicate)} not met within {timeout}s")
             time.sleep(interval)
 
-    def wait_for_request(self, method: str | None, path_regex: str, timeout: float = 5.0, *,
-                         since: float | None = None) -> dict:
+    def wait_for_request(self, method: str | None, path_regex: str, timeout: float = 5.0, *, since: float | None = None) -> dict:
         """First recorded request matching method (None/"*" = any) and ``re.search(path)``;
         paths are relative to /api/v10, e.g. ``/channels/123/messages``."""
         try:
-            return self.wait_for(lambda: next(iter(self.find_requests(method, path_regex,
-                                                                      since=since)), None),
-                                 timeout)
+            return self.wait_for(lambda: next(iter(self.find_requests(method, path_regex, since=since)), None), timeout)
         except TimeoutError:
-            raise TimeoutError(_request_timeout_message(self.requests, method, path_regex,
-                                                        timeout)) from None
+            raise TimeoutError(_request_timeout_message(self.requests, method, path_regex, timeout)) from None
 
 
 __all__ = ["Emulator"]

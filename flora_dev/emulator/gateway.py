@@ -26,8 +26,20 @@ _BLANKED = {"content": "", "embeds": [], "attachments": [], "components": []}
 
 
 class Session:
-    __slots__ = ("id", "shard_id", "shard_count", "intents", "identified_at", "seq", "buffer",
-                 "conn", "disconnected_at", "resumes", "heartbeats", "invalid")
+    __slots__ = (
+        "id",
+        "shard_id",
+        "shard_count",
+        "intents",
+        "identified_at",
+        "seq",
+        "buffer",
+        "conn",
+        "disconnected_at",
+        "resumes",
+        "heartbeats",
+        "invalid",
+    )
 
     def __init__(self, shard_id: int, shard_count: int, intents: int, buffer_size: int) -> None:
         self.id = secrets.token_hex(16)
@@ -52,10 +64,16 @@ class Session:
             conn.send(frame)
 
     def info(self) -> dict:
-        return {"session_id": self.id, "shard": [self.shard_id, self.shard_count],
-                "intents": self.intents, "identified_at": self.identified_at, "seq": self.seq,
-                "resumes": self.resumes, "heartbeats": self.heartbeats,
-                "connected": self.conn is not None}
+        return {
+            "session_id": self.id,
+            "shard": [self.shard_id, self.shard_count],
+            "intents": self.intents,
+            "identified_at": self.identified_at,
+            "seq": self.seq,
+            "resumes": self.resumes,
+            "heartbeats": self.heartbeats,
+            "connected": self.conn is not None,
+        }
 
 
 class Connection:
@@ -122,8 +140,7 @@ class GatewayHub:
         self.resume_window = 300.0
 
     # --- dispatch ------------------------------------------------------------
-    def dispatch(self, event: str, data: Any, guild_id: str | int | None = None, *,
-                 dm: bool = False) -> None:
+    def dispatch(self, event: str, data: Any, guild_id: str | int | None = None, *, dm: bool = False) -> None:
         """Send a dispatch to every session that should see it (shard + intents)."""
         sessions = self.sessions
         if not sessions:
@@ -131,8 +148,7 @@ class GatewayHub:
         need = EVENT_INTENTS.get(event)
         need = 0 if need is None else need[1 if dm else 0]
         ts = int(guild_id) >> 22 if guild_id is not None else None
-        may_blank = (event in ("MESSAGE_CREATE", "MESSAGE_UPDATE") and not dm
-                     and self._needs_blanking(data))
+        may_blank = event in ("MESSAGE_CREATE", "MESSAGE_UPDATE") and not dm and self._needs_blanking(data)
         full = blank = None
         for s in tuple(sessions.values()):
             if s.invalid:
@@ -162,8 +178,7 @@ class GatewayHub:
 
     # --- control -------------------------------------------------------------
     def _live(self, shard: int | None) -> list[Session]:
-        return [s for s in self.sessions.values()
-                if s.conn is not None and (shard is None or s.shard_id == shard)]
+        return [s for s in self.sessions.values() if s.conn is not None and (shard is None or s.shard_id == shard)]
 
     def send_reconnect(self, shard: int | None = None) -> int:
         sessions = self._live(shard)
@@ -206,11 +221,9 @@ class GatewayHub:
 
     # --- websocket handler -----------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=True, compress=False, max_msg_size=16 * 1024 * 1024,
-                                   timeout=2.0)
+        ws = web.WebSocketResponse(autoping=True, compress=False, max_msg_size=16 * 1024 * 1024, timeout=2.0)
         await ws.prepare(request)
-        compress = (request.query.get("compress") == "zlib-stream"
-                    and self.server.gateway_compression)
+        compress = request.query.get("compress") == "zlib-stream" and self.server.gateway_compression
         conn = Connection(ws, compress)
         self.connections.add(conn)
         conn.start()
@@ -259,9 +272,14 @@ class GatewayHub:
             conn.send_op(11, None)
             return True
         session = conn.session
-        self.log.append({"op": op, "time": time.time(),
-                         "session_id": session.id if session else None,
-                         "shard": [session.shard_id, session.shard_count] if session else None})
+        self.log.append(
+            {
+                "op": op,
+                "time": time.time(),
+                "session_id": session.id if session else None,
+                "shard": [session.shard_id, session.shard_count] if session else None,
+            }
+        )
         if op == 2:
             return self._identify(conn, d if isinstance(d, dict) else {})
         if op == 6:
@@ -320,13 +338,21 @@ class GatewayHub:
         st = self.state
         owned = [gid for gid in st.guilds if (int(gid) >> 22) % shard_count == shard_id]
         ready = {
-            "v": 10, "user": st.bot_user, "user_settings": {}, "session_type": "normal",
-            "session_id": session.id, "resume_gateway_url": self.server.ws_url,
+            "v": 10,
+            "user": st.bot_user,
+            "user_settings": {},
+            "session_type": "normal",
+            "session_id": session.id,
+            "resume_gateway_url": self.server.ws_url,
             "guilds": [{"id": gid, "unavailable": True} for gid in owned],
-            "private_channels": [], "presences": [], "relationships": [],
-            "guild_join_requests": [], "geo_ordered_rtc_regions": ["local"],
+            "private_channels": [],
+            "presences": [],
+            "relationships": [],
+            "guild_join_requests": [],
+            "geo_ordered_rtc_regions": ["local"],
             "application": {"id": st.application_id, "flags": self.server.application_flags},
-            "auth": {}, "_trace": _TRACE,
+            "auth": {},
+            "_trace": _TRACE,
         }
         if d.get("shard") is not None:
             ready["shard"] = [shard_id, shard_count]
@@ -339,9 +365,11 @@ class GatewayHub:
     def _prune(self, shard_id: int, shard_count: int) -> None:
         now = time.monotonic()
         for s in list(self.sessions.values()):
-            if s.conn is None and s.disconnected_at is not None and (
-                    now - s.disconnected_at > self.resume_window
-                    or (s.shard_id, s.shard_count) == (shard_id, shard_count)):
+            if (
+                s.conn is None
+                and s.disconnected_at is not None
+                and (now - s.disconnected_at > self.resume_window or (s.shard_id, s.shard_count) == (shard_id, shard_count))
+            ):
                 self._forget(s)
 
     def _resume(self, conn: Connection, d: dict) -> bool:
@@ -384,14 +412,13 @@ class GatewayHub:
             if gid not in self.state.guilds:
                 continue
             members, not_found = self.state.query_members(
-                gid, query=str(d.get("query") or ""), limit=int(d.get("limit") or 0),
-                user_ids=user_ids)
+                gid, query=str(d.get("query") or ""), limit=int(d.get("limit") or 0), user_ids=user_ids
+            )
             if not session.intents & GUILD_MEMBERS and not user_ids:
                 members = [m for m in members if m["user"]["id"] == self.state.bot_id]
-            chunks = [members[i:i + 1000] for i in range(0, len(members), 1000)] or [[]]
+            chunks = [members[i : i + 1000] for i in range(0, len(members), 1000)] or [[]]
             for index, chunk in enumerate(chunks):
-                body: dict[str, Any] = {"guild_id": gid, "members": chunk, "chunk_index": index,
-                                        "chunk_count": len(chunks)}
+                body: dict[str, Any] = {"guild_id": gid, "members": chunk, "chunk_index": index, "chunk_count": len(chunks)}
                 if index == 0 and not_found:
                     body["not_found"] = not_found
                 if d.get("presences"):

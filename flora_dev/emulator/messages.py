@@ -58,8 +58,9 @@ class MessagesMixin:
             self.messages[msg["channel_id"]][mid] = msg
 
     # --- building -----------------------------------------------------------------
-    def _attachments_from(self, payload: dict, files: list[UploadedFile] | None,
-                          existing: list[dict] | None = None) -> list[dict]:
+    def _attachments_from(
+        self, payload: dict, files: list[UploadedFile] | None, existing: list[dict] | None = None
+    ) -> list[dict]:
         specs = payload.get("attachments")
         kept: list[dict] = []
         by_index: dict[str, dict] = {}
@@ -76,12 +77,12 @@ class MessagesMixin:
         for index, (field, filename, ctype, data) in enumerate(files or []):
             n = field[6:-1] if field.startswith("files[") and field.endswith("]") else str(index)
             spec = by_index.get(n, {})
-            kept.append(self.store_attachment(spec.get("filename") or filename, data, ctype,
-                                              spec.get("description")))
+            kept.append(self.store_attachment(spec.get("filename") or filename, data, ctype, spec.get("description")))
         return kept
 
-    def _mentions(self, content: str, guild_id: str | None, allowed: dict | None,
-                  replied_author: str | None) -> tuple[list[dict], list[str], bool]:
+    def _mentions(
+        self, content: str, guild_id: str | None, allowed: dict | None, replied_author: str | None
+    ) -> tuple[list[dict], list[str], bool]:
         parse = allowed.get("parse", []) if allowed is not None else ["users", "roles", "everyone"]
         ok_users = set(map(str, allowed.get("users", []))) if allowed is not None else set()
         ok_roles = set(map(str, allowed.get("roles", []))) if allowed is not None else set()
@@ -89,8 +90,7 @@ class MessagesMixin:
         for uid in MENTION_USER.findall(content):
             if uid in self.users and uid not in uids and ("users" in parse or uid in ok_users):
                 uids.append(uid)
-        if replied_author and replied_author not in uids and (
-                allowed is None or allowed.get("replied_user", False)):
+        if replied_author and replied_author not in uids and (allowed is None or allowed.get("replied_user", False)):
             uids.append(replied_author)
         guild = self.guilds.get(guild_id) if guild_id else None
         mentions = []
@@ -99,15 +99,27 @@ class MessagesMixin:
             if guild is not None and uid in guild.members:
                 user["member"] = self.member_payload(guild_id, uid, with_user=False)
             mentions.append(user)
-        roles = [r for r in dict.fromkeys(MENTION_ROLE.findall(content))
-                 if guild is not None and r in guild.roles and ("roles" in parse or r in ok_roles)]
+        roles = [
+            r
+            for r in dict.fromkeys(MENTION_ROLE.findall(content))
+            if guild is not None and r in guild.roles and ("roles" in parse or r in ok_roles)
+        ]
         everyone = ("@everyone" in content or "@here" in content) and "everyone" in parse
         return mentions, roles, everyone
 
-    def build_message(self, channel_id: str, author_id: str, payload: dict,
-                      files: list[UploadedFile] | None = None, *, author: dict | None = None,
-                      webhook_id: str | None = None, msg_type: int | None = None,
-                      extra: dict | None = None, allow_empty: bool = False) -> dict:
+    def build_message(
+        self,
+        channel_id: str,
+        author_id: str,
+        payload: dict,
+        files: list[UploadedFile] | None = None,
+        *,
+        author: dict | None = None,
+        webhook_id: str | None = None,
+        msg_type: int | None = None,
+        extra: dict | None = None,
+        allow_empty: bool = False,
+    ) -> dict:
         """A new message dict (not stored). Raises ApiError for invalid bodies."""
         ch = self.get_channel(channel_id)
         cid = ch["id"]
@@ -129,17 +141,20 @@ class MessagesMixin:
             target = self.messages.get(ref_cid, {}).get(str(ref["message_id"]))
             if target is None:
                 if ref.get("fail_if_not_exists", True):
-                    raise invalid_form("message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE",
-                                       "Unknown message")
+                    raise invalid_form("message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message")
             else:
-                ref_obj = {"type": ref.get("type", 0), "message_id": target["id"],
-                           "channel_id": ref_cid, "guild_id": target.get("guild_id")}
+                ref_obj = {
+                    "type": ref.get("type", 0),
+                    "message_id": target["id"],
+                    "channel_id": ref_cid,
+                    "guild_id": target.get("guild_id"),
+                }
                 if ref_obj["guild_id"] is None:
                     del ref_obj["guild_id"]
                 referenced = {k: v for k, v in target.items() if k != "referenced_message"}
         mentions, mention_roles, everyone = self._mentions(
-            content, gid, payload.get("allowed_mentions"),
-            referenced["author"]["id"] if referenced else None)
+            content, gid, payload.get("allowed_mentions"), referenced["author"]["id"] if referenced else None
+        )
         if author is None:
             author = self.public_user(author_id)
         msg: dict[str, Any] = {
@@ -202,24 +217,36 @@ class MessagesMixin:
             self.emit("MESSAGE_CREATE", msg, msg.get("guild_id"), dm=msg.get("guild_id") is None)
         return msg
 
-    def create_message(self, channel_id: str, author_id: str, payload: dict,
-                       files: list[UploadedFile] | None = None, **kw: Any) -> dict:
+    def create_message(
+        self, channel_id: str, author_id: str, payload: dict, files: list[UploadedFile] | None = None, **kw: Any
+    ) -> dict:
         return self.store_message(self.build_message(channel_id, author_id, payload, files, **kw))
 
-    def user_says(self, channel_id: str, user_id: str, content: str = "", *,
-                  reply_to: str | None = None, embeds: list | None = None,
-                  components: list | None = None, attachments: list | None = None,
-                  tts: bool = False, nonce: str | None = None) -> dict:
+    def user_says(
+        self,
+        channel_id: str,
+        user_id: str,
+        content: str = "",
+        *,
+        reply_to: str | None = None,
+        embeds: list | None = None,
+        components: list | None = None,
+        attachments: list | None = None,
+        tts: bool = False,
+        nonce: str | None = None,
+    ) -> dict:
         """A user posts a message. ``attachments`` items: ``(filename, bytes)`` or dicts."""
         ch = self.get_channel(channel_id)
         uid = str(user_id)
         self.get_user(uid)
         if ch.get("guild_id"):
             self.get_member_core(ch["guild_id"], uid)
-        files = [(f"files[{i}]", a[0], "application/octet-stream", a[1])
-                 for i, a in enumerate(attachments or []) if isinstance(a, tuple)]
-        payload: dict[str, Any] = {"content": content, "embeds": embeds, "components": components,
-                                   "tts": tts, "nonce": nonce}
+        files = [
+            (f"files[{i}]", a[0], "application/octet-stream", a[1])
+            for i, a in enumerate(attachments or [])
+            if isinstance(a, tuple)
+        ]
+        payload: dict[str, Any] = {"content": content, "embeds": embeds, "components": components, "tts": tts, "nonce": nonce}
         dicts = [a for a in attachments or [] if isinstance(a, dict)]
         if reply_to:
             payload["message_reference"] = {"message_id": str(reply_to), "channel_id": ch["id"]}
@@ -229,20 +256,26 @@ class MessagesMixin:
         return self.store_message(msg)
 
     # --- edit / delete ---------------------------------------------------------
-    def edit_message(self, channel_id: str, message_id: str, payload: dict,
-                     files: list[UploadedFile] | None = None, *, editor_id: str | None = None,
-                     msg: dict | None = None) -> dict:
+    def edit_message(
+        self,
+        channel_id: str,
+        message_id: str,
+        payload: dict,
+        files: list[UploadedFile] | None = None,
+        *,
+        editor_id: str | None = None,
+        msg: dict | None = None,
+    ) -> dict:
         msg = msg or self.get_message(channel_id, message_id)
         if editor_id is not None and msg["author"]["id"] != str(editor_id) and set(payload) - {"flags"}:
-                raise ApiError(403, 50005, "Cannot edit a message authored by another user")
+            raise ApiError(403, 50005, "Cannot edit a message authored by another user")
         new = dict(msg)
         if "content" in payload:
             new["content"] = "" if payload["content"] is None else str(payload["content"])
             if len(new["content"]) > 2000:
                 raise invalid_form("content", "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length.")
         if "embeds" in payload:
-            new["embeds"] = [e if "type" in e else dict(e, type="rich")
-                             for e in payload["embeds"] or []]
+            new["embeds"] = [e if "type" in e else dict(e, type="rich") for e in payload["embeds"] or []]
         if "components" in payload:
             new["components"] = payload["components"] or []
         if "poll" in payload and payload["poll"]:
@@ -252,8 +285,8 @@ class MessagesMixin:
         if "content" in payload or "allowed_mentions" in payload:
             ref = msg.get("referenced_message")
             new["mentions"], new["mention_roles"], new["mention_everyone"] = self._mentions(
-                new["content"], msg.get("guild_id"), payload.get("allowed_mentions"),
-                ref["author"]["id"] if ref else None)
+                new["content"], msg.get("guild_id"), payload.get("allowed_mentions"), ref["author"]["id"] if ref else None
+            )
         was_loading = bool(msg["flags"] & LOADING)
         flags = msg["flags"] & ~LOADING
         if payload.get("flags") is not None:
@@ -302,14 +335,15 @@ class MessagesMixin:
             data["guild_id"] = ch["guild_id"]
         self.emit("MESSAGE_DELETE_BULK", data, ch.get("guild_id"))
 
-    def list_messages(self, channel_id: str, *, limit: int = 50, before: str | None = None,
-                      after: str | None = None, around: str | None = None) -> list[dict]:
+    def list_messages(
+        self, channel_id: str, *, limit: int = 50, before: str | None = None, after: str | None = None, around: str | None = None
+    ) -> list[dict]:
         """Newest first, like Discord."""
         msgs = self.channel_messages(channel_id)
         limit = max(1, min(int(limit), 100))
         if around:
             a = int(around)
-            older = [m for m in msgs if int(m["id"]) <= a][-(limit // 2 + limit % 2):] if limit else []
+            older = [m for m in msgs if int(m["id"]) <= a][-(limit // 2 + limit % 2) :] if limit else []
             newer = [m for m in msgs if int(m["id"]) > a][: limit // 2]
             picked = older + newer
         elif after:
@@ -329,10 +363,18 @@ class MessagesMixin:
         bot = self.bot_id
         new = dict(msg)
         new["reactions"] = [
-            {"count": len(uids), "count_details": {"burst": 0, "normal": len(uids)},
-             "me": bot in uids, "me_burst": False, "burst_me": False, "burst_count": 0,
-             "emoji": emoji, "burst_colors": []}
-            for emoji, uids in reactors.values() if uids
+            {
+                "count": len(uids),
+                "count_details": {"burst": 0, "normal": len(uids)},
+                "me": bot in uids,
+                "me_burst": False,
+                "burst_me": False,
+                "burst_count": 0,
+                "emoji": emoji,
+                "burst_colors": [],
+            }
+            for emoji, uids in reactors.values()
+            if uids
         ]
         self._replace_message(new)
         return new
@@ -351,10 +393,16 @@ class MessagesMixin:
         entry[1].append(uid)
         self._rebuild_reactions(msg)
         gid = msg.get("guild_id")
-        data: dict[str, Any] = {"user_id": uid, "channel_id": msg["channel_id"],
-                                "message_id": msg["id"], "emoji": em,
-                                "message_author_id": msg["author"]["id"], "burst": False,
-                                "burst_colors": [], "type": 0}
+        data: dict[str, Any] = {
+            "user_id": uid,
+            "channel_id": msg["channel_id"],
+            "message_id": msg["id"],
+            "emoji": em,
+            "message_author_id": msg["author"]["id"],
+            "burst": False,
+            "burst_colors": [],
+            "type": 0,
+        }
         if gid:
             data["guild_id"] = gid
             if uid in self.guilds[gid].members:
@@ -374,8 +422,14 @@ class MessagesMixin:
             del self._reactors(msg["id"])[emoji_key(em)]
         self._rebuild_reactions(msg)
         gid = msg.get("guild_id")
-        data = {"user_id": uid, "channel_id": msg["channel_id"], "message_id": msg["id"],
-                "emoji": entry[0], "burst": False, "type": 0}
+        data = {
+            "user_id": uid,
+            "channel_id": msg["channel_id"],
+            "message_id": msg["id"],
+            "emoji": entry[0],
+            "burst": False,
+            "type": 0,
+        }
         if gid:
             data["guild_id"] = gid
         self.emit("MESSAGE_REACTION_REMOVE", data, gid, dm=gid is None)
@@ -399,8 +453,9 @@ class MessagesMixin:
         self._rebuild_reactions(msg)
         self.emit(event, data, gid, dm=gid is None)
 
-    def reaction_users(self, channel_id: str, message_id: str, emoji: str, *, limit: int = 25,
-                       after: str | None = None) -> list[dict]:
+    def reaction_users(
+        self, channel_id: str, message_id: str, emoji: str, *, limit: int = 25, after: str | None = None
+    ) -> list[dict]:
         msg = self.get_message(channel_id, message_id)
         entry = self._reactors(msg["id"]).get(emoji_key(parse_emoji(emoji)))
         uids = sorted(entry[1], key=int) if entry else []

@@ -91,26 +91,45 @@ class ApiError(Exception):
 
 def unknown(kind: str) -> ApiError:
     codes = {
-        "Account": 10001, "Application": 10002, "Channel": 10003, "Guild": 10004,
-        "Integration": 10005, "Invite": 10006, "Member": 10007, "Message": 10008,
-        "Permission Overwrite": 10009, "Role": 10011, "User": 10013, "Emoji": 10014,
-        "Webhook": 10015, "Ban": 10026, "Interaction": 10062, "application command": 10063,
+        "Account": 10001,
+        "Application": 10002,
+        "Channel": 10003,
+        "Guild": 10004,
+        "Integration": 10005,
+        "Invite": 10006,
+        "Member": 10007,
+        "Message": 10008,
+        "Permission Overwrite": 10009,
+        "Role": 10011,
+        "User": 10013,
+        "Emoji": 10014,
+        "Webhook": 10015,
+        "Ban": 10026,
+        "Interaction": 10062,
+        "application command": 10063,
     }
     return ApiError(404, codes[kind], f"Unknown {kind}")
 
 
 def invalid_form(field: str, code: str, message: str) -> ApiError:
-    return ApiError(400, 50035, "Invalid Form Body",
-                    {field: {"_errors": [{"code": code, "message": message}]}})
+    return ApiError(400, 50035, "Invalid Form Body", {field: {"_errors": [{"code": code, "message": message}]}})
 
 
 def empty_message_error() -> ApiError:
-    return invalid_form("content", "BASE_TYPE_REQUIRED",
-                        "Must include content, embeds, components, attachments, sticker_ids or poll")
+    return invalid_form(
+        "content", "BASE_TYPE_REQUIRED", "Must include content, embeds, components, attachments, sticker_ids or poll"
+    )
 
 
-def user_obj(user_id: str, username: str, *, bot: bool = False, global_name: str | None = None,
-             avatar: str | None = None, system: bool = False) -> dict[str, Any]:
+def user_obj(
+    user_id: str,
+    username: str,
+    *,
+    bot: bool = False,
+    global_name: str | None = None,
+    avatar: str | None = None,
+    system: bool = False,
+) -> dict[str, Any]:
     return {
         "id": user_id,
         "username": username,
@@ -128,9 +147,18 @@ def user_obj(user_id: str, username: str, *, bot: bool = False, global_name: str
     }
 
 
-def role_obj(role_id: str, name: str, *, permissions: str = "0", color: int = 0,
-             position: int = 0, hoist: bool = False, managed: bool = False,
-             mentionable: bool = False, tags: dict | None = None) -> dict[str, Any]:
+def role_obj(
+    role_id: str,
+    name: str,
+    *,
+    permissions: str = "0",
+    color: int = 0,
+    position: int = 0,
+    hoist: bool = False,
+    managed: bool = False,
+    mentionable: bool = False,
+    tags: dict | None = None,
+) -> dict[str, Any]:
     role: dict[str, Any] = {
         "id": role_id,
         "name": name,
@@ -150,9 +178,18 @@ def role_obj(role_id: str, name: str, *, permissions: str = "0", color: int = 0,
     return role
 
 
-def channel_obj(channel_id: str, guild_id: str | None, name: str, *, type: int = 0,
-                position: int = 0, parent_id: str | None = None, topic: str | None = None,
-                nsfw: bool = False, permission_overwrites: list | None = None) -> dict[str, Any]:
+def channel_obj(
+    channel_id: str,
+    guild_id: str | None,
+    name: str,
+    *,
+    type: int = 0,
+    position: int = 0,
+    parent_id: str | None = None,
+    topic: str | None = None,
+    nsfw: bool = False,
+    permission_overwrites: list | None = None,
+) -> dict[str, Any]:
     ch: dict[str, Any] = {
         "id": channel_id,
         "type": type,
@@ -165,12 +202,25 @@ def channel_obj(channel_id: str, guild_id: str | None, name: str, *, type: int =
     if guild_id is not None:
         ch["guild_id"] = guild_id
     if type in (0, 5, 15, 16):  # text, announcement, forum, media
-        ch.update(topic=topic, nsfw=nsfw, last_message_id=None, rate_limit_per_user=0,
-                  last_pin_timestamp=None, default_auto_archive_duration=1440,
-                  default_thread_rate_limit_per_user=0)
+        ch.update(
+            topic=topic,
+            nsfw=nsfw,
+            last_message_id=None,
+            rate_limit_per_user=0,
+            last_pin_timestamp=None,
+            default_auto_archive_duration=1440,
+            default_thread_rate_limit_per_user=0,
+        )
     elif type in (2, 13):  # voice, stage
-        ch.update(bitrate=64000, user_limit=0, rtc_region=None, video_quality_mode=1,
-                  nsfw=nsfw, rate_limit_per_user=0, last_message_id=None)
+        ch.update(
+            bitrate=64000,
+            user_limit=0,
+            rtc_region=None,
+            video_quality_mode=1,
+            nsfw=nsfw,
+            rate_limit_per_user=0,
+            last_message_id=None,
+        )
     return ch
 
 
@@ -197,6 +247,12 @@ MENTION_ROLE = re.compile(r"<@&(\d+)>")
 
 
 def has_message_body(payload: dict[str, Any], files: list | None = None) -> bool:
-    return bool(payload.get("content") or payload.get("embeds") or payload.get("components")
-                or payload.get("attachments") or payload.get("sticker_ids") or payload.get("poll")
-                or files)
+    return bool(
+        payload.get("content")
+        or payload.get("embeds")
+        or payload.get("components")
+        or payload.get("attachments")
+        or payload.get("sticker_ids")
+        or payload.get("poll")
+        or files
+    )

@@ -32,7 +32,7 @@ TOKEN_PATHS = {API_PREFIX + "/oauth2/token", "/api/oauth2/token"}
 
 
 def _invalid_grant() -> web.Response:
-    return json_response({"error": "invalid_grant", "error_description": "Invalid \"code\" in request."}, 400)
+    return json_response({"error": "invalid_grant", "error_description": 'Invalid "code" in request.'}, 400)
 
 
 class OAuthProvider:
@@ -55,8 +55,13 @@ class OAuthProvider:
         access, refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         self.access[access] = {"user_id": user_id, "expires": time.time() + self.token_ttl, "scope": scope}
         self.refresh[refresh] = {"user_id": user_id, "scope": scope}
-        return {"access_token": access, "token_type": "Bearer", "expires_in": self.token_ttl,
-                "refresh_token": refresh, "scope": scope}
+        return {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": self.token_ttl,
+            "refresh_token": refresh,
+            "scope": scope,
+        }
 
     # --- HTTP -----------------------------------------------------------------------------
     def register(self, app: web.Application) -> None:
@@ -72,8 +77,7 @@ class OAuthProvider:
         if self.next_user is None or self.next_user not in self.srv.state.users:
             return json_response({"message": "No user selected to approve (Emulator.oauth_login_as)", "code": 0}, 400)
         code = secrets.token_urlsafe(18)
-        self.codes[code] = {"user_id": self.next_user, "redirect_uri": redirect_uri,
-                            "scope": q.get("scope", "identify")}
+        self.codes[code] = {"user_id": self.next_user, "redirect_uri": redirect_uri, "scope": q.get("scope", "identify")}
         params = {"code": code}
         if "state" in q:
             params["state"] = q["state"]
@@ -101,7 +105,7 @@ class OAuthProvider:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
             return None
-        rec = self.access.get(header[len("Bearer "):])
+        rec = self.access.get(header[len("Bearer ") :])
         if rec is None or rec["expires"] <= time.time():
             return ""
         return rec["user_id"]
@@ -110,15 +114,16 @@ class OAuthProvider:
         """Answer OAuth-authenticated /api/v10 requests; None lets the bot middleware go on."""
         if request.path in TOKEN_PATHS and request.method == "POST":
             return await self.token(request)
-        rel = request.path[len(API_PREFIX):]
+        rel = request.path[len(API_PREFIX) :]
         if rel not in BEARER_PATHS or request.method != "GET":
             return None
         user_id = self.bearer_user(request)
         if user_id is None:
             return None
         resp = self._bearer_response(rel, user_id)
-        self.requests.append({"method": request.method, "path": rel, "user_id": user_id or None,
-                              "status": resp.status, "time": time.time()})
+        self.requests.append(
+            {"method": request.method, "path": rel, "user_id": user_id or None, "status": resp.status, "time": time.time()}
+        )
         return resp
 
     def _bearer_response(self, rel: str, user_id: str) -> web.Response:
@@ -127,8 +132,18 @@ class OAuthProvider:
         st = self.srv.state
         if rel == "/users/@me":
             return json_response(st.get_user(user_id))
-        return json_response([
-            {"id": gid, "name": g.data["name"], "icon": g.data.get("icon"), "banner": None,
-             "owner": g.data["owner_id"] == user_id, "features": [],
-             "permissions": str(st.base_permissions(gid, user_id))}
-            for gid, g in st.guilds.items() if user_id in g.members])
+        return json_response(
+            [
+                {
+                    "id": gid,
+                    "name": g.data["name"],
+                    "icon": g.data.get("icon"),
+                    "banner": None,
+                    "owner": g.data["owner_id"] == user_id,
+                    "features": [],
+                    "permissions": str(st.base_permissions(gid, user_id)),
+                }
+                for gid, g in st.guilds.items()
+                if user_id in g.members
+            ]
+        )

@@ -60,11 +60,11 @@ class RateLimiter:
         self._buckets: list[_Bucket] = []
         self._hash_cache: dict[str, str] = {}
 
-    def inject_429(self, method: str | None, path_regex: str, count: int = 1,
-                   retry_after: float = 0.5, is_global: bool = False) -> None:
+    def inject_429(
+        self, method: str | None, path_regex: str, count: int = 1, retry_after: float = 0.5, is_global: bool = False
+    ) -> None:
         with self._lock:
-            self._429.append(_Inject429(_method(method), re.compile(path_regex), count,
-                                        retry_after, is_global))
+            self._429.append(_Inject429(_method(method), re.compile(path_regex), count, retry_after, is_global))
 
     def inject_status(self, method: str | None, path_regex: str, status: int, count: int = 1) -> None:
         with self._lock:
@@ -72,8 +72,7 @@ class RateLimiter:
 
     def set_bucket(self, method: str | None, path_regex: str, limit: int, per_seconds: float) -> None:
         with self._lock:
-            self._buckets.append(_Bucket(_method(method), re.compile(path_regex), 0,
-                                         int(limit), float(per_seconds)))
+            self._buckets.append(_Bucket(_method(method), re.compile(path_regex), 0, int(limit), float(per_seconds)))
 
     def clear(self) -> None:
         with self._lock:
@@ -94,8 +93,7 @@ class RateLimiter:
                 return rule
         return None
 
-    def evaluate(self, method: str, path: str, route_key: str, major: str
-                 ) -> tuple[int | None, dict, dict[str, str]]:
+    def evaluate(self, method: str, path: str, route_key: str, major: str) -> tuple[int | None, dict, dict[str, str]]:
         """Returns ``(status_or_None, body, headers)``; a status means "reject with it"."""
         now = time.time()
         rl_hash = self._hash_cache.get(route_key)
@@ -137,13 +135,16 @@ def _headers(limit: int, remaining: int, now: float, reset_after: float, b_hash:
     }
 
 
-def _too_many(retry_after: float, is_global: bool, limit: int, now: float, b_hash: str
-              ) -> tuple[dict, dict[str, str]]:
+def _too_many(retry_after: float, is_global: bool, limit: int, now: float, b_hash: str) -> tuple[dict, dict[str, str]]:
     headers = _headers(limit, 0, now, retry_after, b_hash)
-    headers.update({"Retry-After": str(max(1, math.ceil(retry_after))), "Via": "1.1 google",
-                    "X-RateLimit-Scope": "global" if is_global else "user"})
+    headers.update(
+        {
+            "Retry-After": str(max(1, math.ceil(retry_after))),
+            "Via": "1.1 google",
+            "X-RateLimit-Scope": "global" if is_global else "user",
+        }
+    )
     if is_global:
         headers["X-RateLimit-Global"] = "true"
-    body = {"message": "You are being rate limited.", "retry_after": round(retry_after, 3),
-            "global": is_global}
+    body = {"message": "You are being rate limited.", "retry_after": round(retry_after, 3), "global": is_global}
     return body, headers

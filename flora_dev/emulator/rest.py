@@ -25,8 +25,7 @@ FILES_KEY = web.RequestKey("emu_files", list)
 
 def json_response(data: Any, status: int = 200, headers: dict | None = None) -> web.Response:
     # body= (not text=) so Content-Type is exactly "application/json", as disnake requires
-    return web.Response(body=_dumps(data).encode(), status=status,
-                        content_type="application/json", headers=headers)
+    return web.Response(body=_dumps(data).encode(), status=status, content_type="application/json", headers=headers)
 
 
 def no_content() -> web.Response:
@@ -53,9 +52,14 @@ async def read_payload(request: web.Request) -> tuple[Any, list]:
                 except ValueError:
                     raise ApiError(400, 50109, "The request body contains invalid JSON.") from None
             elif part.filename is not None or (part.name or "").startswith("file"):
-                files.append((part.name or "", part.filename or part.name or "file",
-                              part.headers.get("Content-Type", "application/octet-stream"),
-                              bytes(data)))
+                files.append(
+                    (
+                        part.name or "",
+                        part.filename or part.name or "file",
+                        part.headers.get("Content-Type", "application/octet-stream"),
+                        bytes(data),
+                    )
+                )
         return payload if payload is not None else {}, files
     raw = await request.read()
     if not raw:
@@ -78,19 +82,24 @@ def make_middleware(srv: EmulatorServer):
     bot_auth = f"Bot {state.token}"
 
     @web.middleware
-    async def api_middleware(request: web.Request,
-                             handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+    async def api_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
         path = request.path
         if not path.startswith(API_PREFIX):
             return await handler(request)
         oauth = getattr(srv, "oauth", None)  # OAuth2 token exchange and Bearer user routes
         if oauth is not None and (oauth_resp := await oauth.handle_api(request)) is not None:
             return oauth_resp
-        rel = path[len(API_PREFIX):] or "/"
+        rel = path[len(API_PREFIX) :] or "/"
         method = request.method
-        record: dict[str, Any] = {"method": method, "path": rel, "query": dict(request.query),
-                                  "json": None, "headers": dict(request.headers),
-                                  "time": time.time(), "status": None}
+        record: dict[str, Any] = {
+            "method": method,
+            "path": rel,
+            "query": dict(request.query),
+            "json": None,
+            "headers": dict(request.headers),
+            "time": time.time(),
+            "status": None,
+        }
         rl_headers: dict[str, str] = {}
         try:
             body_error = None
@@ -100,8 +109,7 @@ def make_middleware(srv: EmulatorServer):
                 payload, files, body_error = None, [], exc
             record["json"] = payload
             if files:
-                record["files"] = [{"field": f[0], "filename": f[1], "content_type": f[2],
-                                    "size": len(f[3])} for f in files]
+                record["files"] = [{"field": f[0], "filename": f[1], "content_type": f[2], "size": len(f[3])} for f in files]
             request[PAYLOAD_KEY] = payload
             request[FILES_KEY] = files
             if not _auth_exempt(method, rel) and request.headers.get("Authorization") != bot_auth:
@@ -158,15 +166,12 @@ class RestApi:
             ("GET", "/applications/{app_id}/guilds/{guild_id}/commands", self.list_commands),
             ("PUT", "/applications/{app_id}/guilds/{guild_id}/commands", self.put_commands),
             ("POST", "/applications/{app_id}/guilds/{guild_id}/commands", self.post_command),
-            ("GET", "/applications/{app_id}/guilds/{guild_id}/commands/permissions",
-             self.all_command_permissions),
+            ("GET", "/applications/{app_id}/guilds/{guild_id}/commands/permissions", self.all_command_permissions),
             ("GET", "/applications/{app_id}/guilds/{guild_id}/commands/{command_id}", self.get_command),
             ("PATCH", "/applications/{app_id}/guilds/{guild_id}/commands/{command_id}", self.patch_command),
             ("DELETE", "/applications/{app_id}/guilds/{guild_id}/commands/{command_id}", self.delete_command),
-            ("GET", "/applications/{app_id}/guilds/{guild_id}/commands/{command_id}/permissions",
-             self.command_permissions),
-            ("PUT", "/applications/{app_id}/guilds/{guild_id}/commands/{command_id}/permissions",
-             self.put_command_permissions),
+            ("GET", "/applications/{app_id}/guilds/{guild_id}/commands/{command_id}/permissions", self.command_permissions),
+            ("PUT", "/applications/{app_id}/guilds/{guild_id}/commands/{command_id}/permissions", self.put_command_permissions),
             # channels & messages
             ("GET", "/channels/{channel_id}", self.get_channel),
             ("PATCH", "/channels/{channel_id}", self.patch_channel),
@@ -190,8 +195,7 @@ class RestApi:
             ("GET", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}", self.reaction_users),
             ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}", self.clear_emoji),
             ("PUT", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me", self.add_reaction),
-            ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{user_id}",
-             self.remove_reaction),
+            ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{user_id}", self.remove_reaction),
             ("POST", "/channels/{channel_id}/threads", self.create_thread),
             ("PUT", "/channels/{channel_id}/thread-members/{user_id}", self.thread_member),
             ("DELETE", "/channels/{channel_id}/thread-members/{user_id}", self.thread_member),
@@ -256,7 +260,7 @@ class RestApi:
         return gid
 
     async def unknown_route(self, request: web.Request) -> web.Response:
-        rel = request.path[len(API_PREFIX):]
+        rel = request.path[len(API_PREFIX) :]
         self.st.unknown_routes.append({"method": request.method, "path": rel, "time": time.time()})
         log.debug("emulator: unknown route %s %s", request.method, rel)
         return json_response({"message": "404: Not Found", "code": 0}, 404)
@@ -276,11 +280,20 @@ class RestApi:
 
     async def my_guilds(self, request: web.Request) -> web.Response:
         st = self.st
-        return json_response([
-            {"id": gid, "name": g.data["name"], "icon": None, "banner": None,
-             "owner": g.data["owner_id"] == st.bot_id, "features": [],
-             "permissions": str(st.base_permissions(gid, st.bot_id))}
-            for gid, g in st.guilds.items()])
+        return json_response(
+            [
+                {
+                    "id": gid,
+                    "name": g.data["name"],
+                    "icon": None,
+                    "banner": None,
+                    "owner": g.data["owner_id"] == st.bot_id,
+                    "features": [],
+                    "permissions": str(st.base_permissions(gid, st.bot_id)),
+                }
+                for gid, g in st.guilds.items()
+            ]
+        )
 
     async def open_dm(self, request: web.Request) -> web.Response:
         rid = self._body(request).get("recipient_id")
@@ -292,23 +305,44 @@ class RestApi:
         return json_response({"url": self.srv.ws_url})
 
     async def get_gateway_bot(self, request: web.Request) -> web.Response:
-        return json_response({
-            "url": self.srv.ws_url, "shards": self.srv.recommended_shards,
-            "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 86_400_000,
-                                    "max_concurrency": self.srv.max_concurrency},
-        })
+        return json_response(
+            {
+                "url": self.srv.ws_url,
+                "shards": self.srv.recommended_shards,
+                "session_start_limit": {
+                    "total": 1000,
+                    "remaining": 1000,
+                    "reset_after": 86_400_000,
+                    "max_concurrency": self.srv.max_concurrency,
+                },
+            }
+        )
 
     async def app_info(self, request: web.Request) -> web.Response:
         st = self.st
-        return json_response({
-            "id": st.application_id, "name": st.bot_user["username"], "icon": None,
-            "description": "flora local emulator application", "summary": "", "type": None,
-            "bot_public": True, "bot_require_code_grant": False, "verify_key": "0" * 64,
-            "owner": st.owner_user, "team": None, "flags": self.srv.application_flags,
-            "bot": st.public_user(st.bot_id), "rpc_origins": [], "hook": True,
-            "redirect_uris": [], "interactions_endpoint_url": None,
-            "approximate_guild_count": len(st.guilds), "integration_types_config": {"0": {}},
-        })
+        return json_response(
+            {
+                "id": st.application_id,
+                "name": st.bot_user["username"],
+                "icon": None,
+                "description": "flora local emulator application",
+                "summary": "",
+                "type": None,
+                "bot_public": True,
+                "bot_require_code_grant": False,
+                "verify_key": "0" * 64,
+                "owner": st.owner_user,
+                "team": None,
+                "flags": self.srv.application_flags,
+                "bot": st.public_user(st.bot_id),
+                "rpc_origins": [],
+                "hook": True,
+                "redirect_uris": [],
+                "interactions_endpoint_url": None,
+                "approximate_guild_count": len(st.guilds),
+                "integration_types_config": {"0": {}},
+            }
+        )
 
     # --- commands ----------------------------------------------------------------
     async def list_commands(self, request: web.Request) -> web.Response:
@@ -324,13 +358,12 @@ class RestApi:
         return json_response(cmd, 201 if created else 200)
 
     async def get_command(self, request: web.Request) -> web.Response:
-        return json_response(self.st.get_command(self._guild_scope(request),
-                                                 request.match_info["command_id"]))
+        return json_response(self.st.get_command(self._guild_scope(request), request.match_info["command_id"]))
 
     async def patch_command(self, request: web.Request) -> web.Response:
-        return json_response(self.st.edit_command(self._guild_scope(request),
-                                                  request.match_info["command_id"],
-                                                  self._body(request)))
+        return json_response(
+            self.st.edit_command(self._guild_scope(request), request.match_info["command_id"], self._body(request))
+        )
 
     async def delete_command(self, request: web.Request) -> web.Response:
         self.st.delete_command(self._guild_scope(request), request.match_info["command_id"])
@@ -371,8 +404,9 @@ class RestApi:
         if before:
             pins = [(at, m) for at, m in pins if at < before]
         limit = max(1, min(int(request.query.get("limit", 50)), 50))
-        return json_response({"items": [{"pinned_at": at, "message": m} for at, m in pins[:limit]],
-                              "has_more": len(pins) > limit})
+        return json_response(
+            {"items": [{"pinned_at": at, "message": m} for at, m in pins[:limit]], "has_more": len(pins) > limit}
+        )
 
     async def pin(self, request: web.Request) -> web.Response:
         self.st.set_pinned(request.match_info["channel_id"], request.match_info["message_id"], True)
@@ -384,26 +418,36 @@ class RestApi:
 
     async def list_messages(self, request: web.Request) -> web.Response:
         q = request.query
-        return json_response(self.st.list_messages(
-            request.match_info["channel_id"], limit=int(q.get("limit", 50)),
-            before=q.get("before"), after=q.get("after"), around=q.get("around")))
+        return json_response(
+            self.st.list_messages(
+                request.match_info["channel_id"],
+                limit=int(q.get("limit", 50)),
+                before=q.get("before"),
+                after=q.get("after"),
+                around=q.get("around"),
+            )
+        )
 
     async def create_message(self, request: web.Request) -> web.Response:
         body = dict(self._body(request))
         if body.get("flags"):
             body["flags"] = int(body["flags"]) & ~64  # ephemeral only exists for interactions
-        msg = self.st.create_message(request.match_info["channel_id"], self.st.bot_id, body,
-                                     request[FILES_KEY])
+        msg = self.st.create_message(request.match_info["channel_id"], self.st.bot_id, body, request[FILES_KEY])
         return json_response(msg)
 
     async def get_message(self, request: web.Request) -> web.Response:
-        return json_response(self.st.get_message(request.match_info["channel_id"],
-                                                 request.match_info["message_id"]))
+        return json_response(self.st.get_message(request.match_info["channel_id"], request.match_info["message_id"]))
 
     async def edit_message(self, request: web.Request) -> web.Response:
-        return json_response(self.st.edit_message(
-            request.match_info["channel_id"], request.match_info["message_id"],
-            self._body(request), request[FILES_KEY], editor_id=self.st.bot_id))
+        return json_response(
+            self.st.edit_message(
+                request.match_info["channel_id"],
+                request.match_info["message_id"],
+                self._body(request),
+                request[FILES_KEY],
+                editor_id=self.st.bot_id,
+            )
+        )
 
     async def delete_message(self, request: web.Request) -> web.Response:
         self.st.delete_message(request.match_info["channel_id"], request.match_info["message_id"])
@@ -414,8 +458,7 @@ class RestApi:
         return no_content()
 
     async def crosspost(self, request: web.Request) -> web.Response:
-        return json_response(self.st.crosspost(request.match_info["channel_id"],
-                                               request.match_info["message_id"]))
+        return json_response(self.st.crosspost(request.match_info["channel_id"], request.match_info["message_id"]))
 
     async def add_reaction(self, request: web.Request) -> web.Response:
         m = request.match_info
@@ -440,16 +483,22 @@ class RestApi:
 
     async def reaction_users(self, request: web.Request) -> web.Response:
         m, q = request.match_info, request.query
-        return json_response(self.st.reaction_users(m["channel_id"], m["message_id"], m["emoji"],
-                                                    limit=int(q.get("limit", 25)), after=q.get("after")))
+        return json_response(
+            self.st.reaction_users(
+                m["channel_id"], m["message_id"], m["emoji"], limit=int(q.get("limit", 25)), after=q.get("after")
+            )
+        )
 
     async def create_thread(self, request: web.Request) -> web.Response:
         body = self._body(request)
         if not body.get("name"):
             raise invalid_form("name", "BASE_TYPE_REQUIRED", "This field is required")
-        thread = self.st.create_thread(request.match_info["channel_id"], body["name"],
-                                       type=int(body.get("type") or 12),
-                                       auto_archive_duration=int(body.get("auto_archive_duration") or 1440))
+        thread = self.st.create_thread(
+            request.match_info["channel_id"],
+            body["name"],
+            type=int(body.get("type") or 12),
+            auto_archive_duration=int(body.get("auto_archive_duration") or 1440),
+        )
         return json_response(thread, 201)
 
     async def thread_from_message(self, request: web.Request) -> web.Response:
@@ -457,9 +506,13 @@ class RestApi:
         if not body.get("name"):
             raise invalid_form("name", "BASE_TYPE_REQUIRED", "This field is required")
         m = request.match_info
-        thread = self.st.create_thread(m["channel_id"], body["name"], type=11,
-                                       message_id=m["message_id"],
-                                       auto_archive_duration=int(body.get("auto_archive_duration") or 1440))
+        thread = self.st.create_thread(
+            m["channel_id"],
+            body["name"],
+            type=11,
+            message_id=m["message_id"],
+            auto_archive_duration=int(body.get("auto_archive_duration") or 1440),
+        )
         return json_response(thread, 201)
 
     async def thread_member(self, request: web.Request) -> web.Response:
@@ -480,23 +533,28 @@ class RestApi:
 
     # --- guilds ----------------------------------------------------------------
     async def get_guild(self, request: web.Request) -> web.Response:
-        return json_response(self.st.guild_payload(request.match_info["guild_id"],
-                                                   with_counts=_truthy(request.query.get("with_counts"))))
+        return json_response(
+            self.st.guild_payload(request.match_info["guild_id"], with_counts=_truthy(request.query.get("with_counts")))
+        )
 
     async def guild_channels(self, request: web.Request) -> web.Response:
         g = self.st.get_guild(request.match_info["guild_id"])
-        return json_response([self.st.channels[c] for c in g.channel_ids
-                              if self.st.channels[c]["type"] not in (10, 11, 12)])
+        return json_response([self.st.channels[c] for c in g.channel_ids if self.st.channels[c]["type"] not in (10, 11, 12)])
 
     async def create_channel(self, request: web.Request) -> web.Response:
         body = self._body(request)
         if not body.get("name"):
             raise invalid_form("name", "BASE_TYPE_REQUIRED", "This field is required")
-        ch = self.st.create_channel(request.match_info["guild_id"], body["name"],
-                                    int(body.get("type") or 0), parent_id=body.get("parent_id"),
-                                    topic=body.get("topic"), position=body.get("position"),
-                                    permission_overwrites=body.get("permission_overwrites"),
-                                    nsfw=bool(body.get("nsfw")))
+        ch = self.st.create_channel(
+            request.match_info["guild_id"],
+            body["name"],
+            int(body.get("type") or 0),
+            parent_id=body.get("parent_id"),
+            topic=body.get("topic"),
+            position=body.get("position"),
+            permission_overwrites=body.get("permission_overwrites"),
+            nsfw=bool(body.get("nsfw")),
+        )
         return json_response(ch, 201)
 
     async def guild_roles(self, request: web.Request) -> web.Response:
@@ -504,9 +562,14 @@ class RestApi:
 
     async def create_role(self, request: web.Request) -> web.Response:
         body = self._body(request)
-        role = self.st.create_role(request.match_info["guild_id"], body.get("name") or "new role",
-                                   body.get("permissions") or "0", color=int(body.get("color") or 0),
-                                   hoist=bool(body.get("hoist")), mentionable=bool(body.get("mentionable")))
+        role = self.st.create_role(
+            request.match_info["guild_id"],
+            body.get("name") or "new role",
+            body.get("permissions") or "0",
+            color=int(body.get("color") or 0),
+            hoist=bool(body.get("hoist")),
+            mentionable=bool(body.get("mentionable")),
+        )
         return json_response(role)
 
     async def edit_role(self, request: web.Request) -> web.Response:
@@ -527,8 +590,7 @@ class RestApi:
 
     async def search_members(self, request: web.Request) -> web.Response:
         limit = max(1, min(int(request.query.get("limit", 1)), 1000))
-        members, _ = self.st.query_members(request.match_info["guild_id"],
-                                           query=request.query.get("query", ""), limit=limit)
+        members, _ = self.st.query_members(request.match_info["guild_id"], query=request.query.get("query", ""), limit=limit)
         return json_response(members)
 
     def _member_id(self, request: web.Request) -> str:
@@ -539,8 +601,7 @@ class RestApi:
         return json_response(self.st.member_payload(request.match_info["guild_id"], self._member_id(request)))
 
     async def edit_member(self, request: web.Request) -> web.Response:
-        return json_response(self.st.update_member(request.match_info["guild_id"],
-                                                   self._member_id(request), self._body(request)))
+        return json_response(self.st.update_member(request.match_info["guild_id"], self._member_id(request), self._body(request)))
 
     async def kick_member(self, request: web.Request) -> web.Response:
         self.st.remove_member(request.match_info["guild_id"], self._member_id(request))
@@ -579,8 +640,12 @@ class RestApi:
     async def interaction_callback(self, request: web.Request) -> web.Response:
         m = request.match_info
         result = self.st.interaction_callback(
-            m["interaction_id"], m["token"], request.get(PAYLOAD_KEY), request[FILES_KEY],
-            with_response=_truthy(request.query.get("with_response")))
+            m["interaction_id"],
+            m["token"],
+            request.get(PAYLOAD_KEY),
+            request[FILES_KEY],
+            with_response=_truthy(request.query.get("with_response")),
+        )
         return no_content() if result is None else json_response(result)
 
     async def webhook_get_message(self, request: web.Request) -> web.Response:
@@ -589,8 +654,9 @@ class RestApi:
 
     async def webhook_edit_message(self, request: web.Request) -> web.Response:
         m = request.match_info
-        return json_response(self.st.webhook_edit_message(m["webhook_id"], m["token"], m["message_id"],
-                                                          self._body(request), request[FILES_KEY]))
+        return json_response(
+            self.st.webhook_edit_message(m["webhook_id"], m["token"], m["message_id"], self._body(request), request[FILES_KEY])
+        )
 
     async def webhook_delete_message(self, request: web.Request) -> web.Response:
         m = request.match_info
@@ -599,8 +665,9 @@ class RestApi:
 
     async def webhook_execute(self, request: web.Request) -> web.Response:
         m = request.match_info
-        msg = self.st.webhook_execute(m["webhook_id"], m["token"], self._body(request),
-                                      request[FILES_KEY], thread_id=request.query.get("thread_id"))
+        msg = self.st.webhook_execute(
+            m["webhook_id"], m["token"], self._body(request), request[FILES_KEY], thread_id=request.query.get("thread_id")
+        )
         return json_response(msg) if _truthy(request.query.get("wait")) else no_content()
 
     async def get_webhook(self, request: web.Request) -> web.Response:

@@ -36,15 +36,25 @@ class EmulatorServer:
     kept per session for RESUME), ``max_recorded_requests``, ``max_channel_messages`` (oldest
     messages are dropped beyond it; None = unbounded)."""
 
-    def __init__(self, token: str = "emu-token", *, heartbeat_interval_ms: int = 41250,
-                 application_id: str | None = None, bot_name: str = "flora-bot",
-                 recommended_shards: int = 1, required_shards: int = 1,
-                 allowed_intents: int | None = None,
-                 application_flags: int = DEFAULT_APPLICATION_FLAGS,
-                 interaction_ack_timeout: float | None = 3.0, gateway_compression: bool = True,
-                 replay_buffer: int = 10_000, max_recorded_requests: int = 20_000,
-                 max_channel_messages: int | None = 10_000,
-                 oauth_client_secret: str | None = None, max_concurrency: int = 1) -> None:
+    def __init__(
+        self,
+        token: str = "emu-token",
+        *,
+        heartbeat_interval_ms: int = 41250,
+        application_id: str | None = None,
+        bot_name: str = "flora-bot",
+        recommended_shards: int = 1,
+        required_shards: int = 1,
+        allowed_intents: int | None = None,
+        application_flags: int = DEFAULT_APPLICATION_FLAGS,
+        interaction_ack_timeout: float | None = 3.0,
+        gateway_compression: bool = True,
+        replay_buffer: int = 10_000,
+        max_recorded_requests: int = 20_000,
+        max_channel_messages: int | None = 10_000,
+        oauth_client_secret: str | None = None,
+        max_concurrency: int = 1,
+    ) -> None:
         self.heartbeat_interval_ms = int(heartbeat_interval_ms)
         self.max_concurrency = int(max_concurrency)  # session_start_limit.max_concurrency of /gateway/bot
         self.recommended_shards = int(recommended_shards)
@@ -53,17 +63,20 @@ class EmulatorServer:
         self.application_flags = int(application_flags)
         self.gateway_compression = gateway_compression
         self.replay_buffer = int(replay_buffer)
-        self.state = EmulatorState(token, application_id=application_id, bot_name=bot_name,
-                                   interaction_ack_timeout=interaction_ack_timeout,
-                                   max_recorded_requests=max_recorded_requests,
-                                   max_channel_messages=max_channel_messages)
+        self.state = EmulatorState(
+            token,
+            application_id=application_id,
+            bot_name=bot_name,
+            interaction_ack_timeout=interaction_ack_timeout,
+            max_recorded_requests=max_recorded_requests,
+            max_channel_messages=max_channel_messages,
+        )
         self.limits = RateLimiter()
         self.hub = GatewayHub(self)
         # listeners(event_type, data, guild_id) see every dispatch after the gateway (e.g. the dev console)
         self.listeners: list[Callable[[str, Any, str | None], None]] = []
         self.state.emit = self._emit
-        self.app = web.Application(middlewares=[make_middleware(self)],
-                                   client_max_size=64 * 1024 * 1024)
+        self.app = web.Application(middlewares=[make_middleware(self)], client_max_size=64 * 1024 * 1024)
         self.app.router.add_get("/gateway", self.hub.handle)
         RestApi(self).register(self.app)
         self.oauth = OAuthProvider(self, oauth_client_secret)
@@ -148,10 +161,10 @@ class EmulatorServer:
     def token(self) -> str:
         return self.state.token
 
-    def create_guild(self, name: str, guild_id: str | None = None, *, owner_id: str | None = None,
-                     shard: tuple[int, int] | None = None) -> dict:
-        return self.state.create_guild(name, guild_id, owner_id=owner_id,
-                                       shard=tuple(shard) if shard is not None else None)
+    def create_guild(
+        self, name: str, guild_id: str | None = None, *, owner_id: str | None = None, shard: tuple[int, int] | None = None
+    ) -> dict:
+        return self.state.create_guild(name, guild_id, owner_id=owner_id, shard=tuple(shard) if shard is not None else None)
 
     def remove_guild(self, guild_id: str) -> None:
         self.state.remove_guild(guild_id)
@@ -171,8 +184,7 @@ class EmulatorServer:
     def create_user(self, username: str, bot: bool = False, **kw: Any) -> dict:
         return self.state.create_user(username, bot, **kw)
 
-    def add_member(self, guild_id: str, user_id: str, roles: list[str] | None = None,
-                   nick: str | None = None, **kw: Any) -> dict:
+    def add_member(self, guild_id: str, user_id: str, roles: list[str] | None = None, nick: str | None = None, **kw: Any) -> dict:
         return self.state.add_member(guild_id, user_id, roles, nick, **kw)
 
     def update_member(self, guild_id: str, user_id: str, **changes: Any) -> dict:
@@ -186,8 +198,7 @@ class EmulatorServer:
         return self.state.user_says(channel_id, user_id, content, **kw)
 
     def user_edits(self, channel_id: str, message_id: str, user_id: str, content: str) -> dict:
-        return self.state.edit_message(channel_id, message_id, {"content": content},
-                                       editor_id=str(user_id))
+        return self.state.edit_message(channel_id, message_id, {"content": content}, editor_id=str(user_id))
 
     def user_deletes(self, channel_id: str, message_id: str) -> None:
         self.state.delete_message(channel_id, message_id)
@@ -198,27 +209,35 @@ class EmulatorServer:
     def unreact(self, channel_id: str, message_id: str, user_id: str, emoji: str) -> bool:
         return self.state.remove_reaction(channel_id, message_id, user_id, emoji)
 
-    def invoke_slash(self, guild_id: str | None, channel_id: str, user_id: str, name: str,
-                     options: list | None = None, **kw: Any) -> dict:
+    def invoke_slash(
+        self, guild_id: str | None, channel_id: str, user_id: str, name: str, options: list | None = None, **kw: Any
+    ) -> dict:
         return self.state.invoke_slash(guild_id, channel_id, user_id, name, options, **kw)
 
-    def invoke_command(self, guild_id: str | None, channel_id: str, user_id: str, name: str,
-                       options: list | None = None, **kw: Any) -> dict:
+    def invoke_command(
+        self, guild_id: str | None, channel_id: str, user_id: str, name: str, options: list | None = None, **kw: Any
+    ) -> dict:
         return self.state.invoke_command(guild_id, channel_id, user_id, name, options, **kw)
 
-    def invoke_autocomplete(self, guild_id: str | None, channel_id: str, user_id: str, name: str,
-                            options: list) -> dict:
+    def invoke_autocomplete(self, guild_id: str | None, channel_id: str, user_id: str, name: str, options: list) -> dict:
         return self.state.invoke_autocomplete(guild_id, channel_id, user_id, name, options)
 
-    def click_component(self, channel_id: str, message_id: str, user_id: str, custom_id: str,
-                        component_type: int = 2, values: list | None = None) -> dict:
-        return self.state.click_component(channel_id, message_id, user_id, custom_id,
-                                          component_type, values)
+    def click_component(
+        self, channel_id: str, message_id: str, user_id: str, custom_id: str, component_type: int = 2, values: list | None = None
+    ) -> dict:
+        return self.state.click_component(channel_id, message_id, user_id, custom_id, component_type, values)
 
-    def submit_modal(self, guild_id: str | None, channel_id: str, user_id: str, custom_id: str,
-                     fields: dict | None = None, message_id: str | None = None, **kw: Any) -> dict:
-        return self.state.submit_modal(guild_id, channel_id, user_id, custom_id, fields,
-                                       message_id, **kw)
+    def submit_modal(
+        self,
+        guild_id: str | None,
+        channel_id: str,
+        user_id: str,
+        custom_id: str,
+        fields: dict | None = None,
+        message_id: str | None = None,
+        **kw: Any,
+    ) -> dict:
+        return self.state.submit_modal(guild_id, channel_id, user_id, custom_id, fields, message_id, **kw)
 
     # --- gateway control ----------------------------------------------------------
     def dispatch(self, event_type: str, data: Any, guild_id: str | None = None) -> None:
@@ -267,8 +286,9 @@ class EmulatorServer:
     def clear_requests(self) -> None:
         self.state.requests.clear()
 
-    def find_requests(self, method: str | None = None, path_regex: str | None = None, *,
-                      since: float | None = None) -> list[dict]:
+    def find_requests(
+        self, method: str | None = None, path_regex: str | None = None, *, since: float | None = None
+    ) -> list[dict]:
         return _filter_requests(self.state.requests, method, path_regex, since)
 
     @property
@@ -282,8 +302,9 @@ class EmulatorServer:
         return snap
 
     # --- rate limits -----------------------------------------------------------------
-    def inject_429(self, method: str | None, path_regex: str, count: int = 1,
-                   retry_after: float = 0.5, is_global: bool = False) -> None:
+    def inject_429(
+        self, method: str | None, path_regex: str, count: int = 1, retry_after: float = 0.5, is_global: bool = False
+    ) -> None:
         self.limits.inject_429(method, path_regex, count, retry_after, is_global)
 
     def set_bucket(self, method: str | None, path_regex: str, limit: int, per_seconds: float) -> None:
@@ -296,8 +317,7 @@ class EmulatorServer:
         self.limits.clear()
 
     # --- waiting (async; for code running on the server's loop) -------------------------
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0,
-                       interval: float = 0.01) -> Any:
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             value = predicate()
@@ -307,26 +327,28 @@ class EmulatorServer:
                 raise TimeoutError(f"condition {_describe(predicate)} not met within {timeout}s")
             await asyncio.sleep(interval)
 
-    async def wait_for_request(self, method: str | None, path_regex: str, timeout: float = 5.0,
-                               *, since: float | None = None) -> dict:
+    async def wait_for_request(
+        self, method: str | None, path_regex: str, timeout: float = 5.0, *, since: float | None = None
+    ) -> dict:
         """First recorded request matching (made at or after ``since``, epoch seconds)."""
         try:
             return await self.wait_for(
-                lambda: next(iter(_filter_requests(self.state.requests, method, path_regex, since)),
-                             None),
-                timeout)
+                lambda: next(iter(_filter_requests(self.state.requests, method, path_regex, since)), None), timeout
+            )
         except TimeoutError:
-            raise TimeoutError(_request_timeout_message(self.state.requests, method, path_regex,
-                                                        timeout)) from None
+            raise TimeoutError(_request_timeout_message(self.state.requests, method, path_regex, timeout)) from None
 
 
-def _filter_requests(requests: Any, method: str | None, path_regex: str | None,
-                     since: float | None = None) -> list[dict]:
+def _filter_requests(requests: Any, method: str | None, path_regex: str | None, since: float | None = None) -> list[dict]:
     pattern = re.compile(path_regex) if path_regex else None
     m = None if method in (None, "*") else method.upper()
-    return [r for r in list(requests)
-            if (m is None or r["method"] == m) and (pattern is None or pattern.search(r["path"]))
-            and (since is None or r["time"] >= since)]
+    return [
+        r
+        for r in list(requests)
+        if (m is None or r["method"] == m)
+        and (pattern is None or pattern.search(r["path"]))
+        and (since is None or r["time"] >= since)
+    ]
 
 
 def _describe(predicate: Callable) -> str:
@@ -336,8 +358,6 @@ def _describe(predicate: Callable) -> str:
     return name + where
 
 
-def _request_timeout_message(requests: Any, method: str | None, path_regex: str,
-                             timeout: float) -> str:
+def _request_timeout_message(requests: Any, method: str | None, path_regex: str, timeout: float) -> str:
     recent = [f"{r['method']} {r['path']} -> {r['status']}" for r in list(requests)[-10:]]
-    return (f"no {method or '*'} request matching {path_regex!r} within {timeout}s; "
-            f"last requests: {recent or 'none'}")
+    return f"no {method or '*'} request matching {path_regex!r} within {timeout}s; last requests: {recent or 'none'}"

@@ -46,10 +46,16 @@ class GuildRec:
 
 
 class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
-    def __init__(self, token: str, *, application_id: str | None = None,
-                 bot_name: str = "flora-bot", interaction_ack_timeout: float | None = 3.0,
-                 max_recorded_requests: int = 20_000,
-                 max_channel_messages: int | None = 10_000) -> None:
+    def __init__(
+        self,
+        token: str,
+        *,
+        application_id: str | None = None,
+        bot_name: str = "flora-bot",
+        interaction_ack_timeout: float | None = 3.0,
+        max_recorded_requests: int = 20_000,
+        max_channel_messages: int | None = 10_000,
+    ) -> None:
         self.snowflakes = SnowflakeGenerator()
         self.token = token
         self.application_id = application_id or self.snowflakes.next()
@@ -74,8 +80,7 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
         self.requests: deque[dict] = deque(maxlen=max_recorded_requests)
         self.unknown_routes: list[dict] = []
         self.bot_user = self.create_user(bot_name, bot=True, user_id=self.application_id)
-        self.bot_user.update(verified=True, mfa_enabled=False, email=None, locale="en-US",
-                             premium_type=0)
+        self.bot_user.update(verified=True, mfa_enabled=False, email=None, locale="en-US", premium_type=0)
         self.owner_user = self.create_user("emu-owner")
 
     # --- ids -----------------------------------------------------------------
@@ -87,8 +92,15 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
         return self.bot_user["id"]
 
     # --- users -----------------------------------------------------------------
-    def create_user(self, username: str, bot: bool = False, *, user_id: str | None = None,
-                    global_name: str | None = None, avatar: str | None = None) -> dict:
+    def create_user(
+        self,
+        username: str,
+        bot: bool = False,
+        *,
+        user_id: str | None = None,
+        global_name: str | None = None,
+        avatar: str | None = None,
+    ) -> dict:
         uid = str(user_id) if user_id is not None else self.new_id()
         user = user_obj(uid, username, bot=bot, global_name=global_name, avatar=avatar)
         self.users[uid] = user
@@ -103,8 +115,7 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
     def public_user(self, user_id: str) -> dict:
         user = self.get_user(user_id)
         if user_id == self.bot_id:
-            return {k: v for k, v in user.items()
-                    if k not in ("verified", "mfa_enabled", "email", "locale", "premium_type")}
+            return {k: v for k, v in user.items() if k not in ("verified", "mfa_enabled", "email", "locale", "premium_type")}
         return user
 
     # --- guilds ----------------------------------------------------------------
@@ -114,8 +125,9 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
         except KeyError:
             raise unknown("Guild") from None
 
-    def create_guild(self, name: str, guild_id: str | None = None, *, owner_id: str | None = None,
-                     shard: tuple[int, int] | None = None) -> dict:
+    def create_guild(
+        self, name: str, guild_id: str | None = None, *, owner_id: str | None = None, shard: tuple[int, int] | None = None
+    ) -> dict:
         """Create a guild the bot is in. ``shard=(i, n)`` picks an id owned by shard i of n."""
         if guild_id is not None:
             gid = str(guild_id)
@@ -127,24 +139,56 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
             raise ValueError(f"guild {gid} already exists")
         owner = str(owner_id) if owner_id is not None else self.bot_id
         data = {
-            "id": gid, "name": name, "icon": None, "icon_hash": None, "splash": None,
-            "discovery_splash": None, "owner_id": owner, "afk_channel_id": None, "afk_timeout": 300,
-            "widget_enabled": False, "widget_channel_id": None, "verification_level": 0,
-            "default_message_notifications": 0, "explicit_content_filter": 0, "features": [],
-            "mfa_level": 0, "application_id": None, "system_channel_id": None,
-            "system_channel_flags": 0, "rules_channel_id": None, "max_presences": None,
-            "max_members": 500000, "vanity_url_code": None, "description": None, "banner": None,
-            "premium_tier": 0, "premium_subscription_count": 0, "preferred_locale": "en-US",
-            "public_updates_channel_id": None, "max_video_channel_users": 25,
-            "max_stage_video_channel_users": 50, "nsfw_level": 0, "nsfw": False,
-            "premium_progress_bar_enabled": False, "safety_alerts_channel_id": None,
-            "incidents_data": None, "region": "deprecated", "hub_type": None,
+            "id": gid,
+            "name": name,
+            "icon": None,
+            "icon_hash": None,
+            "splash": None,
+            "discovery_splash": None,
+            "owner_id": owner,
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "widget_enabled": False,
+            "widget_channel_id": None,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "features": [],
+            "mfa_level": 0,
+            "application_id": None,
+            "system_channel_id": None,
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "max_presences": None,
+            "max_members": 500000,
+            "vanity_url_code": None,
+            "description": None,
+            "banner": None,
+            "premium_tier": 0,
+            "premium_subscription_count": 0,
+            "preferred_locale": "en-US",
+            "public_updates_channel_id": None,
+            "max_video_channel_users": 25,
+            "max_stage_video_channel_users": 50,
+            "nsfw_level": 0,
+            "nsfw": False,
+            "premium_progress_bar_enabled": False,
+            "safety_alerts_channel_id": None,
+            "incidents_data": None,
+            "region": "deprecated",
+            "hub_type": None,
         }
         g = GuildRec(data)
         self.guilds[gid] = g
         g.roles[gid] = role_obj(gid, "@everyone", permissions=DEFAULT_EVERYONE_PERMISSIONS)
-        bot_role = role_obj(self.new_id(), self.bot_user["username"], permissions=str(ADMINISTRATOR),
-                            position=1, managed=True, tags={"bot_id": self.bot_id})
+        bot_role = role_obj(
+            self.new_id(),
+            self.bot_user["username"],
+            permissions=str(ADMINISTRATOR),
+            position=1,
+            managed=True,
+            tags={"bot_id": self.bot_id},
+        )
         g.roles[bot_role["id"]] = bot_role
         g.members[self.bot_id] = self._member_core(self.bot_id, [bot_role["id"]], None)
         if owner != self.bot_id and owner in self.users:
@@ -171,12 +215,18 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
         bot_member = g.members.get(self.bot_id)
         d.update(
             joined_at=bot_member["joined_at"] if bot_member else iso_now(),
-            large=len(g.members) >= 250, unavailable=False, member_count=len(g.members),
+            large=len(g.members) >= 250,
+            unavailable=False,
+            member_count=len(g.members),
             members=[self.member_payload(guild_id, self.bot_id)] if bot_member else [],
             channels=[self.channels[c] for c in g.channel_ids if self.channels[c]["type"] not in (10, 11, 12)],
             threads=[self.channels[c] for c in g.channel_ids if self.channels[c]["type"] in (10, 11, 12)],
-            voice_states=[], presences=[], stage_instances=[], guild_scheduled_events=[],
-            soundboard_sounds=[], embedded_activities=[],
+            voice_states=[],
+            presences=[],
+            stage_instances=[],
+            guild_scheduled_events=[],
+            soundboard_sounds=[],
+            embedded_activities=[],
         )
         return d
 
@@ -191,14 +241,23 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
         self.emit("GUILD_DELETE", {"id": gid, "unavailable": False}, gid)
 
     # --- roles -----------------------------------------------------------------
-    def create_role(self, guild_id: str, name: str, permissions: str | int = "0", *,
-                    color: int = 0, hoist: bool = False, mentionable: bool = False,
-                    role_id: str | None = None) -> dict:
+    def create_role(
+        self,
+        guild_id: str,
+        name: str,
+        permissions: str | int = "0",
+        *,
+        color: int = 0,
+        hoist: bool = False,
+        mentionable: bool = False,
+        role_id: str | None = None,
+    ) -> dict:
         gid = str(guild_id)
         g = self.get_guild(gid)
         rid = str(role_id) if role_id is not None else self.new_id()
-        role = role_obj(rid, name, permissions=str(permissions), color=color,
-                        position=len(g.roles), hoist=hoist, mentionable=mentionable)
+        role = role_obj(
+            rid, name, permissions=str(permissions), color=color, position=len(g.roles), hoist=hoist, mentionable=mentionable
+        )
         g.roles[rid] = role
         self.emit("GUILD_ROLE_CREATE", {"guild_id": gid, "role": role}, gid)
         return role
@@ -223,9 +282,11 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
             role["color"] = color
             role["colors"] = {"primary_color": color, "secondary_color": None, "tertiary_color": None}
         if isinstance(colors, dict):
-            role["colors"] = {"primary_color": colors.get("primary_color", 0),
-                              "secondary_color": colors.get("secondary_color"),
-                              "tertiary_color": colors.get("tertiary_color")}
+            role["colors"] = {
+                "primary_color": colors.get("primary_color", 0),
+                "secondary_color": colors.get("secondary_color"),
+                "tertiary_color": colors.get("tertiary_color"),
+            }
             role["color"] = role["colors"]["primary_color"]
         self.guilds[gid].roles[role["id"]] = role
         self.emit("GUILD_ROLE_UPDATE", {"guild_id": gid, "role": role}, gid)
@@ -244,18 +305,35 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
         self.emit("GUILD_ROLE_DELETE", {"guild_id": gid, "role_id": rid}, gid)
 
     # --- channels --------------------------------------------------------------
-    def create_channel(self, guild_id: str, name: str, type: int = 0, *,
-                       parent_id: str | None = None, topic: str | None = None,
-                       position: int | None = None, permission_overwrites: list | None = None,
-                       nsfw: bool = False, channel_id: str | None = None) -> dict:
+    def create_channel(
+        self,
+        guild_id: str,
+        name: str,
+        type: int = 0,
+        *,
+        parent_id: str | None = None,
+        topic: str | None = None,
+        position: int | None = None,
+        permission_overwrites: list | None = None,
+        nsfw: bool = False,
+        channel_id: str | None = None,
+    ) -> dict:
         gid = str(guild_id)
         g = self.get_guild(gid)
         cid = str(channel_id) if channel_id is not None else self.new_id()
         if position is None:
             position = sum(1 for c in g.channel_ids if self.channels[c]["type"] == type)
-        ch = channel_obj(cid, gid, name, type=type, position=position,
-                         parent_id=str(parent_id) if parent_id else None, topic=topic, nsfw=nsfw,
-                         permission_overwrites=permission_overwrites)
+        ch = channel_obj(
+            cid,
+            gid,
+            name,
+            type=type,
+            position=position,
+            parent_id=str(parent_id) if parent_id else None,
+            topic=topic,
+            nsfw=nsfw,
+            permission_overwrites=permission_overwrites,
+        )
         self.channels[cid] = ch
         self.messages[cid] = {}
         g.channel_ids.append(cid)
@@ -264,9 +342,16 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
         self.emit("CHANNEL_CREATE", ch, gid)
         return ch
 
-    def create_thread(self, channel_id: str, name: str, *, type: int = 11,
-                      message_id: str | None = None, owner_id: str | None = None,
-                      auto_archive_duration: int = 1440) -> dict:
+    def create_thread(
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        type: int = 11,
+        message_id: str | None = None,
+        owner_id: str | None = None,
+        auto_archive_duration: int = 1440,
+    ) -> dict:
         parent = self.get_channel(channel_id)
         gid = parent.get("guild_id")
         if gid is None:
@@ -276,13 +361,28 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
         if tid in self.channels:
             raise ApiError(400, 160004, "A thread has already been created for this message")
         thread = {
-            "id": tid, "type": type, "guild_id": gid, "parent_id": parent["id"], "name": name,
-            "owner_id": owner, "last_message_id": None, "rate_limit_per_user": 0,
-            "message_count": 0, "member_count": 1, "total_message_sent": 0, "flags": 0,
-            "position": 0, "permission_overwrites": [],
-            "thread_metadata": {"archived": False, "auto_archive_duration": auto_archive_duration,
-                                "archive_timestamp": iso_now(), "locked": False,
-                                "invitable": type == 12, "create_timestamp": iso_now()},
+            "id": tid,
+            "type": type,
+            "guild_id": gid,
+            "parent_id": parent["id"],
+            "name": name,
+            "owner_id": owner,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "message_count": 0,
+            "member_count": 1,
+            "total_message_sent": 0,
+            "flags": 0,
+            "position": 0,
+            "permission_overwrites": [],
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": auto_archive_duration,
+                "archive_timestamp": iso_now(),
+                "locked": False,
+                "invitable": type == 12,
+                "create_timestamp": iso_now(),
+            },
             "member": {"id": tid, "user_id": owner, "join_timestamp": iso_now(), "flags": 0},
         }
         self.channels[tid] = thread
@@ -302,8 +402,17 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
 
     def edit_channel(self, channel_id: str, changes: dict) -> dict:
         ch = dict(self.get_channel(channel_id))
-        for key in ("name", "topic", "nsfw", "position", "parent_id", "rate_limit_per_user",
-                    "permission_overwrites", "default_auto_archive_duration", "flags"):
+        for key in (
+            "name",
+            "topic",
+            "nsfw",
+            "position",
+            "parent_id",
+            "rate_limit_per_user",
+            "permission_overwrites",
+            "default_auto_archive_duration",
+            "flags",
+        ):
             if key in changes:
                 ch[key] = changes[key]
         if "archived" in changes or "locked" in changes:
@@ -325,8 +434,11 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
         if gid and gid in self.guilds:
             self.guilds[gid].channel_ids.remove(cid)
         is_thread = ch["type"] in (10, 11, 12)
-        self.emit("THREAD_DELETE" if is_thread else "CHANNEL_DELETE",
-                  {k: ch[k] for k in ("id", "guild_id", "parent_id", "type")} if is_thread else ch, gid)
+        self.emit(
+            "THREAD_DELETE" if is_thread else "CHANNEL_DELETE",
+            {k: ch[k] for k in ("id", "guild_id", "parent_id", "type")} if is_thread else ch,
+            gid,
+        )
         return ch
 
     def open_dm(self, user_id: str) -> dict:
@@ -335,8 +447,7 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
         cid = self.dm_channels.get(uid)
         if cid is None:
             cid = self.new_id()
-            self.channels[cid] = {"id": cid, "type": 1, "last_message_id": None, "flags": 0,
-                                  "recipients": [user]}
+            self.channels[cid] = {"id": cid, "type": 1, "last_message_id": None, "flags": 0, "recipients": [user]}
             self.messages[cid] = {}
             self.dm_channels[uid] = cid
         return self.channels[cid]
@@ -348,15 +459,31 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
         return dict(ch, permissions=str(self.channel_permissions(ch["id"], user_id)))
 
     # --- members ---------------------------------------------------------------
-    def _member_core(self, user_id: str, roles: list[str], nick: str | None,
-                     joined_at: str | None = None) -> dict:
-        return {"user_id": user_id, "nick": nick, "roles": list(roles), "avatar": None,
-                "banner": None, "joined_at": joined_at or iso_now(), "premium_since": None,
-                "deaf": False, "mute": False, "flags": 0, "pending": False,
-                "communication_disabled_until": None}
+    def _member_core(self, user_id: str, roles: list[str], nick: str | None, joined_at: str | None = None) -> dict:
+        return {
+            "user_id": user_id,
+            "nick": nick,
+            "roles": list(roles),
+            "avatar": None,
+            "banner": None,
+            "joined_at": joined_at or iso_now(),
+            "premium_since": None,
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+            "pending": False,
+            "communication_disabled_until": None,
+        }
 
-    def add_member(self, guild_id: str, user_id: str, roles: list[str] | None = None,
-                   nick: str | None = None, *, joined_at: str | None = None) -> dict:
+    def add_member(
+        self,
+        guild_id: str,
+        user_id: str,
+        roles: list[str] | None = None,
+        nick: str | None = None,
+        *,
+        joined_at: str | None = None,
+    ) -> dict:
         gid, uid = str(guild_id), str(user_id)
         g = self.get_guild(gid)
         self.get_user(uid)
@@ -373,8 +500,7 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
         except KeyError:
             raise unknown("Member") from None
 
-    def member_payload(self, guild_id: str, user_id: str, *, with_user: bool = True,
-                       permissions: bool = False) -> dict:
+    def member_payload(self, guild_id: str, user_id: str, *, with_user: bool = True, permissions: bool = False) -> dict:
         core = self.get_member_core(guild_id, user_id)
         d = {k: v for k, v in core.items() if k != "user_id"}
         if with_user:
@@ -407,8 +533,7 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
         core = self.get_member_core(guild_id, user_id)
         self.get_role(guild_id, role_id)
         if str(role_id) in core["roles"]:
-            self.update_member(guild_id, user_id,
-                               {"roles": [r for r in core["roles"] if r != str(role_id)]})
+            self.update_member(guild_id, user_id, {"roles": [r for r in core["roles"] if r != str(role_id)]})
 
     def remove_member(self, guild_id: str, user_id: str) -> None:
         gid, uid = str(guild_id), str(user_id)
@@ -433,8 +558,9 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
             raise unknown("Ban")
         self.emit("GUILD_BAN_REMOVE", {"guild_id": gid, "user": ban["user"]}, gid)
 
-    def query_members(self, guild_id: str, *, query: str = "", limit: int = 0,
-                      user_ids: list[str] | None = None) -> tuple[list[dict], list[str]]:
+    def query_members(
+        self, guild_id: str, *, query: str = "", limit: int = 0, user_ids: list[str] | None = None
+    ) -> tuple[list[dict], list[str]]:
         g = self.get_guild(guild_id)
         not_found: list[str] = []
         if user_ids:
@@ -443,9 +569,11 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
                 (uids if str(u) in g.members else not_found).append(str(u))
         else:
             q = query.lower()
-            uids = [u for u, core in g.members.items()
-                    if not q or self.users[u]["username"].lower().startswith(q)
-                    or (core["nick"] or "").lower().startswith(q)]
+            uids = [
+                u
+                for u, core in g.members.items()
+                if not q or self.users[u]["username"].lower().startswith(q) or (core["nick"] or "").lower().startswith(q)
+            ]
             if limit:
                 uids = uids[:limit]
         return [self.member_payload(guild_id, u) for u in uids], not_found
@@ -491,14 +619,22 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
         return perms
 
     # --- attachments -----------------------------------------------------------
-    def store_attachment(self, filename: str, data: bytes, content_type: str | None = None,
-                         description: str | None = None) -> dict:
+    def store_attachment(
+        self, filename: str, data: bytes, content_type: str | None = None, description: str | None = None
+    ) -> dict:
         aid = self.new_id()
         ctype = content_type or "application/octet-stream"
         self.attachments[aid] = (filename, ctype, data)
         url = f"{self.public_url}/attachments/{aid}/{filename}"
-        att = {"id": aid, "filename": filename, "size": len(data), "url": url, "proxy_url": url,
-               "content_type": ctype, "ephemeral": False}
+        att = {
+            "id": aid,
+            "filename": filename,
+            "size": len(data),
+            "url": url,
+            "proxy_url": url,
+            "content_type": ctype,
+            "ephemeral": False,
+        }
         if description:
             att["description"] = description
         return att
@@ -507,9 +643,17 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
     def create_webhook(self, channel_id: str, name: str) -> dict:
         ch = self.get_channel(channel_id)
         wid = self.new_id()
-        hook = {"id": wid, "type": 1, "guild_id": ch.get("guild_id"), "channel_id": ch["id"],
-                "name": name, "avatar": None, "token": secrets.token_urlsafe(48),
-                "application_id": self.application_id, "user": self.public_user(self.bot_id)}
+        hook = {
+            "id": wid,
+            "type": 1,
+            "guild_id": ch.get("guild_id"),
+            "channel_id": ch["id"],
+            "name": name,
+            "avatar": None,
+            "token": secrets.token_urlsafe(48),
+            "application_id": self.application_id,
+            "user": self.public_user(self.bot_id),
+        }
         self.webhooks[wid] = hook
         return hook
 
@@ -529,10 +673,12 @@ class EmulatorState(MessagesMixin, CommandsMixin, InteractionsMixin):
             "bot_user": self.bot_user,
             "users": list(self.users.values()),
             "guilds": [
-                dict(self.guild_payload(gid),
-                     channels=[self.channels[c] for c in g.channel_ids],
-                     members=[self.member_payload(gid, u) for u in g.members],
-                     commands=list(g.commands.values()))
+                dict(
+                    self.guild_payload(gid),
+                    channels=[self.channels[c] for c in g.channel_ids],
+                    members=[self.member_payload(gid, u) for u in g.members],
+                    commands=list(g.commands.values()),
+                )
                 for gid, g in self.guilds.items()
             ],
             "global_commands": list(self.global_commands.values()),

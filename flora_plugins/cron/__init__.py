@@ -35,8 +35,15 @@ _schedulers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def scheduler_for(runtime) -> Scheduler:
     scheduler = _schedulers.get(runtime)
     if scheduler is None:
-        scheduler = Scheduler(runtime.db, dispatch=runtime.dispatch, guild_log=runtime.guild_log, skip_reason=runtime.skip_reason,
-                              owns=runtime.owns, spawn=runtime.spawn, timeout=runtime.config.cron_timeout_secs)
+        scheduler = Scheduler(
+            runtime.db,
+            dispatch=runtime.dispatch,
+            guild_log=runtime.guild_log,
+            skip_reason=runtime.skip_reason,
+            owns=runtime.owns,
+            spawn=runtime.spawn,
+            timeout=runtime.config.cron_timeout_secs,
+        )
         _schedulers[runtime] = scheduler
     return scheduler
 

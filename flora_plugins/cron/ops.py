@@ -93,8 +93,9 @@ async def op_register_cron(ctx, args):
             del reg.names[old]
     reg.names[key] = (build, names)
     try:
-        await ctx.run_sync(store.register_job, ctx.db, ctx.guild_id, ctx.load_id, name, normalized, skip_if_running,
-                           catch_up, fresh_next_run)
+        await ctx.run_sync(
+            store.register_job, ctx.db, ctx.guild_id, ctx.load_id, name, normalized, skip_if_running, catch_up, fresh_next_run
+        )
     except BaseException:
         names.discard(name)
         raise

@@ -15,8 +15,13 @@ import time
 from croniter import CroniterBadDateError, CroniterError, croniter
 
 NICKNAMES = {
-    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
 }
 CATCH_UP = ("none", "latest")
 
@@ -37,8 +42,9 @@ def normalize(expr: str) -> str:
     text = NICKNAMES.get(text.lower(), text)
     fields = text.split(" ")
     if len(fields) != 5:
-        raise CronError(f"invalid cron expression '{expr}': expected 5 fields (minute hour day-of-month month day-of-week),"
-                        f" got {len(fields)}")
+        raise CronError(
+            f"invalid cron expression '{expr}': expected 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
+        )
     try:
         croniter(text, 0)
     except CroniterError as exc:

@@ -46,10 +46,19 @@ MISSED_GRACE_SECS = 5
 
 
 class Scheduler:
-    def __init__(self, db, *, dispatch: Callable[..., Awaitable[dict]], guild_log: Callable[[str, str, str, str], None],
-                 skip_reason: Callable[[str], str | None] = lambda guild_id: None,
-                 owns: Callable[[str], bool] = lambda guild_id: True, spawn=None,
-                 clock: Callable[[], float] = schedule.now, timeout: float = 5, tick: float | None = None):
+    def __init__(
+        self,
+        db,
+        *,
+        dispatch: Callable[..., Awaitable[dict]],
+        guild_log: Callable[[str, str, str, str], None],
+        skip_reason: Callable[[str], str | None] = lambda guild_id: None,
+        owns: Callable[[str], bool] = lambda guild_id: True,
+        spawn=None,
+        clock: Callable[[], float] = schedule.now,
+        timeout: float = 5,
+        tick: float | None = None,
+    ):
         self.db = db
         self.dispatch = dispatch
         self.guild_log = guild_log
@@ -142,20 +151,31 @@ class Scheduler:
         missed_while_down = latest < self.started_at - MISSED_GRACE_SECS
         if missed_while_down and job["catch_up"] != "latest":
             if await self._advance(job, next_run, job["last_run"]):
-                self._log(guild_id, "info", f"cron '{name}': {_n(due)} missed while flora was not running, not run "
-                                            f"(catchUp: 'none'); next run at {rfc3339(next_run)}")
+                self._log(
+                    guild_id,
+                    "info",
+                    f"cron '{name}': {_n(due)} missed while flora was not running, not run "
+                    f"(catchUp: 'none'); next run at {rfc3339(next_run)}",
+                )
             return
         key = (guild_id, name)
         if job["skip_if_running"] and self.running.get(key):
             if await self._advance(job, next_run, job["last_run"]):
-                self._log(guild_id, "info", f"cron '{name}' skipped (scheduled {at}): "
-                                            "its previous run is still in progress (skipIfRunning)")
+                self._log(
+                    guild_id,
+                    "info",
+                    f"cron '{name}' skipped (scheduled {at}): its previous run is still in progress (skipIfRunning)",
+                )
             return
         if not await self._claim(job, next_run, latest):  # stored before the run, and only one claim wins: never twice
             return
         if missed_while_down:
-            self._log(guild_id, "info", f"cron '{name}': catching up the occurrence of {at}, the latest of "
-                                        f"{_n(due)} missed while flora was not running (catchUp: 'latest')")
+            self._log(
+                guild_id,
+                "info",
+                f"cron '{name}': catching up the occurrence of {at}, the latest of "
+                f"{_n(due)} missed while flora was not running (catchUp: 'latest')",
+            )
         elif due > 1:
             self._log(guild_id, "warn", f"cron '{name}': {_n(due - 1)} before {at} not run (the scheduler fell behind)")
         self.running[key] = self.running.get(key, 0) + 1
@@ -184,8 +204,12 @@ class Scheduler:
         if reply.get("ok"):
             self._log(guild_id, "info", f"cron '{name}' ran (scheduled {at}) in {elapsed:.2f}s")
         elif reply.get("kind") == "timeout":
-            self._log(guild_id, "error", f"cron failed: '{name}' (scheduled {at}) exceeded the {self.timeout:g}s cron timeout "
-                                         "(RUNTIME_CRON_TIMEOUT_SECS); its isolate was restarted")
+            self._log(
+                guild_id,
+                "error",
+                f"cron failed: '{name}' (scheduled {at}) exceeded the {self.timeout:g}s cron timeout "
+                "(RUNTIME_CRON_TIMEOUT_SECS); its isolate was restarted",
+            )
         else:
             self._log(guild_id, "error", f"cron failed: '{name}' (scheduled {at}): {reply.get('error') or 'unknown error'}")
 

@@ -43,21 +43,28 @@ def _source(cur, guild_id: str, name: str, expr: str, exclude_load: str) -> dict
     return cur.fetchone()
 
 
-def register_job(db, guild_id: str, load_id: str, name: str, expr: str, skip_if_running: bool, catch_up: str,
-                 fresh_next_run: int) -> dict:
+def register_job(
+    db, guild_id: str, load_id: str, name: str, expr: str, skip_if_running: bool, catch_up: str, fresh_next_run: int
+) -> dict:
     """Insert the job of one load (or refresh it when a rebuilt isolate of that load registers it again)."""
     with db.transaction() as cur:
-        cur.execute("SELECT expr, next_run, last_run FROM cron_jobs WHERE guild_id = ? AND load_id = ? AND name = ?",
-                    (guild_id, load_id, name))
+        cur.execute(
+            "SELECT expr, next_run, last_run FROM cron_jobs WHERE guild_id = ? AND load_id = ? AND name = ?",
+            (guild_id, load_id, name),
+        )
         row = cur.fetchone()
         if row is not None:
             if row["expr"] == expr:
-                cur.execute("UPDATE cron_jobs SET skip_if_running = ?, catch_up = ? WHERE guild_id = ? AND load_id = ? AND name = ?",
-                            (int(skip_if_running), catch_up, guild_id, load_id, name))
+                cur.execute(
+                    "UPDATE cron_jobs SET skip_if_running = ?, catch_up = ? WHERE guild_id = ? AND load_id = ? AND name = ?",
+                    (int(skip_if_running), catch_up, guild_id, load_id, name),
+                )
                 return {"next_run": row["next_run"], "last_run": row["last_run"]}
-            cur.execute("UPDATE cron_jobs SET expr = ?, skip_if_running = ?, catch_up = ?, next_run = ?, last_run = NULL"
-                        " WHERE guild_id = ? AND load_id = ? AND name = ?",
-                        (expr, int(skip_if_running), catch_up, fresh_next_run, guild_id, load_id, name))
+            cur.execute(
+                "UPDATE cron_jobs SET expr = ?, skip_if_running = ?, catch_up = ?, next_run = ?, last_run = NULL"
+                " WHERE guild_id = ? AND load_id = ? AND name = ?",
+                (expr, int(skip_if_running), catch_up, fresh_next_run, guild_id, load_id, name),
+            )
             return {"next_run": fresh_next_run, "last_run": None}
         src = _source(cur, guild_id, name, expr, load_id)
         next_run, last_run = (src["next_run"], src["last_run"]) if src else (fresh_next_run, None)
@@ -86,8 +93,10 @@ def activate(db, guild_id: str, load_id: str) -> None:
                 (current, guild_id, load_id),
             )
             for r in cur.fetchall():
-                cur.execute("UPDATE cron_jobs SET next_run = ?, last_run = ? WHERE guild_id = ? AND load_id = ? AND name = ?",
-                            (r["next_run"], r["last_run"], guild_id, load_id, r["name"]))
+                cur.execute(
+                    "UPDATE cron_jobs SET next_run = ?, last_run = ? WHERE guild_id = ? AND load_id = ? AND name = ?",
+                    (r["next_run"], r["last_run"], guild_id, load_id, r["name"]),
+                )
         cur.execute(
             "INSERT INTO cron_loads (guild_id, load_id, previous_load_id, activated_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (guild_id) DO UPDATE SET load_id = excluded.load_id, previous_load_id = excluded.previous_load_id,"
@@ -95,11 +104,15 @@ def activate(db, guild_id: str, load_id: str) -> None:
             (guild_id, load_id, current, now),
         )
         # Older generations, and rows of loads that failed, registered before this activation.
-        cur.execute("DELETE FROM cron_jobs WHERE guild_id = ? AND load_id <> ? AND load_id <> ? AND created_at <= ?",
-                    (guild_id, load_id, current or "", now))
+        cur.execute(
+            "DELETE FROM cron_jobs WHERE guild_id = ? AND load_id <> ? AND load_id <> ? AND created_at <= ?",
+            (guild_id, load_id, current or "", now),
+        )
         # The claims of jobs no row has any more.
-        cur.execute("DELETE FROM cron_claims WHERE guild_id = ? AND name NOT IN (SELECT name FROM cron_jobs WHERE guild_id = ?)",
-                    (guild_id, guild_id))
+        cur.execute(
+            "DELETE FROM cron_claims WHERE guild_id = ? AND name NOT IN (SELECT name FROM cron_jobs WHERE guild_id = ?)",
+            (guild_id, guild_id),
+        )
 
 
 def discard(db, guild_id: str, load_id: str) -> int:
@@ -123,10 +136,13 @@ def due_jobs(db, now: int) -> list[dict]:
 
 def advance(db, job: dict, next_run: int, last_run: int | None) -> bool:
     """Move a job past occurrences it does not run (skipped, missed); False if the row changed since it was read."""
-    return db.execute(
-        "UPDATE cron_jobs SET next_run = ?, last_run = ? WHERE guild_id = ? AND load_id = ? AND name = ? AND next_run = ?",
-        (next_run, last_run, job["guild_id"], job["load_id"], job["name"], job["next_run"]),
-    ) > 0
+    return (
+        db.execute(
+            "UPDATE cron_jobs SET next_run = ?, last_run = ? WHERE guild_id = ? AND load_id = ? AND name = ? AND next_run = ?",
+            (next_run, last_run, job["guild_id"], job["load_id"], job["name"], job["next_run"]),
+        )
+        > 0
+    )
 
 
 def claim(db, job: dict, next_run: int, scheduled: int) -> bool:

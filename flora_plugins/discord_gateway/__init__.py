@@ -27,11 +27,31 @@ def _not_the_voice_warning(record: logging.LogRecord) -> bool:
 logging.getLogger("disnake.client").addFilter(_not_the_voice_warning)
 
 FORWARDED = {
-    "READY", "GUILD_CREATE", "MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE", "MESSAGE_DELETE_BULK",
-    "INTERACTION_CREATE", "MESSAGE_REACTION_ADD", "MESSAGE_REACTION_REMOVE", "MESSAGE_REACTION_REMOVE_EMOJI",
-    "MESSAGE_REACTION_REMOVE_ALL", "CHANNEL_CREATE", "CHANNEL_UPDATE", "CHANNEL_DELETE", "THREAD_CREATE",
-    "THREAD_UPDATE", "THREAD_DELETE", "GUILD_DELETE", "GUILD_MEMBER_ADD", "GUILD_MEMBER_UPDATE", "GUILD_MEMBER_REMOVE",
-    "GUILD_ROLE_CREATE", "GUILD_ROLE_UPDATE", "GUILD_ROLE_DELETE", "VOICE_STATE_UPDATE",
+    "READY",
+    "GUILD_CREATE",
+    "MESSAGE_CREATE",
+    "MESSAGE_UPDATE",
+    "MESSAGE_DELETE",
+    "MESSAGE_DELETE_BULK",
+    "INTERACTION_CREATE",
+    "MESSAGE_REACTION_ADD",
+    "MESSAGE_REACTION_REMOVE",
+    "MESSAGE_REACTION_REMOVE_EMOJI",
+    "MESSAGE_REACTION_REMOVE_ALL",
+    "CHANNEL_CREATE",
+    "CHANNEL_UPDATE",
+    "CHANNEL_DELETE",
+    "THREAD_CREATE",
+    "THREAD_UPDATE",
+    "THREAD_DELETE",
+    "GUILD_DELETE",
+    "GUILD_MEMBER_ADD",
+    "GUILD_MEMBER_UPDATE",
+    "GUILD_MEMBER_REMOVE",
+    "GUILD_ROLE_CREATE",
+    "GUILD_ROLE_UPDATE",
+    "GUILD_ROLE_DELETE",
+    "VOICE_STATE_UPDATE",
 }
 
 
@@ -172,8 +192,9 @@ class IdentifyGate:
 def flora_register_config_keys(register):
     from flora_core.config import Key, int_range
 
-    register(Key("identify_interval_ms", "discord.identify_interval_ms", "DISCORD_IDENTIFY_INTERVAL_MS",
-                 int_range(0, 60_000), 5000))
+    register(
+        Key("identify_interval_ms", "discord.identify_interval_ms", "DISCORD_IDENTIFY_INTERVAL_MS", int_range(0, 60_000), 5000)
+    )
 
 
 @hookimpl

@@ -52,7 +52,7 @@ def size_cap(config) -> int:
 def _variant(raw: Any) -> tuple[str, dict]:
     if not isinstance(raw, dict) or len(raw) != 1:
         raise invalid("attachments", 'each attachment must be {"Url": {...}} or {"Base64": {...}}')
-    (tag, body), = raw.items()
+    ((tag, body),) = raw.items()
     kind = {"url": "url", "base64": "base64"}.get(str(tag).lower())
     if kind is None:
         raise invalid("attachments", f"unknown attachment variant {tag!r} (expected Url or Base64)")

@@ -102,6 +102,7 @@ def token(args: dict, key: str = "token") -> str:
 
 def application_id(ctx, route: str) -> str:
     if not ctx.application_id:
-        raise OpError(DISCORD_HTTP_ERROR, f"Discord HTTP error (500): application id unknown (route: {route})",
-                      status=500, discord_code=0)
+        raise OpError(
+            DISCORD_HTTP_ERROR, f"Discord HTTP error (500): application id unknown (route: {route})", status=500, discord_code=0
+        )
     return ctx.application_id

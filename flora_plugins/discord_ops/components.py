@@ -163,8 +163,10 @@ def button(comp: dict) -> dict:
 def _select_option(raw: Any) -> dict:
     if not isinstance(raw, dict):
         raise fail("Select option must be an object")
-    out = {"label": _str(raw, "label", "Select option", required=True),
-           "value": _str(raw, "value", "Select option", required=True)}
+    out = {
+        "label": _str(raw, "label", "Select option", required=True),
+        "value": _str(raw, "value", "Select option", required=True),
+    }
     _copy(out, raw, "Select option", strings=("description",), bools=("default",))
     if raw.get("emoji") is not None:
         out["emoji"] = parse_emoji(raw["emoji"])
@@ -175,8 +177,7 @@ def select(comp: dict) -> dict:
     kind = kind_of(comp)
     out = _base(comp, kind)
     out["custom_id"] = _str(comp, "custom_id", "Select menu", required=True)
-    _copy(out, comp, "Select menu", strings=("placeholder",), ints=("min_values", "max_values"),
-          bools=("disabled", "required"))
+    _copy(out, comp, "Select menu", strings=("placeholder",), ints=("min_values", "max_values"), bools=("disabled", "required"))
     if kind == 3:
         options = comp.get("options")
         if not isinstance(options, list) or not options:
@@ -198,8 +199,11 @@ def select(comp: dict) -> dict:
     for key, vtype in (("default_users", "user"), ("default_roles", "role"), ("default_channels", "channel")):
         ids = comp.get(key)
         if vtype in allowed and isinstance(ids, list):
-            defaults.extend({"id": str(i), "type": vtype} for i in ids
-                            if isinstance(i, (str, int)) and not isinstance(i, bool) and SNOWFLAKE.match(str(i)))
+            defaults.extend(
+                {"id": str(i), "type": vtype}
+                for i in ids
+                if isinstance(i, (str, int)) and not isinstance(i, bool) and SNOWFLAKE.match(str(i))
+            )
     if defaults:
         seen: set[tuple[str, str]] = set()
         out["default_values"] = [d for d in defaults if (d["id"], d["type"]) not in seen and not seen.add((d["id"], d["type"]))]
@@ -210,8 +214,9 @@ def input_text(comp: dict) -> dict:
     out = _base(comp, 4)
     out["custom_id"] = _str(comp, "custom_id", "Input text", required=True)
     out["style"] = _int(comp, "style", "Input text") or 1
-    return _copy(out, comp, "Input text", strings=("label", "value", "placeholder"),
-                 ints=("min_length", "max_length"), bools=("required",))
+    return _copy(
+        out, comp, "Input text", strings=("label", "value", "placeholder"), ints=("min_length", "max_length"), bools=("required",)
+    )
 
 
 def file_upload(comp: dict) -> dict:
@@ -354,8 +359,16 @@ def label(comp: dict) -> dict:
     return out
 
 
-_TOP_LEVEL = {1: action_row, 9: section, 10: text_display, 12: media_gallery, 13: file_component,
-              14: separator, 17: container, 18: label}
+_TOP_LEVEL = {
+    1: action_row,
+    9: section,
+    10: text_display,
+    12: media_gallery,
+    13: file_component,
+    14: separator,
+    17: container,
+    18: label,
+}
 
 
 def parse_component(comp: Any) -> dict:

@@ -69,11 +69,17 @@ async def download(url: str, *, cap: int, timeout: float, guard: netguard.Guard)
     """The body of ``url`` (and the final URL) or DownloadError."""
     current = check_url(url, guard)
     try:
-        async with guard.session(connector_options={"force_close": True},
-                                 timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+        async with guard.session(
+            connector_options={"force_close": True}, timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as session:
             async with asyncio.timeout(timeout):
-                resp, _ = await guard.request(session, netguard.Hop("GET", current, _HEADERS), follow=_follow,
-                                              check=_no_credentials, max_redirects=MAX_REDIRECTS)
+                resp, _ = await guard.request(
+                    session,
+                    netguard.Hop("GET", current, _HEADERS),
+                    follow=_follow,
+                    check=_no_credentials,
+                    max_redirects=MAX_REDIRECTS,
+                )
                 async with resp:
                     current = resp.url
                     if not 200 <= resp.status < 300:

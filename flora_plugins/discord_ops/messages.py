@@ -110,8 +110,9 @@ def allowed_mentions(raw: Any) -> dict | None:
         if raw.get(key) is not None:
             if not isinstance(raw[key], list):
                 raise invalid(f"allowed_mentions.{key}", "expected an array")
-            out[key] = [str(x) for x in raw[key]
-                        if isinstance(x, (str, int)) and not isinstance(x, bool) and SNOWFLAKE.match(str(x))]
+            out[key] = [
+                str(x) for x in raw[key] if isinstance(x, (str, int)) and not isinstance(x, bool) and SNOWFLAKE.match(str(x))
+            ]
     replied = raw.get("repliedUser", raw.get("replied_user"))
     if replied is not None:
         out["replied_user"] = bool(replied)
@@ -139,8 +140,7 @@ class Outgoing:
         return bool(b.get("content") or b.get("embeds") or self.attachments or has_components)
 
 
-def message_fields(args: dict, config=None, *, tts: bool = True, attachments: bool = True,
-                   extra_flags: int = 0) -> Outgoing:
+def message_fields(args: dict, config=None, *, tts: bool = True, attachments: bool = True, extra_flags: int = 0) -> Outgoing:
     """Every message field a script may pass: content, embeds, components, attachments, tts,
     allowedMentions, flags. Input is validated here; nothing is sent."""
     body: dict[str, Any] = {}
@@ -165,8 +165,17 @@ def message_fields(args: dict, config=None, *, tts: bool = True, attachments: bo
     return Outgoing(body, specs)
 
 
-def new_message(args: dict, config=None, *, empty_message: str, tts: bool = True, attachments: bool = True,
-                extra_flags: int = 0, components_may_be_empty: bool = False, plain_empty_error: bool = False) -> Outgoing:
+def new_message(
+    args: dict,
+    config=None,
+    *,
+    empty_message: str,
+    tts: bool = True,
+    attachments: bool = True,
+    extra_flags: int = 0,
+    components_may_be_empty: bool = False,
+    plain_empty_error: bool = False,
+) -> Outgoing:
     """A message that must carry something: content, embeds, attachments or components."""
     out = message_fields(args, config, tts=tts, attachments=attachments, extra_flags=extra_flags)
     if not out.has_payload(components_may_be_empty=components_may_be_empty):

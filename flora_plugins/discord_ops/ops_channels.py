@@ -63,8 +63,15 @@ async def op_create_thread_from_message(ctx, args):
     body = payload(args)
     why = reason(args)
     await ctx.ensure_channel(channel_id)
-    thread = await call(ctx, "POST", CHANNEL + "/messages/{message_id}/threads", channel_id=channel_id,
-                        message_id=message_id, json=body, reason=why)
+    thread = await call(
+        ctx,
+        "POST",
+        CHANNEL + "/messages/{message_id}/threads",
+        channel_id=channel_id,
+        message_id=message_id,
+        json=body,
+        reason=why,
+    )
     remember_channel(ctx, thread)
     return thread
 
@@ -102,5 +109,14 @@ async def op_remove_thread_member(ctx, args):
     return await _thread_member(ctx, args, "op_remove_thread_member", "DELETE")
 
 
-OPS = [op_create_channel, op_edit_channel, op_delete_channel, op_create_thread, op_create_thread_from_message,
-       op_join_thread, op_leave_thread, op_add_thread_member, op_remove_thread_member]
+OPS = [
+    op_create_channel,
+    op_edit_channel,
+    op_delete_channel,
+    op_create_thread,
+    op_create_thread_from_message,
+    op_join_thread,
+    op_leave_thread,
+    op_add_thread_member,
+    op_remove_thread_member,
+]

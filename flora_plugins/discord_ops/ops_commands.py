@@ -42,8 +42,7 @@ def build_command(raw, field: str = "commands") -> dict:
     if raw.get("options"):
         if not isinstance(raw["options"], list):
             raise invalid(field, "options must be an array")
-        out["options"] = [_option(o, f"{field}[].options" if field == "commands" else f"{field}.options")
-                          for o in raw["options"]]
+        out["options"] = [_option(o, f"{field}[].options" if field == "commands" else f"{field}.options") for o in raw["options"]]
     return out
 
 
@@ -122,8 +121,7 @@ async def op_get_guild_command(ctx, args):
     command_id = snowflake(args, "commandId")
     ctx.ensure_guild(guild_id)
     app = application_id(ctx, "GET /applications/{app}/guilds/{g}/commands/{id}")
-    return await call(ctx, "GET", COMMAND, application_id=app, guild_id=guild_id, command_id=command_id,
-                      read_only=True)
+    return await call(ctx, "GET", COMMAND, application_id=app, guild_id=guild_id, command_id=command_id, read_only=True)
 
 
 def _permissions_body(raw) -> dict:
@@ -141,8 +139,9 @@ async def op_edit_guild_command_permissions(ctx, args):
     body = _permissions_body(args.get("permissions"))
     ctx.ensure_guild(guild_id)
     app = application_id(ctx, "PUT /applications/{app}/guilds/{g}/commands/{id}/permissions")
-    return await call(ctx, "PUT", COMMAND + "/permissions", application_id=app, guild_id=guild_id,
-                      command_id=command_id, json=body)
+    return await call(
+        ctx, "PUT", COMMAND + "/permissions", application_id=app, guild_id=guild_id, command_id=command_id, json=body
+    )
 
 
 async def op_get_guild_commands_permissions(ctx, args):
@@ -157,10 +156,19 @@ async def op_get_guild_command_permissions(ctx, args):
     command_id = snowflake(args, "commandId")
     ctx.ensure_guild(guild_id)
     app = application_id(ctx, "GET /applications/{app}/guilds/{g}/commands/{id}/permissions")
-    return await call(ctx, "GET", COMMAND + "/permissions", application_id=app, guild_id=guild_id,
-                      command_id=command_id, read_only=True)
+    return await call(
+        ctx, "GET", COMMAND + "/permissions", application_id=app, guild_id=guild_id, command_id=command_id, read_only=True
+    )
 
 
-OPS = [op_upsert_guild_commands, op_create_guild_command, op_edit_guild_command, op_delete_guild_command,
-       op_get_guild_commands, op_get_guild_command, op_edit_guild_command_permissions,
-       op_get_guild_commands_permissions, op_get_guild_command_permissions]
+OPS = [
+    op_upsert_guild_commands,
+    op_create_guild_command,
+    op_edit_guild_command,
+    op_delete_guild_command,
+    op_get_guild_commands,
+    op_get_guild_command,
+    op_edit_guild_command_permissions,
+    op_get_guild_commands_permissions,
+    op_get_guild_command_permissions,
+]

@@ -76,11 +76,14 @@ async def _after_auto_defer(ctx, tok: str, rtype: int, data: dict | None, files)
         return None
     if rtype == 9:
         after = getattr(ctx.config, "auto_defer_ms", None)
-        raise OpError(DISCORD_HTTP_ERROR,
-                      "Discord HTTP error (400): Interaction has already been acknowledged (the runtime deferred it "
-                      f"automatically after {after} ms; a modal must be the first answer) "
-                      "(route: POST /interactions/{interaction_id}/{interaction_token}/callback)",
-                      status=400, discord_code=40060)
+        raise OpError(
+            DISCORD_HTTP_ERROR,
+            "Discord HTTP error (400): Interaction has already been acknowledged (the runtime deferred it "
+            f"automatically after {after} ms; a modal must be the first answer) "
+            "(route: POST /interactions/{interaction_id}/{interaction_token}/callback)",
+            status=400,
+            discord_code=40060,
+        )
     app = application_id(ctx, "PATCH /webhooks/{app}/{token}/messages/@original")
     if rtype == 4 and (data or {}).get("flags", 0) & EPHEMERAL:
         # The defer was public and ephemerality cannot be edited: remove the public "thinking"
@@ -167,13 +170,19 @@ async def op_delete_original_interaction_response(ctx, args):
 async def op_create_followup_message(ctx, args):
     args = require_dict(args, "op_create_followup_message")
     tok = token(args)
-    out = new_message(args, ctx.config, empty_message=EMPTY_FOLLOWUP, plain_empty_error=True,
-                      extra_flags=EPHEMERAL if args.get("ephemeral") else 0)
+    out = new_message(
+        args,
+        ctx.config,
+        empty_message=EMPTY_FOLLOWUP,
+        plain_empty_error=True,
+        extra_flags=EPHEMERAL if args.get("ephemeral") else 0,
+    )
     ctx.ensure_interaction_token(tok)
     app = application_id(ctx, "POST /webhooks/{app}/{token}")
     files = await _with_files(ctx, out)
-    return await call(ctx, "POST", WEBHOOK, webhook_id=app, webhook_token=tok, json=out.body, files=files,
-                      params={"wait": "true"})
+    return await call(
+        ctx, "POST", WEBHOOK, webhook_id=app, webhook_token=tok, json=out.body, files=files, params={"wait": "true"}
+    )
 
 
 async def op_edit_followup_message(ctx, args):
@@ -186,8 +195,9 @@ async def op_edit_followup_message(ctx, args):
     ctx.ensure_interaction_token(tok)
     app = application_id(ctx, "PATCH /webhooks/{app}/{token}/messages/{message_id}")
     files = await _with_files(ctx, out)
-    return await call(ctx, "PATCH", FOLLOWUP, webhook_id=app, webhook_token=tok, message_id=message_id,
-                      json=out.body, files=files)
+    return await call(
+        ctx, "PATCH", FOLLOWUP, webhook_id=app, webhook_token=tok, message_id=message_id, json=out.body, files=files
+    )
 
 
 async def op_delete_followup_message(ctx, args):
@@ -200,6 +210,14 @@ async def op_delete_followup_message(ctx, args):
     return None
 
 
-OPS = [op_send_interaction_response, op_defer_interaction_response, op_update_interaction_response, op_show_modal,
-       op_edit_original_interaction_response, op_delete_original_interaction_response, op_create_followup_message,
-       op_edit_followup_message, op_delete_followup_message]
+OPS = [
+    op_send_interaction_response,
+    op_defer_interaction_response,
+    op_update_interaction_response,
+    op_show_modal,
+    op_edit_original_interaction_response,
+    op_delete_original_interaction_response,
+    op_create_followup_message,
+    op_edit_followup_message,
+    op_delete_followup_message,
+]

@@ -34,8 +34,15 @@ async def op_ban_member(ctx, args):
     seconds = integer(args, "deleteMessageSeconds", minimum=0, maximum=2**32 - 1, default=0)  # flora: u32
     why = reason(args)
     ctx.ensure_guild(guild_id)
-    await call(ctx, "PUT", "/guilds/{guild_id}/bans/{user_id}", guild_id=guild_id, user_id=user_id,
-               json={"delete_message_seconds": seconds}, reason=why)
+    await call(
+        ctx,
+        "PUT",
+        "/guilds/{guild_id}/bans/{user_id}",
+        guild_id=guild_id,
+        user_id=user_id,
+        json={"delete_message_seconds": seconds},
+        reason=why,
+    )
     return None
 
 
@@ -52,8 +59,7 @@ async def _member_role(ctx, args, op: str, method: str):
     role_id = snowflake(args, "roleId")
     why = reason(args)
     ctx.ensure_guild(guild_id)
-    await call(ctx, method, MEMBER + "/roles/{role_id}", guild_id=guild_id, user_id=user_id, role_id=role_id,
-               reason=why)
+    await call(ctx, method, MEMBER + "/roles/{role_id}", guild_id=guild_id, user_id=user_id, role_id=role_id, reason=why)
     return None
 
 
@@ -82,5 +88,12 @@ async def op_edit_current_member(ctx, args):
     return await call(ctx, "PATCH", "/guilds/{guild_id}/members/@me", guild_id=guild_id, json=body, reason=why)
 
 
-OPS = [op_kick_member, op_ban_member, op_unban_member, op_add_member_role, op_remove_member_role, op_edit_member,
-       op_edit_current_member]
+OPS = [
+    op_kick_member,
+    op_ban_member,
+    op_unban_member,
+    op_add_member_role,
+    op_remove_member_role,
+    op_edit_member,
+    op_edit_current_member,
+]

@@ -54,8 +54,7 @@ async def op_bulk_delete_messages(ctx, args):
     if not 2 <= len(ids) <= 100:
         raise invalid("message_ids", "between 2 and 100 distinct message ids are required")
     await ctx.ensure_channel(channel_id)
-    await call(ctx, "POST", "/channels/{channel_id}/messages/bulk-delete", channel_id=channel_id,
-               json={"messages": ids})
+    await call(ctx, "POST", "/channels/{channel_id}/messages/bulk-delete", channel_id=channel_id, json={"messages": ids})
     return None
 
 
@@ -149,8 +148,15 @@ async def op_remove_reaction(ctx, args):
     if user_id is None:
         await call(ctx, "DELETE", REACTIONS + "/{emoji}/@me", channel_id=channel_id, message_id=message_id, emoji=emoji)
     else:
-        await call(ctx, "DELETE", REACTIONS + "/{emoji}/{user_id}", channel_id=channel_id, message_id=message_id,
-                   emoji=emoji, user_id=user_id)
+        await call(
+            ctx,
+            "DELETE",
+            REACTIONS + "/{emoji}/{user_id}",
+            channel_id=channel_id,
+            message_id=message_id,
+            emoji=emoji,
+            user_id=user_id,
+        )
     return None
 
 
@@ -167,6 +173,17 @@ async def op_clear_reactions(ctx, args):
     return None
 
 
-OPS = [op_send_message, op_edit_message, op_delete_message, op_bulk_delete_messages, op_pin_message,
-       op_unpin_message, op_crosspost_message, op_fetch_message, op_fetch_messages, op_add_reaction,
-       op_remove_reaction, op_clear_reactions]
+OPS = [
+    op_send_message,
+    op_edit_message,
+    op_delete_message,
+    op_bulk_delete_messages,
+    op_pin_message,
+    op_unpin_message,
+    op_crosspost_message,
+    op_fetch_message,
+    op_fetch_messages,
+    op_add_reaction,
+    op_remove_reaction,
+    op_clear_reactions,
+]

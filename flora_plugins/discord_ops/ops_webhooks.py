@@ -38,8 +38,7 @@ async def op_execute_webhook(ctx, args):
         if value is not None:
             out.body[wire] = value
     wait = bool(args.get("wait", False))
-    params = {"wait": "true" if wait else "false",
-              "with_components": "true" if args.get("withComponents") else "false"}
+    params = {"wait": "true" if wait else "false", "with_components": "true" if args.get("withComponents") else "false"}
     if thread_id is not None:
         params["thread_id"] = thread_id
     await ensure_webhook(ctx, webhook_id, tok)
@@ -48,8 +47,9 @@ async def op_execute_webhook(ctx, args):
     files = await load_attachments(ctx, out.attachments)
     if files:
         out.body["attachments"] = attachment_refs(files)
-    result = await call(ctx, "POST", WEBHOOK_TOKEN, webhook_id=webhook_id, webhook_token=tok, json=out.body,
-                        files=files, params=params)
+    result = await call(
+        ctx, "POST", WEBHOOK_TOKEN, webhook_id=webhook_id, webhook_token=tok, json=out.body, files=files, params=params
+    )
     return result if wait else None
 
 

@@ -27,10 +27,10 @@ async def ensure_webhook(ctx, webhook_id: str, token: str | None) -> None:
             raise forbidden("webhook is not owned by a guild")
         ctx.ensure_interaction_token(token)
         return
+
     async def fetch():
         if token:
-            data = await ctx.rest("GET", "/webhooks/{webhook_id}/{webhook_token}", webhook_id=webhook_id,
-                                  webhook_token=token)
+            data = await ctx.rest("GET", "/webhooks/{webhook_id}/{webhook_token}", webhook_id=webhook_id, webhook_token=token)
         else:
             data = await ctx.rest("GET", "/webhooks/{webhook_id}", webhook_id=webhook_id)
         found = str(data["guild_id"]) if isinstance(data, dict) and data.get("guild_id") else None

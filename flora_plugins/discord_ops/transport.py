@@ -27,18 +27,26 @@ def _retryable(exc: OpError) -> bool:
 
 def backoff(attempt: int) -> float:
     """Uniform 0..=min(250 * 2^n, 2000) ms, as flora."""
-    return random.uniform(0, min(250 * 2 ** attempt, 2000)) / 1000
+    return random.uniform(0, min(250 * 2**attempt, 2000)) / 1000
 
 
-async def call(ctx, method: str, path: str, *, json: Any = None, reason: str | None = None,
-               params: dict | None = None, files: list[LoadedFile] | None = None, read_only: bool = False,
-               **route_params) -> Any:
+async def call(
+    ctx,
+    method: str,
+    path: str,
+    *,
+    json: Any = None,
+    reason: str | None = None,
+    params: dict | None = None,
+    files: list[LoadedFile] | None = None,
+    read_only: bool = False,
+    **route_params,
+) -> Any:
     attempts = 1 + READ_RETRIES if read_only else 1
     for attempt in range(attempts):
         try:
             if files:
-                return await _multipart(ctx, method, path, json=json, reason=reason, params=params,
-                                        files=files, **route_params)
+                return await _multipart(ctx, method, path, json=json, reason=reason, params=params, files=files, **route_params)
             return await ctx.rest(method, path, json=json, reason=reason, params=params, **route_params)
         except OpError as exc:
             if attempt + 1 < attempts and _retryable(exc):
@@ -48,12 +56,20 @@ async def call(ctx, method: str, path: str, *, json: Any = None, reason: str | N
     raise AssertionError("unreachable")
 
 
-async def _multipart(ctx, method: str, path: str, *, json: Any, reason: str | None, params: dict | None,
-                     files: list[LoadedFile], **route_params) -> Any:
+async def _multipart(
+    ctx, method: str, path: str, *, json: Any, reason: str | None, params: dict | None, files: list[LoadedFile], **route_params
+) -> Any:
     dfiles = [f.to_disnake() for f in files]
     try:
-        return await ctx.rest(method, path, reason=reason, params=params, files=dfiles,
-                              form=to_multipart(json if json is not None else {}, dfiles), **route_params)
+        return await ctx.rest(
+            method,
+            path,
+            reason=reason,
+            params=params,
+            files=dfiles,
+            form=to_multipart(json if json is not None else {}, dfiles),
+            **route_params,
+        )
     finally:
         for f in dfiles:
             f.close()

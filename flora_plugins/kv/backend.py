@@ -109,8 +109,9 @@ class KvBackend(ABC):
         """Remove the entry if present."""
 
     @abstractmethod
-    def list(self, guild_id: str, store: str, *, after: str | None, start: str | None, end: str | None, count: int,
-             now: int) -> list[Entry]:
+    def list(
+        self, guild_id: str, store: str, *, after: str | None, start: str | None, end: str | None, count: int, now: int
+    ) -> list[Entry]:
         """Up to ``count`` live entries in byte order, values left None: keys ``> after`` if given, else
         ``>= start`` if given, else from the first; only keys ``< end`` if given. Expired entries met on
         the way are skipped (and purged), so fewer than ``count`` means there are no more."""
@@ -122,8 +123,17 @@ class KvBackend(ABC):
         ``atomic_quotas``: also ``quota``, checked with the exact size of the new value."""
 
     @abstractmethod
-    def cas(self, guild_id: str, store: str, key: str, expected: str | None, value: str, expiration: int | None,
-            metadata_json: str | None, now: int) -> bool:
+    def cas(
+        self,
+        guild_id: str,
+        store: str,
+        key: str,
+        expected: str | None,
+        value: str,
+        expiration: int | None,
+        metadata_json: str | None,
+        now: int,
+    ) -> bool:
         """Atomically ``set`` if the live value equals ``expected`` (None: no live entry); True if it was set.
         With ``atomic_quotas``: also ``quota``, checked only when the values match (a mismatch is False)."""
 
@@ -171,8 +181,16 @@ def next_counter(current: str | None, by: int) -> int:
 FetchRange = Callable[[tuple[str, str] | None, str | None, int], Sequence[tuple[str, int | None, str | None]]]
 
 
-def scan_live(fetch: FetchRange, *, after: str | None, start: str | None, end: str | None, count: int,
-              now: int, decode: Callable[[str], Any] = json.loads) -> tuple[list[Entry], list[str]]:
+def scan_live(
+    fetch: FetchRange,
+    *,
+    after: str | None,
+    start: str | None,
+    end: str | None,
+    count: int,
+    now: int,
+    decode: Callable[[str], Any] = json.loads,
+) -> tuple[list[Entry], list[str]]:
     """The ``list`` loop for backends with range reads: (live entries, expired keys met) in byte order.
     ``decode`` turns the third column into the metadata."""
     lower = (">", after) if after is not None else (">=", start) if start is not None else None

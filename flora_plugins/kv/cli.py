@@ -31,8 +31,9 @@ def _guild(_ctx, _param, value: str) -> str:
     return value
 
 
-guild_option = click.option("--guild-id", "--guild", "guild_id", required=True, metavar="ID", callback=_guild,
-                            help="The guild that owns the store.")
+guild_option = click.option(
+    "--guild-id", "--guild", "guild_id", required=True, metavar="ID", callback=_guild, help="The guild that owns the store."
+)
 store_option = click.option("--store", "--name", "store", required=True, metavar="NAME", help="The store's name.")
 
 

@@ -109,10 +109,16 @@ def byte_order(keys):
 
 # -- stores -----------------------------------------------------------------------------
 def test_every_key_operation_needs_an_existing_store(kv):
-    for call in (lambda: kv.get(GUILD, "nope", "k"), lambda: kv.set(GUILD, "nope", "k", "v"),
-                 lambda: kv.get_with_metadata(GUILD, "nope", "k"), lambda: kv.update_metadata(GUILD, "nope", "k", 1),
-                 lambda: kv.delete(GUILD, "nope", "k"), lambda: kv.list(GUILD, "nope"), lambda: kv.incr(GUILD, "nope", "k"),
-                 lambda: kv.cas(GUILD, "nope", "k", None, "v")):
+    for call in (
+        lambda: kv.get(GUILD, "nope", "k"),
+        lambda: kv.set(GUILD, "nope", "k", "v"),
+        lambda: kv.get_with_metadata(GUILD, "nope", "k"),
+        lambda: kv.update_metadata(GUILD, "nope", "k", 1),
+        lambda: kv.delete(GUILD, "nope", "k"),
+        lambda: kv.list(GUILD, "nope"),
+        lambda: kv.incr(GUILD, "nope", "k"),
+        lambda: kv.cas(GUILD, "nope", "k", None, "v"),
+    ):
         exc = error(call)
         assert (exc.code, exc.message) == (KV_NOT_FOUND, "store not found")
 
@@ -136,13 +142,16 @@ def test_store_lifecycle(kv):
     assert kv.list(GUILD, "b-store") == {"keys": [], "listComplete": True}
 
 
-@pytest.mark.parametrize("name, message", [
-    ("", "store_name cannot be empty"),
-    ("x" * 65, "store_name exceeds maximum size of 64 characters"),
-    ("a/b", "store_name contains invalid characters"),
-    ("a.b", "store_name contains invalid characters"),
-    ("..", "store_name contains invalid characters"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("", "store_name cannot be empty"),
+        ("x" * 65, "store_name exceeds maximum size of 64 characters"),
+        ("a/b", "store_name contains invalid characters"),
+        ("a.b", "store_name contains invalid characters"),
+        ("..", "store_name contains invalid characters"),
+    ],
+)
 def test_store_names_are_checked(kv, name, message):
     exc = error(kv.create_store, GUILD, name)
     assert (exc.code, exc.message) == (INVALID_INPUT, message)
@@ -173,7 +182,7 @@ def test_set_get_overwrite_delete(kv):
     kv.delete(GUILD, "s", "k")  # absent: no error
 
 
-@pytest.mark.parametrize("value", ["", "héllo wörld ✨", "a\0b", "line\nbreak", "x" * 100_000, "{\"json\": true}"])
+@pytest.mark.parametrize("value", ["", "héllo wörld ✨", "a\0b", "line\nbreak", "x" * 100_000, '{"json": true}'])
 def test_values_come_back_exactly(kv, value):
     kv.set(GUILD, "s", "key/with:odd chars?", value)
     assert kv.get(GUILD, "s", "key/with:odd chars?") == value
@@ -228,12 +237,15 @@ def test_expiration_is_unix_seconds_and_expired_keys_are_purged_lazily(kv):
 
 
 # -- validation ------------------------------------------------------------------------------
-@pytest.mark.parametrize("key, message", [
-    ("", "key cannot be empty"),
-    ("k" * 513, "key exceeds maximum size of 512 characters"),
-    ("é" * 257, "key exceeds maximum size of 512 characters"),  # 514 bytes
-    ("a\0b", "key contains null character"),
-])
+@pytest.mark.parametrize(
+    "key, message",
+    [
+        ("", "key cannot be empty"),
+        ("k" * 513, "key exceeds maximum size of 512 characters"),
+        ("é" * 257, "key exceeds maximum size of 512 characters"),  # 514 bytes
+        ("a\0b", "key contains null character"),
+    ],
+)
 def test_keys_are_checked_by_every_operation(kv, key, message):
     for call in (kv.get, kv.get_with_metadata, kv.delete, kv.incr):
         assert error(call, GUILD, "s", key).message == message
@@ -270,7 +282,11 @@ def test_list_is_in_byte_order_with_prefix_and_fields(kv):
     everything = kv.list(GUILD, "s")
     assert [k["name"] for k in everything["keys"]] == byte_order(names + ["meta"])
     assert everything["listComplete"] is True and "cursor" not in everything
-    assert next(k for k in everything["keys"] if k["name"] == "meta") == {"name": "meta", "expiration": T0 + 50, "metadata": {"n": 1}}
+    assert next(k for k in everything["keys"] if k["name"] == "meta") == {
+        "name": "meta",
+        "expiration": T0 + 50,
+        "metadata": {"n": 1},
+    }
     assert next(k for k in everything["keys"] if k["name"] == "b") == {"name": "b"}
     assert [k["name"] for k in kv.list(GUILD, "s", prefix="ab")["keys"]] == ["ab", "abc", "ab\u00e9"]
     assert [k["name"] for k in kv.list(GUILD, "s", prefix="a")["keys"]] == ["a", "a/b", "a0", "ab", "abc", "ab\u00e9"]
@@ -336,10 +352,16 @@ def test_usage_counts_flora_entry_sizes(kv):
     kv.cas(GUILD, "s", "d", None, "dd", metadata="m")
     kv.set(GUILD, "s", "e", "gone")
     kv.delete(GUILD, "s", "e")
-    expected = (entry_size("a", "12345", None, "[1,2]") + entry_size("ü", "x", T0 + 99, metadata_json({"k": "é"}))
-                + entry_size("c", "100", None, None) + entry_size("d", "dd", None, '"m"'))
+    expected = (
+        entry_size("a", "12345", None, "[1,2]")
+        + entry_size("ü", "x", T0 + 99, metadata_json({"k": "é"}))
+        + entry_size("c", "100", None, None)
+        + entry_size("d", "dd", None, '"m"')
+    )
     assert kv.backend.store_bytes(GUILD, "s") == expected
-    assert kv.backend.entry_bytes(GUILD, "s", "ü") == len("ü".encode()) * 2 + 1 + len(f'{{"expiration":{T0 + 99},"metadata":{{"k":"é"}}}}'.encode())
+    assert kv.backend.entry_bytes(GUILD, "s", "ü") == len("ü".encode()) * 2 + 1 + len(
+        f'{{"expiration":{T0 + 99},"metadata":{{"k":"é"}}}}'.encode()
+    )
 
 
 def test_store_and_guild_quotas(make_kv):
@@ -469,7 +491,9 @@ def test_concurrent_incr_from_threads_is_exact(kv):
 def test_cas_race_has_exactly_one_winner(kv):
     for round_ in range(5):
         wins: list[int] = []
-        _threads(12, lambda i, wins=wins, round_=round_: wins.append(i) if kv.cas(GUILD, "s", f"lock{round_}", None, f"w{i}") else None)
+        _threads(
+            12, lambda i, wins=wins, round_=round_: wins.append(i) if kv.cas(GUILD, "s", f"lock{round_}", None, f"w{i}") else None
+        )
         assert len(wins) == 1
         assert kv.get(GUILD, "s", f"lock{round_}") == f"w{wins[0]}"
 
@@ -508,9 +532,16 @@ print("failed" if failed else "done", flush=True)
 
 
 def test_incr_and_cas_are_exact_across_processes(kv, kv_env):
-    children = [subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(kv_env), GUILD, "3", "25", str(T0)],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for _ in range(2)]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, json.dumps(kv_env), GUILD, "3", "25", str(T0)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     try:
         for child in children:
             assert child.stdout.readline().strip() == "ready", child.stderr.read()
@@ -634,18 +665,32 @@ def test_processes_writing_at_once_cannot_exceed_a_quota(make_kv, kv_env, scope)
     """Three processes write 8 entries of 100 bytes each at once against room for 12: exactly 12 are
     accepted, whoever wrote them, and the other 12 are refused with flora's message. ``store``: all
     into one store of 1200 bytes; ``guild``: each into a store of its own, under a guild quota of 1200."""
-    kv = make_kv(Limits(store_bytes=1200 if scope == "store" else 10**9,
-                        guild_bytes=1200 if scope == "guild" else 10**9, writes_per_window=10**9))
+    kv = make_kv(
+        Limits(
+            store_bytes=1200 if scope == "store" else 10**9,
+            guild_bytes=1200 if scope == "guild" else 10**9,
+            writes_per_window=10**9,
+        )
+    )
     if not kv.backend.atomic_quotas:
-        pytest.skip(f"KV backend {kv.backend.name!r} has atomic_quotas = False: its quotas are exact within one"
-                    " process only (see flora_plugins.kv.backend)")
+        pytest.skip(
+            f"KV backend {kv.backend.name!r} has atomic_quotas = False: its quotas are exact within one"
+            " process only (see flora_plugins.kv.backend)"
+        )
     stores = ["s"] * 3 if scope == "store" else ["a", "b", "c"]
     for store in sorted(set(stores)):
         kv.create_store(GUILD, store)
     limits = ["1200", str(10**9)] if scope == "store" else [str(10**9), "1200"]
-    children = [subprocess.Popen([sys.executable, "-c", QUOTA_CHILD, json.dumps(kv_env), GUILD, store, f"p{n}", "8",
-                                  *limits], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True) for n, store in enumerate(stores)]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", QUOTA_CHILD, json.dumps(kv_env), GUILD, store, f"p{n}", "8", *limits],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n, store in enumerate(stores)
+    ]
     outcomes: list[str] = []
     try:
         for child in children:
@@ -673,8 +718,13 @@ def test_processes_writing_at_once_cannot_exceed_a_quota(make_kv, kv_env, scope)
 def test_threads_writing_at_once_cannot_exceed_a_quota(make_kv, scope):
     """What every backend keeps, atomic quotas or not: 6 threads of one process, 4 entries of 100 bytes each,
     room for 12."""
-    kv = make_kv(Limits(store_bytes=1200 if scope == "store" else 10**9,
-                        guild_bytes=1200 if scope == "guild" else 10**9, writes_per_window=10**9))
+    kv = make_kv(
+        Limits(
+            store_bytes=1200 if scope == "store" else 10**9,
+            guild_bytes=1200 if scope == "guild" else 10**9,
+            writes_per_window=10**9,
+        )
+    )
     stores = ["s"] * 6 if scope == "store" else ["a", "b", "c", "d", "e", "f"]
     for store in sorted(set(stores)):
         kv.create_store(GUILD, store)

@@ -7,13 +7,13 @@ flora threw them without a code, so the codes below are ours.
 
 from __future__ import annotations
 
-INVALID_INPUT = "INVALID_INPUT"          # 400: a key, value, name, option or size limit was violated
-KV_NOT_FOUND = "KV_NOT_FOUND"            # 404: store not found / key not found
-KV_STORE_EXISTS = "KV_STORE_EXISTS"      # 409: creating a store that exists
+INVALID_INPUT = "INVALID_INPUT"  # 400: a key, value, name, option or size limit was violated
+KV_NOT_FOUND = "KV_NOT_FOUND"  # 404: store not found / key not found
+KV_STORE_EXISTS = "KV_STORE_EXISTS"  # 409: creating a store that exists
 KV_QUOTA_EXCEEDED = "KV_QUOTA_EXCEEDED"  # 413: per-store or per-guild storage quota
-KV_RATE_LIMITED = "KV_RATE_LIMITED"      # 429: too many writes to one store
+KV_RATE_LIMITED = "KV_RATE_LIMITED"  # 429: too many writes to one store
 KV_NOT_AN_INTEGER = "KV_NOT_AN_INTEGER"  # 409: incr on a value that is not an integer, or out of range
-KV_UNAVAILABLE = "KV_UNAVAILABLE"        # 503: backend unknown, misconfigured or unreachable
+KV_UNAVAILABLE = "KV_UNAVAILABLE"  # 503: backend unknown, misconfigured or unreachable
 
 STATUS = {
     INVALID_INPUT: 400,

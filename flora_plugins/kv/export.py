@@ -24,8 +24,7 @@ BACKUPS_KEPT = 5
 
 def _check_rate(service, guild_id: str, actor: str | None) -> None:
     """flora's export limit, counted where every process sees it (the service's counter, ``rate.py``)."""
-    wait = service.counter.take([f"export:{guild_id}", f"export-actor:{guild_id}:{actor or '-'}"], 1,
-                                EXPORT_INTERVAL_SECS)
+    wait = service.counter.take([f"export:{guild_id}", f"export-actor:{guild_id}:{actor or '-'}"], 1, EXPORT_INTERVAL_SECS)
     if wait is not None:
         wait_ms = int(wait * 1000)
         raise KvError(KV_RATE_LIMITED, f"kv export rate limit exceeded; retry in {wait_ms}ms", retry_after=wait_ms / 1000)
@@ -44,8 +43,9 @@ def export_guild(service, data_path: Path, guild_id: str, actor: str | None) -> 
             for item in page["keys"]:
                 entry = service.get_with_metadata(guild_id, name, item["name"])
                 if entry is not None:
-                    entries.append({"key": entry.key, "value": entry.value, "expiration": entry.expiration,
-                                    "metadata": entry.metadata})
+                    entries.append(
+                        {"key": entry.key, "value": entry.value, "expiration": entry.expiration, "metadata": entry.metadata}
+                    )
             if page["listComplete"]:
                 break
             cursor = page["cursor"]

@@ -35,8 +35,9 @@ def _after_fork_in_child() -> None:
 
 
 # a fork waits while a descriptor is being opened and recorded, so the child knows every one it inherits
-os.register_at_fork(before=lambda: _held_lock.acquire(), after_in_parent=lambda: _held_lock.release(),
-                    after_in_child=_after_fork_in_child)
+os.register_at_fork(
+    before=lambda: _held_lock.acquire(), after_in_parent=lambda: _held_lock.release(), after_in_child=_after_fork_in_child
+)
 
 
 @contextlib.contextmanager

@@ -131,5 +131,16 @@ async def op_kv_cas(ctx, args):
     return await _call(ctx, KvService.cas, store, key, expected, value, expiration, args.get("metadata"))
 
 
-OPS = {fn.__name__: fn for fn in (op_kv_get, op_kv_get_with_metadata, op_kv_set, op_kv_update_metadata, op_kv_delete,
-                                  op_kv_list_keys, op_kv_incr, op_kv_cas)}
+OPS = {
+    fn.__name__: fn
+    for fn in (
+        op_kv_get,
+        op_kv_get_with_metadata,
+        op_kv_set,
+        op_kv_update_metadata,
+        op_kv_delete,
+        op_kv_list_keys,
+        op_kv_incr,
+        op_kv_cas,
+    )
+}

@@ -181,12 +181,14 @@ class SqliteCounter(RateCounter):
                 db.execute("DELETE FROM hits WHERE scope = ? AND (at <= ? OR at > ?)", (scope, now - window, now))
                 (count,) = db.execute("SELECT COUNT(*) FROM hits WHERE scope = ?", (scope,)).fetchone()
                 if count >= limit:
-                    (oldest,) = db.execute("SELECT at FROM hits WHERE scope = ? ORDER BY at LIMIT 1 OFFSET ?",
-                                           (scope, count - limit)).fetchone()
+                    (oldest,) = db.execute(
+                        "SELECT at FROM hits WHERE scope = ? ORDER BY at LIMIT 1 OFFSET ?", (scope, count - limit)
+                    ).fetchone()
                     wait = max(wait or 0.0, oldest + window - now, 0.0)
             if wait is None:
-                db.executemany("INSERT INTO hits (scope, at, until) VALUES (?, ?, ?)",
-                               [(scope, now, now + window) for scope in scopes])
+                db.executemany(
+                    "INSERT INTO hits (scope, at, until) VALUES (?, ?, ?)", [(scope, now, now + window) for scope in scopes]
+                )
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -239,8 +241,9 @@ class RedisCounter(RateCounter):
 
     name = "redis"
 
-    def __init__(self, url: str, *, namespace: str = "flora", fallback: RateCounter | None = None,
-                 clock: Callable[[], float] | None = None):
+    def __init__(
+        self, url: str, *, namespace: str = "flora", fallback: RateCounter | None = None, clock: Callable[[], float] | None = None
+    ):
         from flora_core.config import REDIS_MISSING
 
         from .errors import unavailable
@@ -262,8 +265,9 @@ class RedisCounter(RateCounter):
     def _take(self, scopes, limit, window):
         now = "" if self.clock is None else repr(self.clock())
         try:
-            left = self._script(keys=[self.prefix + scope for scope in scopes],
-                                args=[now, limit, repr(float(window)), secrets.token_hex(8)])
+            left = self._script(
+                keys=[self.prefix + scope for scope in scopes], args=[now, limit, repr(float(window)), secrets.token_hex(8)]
+            )
         except self._errors as exc:
             if self.fallback is None:
                 _warn("Redis failed; the event was let through", exc)

@@ -35,8 +35,10 @@ def create(db, guild_id: str, store_name: str) -> dict:
     now = _now()
     row = {"id": str(uuid.uuid4()), "guild_id": guild_id, "store_name": store_name, "created_at": now, "updated_at": now}
     with db.transaction() as cur:
-        cur.execute(f"INSERT INTO kv_stores ({COLUMNS}) VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id, store_name) DO NOTHING",
-                    tuple(row.values()))
+        cur.execute(
+            f"INSERT INTO kv_stores ({COLUMNS}) VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id, store_name) DO NOTHING",
+            tuple(row.values()),
+        )
         if cur.rowcount != 1:
             raise KvError(KV_STORE_EXISTS, "store already exists")
     return row

@@ -41,8 +41,14 @@ from .service import KvService, service_for
 
 log = logging.getLogger("flora.kv")
 
-PREFIXES = {400: "Bad request", 404: "Resource not found", 409: "Conflict", 413: "Payload too large",
-            429: "Too many requests", 503: "Service unavailable"}
+PREFIXES = {
+    400: "Bad request",
+    404: "Resource not found",
+    409: "Conflict",
+    413: "Payload too large",
+    429: "Too many requests",
+    503: "Service unavailable",
+}
 
 
 def _service() -> KvService:
@@ -127,8 +133,9 @@ def build_blueprint() -> Blueprint:
         body = _object_body()
         value = _string_field(body, "value")
         expiration = body.get("expiration")
-        if expiration is not None and (isinstance(expiration, bool) or not isinstance(expiration, int)
-                                       or abs(expiration) > MAX_SAFE_INTEGER):
+        if expiration is not None and (
+            isinstance(expiration, bool) or not isinstance(expiration, int) or abs(expiration) > MAX_SAFE_INTEGER
+        ):
             raise errors.unprocessable("expiration: expected an integer (unix seconds) or null")
         _service().set(guild_id, store_name, key, value, expiration, body.get("metadata"))
         return jsonify(success=True)

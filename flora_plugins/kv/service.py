@@ -62,9 +62,15 @@ def prefix_end(prefix: str) -> str | None:
 
 
 class KvService:
-    def __init__(self, db, backend: KvBackend, limits: Limits | None = None,
-                 clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
-                 counter: RateCounter | None = None):
+    def __init__(
+        self,
+        db,
+        backend: KvBackend,
+        limits: Limits | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        counter: RateCounter | None = None,
+    ):
         """``counter`` counts the write rate (``rate.py``); without one, this process counts alone with
         ``monotonic`` (tests, tools running by themselves): :func:`service_for` gives the shared one."""
         self.db = db
@@ -121,8 +127,9 @@ class KvService:
         self._require_store(guild_id, store)
         return self.backend.get(guild_id, store, key, self.now())
 
-    def list(self, guild_id: str, store: str, prefix: str | None = None, limit: int | None = None,
-             cursor: str | None = None) -> dict:
+    def list(
+        self, guild_id: str, store: str, prefix: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> dict:
         """flora's algorithm: from ``cursor`` (exclusive) or ``prefix``, in byte order, while keys start with ``prefix``."""
         prefix, cursor = _text(prefix), _text(cursor)
         if prefix is not None:
@@ -134,8 +141,9 @@ class KvService:
         if limit <= 0:
             return {"keys": [], "listComplete": True}
         end = prefix_end(prefix) if prefix else None
-        entries = self.backend.list(guild_id, store, after=cursor, start=None if cursor is not None else prefix,
-                                    end=end, count=limit, now=self.now())
+        entries = self.backend.list(
+            guild_id, store, after=cursor, start=None if cursor is not None else prefix, end=end, count=limit, now=self.now()
+        )
         keys = []
         for entry in entries:
             if prefix and not entry.key.startswith(prefix):
@@ -162,8 +170,9 @@ class KvService:
     def _check_before(self, guild_id: str, store: str, key: str, new_size: int, quota: Quota) -> None:
         """The check for backends without ``atomic_quotas``, made just before their write (under ``_guild_lock``)."""
         others = sum(self.backend.store_bytes(guild_id, name) for name in quota.other_stores)
-        check_quota(quota, self.backend.store_bytes(guild_id, store), self.backend.entry_bytes(guild_id, store, key),
-                    new_size, others)
+        check_quota(
+            quota, self.backend.store_bytes(guild_id, store), self.backend.entry_bytes(guild_id, store, key), new_size, others
+        )
 
     @contextlib.contextmanager
     def _guild_lock(self, guild_id: str) -> Iterator[None]:
@@ -172,8 +181,9 @@ class KvService:
         with self._guild_locks[hash(guild_id) % len(self._guild_locks)]:
             yield
 
-    def _prepare_write(self, guild_id: str, store: str, key: str, value: str, expiration: int | None,
-                       meta: str | None) -> tuple[int, Quota]:
+    def _prepare_write(
+        self, guild_id: str, store: str, key: str, value: str, expiration: int | None, meta: str | None
+    ) -> tuple[int, Quota]:
         """flora's order for a set: key, store, value size, rate, entry size, quotas (checked by the write)."""
         validate_key(key)
         self._require_store(guild_id, store)
@@ -184,8 +194,7 @@ class KvService:
             raise invalid("kv entry exceeds maximum size of 2MB")
         return size, self._quota(guild_id, store, self.now())
 
-    def set(self, guild_id: str, store: str, key: str, value: str, expiration: int | None = None,
-            metadata: Any = None) -> None:
+    def set(self, guild_id: str, store: str, key: str, value: str, expiration: int | None = None, metadata: Any = None) -> None:
         key, value, meta = well_formed(key), well_formed(value), metadata_json(metadata)
         size, quota = self._prepare_write(guild_id, store, key, value, expiration, meta)
         if self.backend.atomic_quotas:
@@ -195,14 +204,31 @@ class KvService:
             self._check_before(guild_id, store, key, size, quota)
             self.backend.set(guild_id, store, key, value, expiration, meta)
 
-    def cas(self, guild_id: str, store: str, key: str, expected: str | None, value: str,
-            expiration: int | None = None, metadata: Any = None) -> bool:
+    def cas(
+        self,
+        guild_id: str,
+        store: str,
+        key: str,
+        expected: str | None,
+        value: str,
+        expiration: int | None = None,
+        metadata: Any = None,
+    ) -> bool:
         key, value, expected, meta = well_formed(key), well_formed(value), _text(expected), metadata_json(metadata)
         size, quota = self._prepare_write(guild_id, store, key, value, expiration, meta)
         now = self.now()
         if self.backend.atomic_quotas:
-            return self.backend.cas(guild_id, store, key, expected, value, expiration, meta, now,  # type: ignore[call-arg]
-                                    quota=quota)
+            return self.backend.cas(
+                guild_id,
+                store,
+                key,
+                expected,
+                value,
+                expiration,
+                meta,
+                now,  # type: ignore[call-arg]
+                quota=quota,
+            )
         with self._guild_lock(guild_id):
             try:
                 self._check_before(guild_id, store, key, size, quota)

@@ -50,8 +50,10 @@ def _retrying() -> dict:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    return {"retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
-            "retry_on_error": [RedisConnectionError, RedisTimeoutError, OSError]}
+    return {
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError, OSError],
+    }
 
 
 def _shown(url: str) -> str:
@@ -84,8 +86,7 @@ class RedisBus:
 
         self._node = node
         # a reply within 3 s or the connection is dead (reads block for 1 s at most): Redis gone is seen fast
-        self._redis = aioredis.from_url(self.config.redis_url, socket_connect_timeout=2, socket_timeout=3,
-                                        **_retrying())
+        self._redis = aioredis.from_url(self.config.redis_url, socket_connect_timeout=2, socket_timeout=3, **_retrying())
         try:
             await self._claim_all()
             await self._create_group()
@@ -113,14 +114,21 @@ class RedisBus:
                 for mine in claimed:
                     await self._redis.eval(leases.RELEASE, 1, lease_key(self.ns, self.count, mine), self.node_id)
                 holder = got.decode() if isinstance(got, bytes) else got
-                raise RuntimeStartError(f"shard {shard} of {self.count} is owned by runtime node {holder}; stop that "
-                                        "node, or start this one with other DISCORD_SHARD_IDS")
+                raise RuntimeStartError(
+                    f"shard {shard} of {self.count} is owned by runtime node {holder}; stop that "
+                    "node, or start this one with other DISCORD_SHARD_IDS"
+                )
             claimed.append(shard)
         await self._heartbeat()
 
     async def _heartbeat(self) -> None:
-        record = {"node": self.node_id, "shards": self.shards, "shard_count": self.count, "host": socket.gethostname(),
-                  "pid": os.getpid()}
+        record = {
+            "node": self.node_id,
+            "shards": self.shards,
+            "shard_count": self.count,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
         await self._redis.set(node_key(self.ns, self.node_id), json.dumps(record), px=self.lease_ms)
 
     async def _renew(self) -> None:
@@ -130,17 +138,23 @@ class RedisBus:
         while True:
             try:
                 for shard in self.shards:
-                    got = await self._redis.eval(leases.CLAIM, 1, lease_key(self.ns, self.count, shard), self.node_id,
-                                                 self.lease_ms)
+                    got = await self._redis.eval(
+                        leases.CLAIM, 1, lease_key(self.ns, self.count, shard), self.node_id, self.lease_ms
+                    )
                     if got != 1:
                         holder = got.decode() if isinstance(got, bytes) else got
-                        self._fail(f"shard {shard} was taken by runtime node {holder} while this node could not renew "
-                                   "its lease; stopping")
+                        self._fail(
+                            f"shard {shard} was taken by runtime node {holder} while this node could not renew "
+                            "its lease; stopping"
+                        )
                         return
                 await self._heartbeat()
                 if down_since is not None:
-                    log.warning("Redis is back after %.1f s; the leases of shard(s) %s are renewed",
-                                time.monotonic() - down_since, ",".join(map(str, self.shards)))
+                    log.warning(
+                        "Redis is back after %.1f s; the leases of shard(s) %s are renewed",
+                        time.monotonic() - down_since,
+                        ",".join(map(str, self.shards)),
+                    )
                     down_since = None
                 await asyncio.sleep(self.lease_ms / 3000)
             except asyncio.CancelledError:
@@ -169,8 +183,9 @@ class RedisBus:
             try:
                 if time.monotonic() - last_pending_check > PENDING_RECHECK_SECS:
                     pending = True
-                got = await self._redis.xreadgroup(GROUP, self.node_id, {stream: "0" if pending else ">"},
-                                                   count=16, block=None if pending else 1000)
+                got = await self._redis.xreadgroup(
+                    GROUP, self.node_id, {stream: "0" if pending else ">"}, count=16, block=None if pending else 1000
+                )
                 entries = got[0][1] if got else []
                 for entry_id, fields in entries:
                     if entry_id in self._in_hand:
@@ -313,8 +328,10 @@ class RedisBusClient:
         self._call(self.redis.xadd, stream_key(self.ns, node), {"req": body}, maxlen=STREAM_MAX, approximate=True)
         got = self._call(self.redis.blpop, [reply_key(self.ns, rid)], timeout=max(1, math.ceil(timeout)))
         if got is None:
-            raise RuntimeUnavailable(f"runtime node {node} did not answer within {timeout:.0f} s; it may still apply "
-                                     "the request (see the guild's deployment history)")
+            raise RuntimeUnavailable(
+                f"runtime node {node} did not answer within {timeout:.0f} s; it may still apply "
+                "the request (see the guild's deployment history)"
+            )
         return json.loads(got[1])
 
     def load(self, guild_id: str, bundle: str, timeout: float = 60.0) -> tuple[bool, str | None]:
@@ -347,8 +364,15 @@ class RedisBusClient:
             except RuntimeUnavailable as exc:
                 merged["nodes"].append(dict(record, up=False, error=str(exc)))
                 continue
-            merged["nodes"].append(dict(record, up=True, workers=len(status.get("workers") or []),
-                                        guilds=status.get("guilds", 0), metrics=status.get("metrics") or {}))
+            merged["nodes"].append(
+                dict(
+                    record,
+                    up=True,
+                    workers=len(status.get("workers") or []),
+                    guilds=status.get("guilds", 0),
+                    metrics=status.get("metrics") or {},
+                )
+            )
             merged["workers"] += [dict(w, node=record["node"]) for w in status.get("workers") or []]
             merged["guilds"] += int(status.get("guilds") or 0)
             merged["suspended"] += status.get("suspended") or []

@@ -79,8 +79,13 @@ def list_command(ctx, guild_id, as_json):
 @secrets_group.command("set")
 @click.argument("name")
 @GUILD_OPTION
-@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="HOST",
-              help="Host the secret may be sent to (exact, or *.example.com); repeat for several. Default: any host.")
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="HOST",
+    help="Host the secret may be sent to (exact, or *.example.com); repeat for several. Default: any host.",
+)
 @click.pass_context
 def set_command(ctx, name, guild_id, allowed_hosts):
     """Create or replace secret NAME (value from standard input, or asked for)."""
@@ -98,8 +103,9 @@ def set_command(ctx, name, guild_id, allowed_hosts):
         db.close()
     click.echo(f"Secret {name!r} stored for guild {guild_id} (allowed hosts: {', '.join(allowed_hosts) or 'any'}).")
     if not existed:
-        click.echo("Running scripts use it in fetch() at once; secrets.get() knows a new name from the script's next load.",
-                   err=True)
+        click.echo(
+            "Running scripts use it in fetch() at once; secrets.get() knows a new name from the script's next load.", err=True
+        )
 
 
 @secrets_group.command("delete")

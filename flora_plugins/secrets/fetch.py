@@ -46,8 +46,21 @@ MAX_REDIRECTS = netguard.MAX_REDIRECTS
 USER_AGENT = "flora-runtime (guild script fetch)"
 TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # Set by the runtime, never by a script (the fetch standard's forbidden request headers, in short).
-DROPPED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
-                             "trailer", "proxy-authorization", "proxy-connection", "expect"})
+DROPPED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-authorization",
+        "proxy-connection",
+        "expect",
+    }
+)
 CROSS_ORIGIN_DROPPED = frozenset({"authorization", "cookie", "proxy-authorization"})
 RESOURCE_KEY = "flora_secrets.fetch_session"
 

@@ -23,7 +23,7 @@ from flora_core.storage import utcnow
 
 log = logging.getLogger("flora.secrets")
 
-GENERATE_HINT = "generate one with: python3 -c \"import secrets; print(secrets.token_hex(32))\""
+GENERATE_HINT = 'generate one with: python3 -c "import secrets; print(secrets.token_hex(32))"'
 DISABLED_MESSAGE = f"secrets are disabled: set SECRETS_MASTER_KEY (64 hex characters; {GENERATE_HINT})"
 NONCE_BYTES = 12
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -47,8 +47,9 @@ def parse_master_key(raw: str | bytes | None) -> bytes | None:
     data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
     if len(data) != 32:
         # flora's text, then how to make a good one
-        raise SecretsError(f"SECRETS_MASTER_KEY must be 32 bytes (got {len(data)}): 64 hex characters or 32 raw bytes; "
-                           f"{GENERATE_HINT}")
+        raise SecretsError(
+            f"SECRETS_MASTER_KEY must be 32 bytes (got {len(data)}): 64 hex characters or 32 raw bytes; {GENERATE_HINT}"
+        )
     return data
 
 

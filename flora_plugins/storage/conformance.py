@@ -190,9 +190,15 @@ def versions(db: Database) -> dict[str, str]:
 
 
 def shipped_versions(dialect: str, plugin_migrations) -> set[str]:
-    core = {p.name for p in resources.files("flora_core.storage").joinpath("migrations", dialect).iterdir() if p.name.endswith(".sql")}
-    plugins = {f"{owner}/{p.name}" for owner, folder in plugin_migrations
-               for p in folder.joinpath(dialect).iterdir() if p.name.endswith(".sql")}
+    core = {
+        p.name for p in resources.files("flora_core.storage").joinpath("migrations", dialect).iterdir() if p.name.endswith(".sql")
+    }
+    plugins = {
+        f"{owner}/{p.name}"
+        for owner, folder in plugin_migrations
+        for p in folder.joinpath(dialect).iterdir()
+        if p.name.endswith(".sql")
+    }
     return core | plugins
 
 
@@ -248,10 +254,15 @@ def test_a_second_migration_run_changes_nothing(fresh_db, storage_plugins, stora
 
 def test_plugin_migrations_apply_in_name_order_once_each_and_later_ones_too(fresh_db, tmp_path):
     folder = tmp_path / "acme"
-    steps = {d: {"002_b.sql": "INSERT INTO acme_steps (step) VALUES ('002')",
-                 "001_a.sql": "-- a comment, without semicolons\nCREATE TABLE acme_steps (step TEXT NOT NULL);\n"
-                              "INSERT INTO acme_steps (step) VALUES ('001')",
-                 "README.txt": "not a migration"} for d in ("sqlite", "postgres")}
+    steps = {
+        d: {
+            "002_b.sql": "INSERT INTO acme_steps (step) VALUES ('002')",
+            "001_a.sql": "-- a comment, without semicolons\nCREATE TABLE acme_steps (step TEXT NOT NULL);\n"
+            "INSERT INTO acme_steps (step) VALUES ('001')",
+            "README.txt": "not a migration",
+        }
+        for d in ("sqlite", "postgres")
+    }
     write_migrations(folder, steps)
     fresh_db.migrate([("acme", folder)])
     fresh_db.migrate([("acme", folder)])
@@ -267,10 +278,16 @@ def test_plugin_migrations_apply_in_name_order_once_each_and_later_ones_too(fres
 def test_a_failing_migration_is_a_storage_error_and_leaves_nothing_behind(fresh_db, tmp_path):
     """A migration is one transaction: a statement that fails undoes the ones before it (DDL too), so
     the next start runs it again from the beginning instead of failing on a half-made schema."""
-    folder = write_migrations(tmp_path / "acme", {d: {
-        "001_ok.sql": "CREATE TABLE acme_ok (x INTEGER)",
-        "002_broken.sql": "CREATE TABLE acme_half (x INTEGER);\nINSERT INTO acme_ok (x) VALUES (2);\nCREATE TABLE acme_broken (",
-    } for d in ("sqlite", "postgres")})
+    folder = write_migrations(
+        tmp_path / "acme",
+        {
+            d: {
+                "001_ok.sql": "CREATE TABLE acme_ok (x INTEGER)",
+                "002_broken.sql": "CREATE TABLE acme_half (x INTEGER);\nINSERT INTO acme_ok (x) VALUES (2);\nCREATE TABLE acme_broken (",
+            }
+            for d in ("sqlite", "postgres")
+        },
+    )
     with pytest.raises(StorageError) as info:
         fresh_db.migrate([("acme", folder)])
     assert str(info.value).startswith("migration acme/002_broken.sql failed: ")
@@ -278,8 +295,13 @@ def test_a_failing_migration_is_a_storage_error_and_leaves_nothing_behind(fresh_
     assert not table_exists(fresh_db, "acme_half"), "the failed migration's first statement was kept"
     assert fresh_db.fetchall("SELECT x FROM acme_ok") == []
 
-    write_migrations(folder, {d: {"002_broken.sql": "CREATE TABLE acme_half (x INTEGER);\nINSERT INTO acme_ok (x) VALUES (2)"}
-                              for d in ("sqlite", "postgres")})
+    write_migrations(
+        folder,
+        {
+            d: {"002_broken.sql": "CREATE TABLE acme_half (x INTEGER);\nINSERT INTO acme_ok (x) VALUES (2)"}
+            for d in ("sqlite", "postgres")
+        },
+    )
     fresh_db.migrate([("acme", folder)])  # fixed: it applies from the start
     assert fresh_db.fetchall("SELECT x FROM acme_ok") == [{"x": 2}] and table_exists(fresh_db, "acme_half")
 
@@ -313,26 +335,52 @@ def test_a_successful_revision_becomes_the_deployment_and_a_failed_one_does_not(
     assert repo.get_deployment(storage_db, GUILD) is None and repo.latest_success(storage_db, GUILD) is None
     assert failed["status"] == "failed" and failed["error_message"] == "boom"
 
-    first = repo.record_revision(storage_db, GUILD, entry="src/main.ts", status="success", bundle="a()", deploy_source="cli",
-                                 actor_type="token", bundler_version=repo.TRUSTED_BUNDLER_VERSION)
+    first = repo.record_revision(
+        storage_db,
+        GUILD,
+        entry="src/main.ts",
+        status="success",
+        bundle="a()",
+        deploy_source="cli",
+        actor_type="token",
+        bundler_version=repo.TRUSTED_BUNDLER_VERSION,
+    )
     dep = repo.get_deployment(storage_db, GUILD)
-    assert dep == {"guild_id": GUILD, "entry": "src/main.ts", "revision_id": first["id"],
-                   "created_at": first["deployed_at"], "updated_at": first["deployed_at"]}
-    second = repo.record_revision(storage_db, GUILD, entry="src/other.ts", status="success", bundle="b()",
-                                  base_revision_id=first["id"], bundler_version=repo.TRUSTED_BUNDLER_VERSION)
+    assert dep == {
+        "guild_id": GUILD,
+        "entry": "src/main.ts",
+        "revision_id": first["id"],
+        "created_at": first["deployed_at"],
+        "updated_at": first["deployed_at"],
+    }
+    second = repo.record_revision(
+        storage_db,
+        GUILD,
+        entry="src/other.ts",
+        status="success",
+        bundle="b()",
+        base_revision_id=first["id"],
+        bundler_version=repo.TRUSTED_BUNDLER_VERSION,
+    )
     repo.record_revision(storage_db, GUILD, entry="src/main.ts", status="failed", bundle="c()", error_message="later")
     dep = repo.get_deployment(storage_db, GUILD)
     assert (dep["revision_id"], dep["entry"], dep["created_at"], dep["updated_at"]) == (
-        second["id"], "src/other.ts", first["deployed_at"], second["deployed_at"])
+        second["id"],
+        "src/other.ts",
+        first["deployed_at"],
+        second["deployed_at"],
+    )
     assert repo.latest_success(storage_db, GUILD)["id"] == second["id"]
     assert repo.get_revision(storage_db, GUILD, second["id"])["base_revision_id"] == first["id"]
     assert repo.get_revision(storage_db, OTHER, second["id"]) is None  # a revision belongs to its guild
     assert repo.current_bundle(storage_db, GUILD) == "b()" and repo.current_bundle(storage_db, OTHER) is None
 
-    repo.record_revision(storage_db, OTHER, entry="src/main.ts", status="success", bundle="o()",
-                         bundler_version=repo.TRUSTED_BUNDLER_VERSION)
-    repo.record_revision(storage_db, "9", entry="src/main.ts", status="success", bundle="n()",
-                         bundler_version=repo.TRUSTED_BUNDLER_VERSION)
+    repo.record_revision(
+        storage_db, OTHER, entry="src/main.ts", status="success", bundle="o()", bundler_version=repo.TRUSTED_BUNDLER_VERSION
+    )
+    repo.record_revision(
+        storage_db, "9", entry="src/main.ts", status="success", bundle="n()", bundler_version=repo.TRUSTED_BUNDLER_VERSION
+    )
     assert [d["guild_id"] for d in repo.list_deployments(storage_db)] == sorted([GUILD, OTHER, "9"])
     assert set(repo.list_deployments(storage_db)[0]) == {"guild_id", "entry", "created_at", "updated_at"}
     assert repo.current_bundles(storage_db) == {GUILD: "b()", OTHER: "o()", "9": "n()"}
@@ -340,13 +388,28 @@ def test_a_successful_revision_becomes_the_deployment_and_a_failed_one_does_not(
 
 
 def test_revision_fields_round_trip_with_nulls_json_unicode_and_large_values(storage_db):
-    bundle = ("const s = 'héllo wörld 😀 中文 עברית';\n" * 120_000)[:4 * 1024 * 1024]  # about 4 MiB of text
-    files = [{"path": "src/main.ts", "contents": "console.log('✨');\n" * 50_000}, {"path": "src/é.ts", "contents": "\x00\t\r\n'\"\\"}]
+    bundle = ("const s = 'héllo wörld 😀 中文 עברית';\n" * 120_000)[: 4 * 1024 * 1024]  # about 4 MiB of text
+    files = [
+        {"path": "src/main.ts", "contents": "console.log('✨');\n" * 50_000},
+        {"path": "src/é.ts", "contents": "\x00\t\r\n'\"\\"},
+    ]
     summary = {"added_files": ["src/é.ts"], "removed_files": [], "modified_files": ["src/main.ts"]}
     source_map = {"version": 3, "sources": ["src/main.ts"], "mappings": "AAAA;" * 10_000}
-    rev = repo.record_revision(storage_db, GUILD, entry="src/main.ts", status="success", bundle=bundle, deploy_source="webui",
-                               actor_type="user", actor_user_id="42", actor_username="zoë 🌸", files=files,
-                               source_map=source_map, change_summary=summary, bundler_version=repo.TRUSTED_BUNDLER_VERSION)
+    rev = repo.record_revision(
+        storage_db,
+        GUILD,
+        entry="src/main.ts",
+        status="success",
+        bundle=bundle,
+        deploy_source="webui",
+        actor_type="user",
+        actor_user_id="42",
+        actor_username="zoë 🌸",
+        files=files,
+        source_map=source_map,
+        change_summary=summary,
+        bundler_version=repo.TRUSTED_BUNDLER_VERSION,
+    )
     got = repo.get_revision(storage_db, GUILD, rev["id"])
     assert got == rev
     assert got["bundle"] == bundle and got["files"] == files and got["source_map"] == source_map
@@ -356,8 +419,16 @@ def test_revision_fields_round_trip_with_nulls_json_unicode_and_large_values(sto
 
     bare = repo.record_revision(storage_db, GUILD, entry="src/main.ts", status="failed", bundle=None)
     got = repo.get_revision(storage_db, GUILD, bare["id"])
-    for key in ("bundle", "files", "source_map", "change_summary", "actor_user_id", "actor_username", "error_message",
-                "bundler_version"):
+    for key in (
+        "bundle",
+        "files",
+        "source_map",
+        "change_summary",
+        "actor_user_id",
+        "actor_username",
+        "error_message",
+        "bundler_version",
+    ):
         assert got[key] is None, key
 
 
@@ -366,7 +437,11 @@ def test_timestamps_come_back_as_the_text_that_was_stored(storage_db):
     (``flora_http.revisions``), and compares it as text: it must come back exactly as written."""
     rev = repo.record_revision(storage_db, GUILD, entry="src/main.ts", status="success", bundle="a()")
     repo.create_token(storage_db)
-    for value in (rev["deployed_at"], repo.get_deployment(storage_db, GUILD)["created_at"], repo.list_tokens(storage_db)[0]["created_at"]):
+    for value in (
+        rev["deployed_at"],
+        repo.get_deployment(storage_db, GUILD)["created_at"],
+        repo.list_tokens(storage_db)[0]["created_at"],
+    ):
         assert isinstance(value, str)
         parsed = dt.datetime.fromisoformat(value)
         assert parsed.utcoffset() == dt.timedelta(0) and parsed.astimezone(dt.UTC).isoformat(timespec="microseconds") == value
@@ -380,8 +455,16 @@ def test_history_is_newest_first_and_keyset_pages_cover_every_revision_once(stor
     # several revisions share a timestamp (one microsecond is not unique under load): the id breaks the tie
     stamps = iter([_stamp(i // 3) for i in range(30)])
     monkeypatch.setattr(repo, "utcnow", lambda: next(stamps))
-    made = [repo.record_revision(storage_db, GUILD if i % 5 else OTHER, entry="src/main.ts",
-                                 status="failed" if i % 4 == 0 else "success", bundle=f"b{i}") for i in range(30)]
+    made = [
+        repo.record_revision(
+            storage_db,
+            GUILD if i % 5 else OTHER,
+            entry="src/main.ts",
+            status="failed" if i % 4 == 0 else "success",
+            bundle=f"b{i}",
+        )
+        for i in range(30)
+    ]
     mine = sorted((r for r in made if r["guild_id"] == GUILD), key=lambda r: (r["deployed_at"], r["id"]), reverse=True)
     seen: list[dict] = []
     cursor = None
@@ -393,15 +476,25 @@ def test_history_is_newest_first_and_keyset_pages_cover_every_revision_once(stor
         cursor = (page[-1]["deployed_at"], page[-1]["id"])
     assert [r["id"] for r in seen] == [r["id"] for r in mine]
     assert repo.revision_history(storage_db, GUILD, 100) == seen
-    best = max((r for r in made if r["guild_id"] == GUILD and r["status"] == "success"), key=lambda r: (r["deployed_at"], r["id"]))
+    best = max(
+        (r for r in made if r["guild_id"] == GUILD and r["status"] == "success"), key=lambda r: (r["deployed_at"], r["id"])
+    )
     assert repo.latest_success(storage_db, GUILD)["id"] == best["id"]
 
 
 def test_revisions_from_an_older_bundler_are_told_apart_by_null(storage_db):
-    old = repo.record_revision(storage_db, GUILD, entry="src/main.ts", status="success", bundle="old()",
-                               files=[{"path": "src/main.ts", "contents": "x"}], bundler_version=None)
-    repo.record_revision(storage_db, OTHER, entry="src/main.ts", status="success", bundle="new()",
-                         bundler_version=repo.TRUSTED_BUNDLER_VERSION)
+    old = repo.record_revision(
+        storage_db,
+        GUILD,
+        entry="src/main.ts",
+        status="success",
+        bundle="old()",
+        files=[{"path": "src/main.ts", "contents": "x"}],
+        bundler_version=None,
+    )
+    repo.record_revision(
+        storage_db, OTHER, entry="src/main.ts", status="success", bundle="new()", bundler_version=repo.TRUSTED_BUNDLER_VERSION
+    )
     assert repo.current_bundles(storage_db) == {OTHER: "new()"}
     assert [r["id"] for r in repo.legacy_current_revisions(storage_db)] == [old["id"]]
     assert repo.verified_bundle(storage_db, old, lambda entry, files: "rebuilt()", 3) == "rebuilt()"
@@ -427,7 +520,12 @@ def test_tokens_sessions_and_oauth_states(storage_db, monkeypatch):
     far = 2**40  # seconds: beyond 32 bits
     repo.create_session(storage_db, "sid", {"id": 42, "username": "zoë"}, "at", None, far, far + 1)
     session = repo.get_session(storage_db, "sid")
-    assert (session["user_id"], session["username"], session["global_name"], session["refresh_token"]) == ("42", "zoë", None, None)
+    assert (session["user_id"], session["username"], session["global_name"], session["refresh_token"]) == (
+        "42",
+        "zoë",
+        None,
+        None,
+    )
     assert (session["expires_at"], session["session_expires_at"]) == (far, far + 1)
     assert type(session["expires_at"]) is int
     repo.update_session_tokens(storage_db, "sid", "at2", "rt2", far + 2, far + 3)
@@ -445,14 +543,35 @@ def test_tokens_sessions_and_oauth_states(storage_db, monkeypatch):
 # -- guild logs --------------------------------------------------------------------------------
 def test_logs_keep_their_order_types_and_the_newest_lines_per_guild(storage_db):
     start = repo.last_log_id(storage_db)
-    repo.append_logs(storage_db, [{"guild_id": GUILD, "timestamp": MS + i, "level": "info", "target": "flora:js",
-                                   "message": f"line {i} ✨"} for i in range(30)], keep=20)
-    repo.append_logs(storage_db, [{"guild_id": OTHER, "timestamp": MS, "level": "error", "target": "flora:runtime",
-                                   "message": "dispatch failed: after 3.0 s; isolate restarted"},
-                                  {"guild_id": OTHER, "timestamp": MS, "level": "info", "target": "flora:runtime",
-                                   "message": "isolate restarted after a dispatch timeout"},
-                                  {"guild_id": None, "timestamp": MS, "level": "info", "target": "flora:runtime",
-                                   "message": "a line of no guild"}], keep=20)
+    repo.append_logs(
+        storage_db,
+        [
+            {"guild_id": GUILD, "timestamp": MS + i, "level": "info", "target": "flora:js", "message": f"line {i} ✨"}
+            for i in range(30)
+        ],
+        keep=20,
+    )
+    repo.append_logs(
+        storage_db,
+        [
+            {
+                "guild_id": OTHER,
+                "timestamp": MS,
+                "level": "error",
+                "target": "flora:runtime",
+                "message": "dispatch failed: after 3.0 s; isolate restarted",
+            },
+            {
+                "guild_id": OTHER,
+                "timestamp": MS,
+                "level": "info",
+                "target": "flora:runtime",
+                "message": "isolate restarted after a dispatch timeout",
+            },
+            {"guild_id": None, "timestamp": MS, "level": "info", "target": "flora:runtime", "message": "a line of no guild"},
+        ],
+        keep=20,
+    )
     recent = repo.recent_logs(storage_db, GUILD, limit=5)
     assert [e["message"] for e in recent] == [f"line {i} ✨" for i in range(25, 30)]  # the newest, oldest first
     assert recent[0] == {"timestamp": MS + 25, "level": "info", "target": "flora:js", "guild_id": GUILD, "message": "line 25 ✨"}
@@ -468,29 +587,56 @@ def test_logs_keep_their_order_types_and_the_newest_lines_per_guild(storage_db):
     assert [e["message"] for e in seen] == [f"line {i} ✨" for i in range(10, 30)]
     assert [e["id"] for e in seen] == sorted(e["id"] for e in seen)
     assert repo.last_log_id(storage_db) >= seen[-1]["id"]
-    assert repo.count_runtime_logs(storage_db, {"d": "dispatch failed: %", "t": "dispatch failed: %; isolate restarted",
-                                                "r": "isolate restarted after %", "none": "nothing%"}) == {"d": 1, "t": 1, "r": 1, "none": 0}
+    assert repo.count_runtime_logs(
+        storage_db,
+        {
+            "d": "dispatch failed: %",
+            "t": "dispatch failed: %; isolate restarted",
+            "r": "isolate restarted after %",
+            "none": "nothing%",
+        },
+    ) == {"d": 1, "t": 1, "r": 1, "none": 0}
 
 
 def test_tenant_text_a_database_cannot_hold_is_stored_readably(storage_db):
     """A script's ``console.log("\\0")`` or a lone surrogate (JSON.stringify of ``"\\ud800"``) must not
     drop the batch it is written in, which holds other guilds' lines too; both become U+FFFD."""
     surrogate = json.loads('"lone \\ud800 surrogate"')
-    repo.append_logs(storage_db, [
-        {"guild_id": GUILD, "timestamp": MS, "level": "info", "target": "flora:js", "message": "nul \x00 byte"},
-        {"guild_id": GUILD, "timestamp": MS, "level": "info", "target": "flora:js", "message": surrogate},
-        {"guild_id": OTHER, "timestamp": MS, "level": "info", "target": "flora:js", "message": "another guild's line"},
-    ])
+    repo.append_logs(
+        storage_db,
+        [
+            {"guild_id": GUILD, "timestamp": MS, "level": "info", "target": "flora:js", "message": "nul \x00 byte"},
+            {"guild_id": GUILD, "timestamp": MS, "level": "info", "target": "flora:js", "message": surrogate},
+            {"guild_id": OTHER, "timestamp": MS, "level": "info", "target": "flora:js", "message": "another guild's line"},
+        ],
+    )
     assert [e["message"] for e in repo.recent_logs(storage_db, GUILD)] == ["nul \ufffd byte", "lone \ufffd surrogate"]
     assert [e["message"] for e in repo.recent_logs(storage_db, OTHER)] == ["another guild's line"]
-    rev = repo.record_revision(storage_db, GUILD, entry="src/main.ts", status="failed", bundle="x",
-                               error_message="Error: \x00 and " + surrogate)
+    rev = repo.record_revision(
+        storage_db, GUILD, entry="src/main.ts", status="failed", bundle="x", error_message="Error: \x00 and " + surrogate
+    )
     assert repo.get_revision(storage_db, GUILD, rev["id"])["error_message"] == "Error: \ufffd and lone \ufffd surrogate"
 
 
 # -- values and SQL ------------------------------------------------------------------------------
-UNICODE = ["", " ", "héllo wörld", "中文字符", "emoji 😀👍🏽", "עברית", "e\u0301", "\u00e9", "Name", "name", "tab\tnew\nline\r\n",
-           "quote ' and \" and \\ backslash", "%s %% ? ?? $1 :name %(x)s", "\u2028\u2029", "\U0010ffff", "é" * 1000]
+UNICODE = [
+    "",
+    " ",
+    "héllo wörld",
+    "中文字符",
+    "emoji 😀👍🏽",
+    "עברית",
+    "e\u0301",
+    "\u00e9",
+    "Name",
+    "name",
+    "tab\tnew\nline\r\n",
+    "quote ' and \" and \\ backslash",
+    "%s %% ? ?? $1 :name %(x)s",
+    "\u2028\u2029",
+    "\U0010ffff",
+    "é" * 1000,
+]
 
 
 def test_text_round_trips_exactly_and_equality_is_exact(storage_db):
@@ -588,8 +734,10 @@ def test_a_unique_violation_raises_and_rolls_back_the_transaction(storage_db):
     assert item(storage_db, "fresh") is None
     token, row = repo.create_token(storage_db, label="t")
     with pytest.raises(Exception):  # noqa: B017
-        storage_db.execute("INSERT INTO api_tokens (token_id, token_hash, created_at) VALUES (?, ?, ?)",
-                           (row["token_id"], "other", row["created_at"]))
+        storage_db.execute(
+            "INSERT INTO api_tokens (token_id, token_hash, created_at) VALUES (?, ?, ?)",
+            (row["token_id"], "other", row["created_at"]),
+        )
     assert repo.verify_token(storage_db, token)["label"] == "t"
 
 
@@ -633,13 +781,24 @@ def test_a_conditional_write_has_exactly_one_winner(storage_db, storage_open):
     for round_ in range(3):
         name = f"job {round_}"
         storage_db.execute("INSERT INTO conf_counters (name, n, version) VALUES (?, 0, 0)", (name,))
-        won = threads(8, lambda i, name=name: dbs[i % 2].execute(
-            "UPDATE conf_counters SET n = ?, version = version + 1 WHERE name = ? AND version = 0", (i, name)))
+        won = threads(
+            8,
+            lambda i, name=name: dbs[i % 2].execute(
+                "UPDATE conf_counters SET n = ?, version = version + 1 WHERE name = ? AND version = 0", (i, name)
+            ),
+        )
         assert sorted(won) == [0] * 7 + [1]
-        assert storage_db.fetchone("SELECT n, version FROM conf_counters WHERE name = ?", (name,)) == {"n": won.index(1), "version": 1}
+        assert storage_db.fetchone("SELECT n, version FROM conf_counters WHERE name = ?", (name,)) == {
+            "n": won.index(1),
+            "version": 1,
+        }
 
-        created = threads(8, lambda i, round_=round_: dbs[i % 2].execute(
-            "INSERT INTO conf_items (name, big) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", (f"store {round_}", i)))
+        created = threads(
+            8,
+            lambda i, round_=round_: dbs[i % 2].execute(
+                "INSERT INTO conf_items (name, big) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", (f"store {round_}", i)
+            ),
+        )
         assert sorted(created) == [0] * 7 + [1] and item(storage_db, f"store {round_}")["big"] == created.index(1)
 
         repo.create_oauth_state(storage_db, f"state {round_}")
@@ -653,8 +812,17 @@ def test_first_deploys_of_one_guild_at_once_all_succeed(storage_db, storage_open
     dbs = [storage_db, storage_open()]
     for round_ in range(3):
         guild = f"{round_}00000000000000000"
-        revs = threads(6, lambda i, guild=guild: repo.record_revision(
-            dbs[i % 2], guild, entry="src/main.ts", status="success", bundle=f"b{i}", bundler_version=repo.TRUSTED_BUNDLER_VERSION))
+        revs = threads(
+            6,
+            lambda i, guild=guild: repo.record_revision(
+                dbs[i % 2],
+                guild,
+                entry="src/main.ts",
+                status="success",
+                bundle=f"b{i}",
+                bundler_version=repo.TRUSTED_BUNDLER_VERSION,
+            ),
+        )
         dep = repo.get_deployment(storage_db, guild)
         assert dep["revision_id"] in {r["id"] for r in revs}
         assert len(repo.revision_history(storage_db, guild, 100)) == 6
@@ -687,10 +855,25 @@ def test_processes_migrate_and_write_at_once(storage_full_env, storage_config, s
     """Processes started together on an empty database (``flora serve`` and ``flora api``): each
     migrates, then they write the same rows; nothing fails and nothing is lost."""
     rounds = 15
-    children = [subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(storage_full_env), str(conformance_migrations),
-                                  GUILD, str(rounds), f"child{n}"],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for n in range(2)]
+    children = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                json.dumps(storage_full_env),
+                str(conformance_migrations),
+                GUILD,
+                str(rounds),
+                f"child{n}",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(2)
+    ]
     try:
         for child in children:
             assert child.stdout.readline().strip() == "ready", child.communicate(timeout=60)[1]
@@ -707,7 +890,9 @@ def test_processes_migrate_and_write_at_once(storage_full_env, storage_config, s
                 child.wait(10)
     db = open_database(storage_config, storage_plugins)
     try:
-        assert set(versions(db)) == shipped_versions(db.dialect, [*storage_plugins.migrations(), (PLUGIN, conformance_migrations)])
+        assert set(versions(db)) == shipped_versions(
+            db.dialect, [*storage_plugins.migrations(), (PLUGIN, conformance_migrations)]
+        )
         assert db.fetchone("SELECT n FROM conf_counters WHERE name = ?", ("hits",)) == {"n": 2 * rounds}
         revs = repo.revision_history(db, GUILD, 100)
         assert len(revs) == 2 * rounds and repo.get_deployment(db, GUILD)["revision_id"] in {r["id"] for r in revs}
@@ -720,8 +905,12 @@ def test_a_closed_database_raises_storage_error(storage_open):
     db = storage_open()
     add_item(db, "before")
     db.close()
-    calls = [lambda: db.fetchone("SELECT 1 AS one"), lambda: db.fetchall("SELECT name FROM conf_items"),
-             lambda: add_item(db, "after"), lambda: repo.list_deployments(db)]
+    calls = [
+        lambda: db.fetchone("SELECT 1 AS one"),
+        lambda: db.fetchall("SELECT name FROM conf_items"),
+        lambda: add_item(db, "after"),
+        lambda: repo.list_deployments(db),
+    ]
     for call in calls:
         with pytest.raises(StorageError, match="closed"):
             call()

@@ -17,7 +17,9 @@ class PostgresDatabase(Database):
         try:
             import psycopg2.pool
         except ImportError:
-            raise StorageError("DATABASE_URL is a PostgreSQL URL but psycopg2 is not installed: pip install 'flora-runtime[postgres]'") from None
+            raise StorageError(
+                "DATABASE_URL is a PostgreSQL URL but psycopg2 is not installed: pip install 'flora-runtime[postgres]'"
+            ) from None
         self._psycopg2 = psycopg2
         try:
             self._pool = psycopg2.pool.ThreadedConnectionPool(1, max_connections, url)
@@ -30,7 +32,8 @@ class PostgresDatabase(Database):
         # BYTEA comes back as bytes, as a BLOB does from SQLite (psycopg2 gives a memoryview)
         binary = psycopg2.BINARY
         self._bytes = psycopg2.extensions.new_type(
-            binary.values, "FLORA_BYTES", lambda value, cur: None if value is None else bytes(binary(value, cur)))
+            binary.values, "FLORA_BYTES", lambda value, cur: None if value is None else bytes(binary(value, cur))
+        )
 
     def _sql(self, sql: str) -> str:
         return sql.replace("%", "%%").replace("?", "%s")
@@ -44,8 +47,10 @@ class PostgresDatabase(Database):
         if self._pool.closed:
             raise StorageError("the PostgreSQL database is closed")
         if not self._slots.acquire(timeout=CONNECTION_WAIT_SECS):
-            raise StorageError(f"no free PostgreSQL connection after {CONNECTION_WAIT_SECS}s "
-                               f"(all {self.max_connections} of DATABASE_MAX_CONNECTIONS in use)")
+            raise StorageError(
+                f"no free PostgreSQL connection after {CONNECTION_WAIT_SECS}s "
+                f"(all {self.max_connections} of DATABASE_MAX_CONNECTIONS in use)"
+            )
         try:
             conn = self._pool.getconn()
             self._psycopg2.extensions.register_type(self._bytes, conn)

@@ -81,7 +81,7 @@ def _switch_to_wal(conn: sqlite3.Connection, timeout: float = 30.0) -> None:
 @hookimpl(trylast=True)
 def flora_storage_backend(url, config):
     if url.startswith("sqlite:///"):
-        return SQLiteDatabase(url[len("sqlite:///"):])
+        return SQLiteDatabase(url[len("sqlite:///") :])
     if url == "sqlite://" or url == "sqlite:///:memory:":
         return SQLiteDatabase(":memory:")
     return None

@@ -52,18 +52,25 @@ CASES = {
     "after_op": ("console.log('about to spin'); while (true) {}", "", SYNC),
     "op_pending": ("const pending = ctx.reply('pending reply'); await store.get('k'); while (true) {}", "", ASYNC),
     "then_after_return": ("store.get('k').then(() => { while (true) {} }); return;", "", IDLE),
-    "second_handler": ("await store.get('k');",
-                       "on('messageCreate', (ctx) => { if (ctx.msg.content === '!attack') { while (true) {} } });", ASYNC),
+    "second_handler": (
+        "await store.get('k');",
+        "on('messageCreate', (ctx) => { if (ctx.msg.content === '!attack') { while (true) {} } });",
+        ASYNC,
+    ),
     "object_keys": ("Object.keys = function () { while (true) {} }; on('guildMemberAdd', () => {});", "", ASYNC),
-    "array_push": ("await store.get('k'); Array.prototype.push = function () { for (;;) {} }; "
-                   "on('guildMemberAdd', () => {});", "", ASYNC),
+    "array_push": (
+        "await store.get('k'); Array.prototype.push = function () { for (;;) {} }; on('guildMemberAdd', () => {});",
+        "",
+        ASYNC,
+    ),
     "set_timeout": ("setTimeout(() => { while (true) {} }, 10);", "", ASYNC),
     "plain_loop": ("while (true) {}", "", SYNC),
 }
 STOP_LINE = re.compile(
     rf"dispatch failed: after (?P<cpu>[0-9.]+) s of CPU (?P<where>{EARLY}|{SYNC}|{ASYNC}), messageCreate handler exceeded "
     rf"the {DEADLINE}s dispatch deadline; isolate restarted"
-    rf"|spent (?P<idle_cpu>[0-9.]+) s of CPU {IDLE} \(more than the {DEADLINE}s dispatch deadline\); isolate stopped")
+    rf"|spent (?P<idle_cpu>[0-9.]+) s of CPU {IDLE} \(more than the {DEADLINE}s dispatch deadline\); isolate stopped"
+)
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +83,9 @@ def hostile(tmp_path_factory):
     victim = emulator_guild(emu, "Victim")
     server = None
     try:
-        server = start_flora(emu, tmp_path_factory.mktemp("hostile"), RUNTIME_MAX_WORKERS=1,
-                             RUNTIME_DISPATCH_TIMEOUT_SECS=DEADLINE)
+        server = start_flora(
+            emu, tmp_path_factory.mktemp("hostile"), RUNTIME_MAX_WORKERS=1, RUNTIME_DISPATCH_TIMEOUT_SECS=DEADLINE
+        )
         assert deploy_files(server, victim["id"], {"src/main.ts": VICTIM})[0] == 200
         server.emu, server.victim = emu, victim
         server.control = UnixSocketClient(server.data_dir / "run" / "runtime.sock")
@@ -114,8 +122,11 @@ def cpu_share(pid: int, window: float = 2.0) -> float:
 def ping(server, guild: dict, timeout: float = STOP_WITHIN) -> None:
     n = next(server.pings)
     server.emu.user_says(guild["channel_id"], guild["user_id"], f"!ping {n}")
-    wait_for(lambda: any(m["content"] == f"pong {n}" for m in bot_replies(server.emu, guild["channel_id"])),
-             timeout=timeout, message=f"pong {n} in {guild['guild']['name']}")
+    wait_for(
+        lambda: any(m["content"] == f"pong {n}" for m in bot_replies(server.emu, guild["channel_id"])),
+        timeout=timeout,
+        message=f"pong {n} in {guild['guild']['name']}",
+    )
 
 
 def stop_line(server, guild_id: str) -> dict | None:
@@ -130,8 +141,9 @@ def test_a_spinning_script_is_stopped_and_its_worker_recovers(hostile, case):
     server, emu, victim = hostile, hostile.emu, hostile.victim
     body, extra, where = CASES[case]
     attacker = emulator_guild(emu, f"Attacker {case}")
-    status, reply = http_json("POST", f"{server.api}/kv/stores", {"guild_id": attacker["id"], "store_name": "hostile"},
-                              token=server.token)
+    status, reply = http_json(
+        "POST", f"{server.api}/kv/stores", {"guild_id": attacker["id"], "store_name": "hostile"}, token=server.token
+    )
     assert status == 200, reply
     status, reply = deploy_files(server, attacker["id"], {"src/main.ts": ATTACKER % (body, extra)})
     assert status == 200, reply
@@ -143,8 +155,7 @@ def test_a_spinning_script_is_stopped_and_its_worker_recovers(hostile, case):
     for _ in range(2 if where != IDLE else 0):  # events for the spinning isolate must not stay pending
         emu.user_says(attacker["channel_id"], attacker["user_id"], f"!ping queued-{next(server.pings)}")
     ping(server, victim)  # while the attacker spins (loosely: it may be answered just after the stop)
-    entry = wait_for(lambda: stop_line(server, attacker["id"]), timeout=STOP_WITHIN,
-                     message=f"the stop line of {case}")
+    entry = wait_for(lambda: stop_line(server, attacker["id"]), timeout=STOP_WITHIN, message=f"the stop line of {case}")
     took = entry["timestamp"] / 1000 - started
     text = entry["message"]
     print(f"\n{case}: stopped after {took:.2f} s: {text}")
@@ -158,15 +169,19 @@ def test_a_spinning_script_is_stopped_and_its_worker_recovers(hostile, case):
 
     ping(server, victim)
     server.wait_log(attacker["id"], "isolate restarted after", timeout=STOP_WITHIN)
-    wait_for(lambda: server.control.status()["workers"][0]["inflight"] == 0, timeout=STOP_WITHIN,
-             message="every dispatch to the stopped isolate answered")
+    wait_for(
+        lambda: server.control.status()["workers"][0]["inflight"] == 0,
+        timeout=STOP_WITHIN,
+        message="every dispatch to the stopped isolate answered",
+    )
     ping(server, attacker)
 
     # the worker is idle again (same process: nothing was recycled)
     assert worker_pid(server) == pid
     shares: list[float] = []
-    wait_for(lambda: shares.append(cpu_share(pid)) or shares[-1] < 0.5, timeout=20, interval=0,
-             message="the worker's CPU back to idle")
+    wait_for(
+        lambda: shares.append(cpu_share(pid)) or shares[-1] < 0.5, timeout=20, interval=0, message="the worker's CPU back to idle"
+    )
     print(f"{case}: worker CPU afterwards {shares[-1]:.2f} core(s)")
 
     # nothing the stopped isolate had queued was sent after it was stopped
@@ -200,19 +215,23 @@ def test_a_redeploy_stops_a_spinning_script_without_leaking_its_threads(hostile)
     wait_for(lambda: worker_threads(pid) == threads, message=f"{threads} threads in the worker again")
     server.wait_log(attacker["id"], "1 event(s) still running in the previous script were stopped by the deploy")
     emu.user_says(attacker["channel_id"], attacker["user_id"], "hello")
-    wait_for(lambda: any(m["content"] == "v2: hello" for m in bot_replies(emu, attacker["channel_id"])),
-             message="the new script answers")
+    wait_for(
+        lambda: any(m["content"] == "v2: hello" for m in bot_replies(emu, attacker["channel_id"])),
+        message="the new script answers",
+    )
     assert not [e for e in server.guild_logs(attacker["id"]) if "dispatch deadline" in e["message"]]
     shares: list[float] = []
-    wait_for(lambda: shares.append(cpu_share(pid)) or shares[-1] < 0.5, timeout=20, interval=0,
-             message="the worker's CPU back to idle")
+    wait_for(
+        lambda: shares.append(cpu_share(pid)) or shares[-1] < 0.5, timeout=20, interval=0, message="the worker's CPU back to idle"
+    )
 
 
 def test_an_event_that_arrives_during_a_detached_loop_is_not_blamed_for_it(hostile):
     server, emu = hostile, hostile.emu
     attacker = emulator_guild(emu, "Detached loop, then an event")
-    status, reply = http_json("POST", f"{server.api}/kv/stores", {"guild_id": attacker["id"], "store_name": "hostile"},
-                              token=server.token)
+    status, reply = http_json(
+        "POST", f"{server.api}/kv/stores", {"guild_id": attacker["id"], "store_name": "hostile"}, token=server.token
+    )
     assert status == 200, reply
     body = "store.get('k').then(() => { while (true) {} }); return;"
     assert deploy_files(server, attacker["id"], {"src/main.ts": ATTACKER % (body, "")})[0] == 200
@@ -226,6 +245,7 @@ def test_an_event_that_arrives_during_a_detached_loop_is_not_blamed_for_it(hosti
     match = STOP_LINE.fullmatch(entry["message"])
     assert match and (match["where"] or IDLE) in (EARLY, IDLE), entry["message"]
     server.wait_log(attacker["id"], "isolate restarted after", timeout=STOP_WITHIN)
-    wait_for(lambda: server.control.status()["workers"][0]["inflight"] == 0, timeout=STOP_WITHIN,
-             message="the late event answered")
+    wait_for(
+        lambda: server.control.status()["workers"][0]["inflight"] == 0, timeout=STOP_WITHIN, message="the late event answered"
+    )
     ping(server, attacker)

@@ -82,7 +82,8 @@ def test_a_microtask_loop_is_stopped_from_outside_while_the_isolate_loop_cannot_
             info = stopped.value.info
             assert info.kind == "cpu" and info.event and stopped.value.culprit
             assert info.what.startswith("after 1.") and info.what.endswith(
-                " s of CPU in a microtask loop, microtask handler exceeded the 1s dispatch deadline"), info.what
+                " s of CPU in a microtask loop, microtask handler exceeded the 1s dispatch deadline"
+            ), info.what
             cpu = time.process_time()
             await asyncio.sleep(0.5)
             assert time.process_time() - cpu < 0.25  # the spin is over although the loop thread still waits
@@ -101,20 +102,28 @@ def test_cpu_spread_over_an_idle_period_adds_up_but_the_runtimes_own_gc_does_not
         _, watchdog = _stuck_report()
         iso = await _isolate(watchdog, idle_budget=0.3)
         try:
-            await iso._call(iso.mr.eval_cancelable("globalThis.junk = Array.from({length: 200000}, (_, i) => ({i})); "  # noqa: SLF001
-                                                   "globalThis.junk = null; 1"))
+            await iso._call(
+                iso.mr.eval_cancelable(
+                    "globalThis.junk = Array.from({length: 200000}, (_, i) => ({i})); "  # noqa: SLF001
+                    "globalThis.junk = null; 1"
+                )
+            )
             idle = iso.cpu_seconds() - iso._idle_cpu0  # noqa: SLF001
             for _ in range(3):
                 await iso._call(iso._low_memory())  # noqa: SLF001 - what the worker does every minute
             assert iso.cpu_seconds() - iso._idle_cpu0 - idle < 0.005  # noqa: SLF001
             # a detached loop that spins 20 ms out of every 170 ms: never a long stretch, still stopped
-            await iso._call(iso.mr.eval_cancelable(  # noqa: SLF001
-                "(function tick() { const end = Date.now() + 20; while (Date.now() < end) {} "
-                "__floraOp('op_sleep', {ms: 150}).then(tick); })(); 1"))
+            await iso._call(
+                iso.mr.eval_cancelable(  # noqa: SLF001
+                    "(function tick() { const end = Date.now() + 20; while (Date.now() < end) {} "
+                    "__floraOp('op_sleep', {ms: 150}).then(tick); })(); 1"
+                )
+            )
             info = await asyncio.wait_for(asyncio.shield(iso.finished), 15)
             assert info.kind == "cpu" and info.idle
             assert info.line.startswith("spent 0.") and info.line.endswith(
-                " s of CPU while no event was running (more than the 0.3s dispatch deadline); isolate stopped")
+                " s of CPU while no event was running (more than the 0.3s dispatch deadline); isolate stopped"
+            )
         finally:
             await iso.close(StopInfo("closed", "test over"))
             watchdog.halt()
@@ -134,7 +143,8 @@ def test_a_load_that_spins_in_a_microtask_fails_and_stops():
         # the wall-clock deadline of the load's last step or the watchdog, within about 1 s, in the same words
         text = str(failed.value)
         assert text.startswith("after ") and text.endswith(
-            " s of CPU in a microtask loop, loading the script exceeded the 1s load deadline; isolate stopped"), text
+            " s of CPU in a microtask loop, loading the script exceeded the 1s load deadline; isolate stopped"
+        ), text
         took = time.monotonic() - started
         print(f"\nload failed after {took:.2f} s: {failed.value}")
         assert took < 5

@@ -69,8 +69,11 @@ USAGE_SCHEMA = [
     " PRIMARY KEY (guild_id, store))",
     "LOCK TABLE kv_entries IN SHARE ROW EXCLUSIVE MODE",  # no write between the triggers and the sums below
     _ADD_SIZES.format(name="kv_usage_insert", rows=f"SELECT guild_id, store, {SIZE_OF.format(t='n')} AS n FROM new_rows n"),
-    _ADD_SIZES.format(name="kv_usage_update", rows=f"SELECT guild_id, store, {SIZE_OF.format(t='n')} AS n FROM new_rows n"
-                      f" UNION ALL SELECT guild_id, store, -({SIZE_OF.format(t='o')}) FROM old_rows o"),
+    _ADD_SIZES.format(
+        name="kv_usage_update",
+        rows=f"SELECT guild_id, store, {SIZE_OF.format(t='n')} AS n FROM new_rows n"
+        f" UNION ALL SELECT guild_id, store, -({SIZE_OF.format(t='o')}) FROM old_rows o",
+    ),
     _ADD_SIZES.format(name="kv_usage_delete", rows=f"SELECT guild_id, store, -({SIZE_OF.format(t='o')}) AS n FROM old_rows o"),
     "CREATE TRIGGER kv_usage_insert AFTER INSERT ON kv_entries REFERENCING NEW TABLE AS new_rows"
     " FOR EACH STATEMENT EXECUTE FUNCTION kv_usage_insert()",
@@ -83,12 +86,16 @@ USAGE_SCHEMA = [
 ]
 GUILD_LOCK = 1802919790  # the first key of the guild locks (pg_advisory_xact_lock(int, int)): b"kv_n" as an int
 WHERE_KEY = "guild_id = %s AND store = %s AND key = %s"
-UPSERT = ("INSERT INTO kv_entries (guild_id, store, key, value, expiration, metadata, meta_size)"
-          " VALUES (%s, %s, %s, %s, %s, %s::json, %s) ON CONFLICT (guild_id, store, key) DO UPDATE"
-          " SET value = excluded.value, expiration = excluded.expiration, metadata = excluded.metadata,"
-          " meta_size = excluded.meta_size")
-INSERT_NEW = ("INSERT INTO kv_entries (guild_id, store, key, value, expiration, metadata, meta_size)"
-              " VALUES (%s, %s, %s, %s, %s, %s::json, %s) ON CONFLICT (guild_id, store, key) DO NOTHING")
+UPSERT = (
+    "INSERT INTO kv_entries (guild_id, store, key, value, expiration, metadata, meta_size)"
+    " VALUES (%s, %s, %s, %s, %s, %s::json, %s) ON CONFLICT (guild_id, store, key) DO UPDATE"
+    " SET value = excluded.value, expiration = excluded.expiration, metadata = excluded.metadata,"
+    " meta_size = excluded.meta_size"
+)
+INSERT_NEW = (
+    "INSERT INTO kv_entries (guild_id, store, key, value, expiration, metadata, meta_size)"
+    " VALUES (%s, %s, %s, %s, %s, %s::json, %s) ON CONFLICT (guild_id, store, key) DO NOTHING"
+)
 PURGE_KEY = f"DELETE FROM kv_entries WHERE {WHERE_KEY} AND expiration <= %s"
 SIZE = "octet_length(key) + octet_length(value) + meta_size"
 
@@ -191,8 +198,10 @@ class PostgresBackend(KvBackend):
                 yield cur, _no_check
                 return
             cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (GUILD_LOCK, guild_id))
-            cur.execute("SELECT store, bytes FROM kv_store_usage WHERE guild_id = %s AND store = ANY(%s)",
-                        (guild_id, [store, *quota.other_stores]))
+            cur.execute(
+                "SELECT store, bytes FROM kv_store_usage WHERE guild_id = %s AND store = ANY(%s)",
+                (guild_id, [store, *quota.other_stores]),
+            )
             sizes = {name: int(n) for name, n in cur.fetchall()}
             used = sizes.pop(store, 0)
             others = sum(sizes.values())
@@ -221,13 +230,24 @@ class PostgresBackend(KvBackend):
             if quota is not None:
                 row = self._locked(cur, guild_id, store, key)
                 check(0 if row is None else row[3], entry_size(key, value, expiration, metadata_json))
-            cur.execute(UPSERT, (guild_id, store, key, value.encode("utf-8"), expiration, metadata_json,
-                                 meta_size(key, expiration, metadata_json)))
+            cur.execute(
+                UPSERT,
+                (
+                    guild_id,
+                    store,
+                    key,
+                    value.encode("utf-8"),
+                    expiration,
+                    metadata_json,
+                    meta_size(key, expiration, metadata_json),
+                ),
+            )
 
     def _locked(self, cur, guild_id, store, key):
         """(value, expiration, meta_size, size) of the row, locked until the transaction ends; None if absent."""
-        cur.execute(f"SELECT value, expiration, meta_size, {SIZE} FROM kv_entries WHERE {WHERE_KEY} FOR UPDATE",
-                    (guild_id, store, key))
+        cur.execute(
+            f"SELECT value, expiration, meta_size, {SIZE} FROM kv_entries WHERE {WHERE_KEY} FOR UPDATE", (guild_id, store, key)
+        )
         return cur.fetchone()
 
     def update_metadata(self, guild_id, store, key, metadata_json, now, *, quota=None):
@@ -240,8 +260,10 @@ class PostgresBackend(KvBackend):
                 return False
             size = meta_size(key, row[1], metadata_json)
             check(row[3], row[3] - row[2] + size)
-            cur.execute(f"UPDATE kv_entries SET metadata = %s::json, meta_size = %s WHERE {WHERE_KEY}",
-                        (metadata_json, size, guild_id, store, key))
+            cur.execute(
+                f"UPDATE kv_entries SET metadata = %s::json, meta_size = %s WHERE {WHERE_KEY}",
+                (metadata_json, size, guild_id, store, key),
+            )
             return True
 
     def delete(self, guild_id, store, key):
@@ -250,6 +272,7 @@ class PostgresBackend(KvBackend):
 
     def list(self, guild_id, store, *, after, start, end, count, now):
         with self._cursor() as cur:
+
             def fetch(lower, end, want):
                 sql = "SELECT key, expiration, metadata::text FROM kv_entries WHERE guild_id = %s AND store = %s"
                 params: list = [guild_id, store]
@@ -264,8 +287,10 @@ class PostgresBackend(KvBackend):
 
             live, expired = scan_live(fetch, after=after, start=start, end=end, count=count, now=now)
             if expired:  # one statement: its rows are locked before the trigger locks the store's size row
-                cur.execute("DELETE FROM kv_entries WHERE guild_id = %s AND store = %s AND key = ANY(%s)"
-                            " AND expiration <= %s", (guild_id, store, expired, now))
+                cur.execute(
+                    "DELETE FROM kv_entries WHERE guild_id = %s AND store = %s AND key = ANY(%s) AND expiration <= %s",
+                    (guild_id, store, expired, now),
+                )
         return live
 
     def incr(self, guild_id, store, key, by, now, *, quota=None):
@@ -290,7 +315,15 @@ class PostgresBackend(KvBackend):
                 # another writer inserted it since our SELECT: lock and read that row
 
     def cas(self, guild_id, store, key, expected, value, expiration, metadata_json, now, *, quota=None):
-        params = (guild_id, store, key, value.encode("utf-8"), expiration, metadata_json, meta_size(key, expiration, metadata_json))
+        params = (
+            guild_id,
+            store,
+            key,
+            value.encode("utf-8"),
+            expiration,
+            metadata_json,
+            meta_size(key, expiration, metadata_json),
+        )
         with self._writing(guild_id, store, quota) as (cur, check):
             while True:
                 row = self._locked(cur, guild_id, store, key)

@@ -210,8 +210,9 @@ class RedisBackend(KvBackend):
         self._redis = redis
         self.prefix = prefix
         try:
-            self.client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=30,
-                                               health_check_interval=30)
+            self.client = redis.Redis.from_url(
+                url, decode_responses=True, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
+            )
         except ValueError as exc:
             raise unavailable(f"kv backend redis: invalid URL: {exc}") from None
         self._scripts = {name: self.client.register_script(_COMMON + body) for name, body in LUA.items()}
@@ -270,8 +271,9 @@ class RedisBackend(KvBackend):
                 rows.append((key, _record(record)[0], record) if record else (key, None, None))
             return rows
 
-        live, expired = scan_live(fetch, after=after, start=start, end=end, count=count, now=now,
-                                  decode=lambda record: _record(record)[1])
+        live, expired = scan_live(
+            fetch, after=after, start=start, end=end, count=count, now=now, decode=lambda record: _record(record)[1]
+        )
         if expired:
             self._run("purge_keys", guild_id, store, now, *expired)
         return live
@@ -281,8 +283,22 @@ class RedisBackend(KvBackend):
 
     def cas(self, guild_id, store, key, expected, value, expiration, metadata_json, now, *, quota=None):
         has_expected = "0" if expected is None else "1"
-        return self._run("cas", guild_id, store, key, has_expected, expected, value, expiration,
-                         meta_record(expiration, metadata_json), now, quota=quota) == 1
+        return (
+            self._run(
+                "cas",
+                guild_id,
+                store,
+                key,
+                has_expected,
+                expected,
+                value,
+                expiration,
+                meta_record(expiration, metadata_json),
+                now,
+                quota=quota,
+            )
+            == 1
+        )
 
     def entry_bytes(self, guild_id, store, key):
         return int(self._run("entry_bytes", guild_id, store, key))

@@ -64,9 +64,11 @@ SCHEMA = [
     f" UPDATE kv_usage SET bytes = bytes - ({SIZE.format(t='OLD')}) WHERE id = 0; END",
     f"PRAGMA user_version = {SCHEMA_VERSION}",
 ]
-UPSERT = ("INSERT INTO kv (key, value, expiration, metadata, meta_size) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE"
-          " SET value = excluded.value, expiration = excluded.expiration, metadata = excluded.metadata,"
-          " meta_size = excluded.meta_size")
+UPSERT = (
+    "INSERT INTO kv (key, value, expiration, metadata, meta_size) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE"
+    " SET value = excluded.value, expiration = excluded.expiration, metadata = excluded.metadata,"
+    " meta_size = excluded.meta_size"
+)
 PURGE_KEY = "DELETE FROM kv WHERE key = ? AND expiration <= ?"
 ROW = f"SELECT value, expiration, meta_size, {SIZE.format(t='kv')} FROM kv WHERE key = ?"
 LOCK_TIMEOUT_SECS = 30.0
@@ -75,6 +77,8 @@ Check = Callable[[int, int], None]  # check(bytes of the entry now, bytes after 
 
 def _no_check(old: int, new: int) -> None:
     return None
+
+
 SAFE_PART = re.compile(r"^[^/\\\0.][^/\0]*$")
 
 
@@ -222,6 +226,7 @@ class SqliteBackend(KvBackend):
 
     def list(self, guild_id, store, *, after, start, end, count, now):
         with self._conn(guild_id, store) as db:
+
             def fetch(lower, end, want):
                 where = [f"key {lower[0]} ?"] if lower else []
                 params = [lower[1]] if lower else []

@@ -50,14 +50,21 @@ def test_scripts_are_greeted_with_the_configured_greeting_and_every_greeting_is_
     # what it registered, as the CLI sees it (CLI commands exist in the CLI process only)
     mine = next(p for p in json.loads(flora_server.cli("plugins", "--json").stdout) if p["name"] == "hello")
     assert mine["version"] == "0.4.0" and mine["registered"] == {
-        "blueprint": ["flora_hello"], "command": ["hello"], "config_key": ["HELLO_GREETING"], "js_source": ["hello"],
-        "migrations": ["hello"], "op": ["op_hello"], "type_declarations": ["hello"]}
+        "blueprint": ["flora_hello"],
+        "command": ["hello"],
+        "config_key": ["HELLO_GREETING"],
+        "js_source": ["hello"],
+        "migrations": ["hello"],
+        "op": ["op_hello"],
+        "type_declarations": ["hello"],
+    }
 
 
 def test_a_bad_greeting_stops_every_command_with_one_line(tmp_path):
     env = dict(os.environ, HELLO_GREETING="x" * 41, FLORA_DATA_DIR=str(tmp_path / "data"))
-    out = subprocess.run([sys.executable, "-m", "flora_cli", "hello", "counts"], env=env, capture_output=True, text=True,
-                         timeout=120, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "flora_cli", "hello", "counts"], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert out.returncode == 2
     assert out.stderr == "Error: invalid HELLO_GREETING: expected one line of at most 40 characters\n"
 
@@ -70,8 +77,13 @@ def test_both_dialects_have_the_table():
 
 
 def test_the_declarations_are_assembled_with_flora_s_and_type_check(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "flora_cli", "types", "-o", str(tmp_path / "flora.d.ts")],
-                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "flora_cli", "types", "-o", str(tmp_path / "flora.d.ts")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assembled = (tmp_path / "flora.d.ts").read_text(encoding="utf-8")
     assert "// ---- hello (plugin hello) ----" in assembled and "declare function hello(name?: string)" in assembled
@@ -88,11 +100,19 @@ def test_the_declarations_are_assembled_with_flora_s_and_type_check(tmp_path):
 
     def check(code: str) -> subprocess.CompletedProcess:
         (tmp_path / "main.ts").write_text('/// <reference path="./flora.d.ts" />\n' + code, encoding="utf-8")
-        return subprocess.run([deno, "check", "--config", "deno.json", "main.ts"], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [deno, "check", "--config", "deno.json", "main.ts"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
-    good = check('import { hello as hi } from "@uwu/flora-sdk";\n'
-                 'on("messageCreate", async (ctx) => { const t: string = await hello(); await ctx.reply(t + (await flora.hello("x")) + (await hi())); });\n')
+    good = check(
+        'import { hello as hi } from "@uwu/flora-sdk";\n'
+        'on("messageCreate", async (ctx) => { const t: string = await hello(); await ctx.reply(t + (await flora.hello("x")) + (await hi())); });\n'
+    )
     assert good.returncode == 0, good.stderr
     bad = check("const n: number = await hello();\n")
     assert bad.returncode != 0 and "Type 'string' is not assignable to type 'number'" in bad.stderr

@@ -10,8 +10,12 @@ from flora_plugins.kv.conformance import *  # noqa: F403 - the suite's tests and
 
 @pytest.fixture(params=["default-map", "1MiB-map"])
 def kv_env(request, tmp_path):
-    env = {"FLORA_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": f"sqlite:///{tmp_path / 'flora.db'}",
-           "KV_BACKEND": "lmdb", "FLORA_STRICT_PLUGINS": "1"}
+    env = {
+        "FLORA_DATA_DIR": str(tmp_path / "data"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'flora.db'}",
+        "KV_BACKEND": "lmdb",
+        "FLORA_STRICT_PLUGINS": "1",
+    }
     if request.param == "1MiB-map":
         env["KV_LMDB_MAP_SIZE_MB"] = "1"
     return env

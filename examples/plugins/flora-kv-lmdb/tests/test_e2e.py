@@ -42,8 +42,9 @@ def test_a_script_writes_and_reads_kv_that_lands_in_the_lmdb_files(flora_server,
     assert flora_guild.wait_reply(count=2) == "greeting = héllo from lmdb"
 
     store = flora_server.data_dir / "kv-lmdb" / guild / "notes"
-    assert read_entries(store) == {"greeting": {"value": "héllo from lmdb", "expiration": None,
-                                                "metadata": {"by": flora_guild.user_id}}}
+    assert read_entries(store) == {
+        "greeting": {"value": "héllo from lmdb", "expiration": None, "metadata": {"by": flora_guild.user_id}}
+    }
     assert not (flora_server.data_dir / "kv").exists()  # the default backend's folder: nothing went there
 
     # the CLI and the API (under gevent) are other processes on the same files, both ways
@@ -60,6 +61,10 @@ def test_a_script_writes_and_reads_kv_that_lands_in_the_lmdb_files(flora_server,
     flora_guild.say("!fill big")
     assert flora_guild.wait_reply(count=5) == "filled big0,big1,big2"
     entries = read_entries(store)
-    assert {k: len(e["value"]) for k, e in entries.items()} == {"big0": 600_000, "big1": 600_000, "big2": 600_000,
-                                                               "greeting": len("set by the API")}
+    assert {k: len(e["value"]) for k, e in entries.items()} == {
+        "big0": 600_000,
+        "big1": 600_000,
+        "big2": 600_000,
+        "greeting": len("set by the API"),
+    }
     assert (store / "data.mdb").stat().st_size > 1024 * 1024

@@ -27,17 +27,29 @@ MB = 1024 * 1024
 @pytest.fixture
 def kv_env(tmp_path):
     """A 1 MiB map to start with, so that the tests below make it grow."""
-    return {"FLORA_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": f"sqlite:///{tmp_path / 'flora.db'}",
-            "KV_BACKEND": "lmdb", "KV_LMDB_MAP_SIZE_MB": "1", "FLORA_STRICT_PLUGINS": "1"}
+    return {
+        "FLORA_DATA_DIR": str(tmp_path / "data"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'flora.db'}",
+        "KV_BACKEND": "lmdb",
+        "KV_LMDB_MAP_SIZE_MB": "1",
+        "FLORA_STRICT_PLUGINS": "1",
+    }
 
 
 def run_child(code: str, kv_env: dict, *args: str, stdin: str | None = None) -> str:
     """Run ``code`` in a fresh interpreter with the backend ``kv_env`` selects as ``backend``; its stdout."""
-    prelude = ("import json, sys\nfrom flora_core.config import load_config\nfrom flora_core.plugins import Plugins\n"
-               "from flora_plugins.kv.backends import open_backend\n"
-               "backend = open_backend(load_config(env=json.loads(sys.argv[1])), Plugins())\n")
-    done = subprocess.run([sys.executable, "-c", prelude + code, json.dumps(kv_env), *args], input=stdin,
-                          capture_output=True, text=True, timeout=120)
+    prelude = (
+        "import json, sys\nfrom flora_core.config import load_config\nfrom flora_core.plugins import Plugins\n"
+        "from flora_plugins.kv.backends import open_backend\n"
+        "backend = open_backend(load_config(env=json.loads(sys.argv[1])), Plugins())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + code, json.dumps(kv_env), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -51,8 +63,9 @@ def test_each_guild_and_store_is_an_lmdb_environment_of_its_own(kv, kv_env, tmp_
     assert sorted(p.name for p in path.iterdir()) == ["data.mdb", "lock.mdb"]
     kv.backend.close()  # this process lets go of the files; read_entries opens them on its own
     assert read_entries(path) == {"k": {"value": "héllo", "expiration": T0 + 60, "metadata": {"m": 1}}}
-    assert read_entries(tmp_path / "data" / "kv-lmdb" / OTHER / "s") == {"k": {"value": "theirs", "expiration": None,
-                                                                            "metadata": None}}
+    assert read_entries(tmp_path / "data" / "kv-lmdb" / OTHER / "s") == {
+        "k": {"value": "theirs", "expiration": None, "metadata": None}
+    }
     assert kv.get(GUILD, "s", "k") == "héllo"  # and the backend opens them again when used
 
 
@@ -63,7 +76,9 @@ def test_keys_longer_than_an_lmdb_key_share_a_bucket_and_keep_every_rule(kv):
         kv.set(GUILD, "s", key, f"v{i}", expiration=T0 + 100 + i % 2, metadata={"i": i})
     assert [kv.get(GUILD, "s", key) for key in keys] == [f"v{i}" for i in range(len(keys))]
     assert [k["name"] for k in kv.list(GUILD, "s")["keys"]] == byte_order(keys)
-    assert [k["name"] for k in kv.list(GUILD, "s", cursor=head)["keys"]] == byte_order([head + "a", head + "b", head + "\x7f", "k" * 510 + "é"])
+    assert [k["name"] for k in kv.list(GUILD, "s", cursor=head)["keys"]] == byte_order(
+        [head + "a", head + "b", head + "\x7f", "k" * 510 + "é"]
+    )
     assert [k["name"] for k in kv.list(GUILD, "s", prefix=head)["keys"]] == [head, head + "a", head + "b", head + "\x7f"]
     page = kv.list(GUILD, "s", prefix=head, limit=2, cursor=head + "a")
     assert ([k["name"] for k in page["keys"]], page["cursor"]) == ([head + "b", head + "\x7f"], head + "\x7f")
@@ -75,7 +90,9 @@ def test_keys_longer_than_an_lmdb_key_share_a_bucket_and_keep_every_rule(kv):
     assert kv.incr(GUILD, "s", head + "c", 5) == 5
     assert kv.cas(GUILD, "s", head + "b", "v0", "new") is True and kv.get(GUILD, "s", head) == "v1"
     kv.update_metadata(GUILD, "s", head, "m")
-    assert kv.get_with_metadata(GUILD, "s", head).metadata == "m" and kv.get_with_metadata(GUILD, "s", head + "b").metadata is None
+    assert (
+        kv.get_with_metadata(GUILD, "s", head).metadata == "m" and kv.get_with_metadata(GUILD, "s", head + "b").metadata is None
+    )
 
     kv.clock.now = T0 + 100  # of the even ones, head + "b" lost its expiration to the cas and head + "a" is gone
     assert kv.backend.purge_expired(GUILD, "s", kv.now()) == 1
@@ -83,7 +100,9 @@ def test_keys_longer_than_an_lmdb_key_share_a_bucket_and_keep_every_rule(kv):
     kv.clock.now = T0 + 101
     assert kv.backend.purge_expired(GUILD, "s", kv.now()) == 3
     assert [k["name"] for k in kv.list(GUILD, "s")["keys"]] == [head + "b", head + "c"]
-    assert kv.backend.store_bytes(GUILD, "s") == entry_size(head + "b", "new", None, None) + entry_size(head + "c", "5", None, None)
+    assert kv.backend.store_bytes(GUILD, "s") == entry_size(head + "b", "new", None, None) + entry_size(
+        head + "c", "5", None, None
+    )
 
 
 def test_purging_reads_only_the_expiry_index(kv):
@@ -166,7 +185,8 @@ def test_threads_that_fill_the_map_together_each_get_their_write(kv):
     assert all(kv.get(GUILD, "s", f"t{i}-{j}") == chr(97 + i) * 300_000 for i in range(6) for j in range(3))
     assert kv.backend.map_size_of(GUILD, "s") >= 8 * MB
     assert kv.backend.store_bytes(GUILD, "s") == entry_size("seen", "0", None, None) + sum(
-        entry_size(f"t{i}-{j}", "x" * 300_000, None, None) for i in range(6) for j in range(3))
+        entry_size(f"t{i}-{j}", "x" * 300_000, None, None) for i in range(6) for j in range(3)
+    )
 
 
 def test_a_store_whose_map_reaches_its_bound_fails_with_one_line(make_kv, kv_env, plugins):
@@ -176,8 +196,10 @@ def test_a_store_whose_map_reaches_its_bound_fails_with_one_line(make_kv, kv_env
     kv.create_store(GUILD, "s")
     kv.set(GUILD, "s", "a", "a" * MB)  # grows the map to 2 MiB
     exc = error(kv.set, GUILD, "s", "b", "b" * MB)
-    assert (exc.code, exc.message) == (KV_UNAVAILABLE, f"kv backend lmdb: store {GUILD}/s is full (its map is 2 MiB,"
-                                                        " the most KV_LMDB_MAX_MAP_SIZE_MB allows)")
+    assert (exc.code, exc.message) == (
+        KV_UNAVAILABLE,
+        f"kv backend lmdb: store {GUILD}/s is full (its map is 2 MiB, the most KV_LMDB_MAX_MAP_SIZE_MB allows)",
+    )
     assert kv.get(GUILD, "s", "a") == "a" * MB and kv.get(GUILD, "s", "b") is None
     assert kv.backend.store_bytes(GUILD, "s") == entry_size("a", "a" * MB, None, None)
     kv.set(GUILD, "s", "a", "small")  # a store that is full still takes what fits
@@ -185,17 +207,25 @@ def test_a_store_whose_map_reaches_its_bound_fails_with_one_line(make_kv, kv_env
     backend.close()
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"KV_LMDB_MAP_SIZE_MB": "lots"}, "invalid KV_LMDB_MAP_SIZE_MB: expected an integer, got 'lots'"),
-    ({"KV_LMDB_MAP_SIZE_MB": "0"}, "invalid KV_LMDB_MAP_SIZE_MB: must be between 1 and 1048576, got 0"),
-    ({"KV_LMDB_MAX_MAP_SIZE_MB": "-3"}, "invalid KV_LMDB_MAX_MAP_SIZE_MB: must be between 1 and 16777216, got -3"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"KV_LMDB_MAP_SIZE_MB": "lots"}, "invalid KV_LMDB_MAP_SIZE_MB: expected an integer, got 'lots'"),
+        ({"KV_LMDB_MAP_SIZE_MB": "0"}, "invalid KV_LMDB_MAP_SIZE_MB: must be between 1 and 1048576, got 0"),
+        ({"KV_LMDB_MAX_MAP_SIZE_MB": "-3"}, "invalid KV_LMDB_MAX_MAP_SIZE_MB: must be between 1 and 16777216, got -3"),
+    ],
+)
 def test_bad_map_sizes_are_one_line(kv_env, plugins, env, message):
     with pytest.raises(ConfigError) as info:
         load_config(env={**kv_env, **env}, plugins=plugins)
     assert str(info.value) == message
-    cli = subprocess.run([sys.executable, "-m", "flora_cli", "kv", "stores", "--guild-id", GUILD], env={**os.environ, **kv_env, **env},
-                         capture_output=True, text=True, timeout=120)
+    cli = subprocess.run(
+        [sys.executable, "-m", "flora_cli", "kv", "stores", "--guild-id", GUILD],
+        env={**os.environ, **kv_env, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert (cli.returncode, cli.stderr.strip().splitlines()) == (2, [f"Error: {message}"])
 
 
@@ -215,8 +245,10 @@ def test_files_of_another_format_are_refused_with_one_line(kv, tmp_path):
         txn.put(b"format", b"9", db=env.open_db(b"meta", txn=txn))
     env.close()
     exc = error(kv.get, GUILD, "s", "k")
-    assert (exc.code, exc.message) == (KV_UNAVAILABLE, f"kv backend lmdb: {path} holds data of format '9'; this flora-kv-lmdb"
-                                                        " reads format '1'")
+    assert (exc.code, exc.message) == (
+        KV_UNAVAILABLE,
+        f"kv backend lmdb: {path} holds data of format '9'; this flora-kv-lmdb reads format '1'",
+    )
     shutil.rmtree(path)  # (never opened by the backend) so that the fixture can delete the store
     assert kv.get(GUILD, "s", "k") is None
 
@@ -246,8 +278,13 @@ sys.stdin.readline()
 
 def test_a_writer_killed_inside_its_transaction_does_not_block_the_others(kv, kv_env):
     kv.set(GUILD, "s", "k", "before")
-    child = subprocess.Popen([sys.executable, "-c", "import sys\n" + HOLD_WRITE, json.dumps(kv_env), str(kv.backend.path(GUILD, "s"))],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys\n" + HOLD_WRITE, json.dumps(kv_env), str(kv.backend.path(GUILD, "s"))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdout.readline().strip() == "holding", child.stderr.read()
         reader = threading.Thread(target=lambda: kv.get(GUILD, "s", "k"))
@@ -301,10 +338,21 @@ for line in sys.stdin:
 
 def test_a_dropped_store_is_empty_for_processes_that_hold_it_open(kv, kv_env):
     kv.set(GUILD, "s", "k", "v")
-    child = subprocess.Popen([sys.executable, "-c", "import json, sys\nfrom flora_core.config import load_config\n"
-                              "from flora_core.plugins import Plugins\nfrom flora_plugins.kv.backends import open_backend\n"
-                              "backend = open_backend(load_config(env=json.loads(sys.argv[1])), Plugins())\n" + READ_LOOP,
-                              json.dumps(kv_env), GUILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys\nfrom flora_core.config import load_config\n"
+            "from flora_core.plugins import Plugins\nfrom flora_plugins.kv.backends import open_backend\n"
+            "backend = open_backend(load_config(env=json.loads(sys.argv[1])), Plugins())\n" + READ_LOOP,
+            json.dumps(kv_env),
+            GUILD,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         child.stdin.write("\n")
         child.stdin.flush()

@@ -39,8 +39,16 @@ def create(flora_server, guild_id: str, name: str) -> tuple[str, str]:
 def test_a_webhook_call_becomes_an_event_in_the_guilds_script(flora_server, flora_guild):
     flora_server.deploy(flora_guild.id, {"src/main.ts": SCRIPT % flora_guild.channel_id})
     url, secret = create(flora_server, flora_guild.id, "github")
-    status, body = post(url, b'{"ref": "main"}', {"Content-Type": "application/json", "X-Flora-Webhook-Secret": secret,
-                                                  "X-GitHub-Event": "push", "Cookie": "not-forwarded=1"})
+    status, body = post(
+        url,
+        b'{"ref": "main"}',
+        {
+            "Content-Type": "application/json",
+            "X-Flora-Webhook-Secret": secret,
+            "X-GitHub-Event": "push",
+            "Cookie": "not-forwarded=1",
+        },
+    )
     assert status == 202 and body["id"] >= 1
     assert flora_guild.wait_reply() == 'github: {"ref":"main"} via push'
     status, _ = post(f"{url}?secret={secret}", b"plain text", {"Content-Type": "text/plain"})
@@ -50,7 +58,10 @@ def test_a_webhook_call_becomes_an_event_in_the_guilds_script(flora_server, flor
 
 def test_bad_secrets_big_bodies_and_floods_are_refused(flora_server, flora_guild):
     url, secret = create(flora_server, flora_guild.id, "form")
-    assert post(url, b"{}", {"X-Flora-Webhook-Secret": "wrong"}) == (401, {"message": "invalid webhook secret (or no such webhook)"})
+    assert post(url, b"{}", {"X-Flora-Webhook-Secret": "wrong"}) == (
+        401,
+        {"message": "invalid webhook secret (or no such webhook)"},
+    )
     assert post(url.replace("/form", "/nope"), b"{}", {"X-Flora-Webhook-Secret": secret})[0] == 401
     status, body = post(url, b"x" * 2048, {"X-Flora-Webhook-Secret": secret})
     assert status == 413 and body["message"] == "webhook body larger than 1024 bytes"

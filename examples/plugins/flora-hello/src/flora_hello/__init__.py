@@ -39,9 +39,11 @@ def greeting(raw) -> str:
 
 def count(db, guild_id: str, name: str) -> None:
     """One more greeting for ``guild_id`` (the same statement works on SQLite and PostgreSQL)."""
-    db.execute("INSERT INTO hello_counts (guild_id, greetings, last_name) VALUES (?, 1, ?) "
-               "ON CONFLICT (guild_id) DO UPDATE SET greetings = hello_counts.greetings + 1, last_name = excluded.last_name",
-               (guild_id, name))
+    db.execute(
+        "INSERT INTO hello_counts (guild_id, greetings, last_name) VALUES (?, 1, ?) "
+        "ON CONFLICT (guild_id) DO UPDATE SET greetings = hello_counts.greetings + 1, last_name = excluded.last_name",
+        (guild_id, name),
+    )
 
 
 def counts(db, guild_id: str | None = None) -> list[dict]:

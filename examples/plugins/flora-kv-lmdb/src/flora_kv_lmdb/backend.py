@@ -223,8 +223,10 @@ class _Environments:
                 if int(env.info()["map_size"]) <= before:
                     if before >= max_map_size:
                         env.set_mapsize(before)
-                        raise unavailable(f"kv backend lmdb: store {where} is full (its map is {before // MB} MiB,"
-                                          f" the most KV_LMDB_MAX_MAP_SIZE_MB allows)")
+                        raise unavailable(
+                            f"kv backend lmdb: store {where} is full (its map is {before // MB} MiB,"
+                            f" the most KV_LMDB_MAX_MAP_SIZE_MB allows)"
+                        )
                     env.set_mapsize(min(max_map_size, before * 2))
             st.resizes += 1
         except lmdb.Error as exc:
@@ -240,8 +242,10 @@ def _open(st: _Store, map_size: int) -> None:
     env = lmdb.open(str(st.path), map_size=map_size, subdir=True, max_dbs=3, lock=True, sync=True, metasync=True)
     try:
         if env.max_key_size() < HEAD_BYTES:
-            raise unavailable(f"kv backend lmdb: this LMDB build takes keys of at most {env.max_key_size()} bytes;"
-                              f" flora-kv-lmdb needs {HEAD_BYTES}")
+            raise unavailable(
+                f"kv backend lmdb: this LMDB build takes keys of at most {env.max_key_size()} bytes;"
+                f" flora-kv-lmdb needs {HEAD_BYTES}"
+            )
         env.reader_check()  # reader slots left by processes that died (a SIGKILLed worker)
         for attempt in range(MAX_ATTEMPTS):
             try:
@@ -252,8 +256,10 @@ def _open(st: _Store, map_size: int) -> None:
                     raise
                 env.set_mapsize(0)  # no other thread has this environment yet
         if fmt != records.FORMAT:
-            raise unavailable(f"kv backend lmdb: {st.path} holds data of format {fmt.decode(errors='replace')!r};"
-                              f" this flora-kv-lmdb reads format {records.FORMAT.decode()!r}")
+            raise unavailable(
+                f"kv backend lmdb: {st.path} holds data of format {fmt.decode(errors='replace')!r};"
+                f" this flora-kv-lmdb reads format {records.FORMAT.decode()!r}"
+            )
     except BaseException:
         env.close()
         raise
@@ -276,8 +282,11 @@ def _open_databases(env) -> tuple[Any, Any, Any, bytes]:
 
 
 ENVIRONMENTS = _Environments()
-os.register_at_fork(before=ENVIRONMENTS.before_fork, after_in_parent=ENVIRONMENTS.after_fork_in_parent,
-                    after_in_child=ENVIRONMENTS.after_fork_in_child)
+os.register_at_fork(
+    before=ENVIRONMENTS.before_fork,
+    after_in_parent=ENVIRONMENTS.after_fork_in_parent,
+    after_in_child=ENVIRONMENTS.after_fork_in_child,
+)
 
 
 class LmdbBackend(KvBackend):
@@ -308,8 +317,7 @@ class LmdbBackend(KvBackend):
             yield _no_check
             return
         with file_lock(self.root / guild_id / ".quota.lock", what="kv backend lmdb: the guild's quota lock"):
-            others = sum(self.store_bytes(guild_id, name) for name in quota.other_stores
-                         if self.path(guild_id, name).exists())
+            others = sum(self.store_bytes(guild_id, name) for name in quota.other_stores if self.path(guild_id, name).exists())
 
             def check(txn, st: _Store, old: int, new: int) -> None:
                 (used,) = _I64.unpack(txn.get(USAGE, db=st.meta))
@@ -429,6 +437,7 @@ class LmdbBackend(KvBackend):
         rec = Record(expiration, metadata_json, data, len(data))
 
         with self._quota(guild_id, quota) as check:
+
             def write(st: _Store) -> None:
                 with st.env.begin(write=True) as txn:
                     old = self._bucket(txn, st, head)
@@ -442,6 +451,7 @@ class LmdbBackend(KvBackend):
         head, suffix = split(kb)
 
         with self._quota(guild_id, quota) as check:
+
             def write(st: _Store) -> bool:
                 with st.env.begin(write=True) as txn:
                     old = self._bucket(txn, st, head)
@@ -514,6 +524,7 @@ class LmdbBackend(KvBackend):
         head, suffix = split(kb)
 
         with self._quota(guild_id, quota) as check:
+
             def write(st: _Store) -> int:
                 with st.env.begin(write=True) as txn:
                     old = self._bucket(txn, st, head)
@@ -539,6 +550,7 @@ class LmdbBackend(KvBackend):
         new_rec = Record(expiration, metadata_json, data, len(data))
 
         with self._quota(guild_id, quota) as check:
+
             def write(st: _Store) -> bool:
                 with st.env.begin(write=True) as txn:
                     old = self._bucket(txn, st, head)
@@ -631,8 +643,11 @@ def read_entries(path: str | os.PathLike) -> dict[str, dict]:
             for head, raw in txn.cursor(db=kv):
                 for suffix, rec in records.decode(raw).items():
                     assert rec.value is not None
-                    out[(head + suffix).decode("utf-8")] = {"value": rec.value.decode("utf-8"), "expiration": rec.expiration,
-                                                            "metadata": _meta(rec.metadata)}
+                    out[(head + suffix).decode("utf-8")] = {
+                        "value": rec.value.decode("utf-8"),
+                        "expiration": rec.expiration,
+                        "metadata": _meta(rec.metadata),
+                    }
         return out
     finally:
         env.close()

@@ -74,7 +74,7 @@ def decode(buf, with_values: bool = True) -> dict[bytes, Record]:
         while pos < len(view):
             (n,) = _U16.unpack_from(view, pos)
             pos += 2
-            suffix = bytes(view[pos:pos + n])
+            suffix = bytes(view[pos : pos + n])
             pos += n
             flags = view[pos]
             pos += 1
@@ -86,13 +86,13 @@ def decode(buf, with_values: bool = True) -> dict[bytes, Record]:
             if flags & HAS_METADATA:
                 (n,) = _U32.unpack_from(view, pos)
                 pos += 4
-                metadata = bytes(view[pos:pos + n]).decode("utf-8")
+                metadata = bytes(view[pos : pos + n]).decode("utf-8")
                 pos += n
             (n,) = _U32.unpack_from(view, pos)
             pos += 4
             if pos + n > len(view):
                 raise CorruptRecord("value runs past the end of the bucket")
-            value = bytes(view[pos:pos + n]) if with_values else None
+            value = bytes(view[pos : pos + n]) if with_values else None
             pos += n
             out[suffix] = Record(expiration, metadata, value, n)
     except (struct.error, IndexError, UnicodeDecodeError) as exc:

@@ -37,7 +37,9 @@ KEEP_MS = 10 * 60 * 1000
 def flora_register_config_keys(register):
     from flora_core.config import Key, int_range
 
-    register(Key("webhooks_max_body_bytes", "webhooks.max_body_bytes", "WEBHOOKS_MAX_BODY_BYTES", int_range(16, 1 << 20), 64 * 1024))
+    register(
+        Key("webhooks_max_body_bytes", "webhooks.max_body_bytes", "WEBHOOKS_MAX_BODY_BYTES", int_range(16, 1 << 20), 64 * 1024)
+    )
     register(Key("webhooks_per_minute", "webhooks.per_minute", "WEBHOOKS_PER_MINUTE", int_range(1, 10_000), 60))
 
 
@@ -81,8 +83,9 @@ def flora_register_blueprints(register):
         if len(raw) > limit:
             raise ApiError(413, f"webhook body larger than {limit} bytes")
         if store.recent_calls(st.db, guild_id, name, 60) >= st.config.webhooks_per_minute:
-            raise ApiError(429, f"more than {st.config.webhooks_per_minute} calls per minute to this webhook",
-                           headers={"Retry-After": "60"})
+            raise ApiError(
+                429, f"more than {st.config.webhooks_per_minute} calls per minute to this webhook", headers={"Retry-After": "60"}
+            )
         text = raw.decode("utf-8", errors="replace")
         body = text
         if request.mimetype == "application/json":
@@ -121,8 +124,17 @@ class WebhookSource:
             try:
                 rows = await loop.run_in_executor(None, store.take_pending, self.db)
                 for row in rows:
-                    emit("webhook", {"guild_id": row["guild_id"], "name": row["name"], "body": json.loads(row["body"]),
-                                     "headers": json.loads(row["headers"]), "id": row["id"], "receivedAt": row["received_at"]})
+                    emit(
+                        "webhook",
+                        {
+                            "guild_id": row["guild_id"],
+                            "name": row["name"],
+                            "body": json.loads(row["body"]),
+                            "headers": json.loads(row["headers"]),
+                            "id": row["id"],
+                            "receivedAt": row["received_at"],
+                        },
+                    )
                 since_prune += POLL_SECS
                 if since_prune > 60:
                     since_prune = 0.0

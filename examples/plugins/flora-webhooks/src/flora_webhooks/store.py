@@ -35,8 +35,10 @@ def create(db, guild_id: str, name: str) -> str:
     secret = secrets.token_urlsafe(24)
     with db.transaction() as cur:
         cur.execute("DELETE FROM webhook_endpoints WHERE guild_id = ? AND name = ?", (guild_id, name))
-        cur.execute("INSERT INTO webhook_endpoints (guild_id, name, secret_hash, created_at) VALUES (?, ?, ?, ?)",
-                    (guild_id, name, _hash(secret), int(time.time())))
+        cur.execute(
+            "INSERT INTO webhook_endpoints (guild_id, name, secret_hash, created_at) VALUES (?, ?, ?, ?)",
+            (guild_id, name, _hash(secret), int(time.time())),
+        )
     return secret
 
 
@@ -57,15 +59,19 @@ def verify(db, guild_id: str, name: str, secret: str | None) -> bool:
 
 def recent_calls(db, guild_id: str, name: str, seconds: int) -> int:
     since = int(time.time() * 1000) - seconds * 1000
-    row = db.fetchone("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE guild_id = ? AND name = ? AND received_at > ?",
-                      (guild_id, name, since))
+    row = db.fetchone(
+        "SELECT COUNT(*) AS n FROM webhook_deliveries WHERE guild_id = ? AND name = ? AND received_at > ?",
+        (guild_id, name, since),
+    )
     return int(row["n"]) if row else 0
 
 
 def enqueue(db, guild_id: str, name: str, body, headers: dict) -> int:
     with db.transaction() as cur:
-        cur.execute("INSERT INTO webhook_deliveries (guild_id, name, body, headers, received_at) VALUES (?, ?, ?, ?, ?)"
-                    " RETURNING id", (guild_id, name, json.dumps(body), json.dumps(headers), int(time.time() * 1000)))
+        cur.execute(
+            "INSERT INTO webhook_deliveries (guild_id, name, body, headers, received_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (guild_id, name, json.dumps(body), json.dumps(headers), int(time.time() * 1000)),
+        )
         return int(cur.fetchone()["id"])
 
 
@@ -83,5 +89,7 @@ def take_pending(db, limit: int = 100) -> list[dict]:
 def prune(db, keep_ms: int) -> None:
     """Delivered rows older than ``keep_ms`` (kept that long only for the rate limit)."""
     with db.transaction() as cur:
-        cur.execute("DELETE FROM webhook_deliveries WHERE delivered_at IS NOT NULL AND received_at < ?",
-                    (int(time.time() * 1000) - keep_ms,))
+        cur.execute(
+            "DELETE FROM webhook_deliveries WHERE delivered_at IS NOT NULL AND received_at < ?",
+            (int(time.time() * 1000) - keep_ms,),
+        )
