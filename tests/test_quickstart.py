@@ -30,12 +30,13 @@ def _serve_and_ping(tmp_path) -> dict:
     emu = f"http://127.0.0.1:{emu_port}"
     try:
         state = wait_for(lambda: _get(f"{emu}/_emu/state"), timeout=30, message="emulator up")
-        assert (tmp_path / "data" / "flora.db").exists()  # embedded default: SQLite under ./data
         guild = next(g for g in state["guilds"] if g["name"] == "flora dev")
         channel = next(c for c in guild["channels"] if c["name"] == "general")
         alice = next(m for m in guild["members"] if m["user"]["username"] == "alice")["user"]
         # the starter script answers without any deploy
         wait_for(lambda: _get_text(f"http://127.0.0.1:{api_port}/api/health") == "ok", timeout=30, message="API up")
+        # the emulator comes up first, the runtime opens the database after it
+        assert (tmp_path / "data" / "flora.db").exists()  # embedded default: SQLite under ./data
 
         def said():
             http_json("POST", f"{emu}/_emu/say", {"channel_id": channel["id"], "user_id": alice["id"], "content": "!ping hi"})
