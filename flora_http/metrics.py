@@ -3,7 +3,7 @@
 The runtime (supervisor) process owns the live numbers; this API process is
 separate, so each scrape reads what it can honestly derive:
 
-* ``GET /status`` on the runtime's control socket: worker processes and their
+* the runtime bus's ``status`` (every node's, on the Redis bus): worker processes and their
   restart counts, loaded guilds (``isolate_count``), suspended guilds;
 * ``flora:runtime`` lines of ``guild_logs`` written by the workers
   (``dispatch failed: …``, ``… dispatch deadline; isolate restarted``,
@@ -140,7 +140,7 @@ class _Collector:
             family = CounterMetricFamily(name, doc) if kind == "counter" else GaugeMetricFamily(name, doc)
             family.add_metric([], value)
             yield family
-        up = GaugeMetricFamily("flora_runtime_up", "1 when the runtime answered its control socket")
+        up = GaugeMetricFamily("flora_runtime_up", "1 when the runtime answered over the bus")
         up.add_metric([], extra["runtime_up"])
         yield up
         for key, name, doc in (
