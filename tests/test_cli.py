@@ -27,6 +27,7 @@ from flora_core.bus import UnixSocketClient
 from flora_core.config import load_config
 from flora_core.plugins import Plugins
 from flora_core.storage import open_database, repo
+from flora_dev.testing import http_json
 from flora_http import create_app
 
 GUILD = "123456789012345678"
@@ -514,3 +515,21 @@ def test_ctrl_c_during_a_deploy_says_the_server_may_have_applied_it(env):
         f"`flora deployments history --guild-id {GUILD}`"
     )
     assert b"Traceback" not in err and b"success" not in out
+
+
+def test_deploy_warns_about_kv_stores_the_script_names_that_do_not_exist(api, env, runner):
+    write_project(env, {"src/main.ts": "const notes = kv.store('notes')\nconst logs = kv.store(\"logs\")\n"})
+    args = ["deploy", "--guild-id", GUILD, "--api", api["url"], "--token", api["token"]]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+    assert warnings == [
+        f"Warning: the script uses the KV store {name!r}, which guild {GUILD} does not have yet; create it with "
+        f"`flora kv create --guild-id {GUILD} --store {name}` (flora dev creates the stores a project names)"
+        for name in ("logs", "notes")
+    ]
+    for name in ("logs", "notes"):
+        status, _ = http_json("POST", f"{api['url']}/kv/stores", {"guild_id": GUILD, "store_name": name}, token=api["token"])
+        assert status in (200, 201)
+    again = runner.invoke(cli, args)
+    assert again.exit_code == 0 and "Warning:" not in again.stderr

@@ -105,6 +105,31 @@ def deploy(ctx, entry_arg, guild_id, root, entry_opt, api_url, token, as_json):
     click.echo(f"  entry: {result.get('entry', entry)}")
     click.echo(f"  updated: {result.get('updated_at', '?')}")
     _print_latest_revision(client, guild_id)
+    _warn_missing_stores(client, guild_id, files)
+
+
+def _warn_missing_stores(client, guild_id: str, files: list[dict]) -> None:
+    """A script's ``kv.store('notes')`` fails until the store exists (as in flora); ``flora dev`` creates the
+    stores a project names, a deploy does not (the guild's admin decides): say which are missing, and how
+    to create them. Best effort: a server without the kv plugin, or an older one, is left alone."""
+    from flora_plugins.kv.console import KV_STORE
+
+    named = sorted({n for f in files for n in KV_STORE.findall(f["contents"])})
+    if not named:
+        return
+    try:
+        stores = client.request("GET", f"/kv/stores?guild_id={guild_id}")
+    except Exception:  # noqa: BLE001 - no kv routes there, or no answer: nothing to say
+        return
+    have = {s.get("store_name") or s.get("name") for s in stores} if isinstance(stores, list) else set()
+    for name in named:
+        if name not in have:
+            click.echo(
+                f"Warning: the script uses the KV store {name!r}, which guild {guild_id} does not have yet; "
+                f"create it with `flora kv create --guild-id {guild_id} --store {name}` "
+                "(flora dev creates the stores a project names)",
+                err=True,
+            )
 
 
 def _print_latest_revision(client, guild_id: str) -> None:
