@@ -4,7 +4,8 @@
 // a script that uses every one of them against the assembled declarations (`flora types`).
 
 /** Runs `callback` after `delay` ms; a delay beyond the dispatch deadline throws a RangeError. */
-declare function setTimeout<A extends unknown[]>(callback: (...args: A) => unknown, delay?: number, ...args: A): number
+// `...args` are any, as in the DOM's lib: `new Promise((resolve) => setTimeout(resolve, 10))` must type-check
+declare function setTimeout(callback: (...args: any[]) => unknown, delay?: number, ...args: any[]): number
 declare function clearTimeout(id: number | undefined): void
 declare function queueMicrotask(callback: () => unknown): void
 declare function btoa(data: string): string

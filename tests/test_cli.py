@@ -533,3 +533,26 @@ def test_deploy_warns_about_kv_stores_the_script_names_that_do_not_exist(api, en
         assert status in (200, 201)
     again = runner.invoke(cli, args)
     assert again.exit_code == 0 and "Warning:" not in again.stderr
+
+
+def test_deploy_refuses_type_errors_unless_no_check(api, env, runner):
+    write_project(
+        env,
+        {
+            "src/main.ts": 'import { x } from "./util"\nconst n: number = "text"\n'
+            "on('messageCreate', async (ctx) => { await ctx.reply(x + n) })\n",
+            "src/util.ts": "export const x: string = 5\n",
+        },
+    )
+    args = ["deploy", "--guild-id", GUILD, "--api", api["url"], "--token", api["token"]]
+    refused = runner.invoke(cli, args)
+    assert refused.exit_code == 1
+    assert refused.stderr.splitlines()[-3:] == [
+        "Error: 2 type error(s), nothing deployed (deploy anyway with --no-check):",
+        "  src/main.ts:2:7: TS2322 Type 'string' is not assignable to type 'number'.",
+        "  src/util.ts:1:14: TS2322 Type 'number' is not assignable to type 'string'.",
+    ]
+    assert api["runtime"].bundles == [] and repo.latest_success(api["db"], GUILD) is None
+    anyway = runner.invoke(cli, [*args, "--no-check"])
+    assert anyway.exit_code == 0, anyway.stderr
+    assert len(api["runtime"].bundles) == 1

@@ -99,3 +99,28 @@ def test_flora_dev_keeps_the_emulators_ids_across_restarts_of_a_project(tmp_path
     assert set(first) == {"guild", "general", "bot-commands", "random", "alice", "bob"}
     assert (project / ".flora" / "emulator.json").is_file()
     assert world_of_one_start() == first
+
+
+def test_flora_dev_shows_type_errors_after_a_reload_without_holding_it_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLORA_DISABLE_PLUGINS", "")
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "main.ts").write_text("const n: number = 'text'\n" + PLAIN, encoding="utf-8")
+    session = DevSession(project, load_config(env={"FLORA_DATA_DIR": str(tmp_path / "data")}), Plugins(), port=free_port())
+
+    async def run() -> tuple[dict, list[dict]]:
+        await session.start()
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 60
+            while loop.time() < deadline and not any(e["target"] == "flora:types" for e in session.logs):
+                await asyncio.sleep(0.1)
+            return session.last_deploy, [e for e in session.logs if e["target"] == "flora:types"]
+        finally:
+            await session.stop()
+
+    deploy, lines = asyncio.run(run())
+    assert deploy["ok"], deploy  # the script was loaded whatever the checker says
+    assert [(e["level"], e["message"]) for e in lines] == [
+        ("warn", "src/main.ts:1:7: TS2322 Type 'string' is not assignable to type 'number'.")
+    ]

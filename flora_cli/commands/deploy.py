@@ -47,8 +47,9 @@ def _size(n: int) -> str:
 )
 @click.option("--token", metavar="TOKEN", help="API token (default: $FLORA_TOKEN).")
 @click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
+@click.option("--no-check", "no_check", is_flag=True, help="Deploy even if the project has type errors.")
 @click.pass_context
-def deploy(ctx, entry_arg, guild_id, root, entry_opt, api_url, token, as_json):
+def deploy(ctx, entry_arg, guild_id, root, entry_opt, api_url, token, as_json, no_check):
     """Bundle-and-deploy the project's TypeScript/JavaScript files to a guild."""
     from flora_cli.client import (
         DEFAULT_API_URL,
@@ -79,6 +80,8 @@ def deploy(ctx, entry_arg, guild_id, root, entry_opt, api_url, token, as_json):
         if entry not in {f["path"] for f in files}:
             raise CliFailure(f"Entry {entry} is not among the collected files (ignored, or not a script file)")
         files = imported_files(root, entry, files)
+        if not no_check:
+            _type_check(ctx, root, entry)
         total = sum(len(f["contents"].encode("utf-8")) for f in files)
         click.echo(f"Collected {len(files)} file{'s' if len(files) != 1 else ''} ({_size(total)}) from {root}", err=True)
         click.echo(f"Deploying {entry} to guild {guild_id} via {api_url}…", err=True)
@@ -106,6 +109,23 @@ def deploy(ctx, entry_arg, guild_id, root, entry_opt, api_url, token, as_json):
     click.echo(f"  updated: {result.get('updated_at', '?')}")
     _print_latest_revision(client, guild_id)
     _warn_missing_stores(client, guild_id, files)
+
+
+def _type_check(ctx, root: Path, entry: str) -> None:
+    """Refuse a project with type errors (strict, against the enabled plugins' declarations)."""
+    from flora_core.declarations import assemble
+
+    from ..base import _plugins
+    from ..typecheck import CheckUnavailable, check
+
+    try:
+        errors = check(root, entry, assemble(_plugins(ctx)))
+    except CheckUnavailable as exc:  # e.g. a syntax error: the server's bundler names it with file:line
+        click.echo(f"Warning: {exc}; deploying without a type check", err=True)
+        return
+    if errors:
+        shown = "\n".join(f"  {e}" for e in errors[:20]) + (f"\n  … and {len(errors) - 20} more" if len(errors) > 20 else "")
+        raise CliFailure(f"{len(errors)} type error(s), nothing deployed (deploy anyway with --no-check):\n{shown}")
 
 
 def _warn_missing_stores(client, guild_id: str, files: list[dict]) -> None:

@@ -165,6 +165,7 @@ class DevSession:
             if ok:
                 rt.plugins.deployment_changed(self.guild_id, rev)
                 await loop.run_in_executor(None, self._deployed, files)
+                self._check_types(entry)
         except (BundleError, OSError, ValueError, ClientError) as exc:  # the project's fault: its own words
             ok, error = False, str(exc)
         except Exception as exc:  # noqa: BLE001 - a broken project must not stop flora dev
@@ -180,6 +181,35 @@ class DevSession:
             rt.guild_log(self.guild_id, "error", "flora:dev", f"deploy failed: {error}")
         self._broadcast({"t": "deploy", "d": self.last_deploy})
         return ok
+
+    def _check_types(self, entry: str) -> None:
+        """Type-check the project in the background after a reload (never holding it back); the errors, or
+        that they are fixed, go to the terminal and the console's log. A newer reload's check wins."""
+        self._checks = getattr(self, "_checks", 0) + 1
+        mine = self._checks
+
+        async def run() -> None:
+            from flora_cli.typecheck import CheckUnavailable, check
+            from flora_core.declarations import assemble
+
+            rt = self.runtime
+            try:
+                errors = await asyncio.get_running_loop().run_in_executor(None, check, self.root, entry, assemble(rt.plugins))
+            except CheckUnavailable:
+                return  # a syntax error: the reload already said where
+            if mine != self._checks:
+                return
+            had = getattr(self, "_type_errors", 0)
+            self._type_errors = len(errors)
+            if errors:  # each also printed as a log line of the guild
+                _say(f"  {len(errors)} type error(s) (the script runs anyway):")
+                for e in errors:
+                    rt.guild_log(self.guild_id, "warn", "flora:types", str(e))
+            elif had:
+                rt.guild_log(self.guild_id, "info", "flora:types", "no type errors")
+
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(asyncio.create_task(run()))
 
     def _snapshot(self) -> dict[str, tuple[int, int]]:
         out: dict[str, tuple[int, int]] = {}
