@@ -78,6 +78,22 @@ def postgres_url():
     conn.close()
 
 
+@pytest.fixture
+def redis_server():
+    """The URL of a reachable Redis (``FLORA_TEST_REDIS``, default 127.0.0.1:6379/0), for tests that give every
+    server a ``BUS_NAMESPACE`` of its own; under CI=true an unreachable one fails the test."""
+    url = os.environ.get("FLORA_TEST_REDIS", "redis://127.0.0.1:6379/0")
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except Exception as exc:  # noqa: BLE001
+        if IN_CI:
+            pytest.fail(f"Redis is required under CI=true but is not reachable at {url}: {exc}")
+        pytest.skip(f"Redis not reachable: {exc}")
+    return url
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """One emulator + one `flora serve` shared by a test module; tests make their own guilds."""

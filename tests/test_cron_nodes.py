@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import os
 import re
 import uuid
 
 import pytest
-from conftest import BOT_TOKEN, deploy_files, start_flora, stop_flora, wait_for
-
-from flora_dev.emulator import Emulator
+from conftest import deploy_files, start_flora, stop_flora, wait_for
 
 SHARDS = 4
 T0 = dt.datetime(2030, 1, 1, 12, 0, 30, tzinfo=dt.UTC).timestamp()
@@ -44,25 +41,11 @@ class ClockFile:
 
 
 @pytest.fixture
-def redis_url():
-    url = os.environ.get("FLORA_TEST_REDIS", "redis://127.0.0.1:6379/0")
-    try:
-        import redis
-
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis is required under CI=true but is not reachable at {url}: {exc}")
-        pytest.skip(f"Redis not reachable: {exc}")
-    return url
-
-
-@pytest.fixture
-def cluster_env(postgres_url, redis_url, tmp_path):
+def cluster_env(postgres_url, redis_server, tmp_path):
     namespace = f"flora-test-{uuid.uuid4().hex[:12]}"
     yield {
         "DATABASE_URL": postgres_url,
-        "REDIS_URL": redis_url,
+        "REDIS_URL": redis_server,
         "BUS_NAMESPACE": namespace,
         "DISCORD_SHARD_COUNT": str(SHARDS),
         "BUS_LEASE_SECS": "3",
@@ -72,31 +55,21 @@ def cluster_env(postgres_url, redis_url, tmp_path):
     }
     import redis
 
-    r = redis.Redis.from_url(redis_url)
+    r = redis.Redis.from_url(redis_server)
     for key in r.scan_iter(match=f"{namespace}:*"):
         r.delete(key)
 
 
-@pytest.fixture
-def emu():
-    e = Emulator(token=BOT_TOKEN)
-    e.start()
-    try:
-        yield e
-    finally:
-        e.stop()
-
-
-def _guild(emu, shard: int) -> str:
-    g = emu.create_guild(f"on shard {shard}", shard=(shard, SHARDS))
-    emu.create_channel(g["id"], "general")
+def _guild(emulator, shard: int) -> str:
+    g = emulator.create_guild(f"on shard {shard}", shard=(shard, SHARDS))
+    emulator.create_channel(g["id"], "general")
     return g["id"]
 
 
-def _node(emu, tmp_path, name: str, shards: str, env: dict):
+def _node(emulator, tmp_path, name: str, shards: str, env: dict):
     folder = tmp_path / name
     folder.mkdir(exist_ok=True)
-    return start_flora(emu, folder, DISCORD_SHARD_IDS=shards, FLORA_NODE_ID=name, **env)
+    return start_flora(emulator, folder, DISCORD_SHARD_IDS=shards, FLORA_NODE_ID=name, **env)
 
 
 def _query(url: str, sql: str, params: tuple = ()) -> list[tuple]:
@@ -159,16 +132,16 @@ def wait_line(server, guild_id: str, needle: str, timeout: float = 20) -> None:
     )
 
 
-def test_two_nodes_fire_each_occurrence_once_and_the_owner_catches_up_after_a_restart(emu, tmp_path, cluster_env):
+def test_two_nodes_fire_each_occurrence_once_and_the_owner_catches_up_after_a_restart(emulator, tmp_path, cluster_env):
     url = cluster_env["DATABASE_URL"]
     clock = ClockFile(tmp_path / "clock")
     clock.set(at(0, 30))
-    g0, g3 = _guild(emu, 0), _guild(emu, 3)  # node a owns shards 0 and 1, node b shards 2 and 3
-    nodes = {"a": _node(emu, tmp_path, "node-a", "0,1", cluster_env)}
+    g0, g3 = _guild(emulator, 0), _guild(emulator, 3)  # node a owns shards 0 and 1, node b shards 2 and 3
+    nodes = {"a": _node(emulator, tmp_path, "node-a", "0,1", cluster_env)}
     try:
-        nodes["b"] = b = _node(emu, tmp_path, "node-b", "2,3", cluster_env)
+        nodes["b"] = b = _node(emulator, tmp_path, "node-b", "2,3", cluster_env)
         a = nodes["a"]
-        wait_for(lambda: len(emu.connected_sessions) == SHARDS, timeout=60, message="four shard sessions")
+        wait_for(lambda: len(emulator.connected_sessions) == SHARDS, timeout=60, message="four shard sessions")
         for g in (g0, g3):
             wait_line(a, g, "starter script deployed", timeout=30)
         # each deployed through the other node's API (over the Redis bus to the guild's node)
@@ -192,7 +165,7 @@ def test_two_nodes_fire_each_occurrence_once_and_the_owner_catches_up_after_a_re
             clock.set(at(minute, 5))
             wait_runs(b, [(g3, minute)])
         clock.set(at(5, 30))
-        nodes["a"] = a = _node(emu, tmp_path, "node-a", "0,1", cluster_env)  # same id and shards: g0 is its again
+        nodes["a"] = a = _node(emulator, tmp_path, "node-a", "0,1", cluster_env)  # same id and shards: g0 is its again
         wait_line(a, g0, f"RUN tick-latest {iso(5)}")
         wait_line(a, g0, "cron 'tick-none': 3 occurrences missed while flora was not running, not run (catchUp: 'none')")
         clock.set(at(6, 5))

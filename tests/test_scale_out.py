@@ -20,25 +20,11 @@ PING = "on('messageCreate', async (ctx) => { if (ctx.msg.content === '!where') a
 
 
 @pytest.fixture
-def redis_url():
-    url = os.environ.get("FLORA_TEST_REDIS", "redis://127.0.0.1:6379/0")
-    try:
-        import redis
-
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis is required under CI=true but is not reachable at {url}: {exc}")
-        pytest.skip(f"Redis not reachable: {exc}")
-    return url
-
-
-@pytest.fixture
-def cluster_env(postgres_url, redis_url):
+def cluster_env(postgres_url, redis_server):
     namespace = f"flora-test-{uuid.uuid4().hex[:12]}"
     yield {
         "DATABASE_URL": postgres_url,
-        "REDIS_URL": redis_url,
+        "REDIS_URL": redis_server,
         "BUS_NAMESPACE": namespace,
         "API_OPERATOR_SECRET": "operator-secret-of-the-tests",
         "DISCORD_SHARD_COUNT": str(SHARDS),
@@ -47,42 +33,32 @@ def cluster_env(postgres_url, redis_url):
     }
     import redis
 
-    r = redis.Redis.from_url(redis_url)
+    r = redis.Redis.from_url(redis_server)
     for key in r.scan_iter(match=f"{namespace}:*"):
         r.delete(key)
 
 
-@pytest.fixture
-def emu():
-    e = Emulator(token=BOT_TOKEN)
-    e.start()
-    try:
-        yield e
-    finally:
-        e.stop()
-
-
-def _guild(emu, shard: int) -> dict:
-    g = emu.create_guild(f"on shard {shard}", shard=(shard, SHARDS))
-    ch = emu.create_channel(g["id"], "general")
-    user = emu.create_user(f"user-{g['id'][-5:]}")
-    emu.add_member(g["id"], user["id"])
+def _guild(emulator, shard: int) -> dict:
+    g = emulator.create_guild(f"on shard {shard}", shard=(shard, SHARDS))
+    ch = emulator.create_channel(g["id"], "general")
+    user = emulator.create_user(f"user-{g['id'][-5:]}")
+    emulator.add_member(g["id"], user["id"])
     return {"id": g["id"], "channel_id": ch["id"], "user_id": user["id"]}
 
 
-def _node(emu, tmp_path, name: str, shards: str, env: dict):
+def _node(emulator, tmp_path, name: str, shards: str, env: dict):
     folder = tmp_path / name
     folder.mkdir(exist_ok=True)
-    return start_flora(emu, folder, DISCORD_SHARD_IDS=shards, FLORA_NODE_ID=name, **env)
+    return start_flora(emulator, folder, DISCORD_SHARD_IDS=shards, FLORA_NODE_ID=name, **env)
 
 
-def _answer(emu, g: dict, expected: str, timeout: float = 60) -> None:
+def _answer(emulator, g: dict, expected: str, timeout: float = 60) -> None:
     def asked():
-        before = len(bot_replies(emu, g["channel_id"]))
-        emu.user_says(g["channel_id"], g["user_id"], "!where")
+        before = len(bot_replies(emulator, g["channel_id"]))
+        emulator.user_says(g["channel_id"], g["user_id"], "!where")
         try:
             return wait_for(
-                lambda: [m for m in bot_replies(emu, g["channel_id"])[before:] if m["content"] == expected],
+                lambda: [m for m in bot_replies(emulator, g["channel_id"])[before:] if m["content"] == expected],
                 timeout=5,
                 message=expected,
             )
@@ -92,21 +68,21 @@ def _answer(emu, g: dict, expected: str, timeout: float = 60) -> None:
     wait_for(asked, timeout=timeout, interval=0.2, message=f"{expected!r} from guild {g['id']}")
 
 
-def test_two_nodes_share_the_shards_and_either_api_reaches_the_owner(emu, tmp_path, cluster_env):
-    g0, g3 = _guild(emu, 0), _guild(emu, 3)
-    a = _node(emu, tmp_path, "node-a", "0,1", cluster_env)
+def test_two_nodes_share_the_shards_and_either_api_reaches_the_owner(emulator, tmp_path, cluster_env):
+    g0, g3 = _guild(emulator, 0), _guild(emulator, 3)
+    a = _node(emulator, tmp_path, "node-a", "0,1", cluster_env)
     try:
-        b = _node(emu, tmp_path, "node-b", "2,3", cluster_env)
+        b = _node(emulator, tmp_path, "node-b", "2,3", cluster_env)
         try:
-            wait_for(lambda: len(emu.connected_sessions) == SHARDS, timeout=60, message="four shard sessions")
+            wait_for(lambda: len(emulator.connected_sessions) == SHARDS, timeout=60, message="four shard sessions")
             # a deploy through node a's API reaches node b, which owns shard 3, and the other way round
             status, body = deploy_files(a, g3["id"], {"src/main.ts": PING % "g3"})
             assert status == 200, body
-            _answer(emu, g3, "here: g3")
+            _answer(emulator, g3, "here: g3")
             assert not (a.data_dir / "run" / "runtime.sock").exists()  # the bus is Redis, not the data folder's socket
             status, body = deploy_files(b, g0["id"], {"src/main.ts": PING % "g0"})
             assert status == 200, body
-            _answer(emu, g0, "here: g0")
+            _answer(emulator, g0, "here: g0")
             # the guild's log, written by node b into PostgreSQL, is read through node a's API
             wait_for(lambda: a.guild_logs(g3["id"]), timeout=30, message="g3's log through node a")
             # a third node claiming a shard that node b holds refuses to start, with one line
@@ -115,7 +91,7 @@ def test_two_nodes_share_the_shards_and_either_api_reaches_the_owner(emu, tmp_pa
             env = dict(
                 os.environ,
                 DISCORD_TOKEN=BOT_TOKEN,
-                FLORA_DISCORD_API_BASE=emu.api_base,
+                FLORA_DISCORD_API_BASE=emulator.api_base,
                 FLORA_DATA_DIR=str(c_dir),
                 API_ADDRESS="127.0.0.1",
                 API_PORT="0",
@@ -143,26 +119,26 @@ def test_two_nodes_share_the_shards_and_either_api_reaches_the_owner(emu, tmp_pa
 
             status, body = wait_for(refused, timeout=30, interval=0.5, message="503 for node b's shards")
             assert body == {"message": f"no runtime node owns shard 3 (guild {g3['id']})"}
-            _answer(emu, g0, "here: g0")  # node a's guilds go on
+            _answer(emulator, g0, "here: g0")  # node a's guilds go on
         finally:
             stop_flora(b)
         # node b comes back (same id, same shards) and takes its shards and guilds again
-        b = _node(emu, tmp_path, "node-b", "2,3", cluster_env)
+        b = _node(emulator, tmp_path, "node-b", "2,3", cluster_env)
         try:
-            _answer(emu, g3, "here: g3")
+            _answer(emulator, g3, "here: g3")
             status, body = deploy_files(a, g3["id"], {"src/main.ts": PING % "g3 redeployed"})
             assert status == 200, body
-            _answer(emu, g3, "here: g3 redeployed")
+            _answer(emulator, g3, "here: g3 redeployed")
         finally:
             stop_flora(b)
     finally:
         stop_flora(a)
 
 
-def test_metrics_and_status_see_every_node(emu, tmp_path, cluster_env):
-    a = _node(emu, tmp_path, "node-a", "0,1", cluster_env)
+def test_metrics_and_status_see_every_node(emulator, tmp_path, cluster_env):
+    a = _node(emulator, tmp_path, "node-a", "0,1", cluster_env)
     try:
-        b = _node(emu, tmp_path, "node-b", "2,3", cluster_env)
+        b = _node(emulator, tmp_path, "node-b", "2,3", cluster_env)
         try:
             from flora_core.config import load_config
             from flora_core.plugins import Plugins
@@ -202,7 +178,7 @@ def test_metrics_and_status_see_every_node(emu, tmp_path, cluster_env):
         stop_flora(a)
 
 
-def test_redis_down_deploys_503_scripts_keep_answering_and_it_recovers(emu, tmp_path, postgres_url):
+def test_redis_down_deploys_503_scripts_keep_answering_and_it_recovers(emulator, tmp_path, postgres_url):
     import shutil
 
     from conftest import free_port
@@ -223,7 +199,7 @@ def test_redis_down_deploys_503_scripts_keep_answering_and_it_recovers(emu, tmp_
         return proc
 
     redis_proc = own_redis()
-    g = _guild(emu, 1)
+    g = _guild(emulator, 1)
     env = {
         "DATABASE_URL": postgres_url,
         "REDIS_URL": f"redis://127.0.0.1:{port}/0",
@@ -232,16 +208,16 @@ def test_redis_down_deploys_503_scripts_keep_answering_and_it_recovers(emu, tmp_
         "RUNTIME_MAX_WORKERS": "1",
         "BUS_NAMESPACE": "flora",
     }
-    node = _node(emu, tmp_path, "solo", "0,1,2,3", env)
+    node = _node(emulator, tmp_path, "solo", "0,1,2,3", env)
     try:
         status, body = deploy_files(node, g["id"], {"src/main.ts": PING % "before"})
         assert status == 200, body
-        _answer(emu, g, "here: before")
+        _answer(emulator, g, "here: before")
         redis_proc.kill()
         redis_proc.wait(10)
         status, body = deploy_files(node, g["id"], {"src/main.ts": PING % "during"})
         assert status == 503 and body["message"].startswith("runtime unavailable: bus unavailable: "), body
-        _answer(emu, g, "here: before")  # the node keeps running what it has
+        _answer(emulator, g, "here: before")  # the node keeps running what it has
         redis_proc = own_redis()  # back, and empty
         back = time.monotonic()
 
@@ -262,7 +238,7 @@ def test_redis_down_deploys_503_scripts_keep_answering_and_it_recovers(emu, tmp_
 
         wait_for(deployed, timeout=30, interval=0.25, message="deploys work again")
         assert time.monotonic() - back < 8, attempts  # the issue asks for 5 s; room for a busy machine
-        _answer(emu, g, "here: after")
+        _answer(emulator, g, "here: after")
     finally:
         stop_flora(node)
         redis_proc.kill()
@@ -276,9 +252,9 @@ def _pings(client) -> bool:
         return False
 
 
-def _identify_times(emu) -> dict[int, list[float]]:
+def _identify_times(emulator) -> dict[int, list[float]]:
     out: dict[int, list[float]] = {}
-    for entry in emu.gateway_log:
+    for entry in emulator.gateway_log:
         if entry.get("op") == 2 and entry.get("shard"):
             out.setdefault(entry["shard"][0], []).append(entry["time"])
     return out
@@ -318,7 +294,7 @@ def test_shards_of_different_buckets_identify_without_waiting(tmp_path):
         e.stop()
 
 
-def test_flora_api_anywhere_deploys_to_either_node_and_streams_a_nodes_logs(emu, tmp_path, cluster_env):
+def test_flora_api_anywhere_deploys_to_either_node_and_streams_a_nodes_logs(emulator, tmp_path, cluster_env):
     """``flora api -w 2`` with no runtime of its own: every guild's requests go over Redis to its node, and
     a guild's log lines, written by its node into PostgreSQL, stream live through it."""
     import json
@@ -326,10 +302,10 @@ def test_flora_api_anywhere_deploys_to_either_node_and_streams_a_nodes_logs(emu,
 
     from conftest import free_port, http_json
 
-    g1, g2 = _guild(emu, 1), _guild(emu, 2)
-    a = _node(emu, tmp_path, "node-a", "0,1", cluster_env)
+    g1, g2 = _guild(emulator, 1), _guild(emulator, 2)
+    a = _node(emulator, tmp_path, "node-a", "0,1", cluster_env)
     try:
-        b = _node(emu, tmp_path, "node-b", "2,3", cluster_env)
+        b = _node(emulator, tmp_path, "node-b", "2,3", cluster_env)
         try:
             port = free_port()
             env = dict(a.env, API_PORT=str(port), FLORA_DATA_DIR=str(tmp_path / "api-only"))
@@ -355,7 +331,7 @@ def test_flora_api_anywhere_deploys_to_either_node_and_streams_a_nodes_logs(emu,
                         token=a.token,
                     )
                     assert status == 200, body
-                    _answer(emu, g, f"here: {tag}")
+                    _answer(emulator, g, f"here: {tag}")
                 # the log stream of node b's guild, read through the API that runs no V8
                 import http.client
 
