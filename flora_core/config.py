@@ -21,6 +21,16 @@ class ConfigError(Exception):
     """A configuration value is missing or invalid (one line, for stderr)."""
 
 
+def redacted(url: str) -> str:
+    """A URL setting (``DATABASE_URL``, ``REDIS_URL``) for messages: its password replaced by ``***``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+    return url
+
+
 def bool_value(raw: Any) -> bool:
     if isinstance(raw, bool):
         return raw

@@ -17,7 +17,6 @@ from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger("flora.storage")
 
@@ -162,13 +161,12 @@ class _Cursor:
 
 def describe_database(config) -> str:
     """Where ``config``'s database is, for messages (a PostgreSQL URL without its password)."""
+    from flora_core.config import redacted
+
     url = config.db_url
     if url.startswith("sqlite:///"):
         return url[len("sqlite:///") :]
-    parts = urlsplit(url)
-    if parts.password:
-        url = urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
-    return url
+    return redacted(url)
 
 
 def open_database(config, plugins, *, must_exist: bool = False) -> Database:

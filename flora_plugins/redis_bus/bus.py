@@ -25,9 +25,9 @@ import socket
 import time
 import uuid
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from flora_core.bus import BusNode, NoRuntimeNode, RuntimeUnavailable
+from flora_core.config import redacted
 from flora_core.errors import RuntimeStartError
 
 from . import leases
@@ -54,14 +54,6 @@ def _retrying() -> dict:
         "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
         "retry_on_error": [RedisConnectionError, RedisTimeoutError, OSError],
     }
-
-
-def _shown(url: str) -> str:
-    """``url`` without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password:
-        return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
-    return url
 
 
 class RedisBus:
@@ -95,7 +87,7 @@ class RedisBus:
             raise
         except (OSError, Exception) as exc:  # noqa: BLE001 - redis errors: one line, no traceback
             await self._redis.aclose()
-            raise RuntimeStartError(f"the runtime bus cannot use Redis at {_shown(self.config.redis_url)}: {exc}") from None
+            raise RuntimeStartError(f"the runtime bus cannot use Redis at {redacted(self.config.redis_url)}: {exc}") from None
         log.info("runtime node %s owns shard(s) %s of %d", self.node_id, ",".join(map(str, self.shards)), self.count)
         self._tasks = [asyncio.create_task(self._renew()), asyncio.create_task(self._consume())]
 
